@@ -1,0 +1,90 @@
+// The Fastify app as a plugin-composed instance: testable with inject, starts nothing.
+import { EventEmitter } from 'node:events';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import Ajv from 'ajv';
+import Fastify, { type FastifyServerOptions } from 'fastify';
+import { hashToken } from './auth/tokens.ts';
+import { Presence } from './agents/presence.ts';
+import type { PrismaClient } from './generated/prisma/client.ts';
+import type { Ipam } from './ipam/ipam.ts';
+import { adminAuth } from './plugins/auth.ts';
+import { registerErrorHandling } from './plugins/errors.ts';
+import hostsRoutes from './routes/v1/hosts/index.ts';
+import poolsRoutes from './routes/v1/pools/index.ts';
+import subnetsRoutes from './routes/v1/subnets/index.ts';
+import { ErrorBody } from './schemas.ts';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    prisma: PrismaClient;
+    ipam: Ipam;
+    presence: Presence;
+    /** controller-wide events ('token.rotated', ...) */
+    events: EventEmitter;
+  }
+}
+
+export interface AppOptions {
+  prisma: PrismaClient;
+  ipam: Ipam;
+  adminToken: string;
+  logger?: FastifyServerOptions['logger'];
+}
+
+export const API_VERSION = '0.1.0';
+
+// Bodies are checked as sent: no coercion ("24" is not 24), no silently dropped fields.
+const bodyAjv = new Ajv({ allErrors: false, coerceTypes: false, removeAdditional: false, useDefaults: true, strict: false });
+// Query strings and path parameters arrive as text and are coerced to their schema types.
+const textAjv = new Ajv({ allErrors: false, coerceTypes: true, removeAdditional: false, useDefaults: true, strict: false });
+
+export async function buildApp(options: AppOptions) {
+  const app = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: 1024 * 1024,
+    ajv: { customOptions: { removeAdditional: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : textAjv).compile(schema));
+  app.decorate('prisma', options.prisma);
+  app.decorate('ipam', options.ipam);
+  app.decorate('presence', new Presence());
+  app.decorate('events', new EventEmitter());
+  app.addSchema(ErrorBody);
+  registerErrorHandling(app);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'crossdock controller', version: API_VERSION, description: 'IPAM and route distribution for Docker hosts connected by plain routing.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get(
+    '/healthz',
+    { schema: { tags: ['health'], summary: 'Liveness', security: [], response: { 200: Type.Object({ status: Type.Literal('ok') }) } } },
+    async () => ({ status: 'ok' as const }),
+  );
+
+  const adminTokenHash = hashToken(options.adminToken);
+  await app.register(
+    async (v1) => {
+      v1.addHook('onRequest', adminAuth(adminTokenHash));
+      await v1.register(poolsRoutes, { prefix: '/pools' });
+      await v1.register(hostsRoutes, { prefix: '/hosts' });
+      await v1.register(subnetsRoutes, { prefix: '/subnets' });
+    },
+    { prefix: '/v1' },
+  );
+
+  return app;
+}
+
+export type App = Awaited<ReturnType<typeof buildApp>>;

@@ -1,0 +1,100 @@
+// Controller settings from flags, then environment, then defaults (DESIGN.md, Configuration).
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { formatCidr, parseCidr, type Cidr } from '@crossdock/shared';
+
+export interface ControllerConfig {
+  host: string;
+  port: number;
+  /** SQLite file path */
+  databaseFile: string;
+  adminToken: string | undefined;
+  /** null: do not create a default pool */
+  defaultPool: Cidr | null;
+  logLevel: string;
+}
+
+export class ConfigError extends Error {}
+
+export const DEFAULTS = {
+  listen: '0.0.0.0:7800',
+  db: 'file:./data/crossdock.db',
+  defaultPool: '10.100.0.0/16',
+  logLevel: 'info',
+} as const;
+
+export const USAGE = `usage: crossdock-controller [options]
+  --listen HOST:PORT      listen address           (CROSSDOCK_LISTEN, default ${DEFAULTS.listen})
+  --db file:PATH          SQLite database          (CROSSDOCK_DB, default ${DEFAULTS.db})
+  --admin-token TOKEN     operator token           (CROSSDOCK_ADMIN_TOKEN, default: generated, saved beside the database)
+  --default-pool CIDR     pool created on first start, or "none" (CROSSDOCK_DEFAULT_POOL, default ${DEFAULTS.defaultPool})
+  --log-level LEVEL       fatal|error|warn|info|debug (CROSSDOCK_LOG_LEVEL, default ${DEFAULTS.logLevel})
+  --help`;
+
+export function parseListen(text: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text);
+  const port = match ? Number(match[3]) : NaN;
+  if (!match || port < 0 || port > 65535) {
+    throw new ConfigError(`listen address "${text}" is not HOST:PORT; use something like 0.0.0.0:7800 or 127.0.0.1:7800`);
+  }
+  return { host: match[1] ?? (match[2] || '0.0.0.0'), port };
+}
+
+export function parseDatabase(text: string, cwd = process.cwd()): string {
+  const file = text.startsWith('file:') ? text.slice('file:'.length) : text;
+  if (file === '' || /^[a-z]+:\/\//i.test(text)) {
+    throw new ConfigError(`database "${text}" is not a SQLite file URL; use file:./data/crossdock.db or file:/var/lib/crossdock/crossdock.db`);
+  }
+  return path.resolve(cwd, file);
+}
+
+export function parseDefaultPool(text: string): Cidr | null {
+  if (text === 'none') return null;
+  const result = parseCidr(text);
+  if (!result.ok) {
+    const hint = result.reason === 'host-bits' ? `use ${result.suggestion}` : 'use a CIDR such as 10.100.0.0/16, or "none"';
+    throw new ConfigError(`default pool: ${result.message}; ${hint}`);
+  }
+  if (result.cidr.prefixLength > 24) {
+    throw new ConfigError(`default pool ${formatCidr(result.cidr)} is smaller than one /24 subnet; use a /24 or larger, such as 10.100.0.0/16`);
+  }
+  return result.cidr;
+}
+
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerConfig | 'help' {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        listen: { type: 'string' },
+        db: { type: 'string' },
+        'admin-token': { type: 'string' },
+        'default-pool': { type: 'string' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    throw new ConfigError(`${(error as Error).message}; see --help`);
+  }
+  if (values.help) return 'help';
+  const listen = parseListen(values.listen ?? env.CROSSDOCK_LISTEN ?? DEFAULTS.listen);
+  const adminToken = values['admin-token'] ?? env.CROSSDOCK_ADMIN_TOKEN;
+  if (adminToken !== undefined && !/^[\x21-\x7e]{16,256}$/.test(adminToken)) {
+    throw new ConfigError('admin token must be 16 to 256 printable characters without spaces; leave it unset to have one generated');
+  }
+  const logLevel = values['log-level'] ?? env.CROSSDOCK_LOG_LEVEL ?? DEFAULTS.logLevel;
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
+    throw new ConfigError(`log level "${logLevel}" is unknown; use one of fatal, error, warn, info, debug`);
+  }
+  return {
+    ...listen,
+    databaseFile: parseDatabase(values.db ?? env.CROSSDOCK_DB ?? DEFAULTS.db),
+    adminToken,
+    defaultPool: parseDefaultPool(values['default-pool'] ?? env.CROSSDOCK_DEFAULT_POOL ?? DEFAULTS.defaultPool),
+    logLevel,
+  };
+}

@@ -1,0 +1,73 @@
+// Applies prisma/migrations on start, recording them in Prisma's own _prisma_migrations
+// table (same checksum and columns), so `prisma migrate status` and `migrate deploy` agree
+// with what the controller did. Runs in-process: no CLI or engine binary on the hosts.
+import { createHash, randomUUID } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+
+export const MIGRATIONS_DIR = fileURLToPath(new URL('../../../prisma/migrations', import.meta.url));
+
+const CREATE_MIGRATIONS_TABLE = `CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
+    "id"                    TEXT PRIMARY KEY NOT NULL,
+    "checksum"              TEXT NOT NULL,
+    "finished_at"           DATETIME,
+    "migration_name"        TEXT NOT NULL,
+    "logs"                  TEXT,
+    "rolled_back_at"        DATETIME,
+    "started_at"            DATETIME NOT NULL DEFAULT current_timestamp,
+    "applied_steps_count"   INTEGER UNSIGNED NOT NULL DEFAULT 0
+)`;
+
+export interface MigrationReport {
+  applied: string[];
+  alreadyApplied: number;
+}
+
+export function applyMigrations(file: string, dir = MIGRATIONS_DIR): MigrationReport {
+  const names = readdirSync(dir, { withFileTypes: true })
+    .filter((d) => d.isDirectory() && existsSync(path.join(dir, d.name, 'migration.sql')))
+    .map((d) => d.name)
+    .sort();
+  const db = new Database(file);
+  try {
+    db.pragma('journal_mode = WAL');
+    db.exec(CREATE_MIGRATIONS_TABLE);
+    const rows = db
+      .prepare('SELECT migration_name, checksum, finished_at, rolled_back_at FROM _prisma_migrations')
+      .all() as Array<{ migration_name: string; checksum: string; finished_at: string | null; rolled_back_at: string | null }>;
+    const done = new Map(rows.filter((r) => r.finished_at && !r.rolled_back_at).map((r) => [r.migration_name, r.checksum]));
+    const failed = rows.find((r) => !r.finished_at && !r.rolled_back_at);
+    if (failed) {
+      throw new Error(`migration ${failed.migration_name} failed earlier and was never resolved; inspect the database, then run \`prisma migrate resolve\``);
+    }
+    const applied: string[] = [];
+    for (const name of names) {
+      const sql = readFileSync(path.join(dir, name, 'migration.sql'), 'utf8');
+      const checksum = createHash('sha256').update(sql).digest('hex');
+      const previous = done.get(name);
+      if (previous !== undefined) {
+        if (previous !== checksum) throw new Error(`migration ${name} was changed after it was applied; restore it and add a new migration instead`);
+        continue;
+      }
+      const id = randomUUID();
+      const run = db.transaction(() => {
+        db.prepare('INSERT INTO _prisma_migrations (id, checksum, migration_name, started_at, applied_steps_count) VALUES (?, ?, ?, ?, 0)')
+          .run(id, checksum, name, timestamp());
+        db.exec(sql);
+        db.prepare('UPDATE _prisma_migrations SET finished_at = ?, applied_steps_count = 1 WHERE id = ?').run(timestamp(), id);
+      });
+      run();
+      applied.push(name);
+    }
+    return { applied, alreadyApplied: done.size };
+  } finally {
+    db.close();
+  }
+}
+
+/** The format Prisma's migrate engine writes (`2026-11-29T22:43:50.174+00:00`). */
+function timestamp(): string {
+  return new Date().toISOString().replace('Z', '+00:00');
+}

@@ -1,0 +1,55 @@
+// Every error the API can answer with: one stable code, one HTTP status.
+export const ERROR_STATUS = {
+  VALIDATION_FAILED: 400,
+  INVALID_JSON: 400,
+  INVALID_CIDR: 400,
+  CIDR_HOST_BITS_SET: 400,
+  INVALID_PREFIX_LENGTH: 400,
+  INVALID_GATEWAY: 400,
+  INVALID_ADDRESS: 400,
+  INVALID_HOST_NAME: 400,
+  INVALID_NETWORK_NAME: 400,
+  INVALID_INTERFACE: 400,
+  INVALID_LABELS: 400,
+  RESERVED_OUTSIDE_POOL: 400,
+  SUBNET_OUTSIDE_POOL: 400,
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  POOL_NOT_FOUND: 404,
+  HOST_NOT_FOUND: 404,
+  SUBNET_NOT_FOUND: 404,
+  JOB_NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  POOL_EXISTS: 409,
+  POOL_OVERLAP: 409,
+  POOL_IN_USE: 409,
+  POOL_EXHAUSTED: 409,
+  SUBNET_OVERLAP: 409,
+  SUBNET_RESERVED: 409,
+  NETWORK_NAME_IN_USE: 409,
+  HOST_EXISTS: 409,
+  ADDRESS_IN_USE: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  INTERNAL_ERROR: 500,
+  UNAVAILABLE: 503,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+export class ApiError extends Error {
+  readonly code: ErrorCode;
+  readonly statusCode: number;
+
+  constructor(code: ErrorCode, message: string) {
+    super(message);
+    this.name = 'ApiError';
+    this.code = code;
+    this.statusCode = ERROR_STATUS[code];
+  }
+}
+
+export function isApiError(error: unknown): error is ApiError {
+  return error instanceof ApiError;
+}

@@ -1,0 +1,507 @@
+// The allocator: an in-memory index of pools, subnets and hosts, rebuilt from the database at
+// start-up, guarded by the database, and changed only through the SerialWriter. Every path
+// that creates a subnet goes through allocate(), so first fit and the overlap checks hold
+// under any concurrency.
+import { EventEmitter } from 'node:events';
+import {
+  blockSize,
+  containsCidr,
+  formatCidr,
+  lastAddress,
+  mustParseCidr,
+  overlaps,
+  type Cidr,
+} from '@crossdock/shared';
+import { ApiError } from '../errors.ts';
+import type { PrismaClient } from '../generated/prisma/client.ts';
+import { IntervalSet } from './interval-set.ts';
+import { requireSubnetPrefixLength, resolveGateway } from './rules.ts';
+import { SerialWriter, type Prepared, type Tx } from './writer.ts';
+
+export const DEFAULT_POOL_NAME = 'default';
+export const DEFAULT_NETWORK_NAME = 'crossdock';
+
+export type SubnetMode = 'network' | 'bip';
+
+interface PoolEntry {
+  id: number;
+  name: string;
+  cidr: Cidr;
+  subnetPrefixLength: number;
+  reserved: Cidr[];
+  reservedSet: IntervalSet;
+  /** reserved ranges and subnets */
+  occupied: IntervalSet;
+  subnetCount: number;
+}
+
+interface SubnetEntry {
+  id: number;
+  poolId: number;
+  hostId: number;
+  cidr: Cidr;
+  network: string;
+  mode: SubnetMode;
+}
+
+interface HostEntry {
+  id: number;
+  name: string;
+  address: string;
+  subnets: Map<number, SubnetEntry>;
+  /** network names taken on this host, including ones not yet committed */
+  networks: Set<string>;
+}
+
+export interface SubnetRequest {
+  pool?: string;
+  prefixLength?: number;
+  cidr?: Cidr;
+  gateway?: string;
+  network: string;
+  mode: SubnetMode;
+}
+
+export interface HostRequest {
+  name: string;
+  address: string;
+  interface: string;
+  labels: Record<string, string>;
+  tokenHash: string;
+}
+
+export type IpamChange =
+  | { type: 'host.created'; hostId: number }
+  | { type: 'host.updated'; hostId: number; addressChanged: boolean }
+  | { type: 'host.deleted'; hostId: number; name: string }
+  | { type: 'subnet.created'; subnetId: number; hostId: number }
+  | { type: 'subnet.deleted'; subnetId: number; hostId: number; cidr: string }
+  | { type: 'pool.created' | 'pool.deleted'; poolName: string };
+
+export const subnetInclude = { pool: { select: { name: true } }, host: { select: { name: true } } } as const;
+
+export class Ipam {
+  private readonly pools = new Map<string, PoolEntry>();
+  private readonly poolsById = new Map<number, PoolEntry>();
+  private readonly subnets = new Map<number, SubnetEntry>();
+  private readonly hostsByName = new Map<string, HostEntry>();
+  private readonly hostsById = new Map<number, HostEntry>();
+  private readonly hostsByAddress = new Map<string, HostEntry>();
+  readonly writer: SerialWriter;
+  /** Emits 'change' (IpamChange) after each committed operation. */
+  readonly events = new EventEmitter();
+
+  private constructor(private readonly prisma: PrismaClient) {
+    this.writer = new SerialWriter(prisma, mapDatabaseError);
+  }
+
+  /** Builds the index from the database. */
+  static async load(prisma: PrismaClient): Promise<Ipam> {
+    const ipam = new Ipam(prisma);
+    const pools = await prisma.pool.findMany({ include: { reserved: true } });
+    for (const p of pools) {
+      ipam.indexPool(p.id, p.name, mustParseCidr(p.cidr), p.subnetPrefixLength, p.reserved.map((r) => mustParseCidr(r.cidr)));
+    }
+    const hosts = await prisma.host.findMany({ select: { id: true, name: true, address: true } });
+    for (const h of hosts) ipam.indexHost({ id: h.id, name: h.name, address: h.address, subnets: new Map(), networks: new Set() });
+    const subnets = await prisma.subnet.findMany({ select: { id: true, cidr: true, poolId: true, hostId: true, network: true, mode: true } });
+    for (const s of subnets) {
+      ipam.indexSubnet({ id: s.id, cidr: mustParseCidr(s.cidr), poolId: s.poolId, hostId: s.hostId, network: s.network, mode: s.mode as SubnetMode });
+    }
+    return ipam;
+  }
+
+  // ---- index maintenance (synchronous, used by prepare/undo) ----
+
+  private indexPool(id: number, name: string, cidr: Cidr, subnetPrefixLength: number, reserved: Cidr[]): PoolEntry {
+    const entry: PoolEntry = { id, name, cidr, subnetPrefixLength, reserved, reservedSet: new IntervalSet(), occupied: new IntervalSet(), subnetCount: 0 };
+    for (const r of reserved) {
+      entry.reservedSet.add({ start: r.network, end: lastAddress(r) });
+      entry.occupied.add({ start: r.network, end: lastAddress(r) });
+    }
+    this.pools.set(name, entry);
+    if (id > 0) this.poolsById.set(id, entry);
+    return entry;
+  }
+
+  private unindexPool(entry: PoolEntry): void {
+    this.pools.delete(entry.name);
+    this.poolsById.delete(entry.id);
+  }
+
+  private indexHost(entry: HostEntry): void {
+    this.hostsByName.set(entry.name, entry);
+    this.hostsByAddress.set(entry.address, entry);
+    if (entry.id > 0) this.hostsById.set(entry.id, entry);
+  }
+
+  private unindexHost(entry: HostEntry): void {
+    this.hostsByName.delete(entry.name);
+    this.hostsByAddress.delete(entry.address);
+    this.hostsById.delete(entry.id);
+  }
+
+  private indexSubnet(entry: SubnetEntry, pool = this.poolsById.get(entry.poolId), host = this.hostsById.get(entry.hostId)): void {
+    if (!pool || !host) throw new Error(`subnet ${formatCidr(entry.cidr)} refers to a missing pool or host`);
+    pool.occupied.add({ start: entry.cidr.network, end: lastAddress(entry.cidr) });
+    pool.subnetCount++;
+    host.networks.add(entry.network);
+    if (entry.id > 0) {
+      host.subnets.set(entry.id, entry);
+      this.subnets.set(entry.id, entry);
+    }
+  }
+
+  private unindexSubnet(entry: SubnetEntry, pool: PoolEntry, host: HostEntry): void {
+    pool.occupied.remove(entry.cidr.network, lastAddress(entry.cidr));
+    pool.subnetCount--;
+    host.networks.delete(entry.network);
+    host.subnets.delete(entry.id);
+    this.subnets.delete(entry.id);
+  }
+
+  // ---- queries ----
+
+  poolNames(): string[] {
+    return [...this.pools.keys()];
+  }
+
+  hasPool(name: string): boolean {
+    return this.pools.has(name);
+  }
+
+  hostIdByName(name: string): number | undefined {
+    const id = this.hostsByName.get(name)?.id;
+    return id !== undefined && id > 0 ? id : undefined;
+  }
+
+  /** Utilization in subnets of the pool's own size. */
+  utilization(name: string): { total: number; allocated: number; free: number; reserved: number } {
+    const pool = this.requirePool(name);
+    const size = blockSize(pool.subnetPrefixLength);
+    const start = pool.cidr.network;
+    const end = lastAddress(pool.cidr);
+    const total = blockSize(pool.cidr.prefixLength) / size;
+    const usable = pool.reservedSet.countFree(start, end, size);
+    const free = pool.occupied.countFree(start, end, size);
+    return { total, allocated: usable - free, free, reserved: total - usable };
+  }
+
+  /** The next free subnets of a pool, lowest first, without reserving them. */
+  available(name: string, prefixLength: number | undefined, limit: number): string[] {
+    const pool = this.requirePool(name);
+    const length = requireSubnetPrefixLength(prefixLength ?? pool.subnetPrefixLength, pool.cidr, 'prefixLength');
+    return pool.occupied
+      .firstFit(pool.cidr.network, lastAddress(pool.cidr), blockSize(length), limit)
+      .map((network) => formatCidr({ network, prefixLength: length }));
+  }
+
+  private requirePool(name: string): PoolEntry {
+    const pool = this.pools.get(name);
+    if (!pool || pool.id <= 0) throw poolNotFound(name, this.poolNames());
+    return pool;
+  }
+
+  // ---- operations ----
+
+  createPool(input: { name: string; cidr: Cidr; subnetPrefixLength: number; reserved: Cidr[] }) {
+    return this.writer.run(() => {
+      if (this.pools.has(input.name)) throw new ApiError('POOL_EXISTS', `a pool named "${input.name}" already exists; choose another name`);
+      for (const other of this.pools.values()) {
+        if (overlaps(other.cidr, input.cidr)) {
+          throw new ApiError('POOL_OVERLAP', `${formatCidr(input.cidr)} overlaps pool "${other.name}" (${formatCidr(other.cidr)}); choose a range outside every existing pool`);
+        }
+      }
+      requireSubnetPrefixLength(input.subnetPrefixLength, input.cidr, 'subnetPrefixLength');
+      const reserved = [...input.reserved].sort((a, b) => a.network - b.network);
+      reserved.forEach((r, i) => {
+        if (!containsCidr(input.cidr, r)) {
+          throw new ApiError('RESERVED_OUTSIDE_POOL', `reserved range ${formatCidr(r)} is outside the pool ${formatCidr(input.cidr)}; list only ranges inside it`);
+        }
+        const previous = reserved[i - 1];
+        if (previous && overlaps(previous, r)) {
+          throw new ApiError('VALIDATION_FAILED', `reserved ranges ${formatCidr(previous)} and ${formatCidr(r)} overlap; list each address once`);
+        }
+      });
+      const entry = this.indexPool(0, input.name, input.cidr, input.subnetPrefixLength, reserved);
+      return {
+        write: (tx: Tx) =>
+          tx.pool.create({
+            data: {
+              name: input.name,
+              cidr: formatCidr(input.cidr),
+              subnetPrefixLength: input.subnetPrefixLength,
+              reserved: { create: reserved.map((r) => ({ cidr: formatCidr(r) })) },
+            },
+            include: { reserved: true },
+          }),
+        undo: () => this.unindexPool(entry),
+        committed: (pool) => {
+          entry.id = pool.id;
+          this.poolsById.set(pool.id, entry);
+          this.emit({ type: 'pool.created', poolName: input.name });
+        },
+      };
+    });
+  }
+
+  deletePool(name: string) {
+    return this.writer.run(() => {
+      const pool = this.requirePool(name);
+      if (pool.subnetCount > 0) {
+        throw new ApiError('POOL_IN_USE', `pool "${name}" still holds ${pool.subnetCount} subnet(s); release them first (GET /v1/subnets?pool=${name} lists them)`);
+      }
+      this.unindexPool(pool);
+      return {
+        write: (tx: Tx) => tx.pool.delete({ where: { id: pool.id } }).then(() => undefined),
+        undo: () => {
+          this.pools.set(pool.name, pool);
+          this.poolsById.set(pool.id, pool);
+        },
+        committed: () => this.emit({ type: 'pool.deleted', poolName: name }),
+      };
+    });
+  }
+
+  /**
+   * Checks a subnet request against the index and reserves its range. Returns the reservation
+   * and its undo; the caller writes the row.
+   */
+  private reserveSubnet(host: HostEntry, request: SubnetRequest) {
+    if (host.networks.has(request.network)) {
+      throw new ApiError('NETWORK_NAME_IN_USE', `host "${host.name}" already has a subnet for network "${request.network}"; give the new subnet another network name`);
+    }
+    if (request.mode === 'bip' && [...host.subnets.values()].some((s) => s.mode === 'bip')) {
+      throw new ApiError('NETWORK_NAME_IN_USE', `host "${host.name}" already has a bip subnet (an engine has one default bridge); use mode "network" for another subnet`);
+    }
+    let pool: PoolEntry;
+    let cidr: Cidr;
+    if (request.cidr) {
+      cidr = request.cidr;
+      const named = request.pool === undefined ? undefined : this.requirePool(request.pool);
+      const found = named ?? [...this.pools.values()].find((p) => p.id > 0 && containsCidr(p.cidr, cidr));
+      if (!found || !containsCidr(found.cidr, cidr)) {
+        const where = found ? `pool "${found.name}" (${formatCidr(found.cidr)})` : `any pool (${this.describePools()})`;
+        throw new ApiError('SUBNET_OUTSIDE_POOL', `${formatCidr(cidr)} is not inside ${where}; request a CIDR inside a pool, or create a pool that contains it`);
+      }
+      pool = found;
+      if (request.prefixLength !== undefined && request.prefixLength !== cidr.prefixLength) {
+        throw new ApiError('INVALID_PREFIX_LENGTH', `prefixLength ${request.prefixLength} contradicts cidr ${formatCidr(cidr)}; give one or make them agree`);
+      }
+      requireSubnetPrefixLength(cidr.prefixLength, pool.cidr, 'the prefix length of cidr');
+      const start = cidr.network;
+      const end = lastAddress(cidr);
+      const reserved = pool.reservedSet.findOverlap(start, end);
+      if (reserved) {
+        throw new ApiError('SUBNET_RESERVED', `${formatCidr(cidr)} overlaps a reserved range of pool "${pool.name}" (${pool.reserved.map(formatCidr).join(', ')}); choose addresses outside it`);
+      }
+      const taken = pool.occupied.findOverlap(start, end);
+      if (taken) {
+        const other = this.describeRange(taken.start, taken.end);
+        const next = this.available(pool.name, cidr.prefixLength, 1)[0];
+        throw new ApiError('SUBNET_OVERLAP', `${formatCidr(cidr)} overlaps the allocated subnet ${other}${next ? `; the lowest free /${cidr.prefixLength} is ${next}` : ''}`);
+      }
+    } else {
+      const poolName = request.pool ?? DEFAULT_POOL_NAME;
+      if (!this.pools.has(poolName) && request.pool === undefined) {
+        throw new ApiError('POOL_NOT_FOUND', `no pool was named and there is no pool "${DEFAULT_POOL_NAME}"; name one of: ${this.describePools()}`);
+      }
+      pool = this.requirePool(poolName);
+      const length = requireSubnetPrefixLength(request.prefixLength ?? pool.subnetPrefixLength, pool.cidr, 'prefixLength');
+      const [network] = pool.occupied.firstFit(pool.cidr.network, lastAddress(pool.cidr), blockSize(length), 1);
+      if (network === undefined) {
+        throw new ApiError('POOL_EXHAUSTED', `pool "${pool.name}" (${formatCidr(pool.cidr)}) has no free /${length}; release a subnet, ask for a longer prefix, or use another pool`);
+      }
+      cidr = { network, prefixLength: length };
+    }
+    const gateway = resolveGateway(cidr, request.gateway);
+    const entry: SubnetEntry = { id: 0, poolId: pool.id, hostId: host.id, cidr, network: request.network, mode: request.mode };
+    this.indexSubnet(entry, pool, host);
+    return {
+      entry,
+      pool,
+      data: { cidr: formatCidr(cidr), prefixLength: cidr.prefixLength, gateway, network: request.network, mode: request.mode, poolId: pool.id },
+      undo: () => this.unindexSubnet(entry, pool, host),
+    };
+  }
+
+  private commitSubnet(entry: SubnetEntry, host: HostEntry, id: number): void {
+    entry.id = id;
+    entry.hostId = host.id;
+    host.subnets.set(id, entry);
+    this.subnets.set(id, entry);
+  }
+
+  allocate(hostName: string, request: SubnetRequest) {
+    return this.writer.run(() => {
+      const host = this.hostsByName.get(hostName);
+      if (!host || host.id <= 0) throw hostNotFound(hostName);
+      const reservation = this.reserveSubnet(host, request);
+      return {
+        write: (tx: Tx) => tx.subnet.create({ data: { ...reservation.data, hostId: host.id }, include: subnetInclude }),
+        undo: reservation.undo,
+        committed: (subnet) => {
+          this.commitSubnet(reservation.entry, host, subnet.id);
+          this.emit({ type: 'subnet.created', subnetId: subnet.id, hostId: host.id });
+        },
+      };
+    });
+  }
+
+  releaseSubnet(id: number) {
+    return this.writer.run(() => {
+      const entry = this.subnets.get(id);
+      if (!entry) throw new ApiError('SUBNET_NOT_FOUND', `no subnet with id ${id}; GET /v1/subnets lists them`);
+      const pool = this.poolsById.get(entry.poolId)!;
+      const host = this.hostsById.get(entry.hostId)!;
+      this.unindexSubnet(entry, pool, host);
+      return {
+        write: (tx: Tx) => tx.subnet.delete({ where: { id } }).then(() => undefined),
+        undo: () => this.indexSubnet(entry, pool, host),
+        committed: () => this.emit({ type: 'subnet.deleted', subnetId: id, hostId: host.id, cidr: formatCidr(entry.cidr) }),
+      };
+    });
+  }
+
+  registerHost(input: HostRequest, firstSubnet: SubnetRequest | null) {
+    return this.writer.run(() => {
+      this.checkHostUnique(input.name, input.address);
+      const host: HostEntry = { id: 0, name: input.name, address: input.address, subnets: new Map(), networks: new Set() };
+      this.indexHost(host);
+      let reservation: ReturnType<Ipam['reserveSubnet']> | undefined;
+      try {
+        reservation = firstSubnet ? this.reserveSubnet(host, firstSubnet) : undefined;
+      } catch (error) {
+        this.unindexHost(host);
+        throw error;
+      }
+      const undo = () => {
+        reservation?.undo();
+        this.unindexHost(host);
+      };
+      return {
+        write: async (tx: Tx) => {
+          const created = await tx.host.create({
+            data: { name: input.name, address: input.address, interface: input.interface, labels: JSON.stringify(input.labels), tokenHash: input.tokenHash },
+          });
+          const subnet = reservation ? await tx.subnet.create({ data: { ...reservation.data, hostId: created.id }, include: subnetInclude }) : undefined;
+          return { host: created, subnet };
+        },
+        undo,
+        committed: ({ host: created, subnet }: { host: { id: number }; subnet?: { id: number } }) => {
+          host.id = created.id;
+          this.hostsById.set(created.id, host);
+          if (reservation && subnet) this.commitSubnet(reservation.entry, host, subnet.id);
+          this.emit({ type: 'host.created', hostId: created.id });
+        },
+      } satisfies Prepared<{ host: { id: number }; subnet?: { id: number } }>;
+    });
+  }
+
+  updateHost(name: string, patch: { address?: string; interface?: string; labels?: Record<string, string> }) {
+    return this.writer.run(() => {
+      const host = this.hostsByName.get(name);
+      if (!host || host.id <= 0) throw hostNotFound(name);
+      const oldAddress = host.address;
+      const addressChanged = patch.address !== undefined && patch.address !== oldAddress;
+      if (addressChanged) {
+        this.checkHostUnique(undefined, patch.address!);
+        this.hostsByAddress.delete(oldAddress);
+        host.address = patch.address!;
+        this.hostsByAddress.set(host.address, host);
+      }
+      return {
+        write: (tx: Tx) =>
+          tx.host.update({
+            where: { id: host.id },
+            data: {
+              address: patch.address,
+              interface: patch.interface,
+              labels: patch.labels === undefined ? undefined : JSON.stringify(patch.labels),
+            },
+          }),
+        undo: () => {
+          if (!addressChanged) return;
+          this.hostsByAddress.delete(host.address);
+          host.address = oldAddress;
+          this.hostsByAddress.set(oldAddress, host);
+        },
+        committed: () => this.emit({ type: 'host.updated', hostId: host.id, addressChanged }),
+      };
+    });
+  }
+
+  /** Runs a write that touches one host but not the index (token rotation, status). */
+  updateHostRow<T>(name: string, write: (tx: Tx, hostId: number) => Promise<T>) {
+    return this.writer.run(() => {
+      const host = this.hostsByName.get(name);
+      if (!host || host.id <= 0) throw hostNotFound(name);
+      return { write: (tx: Tx) => write(tx, host.id), undo: () => {} };
+    });
+  }
+
+  deleteHost(name: string) {
+    return this.writer.run(() => {
+      const host = this.hostsByName.get(name);
+      if (!host || host.id <= 0) throw hostNotFound(name);
+      const released = [...host.subnets.values()];
+      for (const s of released) this.unindexSubnet(s, this.poolsById.get(s.poolId)!, host);
+      this.unindexHost(host);
+      return {
+        write: (tx: Tx) => tx.host.delete({ where: { id: host.id } }).then(() => undefined),
+        undo: () => {
+          this.indexHost(host);
+          for (const s of released) this.indexSubnet(s);
+        },
+        committed: () => {
+          for (const s of released) this.emit({ type: 'subnet.deleted', subnetId: s.id, hostId: host.id, cidr: formatCidr(s.cidr) });
+          this.emit({ type: 'host.deleted', hostId: host.id, name });
+        },
+      };
+    });
+  }
+
+  private checkHostUnique(name: string | undefined, address: string): void {
+    if (name !== undefined && this.hostsByName.has(name)) {
+      throw new ApiError('HOST_EXISTS', `a host named "${name}" is already registered; choose another name or DELETE /v1/hosts/${name} first`);
+    }
+    const holder = this.hostsByAddress.get(address);
+    if (holder) {
+      throw new ApiError('ADDRESS_IN_USE', `address ${address} is already registered to host "${holder.name}"; each host needs its own address`);
+    }
+  }
+
+  private describePools(): string {
+    const pools = [...this.pools.values()].filter((p) => p.id > 0);
+    return pools.length === 0 ? 'none exist; POST /v1/pools creates one' : pools.map((p) => `"${p.name}" ${formatCidr(p.cidr)}`).join(', ');
+  }
+
+  private describeRange(start: number, end: number): string {
+    for (const s of this.subnets.values()) {
+      if (s.cidr.network === start && lastAddress(s.cidr) === end) {
+        return `${formatCidr(s.cidr)} (host "${this.hostsById.get(s.hostId)?.name ?? '?'}", id ${s.id})`;
+      }
+    }
+    return formatCidr({ network: start, prefixLength: 32 - Math.log2(end - start + 1) });
+  }
+
+  private emit(change: IpamChange): void {
+    this.events.emit('change', change);
+  }
+}
+
+function hostNotFound(name: string): ApiError {
+  return new ApiError('HOST_NOT_FOUND', `no host named "${name}"; GET /v1/hosts lists the registered hosts`);
+}
+
+function poolNotFound(name: string, names: string[]): ApiError {
+  return new ApiError('POOL_NOT_FOUND', `no pool named "${name}"; ${names.length ? `existing pools: ${names.join(', ')}` : 'none exist yet (POST /v1/pools)'}`);
+}
+
+/** Database constraint failures that slipped past the index (a second writer, a bug). */
+function mapDatabaseError(error: unknown): unknown {
+  const code = (error as { code?: string })?.code;
+  if (code === 'P2002') return new ApiError('SUBNET_OVERLAP', 'the database refused a duplicate; retry the request');
+  if (code === 'P2003' || code === 'P2025') return new ApiError('NOT_FOUND', 'a host, pool or subnet this request refers to no longer exists; retry the request');
+  return error;
+}

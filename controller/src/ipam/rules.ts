@@ -1,0 +1,126 @@
+// Validation of operator input for IPAM: pure functions that return the parsed value or
+// throw an ApiError whose message says what would be right.
+import {
+  formatCidr,
+  formatIPv4,
+  hostRange,
+  isUnicastAddress,
+  lastAddress,
+  parseCidr,
+  parseIPv4,
+  type Cidr,
+} from '@crossdock/shared';
+import { ApiError } from '../errors.ts';
+
+/** Smallest subnet we hand out: a Docker bridge needs a gateway and at least one container. */
+export const MAX_SUBNET_PREFIX_LENGTH = 30;
+
+export function requireCidr(text: string, field: string): Cidr {
+  const result = parseCidr(text);
+  if (result.ok) return result.cidr;
+  if (result.reason === 'host-bits') {
+    throw new ApiError('CIDR_HOST_BITS_SET', `${field} ${result.message}; use ${result.suggestion}`);
+  }
+  throw new ApiError('INVALID_CIDR', `${field}: ${result.message}`);
+}
+
+export function requireSubnetPrefixLength(prefixLength: number, pool: Cidr, field: string): number {
+  if (!Number.isInteger(prefixLength) || prefixLength < pool.prefixLength || prefixLength > MAX_SUBNET_PREFIX_LENGTH) {
+    throw new ApiError(
+      'INVALID_PREFIX_LENGTH',
+      `${field} ${prefixLength} does not fit pool ${formatCidr(pool)}; use a length from ${pool.prefixLength} to ${MAX_SUBNET_PREFIX_LENGTH}`,
+    );
+  }
+  return prefixLength;
+}
+
+/** The gateway for a subnet: the given address if it is a usable host address, else its first host. */
+export function resolveGateway(subnet: Cidr, gateway: string | undefined): string {
+  const { first, last } = hostRange(subnet);
+  if (gateway === undefined) return formatIPv4(first);
+  const address = parseIPv4(gateway);
+  const cidr = formatCidr(subnet);
+  if (address === null) {
+    throw new ApiError('INVALID_GATEWAY', `gateway "${gateway}" is not an IPv4 address; use a host address of ${cidr} such as ${formatIPv4(first)}`);
+  }
+  if (address < subnet.network || address > lastAddress(subnet)) {
+    throw new ApiError('INVALID_GATEWAY', `gateway ${gateway} is outside ${cidr}; use a host address such as ${formatIPv4(first)}`);
+  }
+  if (address === subnet.network) {
+    throw new ApiError('INVALID_GATEWAY', `gateway ${gateway} is the network address of ${cidr}; use a host address such as ${formatIPv4(first)}`);
+  }
+  if (address > last) {
+    throw new ApiError('INVALID_GATEWAY', `gateway ${gateway} is the broadcast address of ${cidr}; use a host address such as ${formatIPv4(first)}`);
+  }
+  return gateway;
+}
+
+const DNS_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+export function requireHostName(name: string): string {
+  if (!DNS_LABEL.test(name)) {
+    const hint = name.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63) || 'host-1';
+    throw new ApiError(
+      'INVALID_HOST_NAME',
+      `host name "${name}" is not a DNS label; use 1 to 63 lowercase letters, digits and inner hyphens, such as "${hint}"`,
+    );
+  }
+  return name;
+}
+
+export function requireUnicastAddress(text: string, field = 'address'): string {
+  const address = parseIPv4(text);
+  if (address === null) {
+    throw new ApiError('INVALID_ADDRESS', `${field} "${text}" is not an IPv4 address; use four decimal octets such as 192.168.32.20`);
+  }
+  if (!isUnicastAddress(address)) {
+    throw new ApiError(
+      'INVALID_ADDRESS',
+      `${field} ${text} is not a unicast host address (it is in 0.0.0.0/8, 127.0.0.0/8, 169.254.0.0/16 or 224.0.0.0 and above); use the host's address on the shared network`,
+    );
+  }
+  return text;
+}
+
+// Linux: at most 15 bytes, no '/', ':' or whitespace, not '.' or '..'.
+const INTERFACE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,14}$/;
+
+export function requireInterfaceName(name: string): string {
+  if (!INTERFACE_NAME.test(name) || name === '.' || name === '..') {
+    throw new ApiError('INVALID_INTERFACE', `interface "${name}" is not a Linux interface name; use up to 15 letters, digits, '.', '-' or '_', such as eth0`);
+  }
+  return name;
+}
+
+const DOCKER_NETWORK_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
+
+export function requireNetworkName(name: string): string {
+  if (!DOCKER_NETWORK_NAME.test(name)) {
+    throw new ApiError(
+      'INVALID_NETWORK_NAME',
+      `network "${name}" is not a valid Docker network name; start with a letter or digit and use up to 63 letters, digits, '_', '.' or '-', such as "crossdock"`,
+    );
+  }
+  return name;
+}
+
+const LABEL_KEY = /^[a-z0-9]([a-z0-9._/-]{0,61}[a-z0-9])?$/i;
+const MAX_LABELS = 64;
+const MAX_LABEL_VALUE_LENGTH = 256;
+
+export function requireLabels(labels: Record<string, string>): Record<string, string> {
+  const entries = Object.entries(labels);
+  if (entries.length > MAX_LABELS) {
+    throw new ApiError('INVALID_LABELS', `${entries.length} labels given; use at most ${MAX_LABELS}`);
+  }
+  for (const [key, value] of entries) {
+    if (!LABEL_KEY.test(key)) {
+      throw new ApiError('INVALID_LABELS', `label key "${key}" is invalid; use up to 63 letters, digits, '.', '_', '/' or '-', starting and ending with a letter or digit`);
+    }
+    // eslint-disable-next-line no-control-regex
+    if (value.length > MAX_LABEL_VALUE_LENGTH || /[\u0000-\u001f\u007f]/.test(value)) {
+      throw new ApiError('INVALID_LABELS', `label "${key}" has a value that is too long or holds control characters; use at most ${MAX_LABEL_VALUE_LENGTH} printable characters`);
+    }
+  }
+  return labels;
+}

@@ -1,0 +1,101 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { hashToken, newHostToken } from '../../../auth/tokens.ts';
+import { ApiError } from '../../../errors.ts';
+import { DEFAULT_NETWORK_NAME } from '../../../ipam/ipam.ts';
+import { requireHostName, requireInterfaceName, requireLabels, requireUnicastAddress } from '../../../ipam/rules.ts';
+import { Host, Labels, NameParams, commonErrors, itemsOf } from '../../../schemas.ts';
+import { hostInclude, hostView } from '../../../views.ts';
+
+const RegisterHost = Type.Object(
+  {
+    name: Type.String({ description: 'DNS label', examples: ['node-1'] }),
+    address: Type.String({ description: "the host's unicast IPv4 address on the shared network", examples: ['192.168.32.20'] }),
+    interface: Type.Optional(Type.String({ default: 'eth0', description: 'the interface that address is on' })),
+    labels: Type.Optional(Labels),
+    pool: Type.Optional(Type.String({ description: 'pool for the first subnet (default: "default")' })),
+    allocate: Type.Optional(Type.Boolean({ default: true, description: 'allocate the first subnet now' })),
+  },
+  { additionalProperties: false },
+);
+
+const PatchHost = Type.Object(
+  {
+    address: Type.Optional(Type.String()),
+    interface: Type.Optional(Type.String()),
+    labels: Type.Optional(Labels),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+
+const hosts: FastifyPluginAsyncTypebox = async (app) => {
+  const { prisma, ipam, presence } = app;
+
+  async function loadHost(name: string) {
+    const row = await prisma.host.findUnique({ where: { name }, include: hostInclude });
+    if (!row) throw new ApiError('HOST_NOT_FOUND', `no host named "${name}"; GET /v1/hosts lists the registered hosts`);
+    return hostView(row, presence);
+  }
+
+  app.post(
+    '/',
+    { schema: { tags: ['hosts'], summary: 'Register a host (and allocate its first subnet)', body: RegisterHost, response: { 201: Type.Object({ host: Host, token: Type.String({ description: 'shown once' }) }), ...commonErrors } } },
+    async (request, reply) => {
+      const body = request.body;
+      const token = newHostToken();
+      const input = {
+        name: requireHostName(body.name),
+        address: requireUnicastAddress(body.address),
+        interface: requireInterfaceName(body.interface ?? 'eth0'),
+        labels: requireLabels(body.labels ?? {}),
+        tokenHash: hashToken(token),
+      };
+      if (body.allocate === false && body.pool !== undefined) {
+        throw new ApiError('VALIDATION_FAILED', 'pool was given with allocate:false; drop one of them');
+      }
+      const firstSubnet = body.allocate === false ? null : { pool: body.pool, network: DEFAULT_NETWORK_NAME, mode: 'network' as const };
+      await ipam.registerHost(input, firstSubnet);
+      return reply.code(201).send({ host: await loadHost(input.name), token });
+    },
+  );
+
+  app.get('/', { schema: { tags: ['hosts'], summary: 'List hosts', response: { 200: itemsOf(Host) } } }, async () => {
+    const rows = await prisma.host.findMany({ include: hostInclude, orderBy: { id: 'asc' } });
+    return { items: rows.map((r) => hostView(r, presence)) };
+  });
+
+  app.get('/:name', { schema: { tags: ['hosts'], summary: 'Get a host', params: NameParams, response: { 200: Host, ...commonErrors } } }, async (request) =>
+    loadHost(request.params.name),
+  );
+
+  app.patch(
+    '/:name',
+    { schema: { tags: ['hosts'], summary: "Change a host's address, interface or labels", params: NameParams, body: PatchHost, response: { 200: Host, ...commonErrors } } },
+    async (request) => {
+      const { address, interface: iface, labels } = request.body;
+      await ipam.updateHost(request.params.name, {
+        address: address === undefined ? undefined : requireUnicastAddress(address),
+        interface: iface === undefined ? undefined : requireInterfaceName(iface),
+        labels: labels === undefined ? undefined : requireLabels(labels),
+      });
+      return loadHost(request.params.name);
+    },
+  );
+
+  app.delete('/:name', { schema: { tags: ['hosts'], summary: 'Delete a host and release its subnets', params: NameParams, response: { 204: Type.Null(), ...commonErrors } } }, async (request, reply) => {
+    await ipam.deleteHost(request.params.name);
+    return reply.code(204).send(null);
+  });
+
+  app.post(
+    '/:name/token',
+    { schema: { tags: ['hosts'], summary: "Rotate a host's token (the old one stops working)", params: NameParams, response: { 200: Type.Object({ token: Type.String() }), ...commonErrors } } },
+    async (request) => {
+      const token = newHostToken();
+      await ipam.updateHostRow(request.params.name, (tx, id) => tx.host.update({ where: { id }, data: { tokenHash: hashToken(token) } }));
+      app.events.emit('token.rotated', request.params.name);
+      return { token };
+    },
+  );
+};
+
+export default hosts;

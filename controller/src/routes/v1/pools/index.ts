@@ -1,0 +1,80 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { ApiError } from '../../../errors.ts';
+import { requireCidr } from '../../../ipam/rules.ts';
+import { NameParams, Pool, PoolWithUtilization, commonErrors, itemsOf } from '../../../schemas.ts';
+import { poolView } from '../../../views.ts';
+
+const POOL_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+const MAX_AVAILABLE_LIMIT = 1000;
+
+const CreatePool = Type.Object(
+  {
+    name: Type.String({ description: 'DNS label', examples: ['default'] }),
+    cidr: Type.String({ examples: ['10.100.0.0/16'] }),
+    subnetPrefixLength: Type.Optional(Type.Integer({ default: 24, description: 'size of the subnets handed out' })),
+    reserved: Type.Optional(Type.Array(Type.String(), { description: 'ranges never allocated', maxItems: 1024 })),
+  },
+  { additionalProperties: false },
+);
+
+const pools: FastifyPluginAsyncTypebox = async (app) => {
+  const { prisma, ipam } = app;
+
+  async function loadPool(name: string) {
+    const row = await prisma.pool.findUnique({ where: { name }, include: { reserved: { orderBy: { id: 'asc' } } } });
+    if (!row) throw new ApiError('POOL_NOT_FOUND', `no pool named "${name}"; GET /v1/pools lists them`);
+    return row;
+  }
+
+  app.post('/', { schema: { tags: ['pools'], summary: 'Create a pool', body: CreatePool, response: { 201: Pool, ...commonErrors } } }, async (request, reply) => {
+    const { name, cidr, subnetPrefixLength = 24, reserved = [] } = request.body;
+    if (!POOL_NAME.test(name)) {
+      throw new ApiError('VALIDATION_FAILED', `pool name "${name}" is not a DNS label; use lowercase letters, digits and inner hyphens, such as "default"`);
+    }
+    const pool = requireCidr(cidr, 'cidr');
+    const ranges = reserved.map((r, i) => requireCidr(r, `reserved[${i}]`));
+    const created = await ipam.createPool({ name, cidr: pool, subnetPrefixLength, reserved: ranges });
+    return reply.code(201).send(poolView(created));
+  });
+
+  app.get('/', { schema: { tags: ['pools'], summary: 'List pools', response: { 200: itemsOf(Pool) } } }, async () => {
+    const rows = await prisma.pool.findMany({ include: { reserved: { orderBy: { id: 'asc' } } }, orderBy: { id: 'asc' } });
+    return { items: rows.map(poolView) };
+  });
+
+  app.get('/:name', { schema: { tags: ['pools'], summary: 'Get a pool and its utilization', params: NameParams, response: { 200: PoolWithUtilization, ...commonErrors } } }, async (request) => {
+    const row = await loadPool(request.params.name);
+    return { ...poolView(row), utilization: ipam.utilization(row.name) };
+  });
+
+  app.get(
+    '/:name/available',
+    {
+      schema: {
+        tags: ['pools'],
+        summary: 'Preview the next free subnets (nothing is reserved)',
+        params: NameParams,
+        querystring: Type.Object(
+          {
+            prefixLength: Type.Optional(Type.Integer()),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_AVAILABLE_LIMIT, default: 10 })),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: Type.Object({ pool: Type.String(), prefixLength: Type.Integer(), items: Type.Array(Type.String()) }), ...commonErrors },
+      },
+    },
+    async (request) => {
+      const pool = await loadPool(request.params.name);
+      const prefixLength = request.query.prefixLength ?? pool.subnetPrefixLength;
+      return { pool: pool.name, prefixLength, items: ipam.available(pool.name, prefixLength, request.query.limit ?? 10) };
+    },
+  );
+
+  app.delete('/:name', { schema: { tags: ['pools'], summary: 'Delete an empty pool', params: NameParams, response: { 204: Type.Null(), ...commonErrors } } }, async (request, reply) => {
+    await ipam.deletePool(request.params.name);
+    return reply.code(204).send(null);
+  });
+};
+
+export default pools;

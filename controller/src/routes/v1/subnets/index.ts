@@ -1,0 +1,76 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { ApiError } from '../../../errors.ts';
+import { DEFAULT_NETWORK_NAME, subnetInclude } from '../../../ipam/ipam.ts';
+import { requireCidr, requireNetworkName } from '../../../ipam/rules.ts';
+import { IdParams, Subnet, commonErrors, itemsOf } from '../../../schemas.ts';
+import { subnetView } from '../../../views.ts';
+
+const AllocateSubnet = Type.Object(
+  {
+    host: Type.String({ description: 'name of a registered host' }),
+    pool: Type.Optional(Type.String({ description: 'default: the pool containing cidr, else "default"' })),
+    prefixLength: Type.Optional(Type.Integer({ description: "default: the pool's subnet length" })),
+    cidr: Type.Optional(Type.String({ description: 'ask for this exact block' })),
+    gateway: Type.Optional(Type.String({ description: 'default: the first host address' })),
+    network: Type.Optional(Type.String({ default: DEFAULT_NETWORK_NAME, description: 'Docker network name on the host' })),
+    mode: Type.Optional(Type.Union([Type.Literal('network'), Type.Literal('bip')], { default: 'network' })),
+  },
+  { additionalProperties: false },
+);
+
+const subnets: FastifyPluginAsyncTypebox = async (app) => {
+  const { prisma, ipam } = app;
+
+  app.post('/', { schema: { tags: ['subnets'], summary: 'Allocate a subnet to a host', body: AllocateSubnet, response: { 201: Subnet, ...commonErrors } } }, async (request, reply) => {
+    const body = request.body;
+    const created = await ipam.allocate(body.host, {
+      pool: body.pool,
+      prefixLength: body.prefixLength,
+      cidr: body.cidr === undefined ? undefined : requireCidr(body.cidr, 'cidr'),
+      gateway: body.gateway,
+      network: requireNetworkName(body.network ?? DEFAULT_NETWORK_NAME),
+      mode: body.mode ?? 'network',
+    });
+    return reply.code(201).send(subnetView(created));
+  });
+
+  app.get(
+    '/',
+    {
+      schema: {
+        tags: ['subnets'],
+        summary: 'List subnets',
+        querystring: Type.Object({ host: Type.Optional(Type.String()), pool: Type.Optional(Type.String()) }, { additionalProperties: false }),
+        response: { 200: itemsOf(Subnet), ...commonErrors },
+      },
+    },
+    async (request) => {
+      const { host, pool } = request.query;
+      if (host !== undefined && ipam.hostIdByName(host) === undefined) {
+        throw new ApiError('HOST_NOT_FOUND', `no host named "${host}"; GET /v1/hosts lists them`);
+      }
+      if (pool !== undefined && !ipam.hasPool(pool)) {
+        throw new ApiError('POOL_NOT_FOUND', `no pool named "${pool}"; GET /v1/pools lists them`);
+      }
+      const rows = await prisma.subnet.findMany({
+        where: { host: host === undefined ? undefined : { name: host }, pool: pool === undefined ? undefined : { name: pool } },
+        include: subnetInclude,
+        orderBy: { id: 'asc' },
+      });
+      return { items: rows.map(subnetView) };
+    },
+  );
+
+  app.get('/:id', { schema: { tags: ['subnets'], summary: 'Get a subnet', params: IdParams, response: { 200: Subnet, ...commonErrors } } }, async (request) => {
+    const row = await prisma.subnet.findUnique({ where: { id: request.params.id }, include: subnetInclude });
+    if (!row) throw new ApiError('SUBNET_NOT_FOUND', `no subnet with id ${request.params.id}; GET /v1/subnets lists them`);
+    return subnetView(row);
+  });
+
+  app.delete('/:id', { schema: { tags: ['subnets'], summary: 'Release a subnet', params: IdParams, response: { 204: Type.Null(), ...commonErrors } } }, async (request, reply) => {
+    await ipam.releaseSubnet(request.params.id);
+    return reply.code(204).send(null);
+  });
+};
+
+export default subnets;

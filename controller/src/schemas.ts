@@ -1,0 +1,78 @@
+// Response and shared schemas. The same TypeBox objects validate, serialize, type the
+// handlers (Static<>) and produce the OpenAPI document.
+import { Type, type Static } from '@sinclair/typebox';
+
+export const ErrorBody = Type.Object(
+  {
+    error: Type.Object({
+      code: Type.String({ description: 'stable SNAKE_CASE code' }),
+      message: Type.String({ description: 'what was wrong and what would be right' }),
+    }),
+  },
+  { $id: 'Error' },
+);
+
+export const Labels = Type.Record(Type.String(), Type.String(), { description: 'string labels' });
+
+export const Subnet = Type.Object({
+  id: Type.Integer(),
+  cidr: Type.String({ examples: ['10.100.0.0/24'] }),
+  gateway: Type.String({ examples: ['10.100.0.1'] }),
+  pool: Type.String(),
+  host: Type.String(),
+  network: Type.String({ description: 'Docker network name on the host' }),
+  mode: Type.Union([Type.Literal('network'), Type.Literal('bip')]),
+  createdAt: Type.String({ format: 'date-time' }),
+});
+export type SubnetDto = Static<typeof Subnet>;
+
+export const HostStatus = Type.Union([Type.Literal('pending'), Type.Literal('online'), Type.Literal('offline')]);
+
+export const Host = Type.Object({
+  id: Type.Integer(),
+  name: Type.String(),
+  address: Type.String(),
+  interface: Type.String(),
+  labels: Labels,
+  status: HostStatus,
+  lastSeenAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  subnets: Type.Array(Subnet),
+  generation: Type.Object({ desired: Type.Integer(), applied: Type.Integer() }),
+  createdAt: Type.String({ format: 'date-time' }),
+  updatedAt: Type.String({ format: 'date-time' }),
+});
+export type HostDto = Static<typeof Host>;
+
+export const Utilization = Type.Object({
+  total: Type.Integer({ description: 'subnets of the pool size that fit in the pool' }),
+  allocated: Type.Integer({ description: 'of those, blocks holding a subnet' }),
+  free: Type.Integer({ description: 'of those, blocks free to allocate' }),
+  reserved: Type.Integer({ description: 'of those, blocks touched by a reserved range' }),
+});
+
+export const Pool = Type.Object({
+  id: Type.Integer(),
+  name: Type.String(),
+  cidr: Type.String(),
+  subnetPrefixLength: Type.Integer(),
+  reserved: Type.Array(Type.String()),
+  createdAt: Type.String({ format: 'date-time' }),
+});
+export type PoolDto = Static<typeof Pool>;
+
+export const PoolWithUtilization = Type.Composite([Pool, Type.Object({ utilization: Utilization })]);
+
+export const NameParams = Type.Object({ name: Type.String() });
+export const IdParams = Type.Object({ id: Type.Integer({ minimum: 1 }) });
+
+export function itemsOf<T extends Parameters<typeof Type.Array>[0]>(item: T) {
+  return Type.Object({ items: Type.Array(item) });
+}
+
+/** Error responses every authenticated route can give, for the OpenAPI document. */
+export const commonErrors = {
+  400: Type.Ref('Error'),
+  401: Type.Ref('Error'),
+  404: Type.Ref('Error'),
+  409: Type.Ref('Error'),
+} as const;

@@ -1,0 +1,82 @@
+// Entry point: reads the configuration, opens the database, builds the app, listens.
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { buildApp } from './app.ts';
+import { newAdminToken } from './auth/tokens.ts';
+import { ConfigError, USAGE, loadConfig, type ControllerConfig } from './config.ts';
+import { openDatabase } from './db/client.ts';
+import { DEFAULT_POOL_NAME, Ipam } from './ipam/ipam.ts';
+
+function fail(message: string): never {
+  console.error(`crossdock-controller: ${message}`);
+  process.exit(2);
+}
+
+function prepareDataDirectory(file: string): string {
+  const dir = path.dirname(file);
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK);
+    if (existsSync(file)) accessSync(file, constants.R_OK | constants.W_OK);
+  } catch (error) {
+    fail(`database ${file} is not writable (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); set CROSSDOCK_DB to a file in a writable directory`);
+  }
+  return dir;
+}
+
+/** The admin token: configured, or the one saved beside the database, or a new one (printed once). */
+function resolveAdminToken(config: ControllerConfig, dir: string): { token: string; announce: string } {
+  if (config.adminToken) return { token: config.adminToken, announce: 'admin token: from configuration' };
+  const file = path.join(dir, 'admin-token');
+  if (existsSync(file)) {
+    return { token: readFileSync(file, 'utf8').trim(), announce: `admin token: saved in ${file}` };
+  }
+  const token = newAdminToken();
+  writeFileSync(file, `${token}\n`, { mode: 0o600, flag: 'wx' });
+  return { token, announce: `admin token (generated now, shown once, saved in ${file}):\n  ${token}` };
+}
+
+async function main(): Promise<void> {
+  let config: ControllerConfig | 'help';
+  try {
+    config = loadConfig(process.argv.slice(2), process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) fail(error.message);
+    throw error;
+  }
+  if (config === 'help') {
+    console.log(USAGE);
+    return;
+  }
+  const dir = prepareDataDirectory(config.databaseFile);
+  const { prisma, migrations } = await openDatabase(config.databaseFile).catch((error: Error) => fail(`cannot open database ${config.databaseFile}: ${error.message}`));
+  const firstStart = migrations.alreadyApplied === 0;
+  const admin = resolveAdminToken(config, dir);
+  let ipam = await Ipam.load(prisma);
+  if (firstStart && config.defaultPool && !ipam.hasPool(DEFAULT_POOL_NAME)) {
+    await ipam.createPool({ name: DEFAULT_POOL_NAME, cidr: config.defaultPool, subnetPrefixLength: 24, reserved: [] });
+    ipam = await Ipam.load(prisma);
+  }
+
+  const app = await buildApp({ prisma, ipam, adminToken: admin.token, logger: { level: config.logLevel } });
+  const shutdown = async (signal: string) => {
+    app.log.info({ signal }, 'shutting down');
+    await app.close();
+    await prisma.$disconnect();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+
+  try {
+    await app.listen({ host: config.host, port: config.port });
+  } catch (error) {
+    fail(`cannot listen on ${config.host}:${config.port}: ${(error as Error).message}`);
+  }
+  const shown = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  console.log(`crossdock controller listening on http://${shown}:${config.port} (database ${config.databaseFile})`);
+  console.log(`API reference: http://${shown}:${config.port}/docs`);
+  console.log(admin.announce);
+}
+
+await main();

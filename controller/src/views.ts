@@ -1,0 +1,72 @@
+// Database rows -> API objects.
+import type { Presence } from './agents/presence.ts';
+import type { HostDto, PoolDto, SubnetDto } from './schemas.ts';
+
+type SubnetRow = {
+  id: number;
+  cidr: string;
+  gateway: string;
+  network: string;
+  mode: string;
+  createdAt: Date;
+  pool: { name: string };
+  host: { name: string };
+};
+
+type HostRow = {
+  id: number;
+  name: string;
+  address: string;
+  interface: string;
+  labels: string;
+  lastSeenAt: Date | null;
+  desiredGeneration: number;
+  appliedGeneration: number;
+  createdAt: Date;
+  updatedAt: Date;
+  subnets: SubnetRow[];
+};
+
+export function subnetView(row: SubnetRow): SubnetDto {
+  return {
+    id: row.id,
+    cidr: row.cidr,
+    gateway: row.gateway,
+    pool: row.pool.name,
+    host: row.host.name,
+    network: row.network,
+    mode: row.mode as SubnetDto['mode'],
+    createdAt: row.createdAt.toISOString(),
+  };
+}
+
+export function hostView(row: HostRow, presence: Presence): HostDto {
+  return {
+    id: row.id,
+    name: row.name,
+    address: row.address,
+    interface: row.interface,
+    labels: JSON.parse(row.labels) as Record<string, string>,
+    status: presence.statusOf(row.id, row.lastSeenAt),
+    lastSeenAt: row.lastSeenAt?.toISOString() ?? null,
+    subnets: row.subnets.map(subnetView),
+    generation: { desired: row.desiredGeneration, applied: row.appliedGeneration },
+    createdAt: row.createdAt.toISOString(),
+    updatedAt: row.updatedAt.toISOString(),
+  };
+}
+
+export function poolView(row: { id: number; name: string; cidr: string; subnetPrefixLength: number; createdAt: Date; reserved: { cidr: string }[] }): PoolDto {
+  return {
+    id: row.id,
+    name: row.name,
+    cidr: row.cidr,
+    subnetPrefixLength: row.subnetPrefixLength,
+    reserved: row.reserved.map((r) => r.cidr),
+    createdAt: row.createdAt.toISOString(),
+  };
+}
+
+export const hostInclude = {
+  subnets: { include: { pool: { select: { name: true } }, host: { select: { name: true } } }, orderBy: { id: 'asc' } },
+} as const;

@@ -1,0 +1,2 @@
+export * from './ip/ipv4.ts';
+export * from './commands/index.ts';

@@ -1,0 +1,126 @@
+// IPv4 addresses and CIDR blocks as unsigned 32-bit integers. No I/O.
+
+export interface Cidr {
+  /** network address, host bits zero, as an unsigned 32-bit integer */
+  readonly network: number;
+  readonly prefixLength: number;
+}
+
+export type CidrParseError =
+  | { ok: false; reason: 'syntax'; message: string }
+  | { ok: false; reason: 'prefix'; message: string }
+  | { ok: false; reason: 'host-bits'; message: string; suggestion: string };
+
+export type CidrParseResult = { ok: true; cidr: Cidr } | CidrParseError;
+
+const OCTET = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+
+/** Dotted quad to integer; null for anything else (no leading zeros, no shorthand). */
+export function parseIPv4(text: string): number | null {
+  const parts = text.split('.');
+  if (parts.length !== 4) return null;
+  let value = 0;
+  for (const part of parts) {
+    if (!OCTET.test(part)) return null;
+    value = value * 256 + Number(part);
+  }
+  return value;
+}
+
+export function formatIPv4(value: number): string {
+  return [value >>> 24, (value >>> 16) & 255, (value >>> 8) & 255, value & 255].join('.');
+}
+
+export function isIPv4(text: string): boolean {
+  return parseIPv4(text) !== null;
+}
+
+/** Number of addresses in a block of this prefix length (2^(32-len)). */
+export function blockSize(prefixLength: number): number {
+  return 2 ** (32 - prefixLength);
+}
+
+export function maskOf(prefixLength: number): number {
+  return prefixLength === 0 ? 0 : (0xffffffff << (32 - prefixLength)) >>> 0;
+}
+
+export function parseCidr(text: string): CidrParseResult {
+  const slash = text.indexOf('/');
+  if (slash < 0) {
+    return { ok: false, reason: 'syntax', message: `"${text}" is not a CIDR block; write it as address/prefix, such as 10.1.0.0/24` };
+  }
+  const address = parseIPv4(text.slice(0, slash));
+  const prefixText = text.slice(slash + 1);
+  if (address === null) {
+    return { ok: false, reason: 'syntax', message: `"${text.slice(0, slash)}" in "${text}" is not an IPv4 address; use four decimal octets such as 10.1.0.0` };
+  }
+  if (!/^\d{1,2}$/.test(prefixText) || Number(prefixText) > 32) {
+    return { ok: false, reason: 'prefix', message: `prefix length "/${prefixText}" in "${text}" is out of range; use a whole number from 0 to 32` };
+  }
+  const prefixLength = Number(prefixText);
+  const network = (address & maskOf(prefixLength)) >>> 0;
+  if (network !== address) {
+    const suggestion = `${formatIPv4(network)}/${prefixLength}`;
+    return {
+      ok: false,
+      reason: 'host-bits',
+      suggestion,
+      message: `"${text}" has host bits set; the block containing it is ${suggestion}`,
+    };
+  }
+  return { ok: true, cidr: { network, prefixLength } };
+}
+
+export function isCidr(text: string): boolean {
+  return parseCidr(text).ok;
+}
+
+/** Parse a CIDR that is known to be valid (from our own database); throws otherwise. */
+export function mustParseCidr(text: string): Cidr {
+  const result = parseCidr(text);
+  if (!result.ok) throw new Error(`invalid CIDR ${text}: ${result.message}`);
+  return result.cidr;
+}
+
+export function formatCidr(cidr: Cidr): string {
+  return `${formatIPv4(cidr.network)}/${cidr.prefixLength}`;
+}
+
+/** Last address of the block (the broadcast address for prefixes up to /30). */
+export function lastAddress(cidr: Cidr): number {
+  return cidr.network + blockSize(cidr.prefixLength) - 1;
+}
+
+export function containsAddress(cidr: Cidr, address: number): boolean {
+  return address >= cidr.network && address <= lastAddress(cidr);
+}
+
+export function containsCidr(outer: Cidr, inner: Cidr): boolean {
+  return inner.prefixLength >= outer.prefixLength && containsAddress(outer, inner.network);
+}
+
+export function overlaps(a: Cidr, b: Cidr): boolean {
+  return a.network <= lastAddress(b) && b.network <= lastAddress(a);
+}
+
+/** True if `network` is a multiple of the block size of `prefixLength`. */
+export function isAligned(network: number, prefixLength: number): boolean {
+  return network % blockSize(prefixLength) === 0;
+}
+
+/**
+ * The usable host range of a block. /31 and /32 have no network or broadcast address
+ * (RFC 3021), so every address is usable.
+ */
+export function hostRange(cidr: Cidr): { first: number; last: number } {
+  if (cidr.prefixLength >= 31) return { first: cidr.network, last: lastAddress(cidr) };
+  return { first: cidr.network + 1, last: lastAddress(cidr) - 1 };
+}
+
+/** Unicast: not 0.0.0.0/8, loopback, link-local, multicast, reserved or broadcast. */
+export function isUnicastAddress(address: number): boolean {
+  const first = address >>> 24;
+  if (first === 0 || first === 127 || first >= 224) return false;
+  if ((address & 0xffff0000) >>> 0 === 0xa9fe0000) return false; // 169.254.0.0/16
+  return true;
+}
