@@ -73,9 +73,11 @@ async function main(): Promise<void> {
   } catch (error) {
     fail(`cannot listen on ${config.host}:${config.port}: ${(error as Error).message}`);
   }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
   const shown = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
-  console.log(`crossdock controller listening on http://${shown}:${config.port} (database ${config.databaseFile})`);
-  console.log(`API reference: http://${shown}:${config.port}/docs`);
+  console.log(`crossdock controller listening on http://${shown}:${port} (database ${config.databaseFile})`);
+  console.log(`API reference: http://${shown}:${port}/docs`);
   console.log(admin.announce);
 }
 

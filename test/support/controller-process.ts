@@ -1,0 +1,70 @@
+// Starts the real controller (server.ts) as a child process on a SQLite file, for suites
+// that test what only a real process shows: listening, concurrency, SIGKILL, restarts.
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const START_TIMEOUT_MS = 30_000;
+
+export interface ControllerProcess {
+  url: string;
+  adminToken: string;
+  child: ChildProcess;
+  output: () => string;
+  /** SIGTERM and wait for exit */
+  stop(): Promise<void>;
+  /** SIGKILL and wait for exit */
+  kill(): Promise<void>;
+}
+
+export async function startController(options: { dbFile: string; adminToken: string; listen?: string; env?: Record<string, string>; args?: string[] }): Promise<ControllerProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'controller/src/server.ts', ...(options.args ?? [])], {
+    cwd: REPO_ROOT,
+    env: {
+      ...process.env,
+      CROSSDOCK_LISTEN: options.listen ?? '127.0.0.1:0',
+      CROSSDOCK_DB: `file:${options.dbFile}`,
+      CROSSDOCK_ADMIN_TOKEN: options.adminToken,
+      CROSSDOCK_LOG_LEVEL: 'warn',
+      ...options.env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`controller did not start within ${START_TIMEOUT_MS} ms:\n${output}`)), START_TIMEOUT_MS);
+    const check = () => {
+      const match = /listening on (http:\/\/\S+)/.exec(output);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]!);
+      }
+    };
+    child.stdout!.on('data', check);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`controller exited with ${code} before listening:\n${output}`));
+    });
+  });
+  const stopWith = async (signal: NodeJS.Signals) => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    await exited;
+  };
+  return { url, adminToken: options.adminToken, child, output: () => output, stop: () => stopWith('SIGTERM'), kill: () => stopWith('SIGKILL') };
+}
+
+export function api(base: string, token: string) {
+  return async function call(method: string, route: string, body?: unknown): Promise<{ status: number; body: any }> {
+    const response = await fetch(`${base}${route}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await response.text();
+    return { status: response.status, body: text ? JSON.parse(text) : undefined };
+  };
+}
