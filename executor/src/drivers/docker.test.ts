@@ -1,0 +1,454 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import Dockerode from 'dockerode';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { CommandResult, DockerNetworkCreate } from '@crossdock/shared';
+import { missing } from '../../../test/support/requirements.ts';
+import { createDockerDriver, dockerFromHost, type DockerClient } from './docker.ts';
+import type { Runner } from './run.ts';
+import { cleanLeftoverNamespaces, createNamespace, deleteNamespace } from './test-netns.ts';
+
+type NetworkInfo = Dockerode.NetworkInspectInfo;
+
+const network: DockerNetworkCreate = {
+  kind: 'docker.network.create',
+  name: 'crossdock',
+  subnet: '10.1.0.0/24',
+  gateway: '10.1.0.1',
+  options: { 'com.docker.network.bridge.name': 'br-crossdock' },
+  labels: { 'io.crossdock.subnet': 'sub1' },
+};
+
+/** An engine in memory: enough of the Docker API for the driver's decisions. */
+class StubEngine implements DockerClient {
+  up = true;
+  bridge: { Subnet: string; Gateway?: string } | null = { Subnet: '172.17.0.0/16' };
+  networks: NetworkInfo[] = [];
+  removed: string[] = [];
+
+  async ping() {
+    if (!this.up) throw new Error('connect ENOENT /var/run/docker.sock');
+    return 'OK';
+  }
+  async version() {
+    return { Version: '20.10.24' };
+  }
+  async listNetworks(options?: { filters?: Record<string, string[]> }) {
+    const name = options?.filters?.name?.[0];
+    const label = options?.filters?.label?.[0]?.split('=');
+    return this.networks.filter(
+      (n) => (name === undefined || n.Name.includes(name)) && (label === undefined || n.Labels?.[label[0] ?? ''] === label[1]),
+    );
+  }
+  getNetwork(id: string) {
+    return {
+      inspect: async () => {
+        if (id === 'bridge') {
+          if (!this.bridge) throw Object.assign(new Error('network bridge not found'), { statusCode: 404 });
+          return info('bridge', { IPAM: { Driver: 'default', Config: [this.bridge] } });
+        }
+        const found = this.networks.find((n) => n.Id === id);
+        if (!found) throw Object.assign(new Error(`network ${id} not found`), { statusCode: 404 });
+        return found;
+      },
+      remove: async () => {
+        this.removed.push(id);
+        this.networks = this.networks.filter((n) => n.Id !== id);
+      },
+    };
+  }
+  async createNetwork(options: Dockerode.NetworkCreateOptions) {
+    const created = info(options.Name, { IPAM: options.IPAM, Options: options.Options, Labels: options.Labels });
+    this.networks.push(created);
+    return { id: created.Id };
+  }
+}
+
+function info(name: string, over: Partial<NetworkInfo> = {}): NetworkInfo {
+  return {
+    Name: name,
+    Id: `${name}-id`.padEnd(64, '0'),
+    Created: '',
+    Scope: 'local',
+    Driver: 'bridge',
+    EnableIPv6: false,
+    Internal: false,
+    Attachable: false,
+    Ingress: false,
+    ConfigOnly: false,
+    Containers: {},
+    Options: {},
+    Labels: {},
+    ...over,
+  };
+}
+
+describe('DockerDriver against a stub engine', () => {
+  let engine: StubEngine;
+  beforeEach(() => {
+    engine = new StubEngine();
+  });
+
+  it('reports an engine that does not answer as unavailable', async () => {
+    engine.up = false;
+    expect(await createDockerDriver({ docker: engine }).observe()).toEqual({ available: false, version: null, networks: [], bip: null });
+  });
+
+  it('reports the default bridge gateway as the first host when the engine omits it', async () => {
+    expect((await createDockerDriver({ docker: engine }).observe()).bip).toBe('172.17.0.1/16');
+    engine.bridge = { Subnet: '10.1.0.0/24', Gateway: '10.1.0.254' };
+    expect((await createDockerDriver({ docker: engine }).observe()).bip).toBe('10.1.0.254/24');
+    engine.bridge = null;
+    expect((await createDockerDriver({ docker: engine }).observe()).bip).toBeNull();
+  });
+
+  it('creates a labelled network once; a second create finds it as wanted', async () => {
+    const driver = createDockerDriver({ docker: engine });
+    expect((await driver.createNetwork(network)).ok).toBe(true);
+    expect(engine.networks[0]?.Labels).toEqual({ 'io.crossdock.subnet': 'sub1', 'io.crossdock.managed': 'true' });
+    const again = await driver.createNetwork(network);
+    expect(again).toMatchObject({ ok: true, exitCode: null });
+    expect(again.stdout).toContain('already exists as wanted');
+    expect(engine.networks).toHaveLength(1);
+  });
+
+  it('refuses to create over a network of the same name that differs', async () => {
+    engine.networks.push(info('crossdock', { IPAM: { Driver: 'default', Config: [{ Subnet: '10.9.0.0/24', Gateway: '10.9.0.1' }] }, Labels: { 'io.crossdock.managed': 'true' } }));
+    const result = await createDockerDriver({ docker: engine }).createNetwork(network);
+    expect(result.stderr).toBe(
+      'network crossdock already exists but its subnet is 10.9.0.0/24 gateway 10.9.0.1, not 10.1.0.0/24 gateway 10.1.0.1; remove it first (docker network rm crossdock)\n',
+    );
+  });
+
+  it('matches names exactly, though the API filter matches substrings', async () => {
+    engine.networks.push(info('crossdock-old', { Labels: { 'io.crossdock.managed': 'true' } }));
+    expect((await createDockerDriver({ docker: engine }).removeNetwork({ kind: 'docker.network.remove', name: 'crossdock' })).stdout).toBe(
+      'network crossdock is already gone\n',
+    );
+    expect(engine.removed).toEqual([]);
+  });
+
+  it('refuses to remove a network without the managed label', async () => {
+    engine.networks.push(info('crossdock'));
+    const result = await createDockerDriver({ docker: engine }).removeNetwork({ kind: 'docker.network.remove', name: 'crossdock' });
+    expect(result).toMatchObject({ ok: false, stderr: 'network crossdock is not labelled io.crossdock.managed=true; crossdock removes only networks it created\n' });
+    expect(engine.removed).toEqual([]);
+  });
+
+  it('refuses to remove a network that still has containers, naming them', async () => {
+    const containers = { a: { Name: 'web', EndpointID: '', MacAddress: '', IPv4Address: '', IPv6Address: '' }, b: { Name: 'db', EndpointID: '', MacAddress: '', IPv4Address: '', IPv6Address: '' } };
+    engine.networks.push(info('crossdock', { Labels: { 'io.crossdock.managed': 'true' }, Containers: containers }));
+    const result = await createDockerDriver({ docker: engine }).removeNetwork({ kind: 'docker.network.remove', name: 'crossdock' });
+    expect(result.stderr).toBe('network crossdock still has containers: web, db; stop them or disconnect them from crossdock first\n');
+  });
+
+  it('reports API errors as failed results', async () => {
+    engine.createNetwork = async () => {
+      throw Object.assign(new Error('(HTTP code 409) conflict'), { statusCode: 409, json: { message: 'cannot create network, conflicts with network x' } });
+    };
+    const result = await createDockerDriver({ docker: engine }).createNetwork(network);
+    expect(result).toMatchObject({ ok: false, stderr: 'docker: cannot create network, conflicts with network x (HTTP 409)\n' });
+  });
+
+  describe('setBip', () => {
+    let dir = '';
+    let path = '';
+    const original = { 'log-level': 'warn', 'storage-driver': 'vfs', 'insecure-registries': ['10.0.0.1:5000'] };
+    beforeEach(() => {
+      dir = mkdtempSync(join(tmpdir(), 'cdtest-drv-bip-'));
+      path = join(dir, 'daemon.json');
+      writeFileSync(path, JSON.stringify(original));
+      chmodSync(path, 0o600);
+    });
+    afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+    /** A restart command that brings the engine back with the new bip after a few polls. */
+    function restarting(pollsUntilBack: number) {
+      const argvs: (readonly string[])[] = [];
+      const runner: Runner = async (argv) => {
+        argvs.push(argv);
+        engine.up = false;
+        let polls = 0;
+        const ping = engine.ping.bind(engine);
+        engine.ping = async () => {
+          polls += 1;
+          if (polls > pollsUntilBack) {
+            engine.up = true;
+            engine.bridge = { Subnet: '10.1.0.0/24', Gateway: '10.1.0.1' };
+          }
+          return ping();
+        };
+        return { ok: true, exitCode: 0, stdout: '', stderr: '', durationMs: 1 } satisfies CommandResult;
+      };
+      return { runner, argvs };
+    }
+
+    it('without permission to restart, says how to give it and changes nothing', async () => {
+      const result = await createDockerDriver({ docker: engine }).setBip({ kind: 'docker.daemon.bip', bip: '10.1.0.1/24' }, { daemonJsonPath: path, restartCommand: null });
+      expect(result.ok).toBe(false);
+      expect(result.stderr).toContain('start it with --allow-engine-restart');
+      expect(JSON.parse(readFileSync(path, 'utf8'))).toEqual(original);
+    });
+
+    it('rewrites daemon.json keeping every other key and its mode, restarts, waits for the new bip', async () => {
+      const { runner, argvs } = restarting(3);
+      const driver = createDockerDriver({ docker: engine, runner, pollIntervalMs: 1 });
+      const result = await driver.setBip({ kind: 'docker.daemon.bip', bip: '10.1.0.1/24' }, { daemonJsonPath: path, restartCommand: ['systemctl', 'restart', 'docker'] });
+      expect(result, result.stderr).toMatchObject({ ok: true });
+      expect(argvs).toEqual([['systemctl', 'restart', 'docker']]);
+      expect(JSON.parse(readFileSync(path, 'utf8'))).toEqual({ ...original, bip: '10.1.0.1/24' });
+      expect(statSync(path).mode & 0o777).toBe(0o600);
+      expect(readdirSync(dir)).toEqual(['daemon.json']);
+    });
+
+    it('creates daemon.json where there is none', async () => {
+      rmSync(path);
+      const { runner } = restarting(0);
+      const result = await createDockerDriver({ docker: engine, runner, pollIntervalMs: 1 }).setBip(
+        { kind: 'docker.daemon.bip', bip: '10.1.0.1/24' },
+        { daemonJsonPath: join(dir, 'etc', 'docker', 'daemon.json'), restartCommand: ['true'] },
+      );
+      expect(result.ok).toBe(true);
+      expect(JSON.parse(readFileSync(join(dir, 'etc', 'docker', 'daemon.json'), 'utf8'))).toEqual({ bip: '10.1.0.1/24' });
+    });
+
+    it('does nothing when the engine already runs with that bip', async () => {
+      writeFileSync(path, JSON.stringify({ ...original, bip: '10.1.0.1/24' }));
+      engine.bridge = { Subnet: '10.1.0.0/24', Gateway: '10.1.0.1' };
+      const { runner, argvs } = restarting(0);
+      const result = await createDockerDriver({ docker: engine, runner }).setBip({ kind: 'docker.daemon.bip', bip: '10.1.0.1/24' }, { daemonJsonPath: path, restartCommand: null });
+      expect(result).toMatchObject({ ok: true, stdout: 'bip is already 10.1.0.1/24\n' });
+      expect(argvs).toEqual([]);
+    });
+
+    it('will not overwrite a daemon.json it cannot parse', async () => {
+      writeFileSync(path, '{ "log-level": "warn", }');
+      const result = await createDockerDriver({ docker: engine }).setBip({ kind: 'docker.daemon.bip', bip: '10.1.0.1/24' }, { daemonJsonPath: path, restartCommand: ['true'] });
+      expect(result.stderr).toMatch(/is not valid JSON .*; fix it by hand, crossdock will not overwrite it/);
+      expect(readFileSync(path, 'utf8')).toBe('{ "log-level": "warn", }');
+    });
+
+    it('fails with what it last saw when the engine does not come back in time', async () => {
+      const { runner } = restarting(Number.POSITIVE_INFINITY);
+      const result = await createDockerDriver({ docker: engine, runner, pollIntervalMs: 5 }).setBip(
+        { kind: 'docker.daemon.bip', bip: '10.1.0.1/24' },
+        { daemonJsonPath: path, restartCommand: ['true'], timeoutMs: 50 },
+      );
+      expect(result.stderr).toBe("the engine did not come back with bip 10.1.0.1/24 within 0 s (last seen: connect ENOENT /var/run/docker.sock); see dockerd's log\n");
+    });
+
+    it('reports a failing restart command', async () => {
+      const runner: Runner = async () => ({ ok: false, exitCode: 5, stdout: '', stderr: 'Unit docker.service not found.\n', durationMs: 1 });
+      const result = await createDockerDriver({ docker: engine, runner }).setBip({ kind: 'docker.daemon.bip', bip: '10.1.0.1/24' }, { daemonJsonPath: path, restartCommand: ['systemctl', 'restart', 'docker'] });
+      expect(result).toMatchObject({ ok: false, exitCode: 5 });
+      expect(result.stderr).toContain('restarting the engine (systemctl restart docker) failed');
+    });
+  });
+
+  it('understands unix and tcp endpoints', () => {
+    const modem = (host: string) => dockerFromHost(host).modem as unknown as { socketPath?: string; host?: string; port?: string };
+    expect(modem('unix:///run/x.sock').socketPath).toBe('/run/x.sock');
+    expect(modem('tcp://10.0.0.1:2375')).toMatchObject({ host: '10.0.0.1', port: '2375' });
+    expect(() => dockerFromHost('ssh://x')).toThrow('use unix:///var/run/docker.sock or tcp://host:2375');
+  });
+});
+
+// A real dockerd in a throwaway namespace, supervised like systemd's Restart=always so the
+// bip test can restart it with a plain `kill`.
+const DOCKERD_DIR_PREFIX = join(tmpdir(), 'cdtest-drv-docker-');
+const DOCKERD_START_TIMEOUT_MS = 60_000;
+const DOCKERD_STOP_TIMEOUT_MS = 30_000;
+/** Containers' cgroups go under this parent, removed afterwards (the default /docker would stay). */
+const CGROUP_PARENT = 'cdtest-drv-docker';
+
+async function stopPid(pid: number, timeoutMs: number): Promise<void> {
+  const alive = () => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (!alive()) return;
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + timeoutMs;
+  while (alive() && Date.now() < deadline) await sleep(100);
+  if (alive()) process.kill(pid, 'SIGKILL');
+}
+
+/** Unmounts whatever dockerd left mounted under dir, deepest first, then removes dir. */
+function removeDockerdDir(dir: string): void {
+  const mounts = readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' ')[1] ?? '')
+    .filter((mount) => mount.startsWith(`${dir}/`) || mount === dir)
+    .sort((a, b) => b.length - a.length);
+  for (const mount of mounts) execFileSync('umount', ['-l', mount]);
+  rmSync(dir, { recursive: true, force: true });
+}
+
+function removeCgroupParent(): void {
+  for (const controller of existsSync('/sys/fs/cgroup') ? readdirSync('/sys/fs/cgroup') : []) {
+    const path = join('/sys/fs/cgroup', controller, CGROUP_PARENT);
+    if (existsSync(path)) rmdirSync(path); // cgroupfs: rmdir removes an empty cgroup, files and all
+  }
+}
+
+async function cleanLeftoverDockerds(): Promise<void> {
+  for (const entry of readdirSync(tmpdir())) {
+    const dir = join(tmpdir(), entry);
+    if (!dir.startsWith(DOCKERD_DIR_PREFIX)) continue;
+    const pidfile = join(dir, 'docker.pid');
+    if (existsSync(pidfile)) await stopPid(Number(readFileSync(pidfile, 'utf8')), DOCKERD_STOP_TIMEOUT_MS);
+    removeDockerdDir(dir);
+  }
+  removeCgroupParent();
+}
+
+describe.skipIf(missing('root', 'netns', 'dockerd', 'busybox'))('DockerDriver against a real dockerd (needs root, netns, dockerd)', () => {
+  let ns = '';
+  let dir = '';
+  let dockerd: ChildProcess | null = null;
+  let stopping = false;
+  let docker: Dockerode;
+  let driver: ReturnType<typeof createDockerDriver>;
+  const daemonJson = () => join(dir, 'daemon.json');
+  const initialConfig = { 'storage-driver': 'vfs', 'log-level': 'info' };
+
+  function startDockerd(): ChildProcess {
+    const log = openSync(join(dir, 'dockerd.log'), 'a');
+    const child = spawn(
+      'nsenter',
+      [
+        `--net=/run/netns/${ns}`,
+        'dockerd',
+        '--data-root', join(dir, 'data'),
+        '--exec-root', join(dir, 'exec'),
+        '--pidfile', join(dir, 'docker.pid'),
+        '--host', `unix://${join(dir, 'docker.sock')}`,
+        '--config-file', daemonJson(),
+        '--cgroup-parent', CGROUP_PARENT,
+      ],
+      { stdio: ['ignore', log, log] },
+    );
+    closeSync(log);
+    child.on('exit', () => {
+      if (!stopping) dockerd = startDockerd();
+    });
+    return child;
+  }
+
+  async function engineAnswers(): Promise<void> {
+    const deadline = Date.now() + DOCKERD_START_TIMEOUT_MS;
+    for (;;) {
+      try {
+        await docker.ping();
+        return;
+      } catch (error) {
+        if (Date.now() > deadline) throw new Error(`dockerd did not answer: ${String(error)}\n${readFileSync(join(dir, 'dockerd.log'), 'utf8').slice(-2000)}`);
+        await sleep(200);
+      }
+    }
+  }
+
+  beforeAll(async () => {
+    await cleanLeftoverDockerds();
+    cleanLeftoverNamespaces();
+    ns = createNamespace('docker');
+    dir = mkdtempSync(DOCKERD_DIR_PREFIX);
+    writeFileSync(daemonJson(), JSON.stringify(initialConfig));
+    dockerd = startDockerd();
+    docker = dockerFromHost(`unix://${join(dir, 'docker.sock')}`);
+    driver = createDockerDriver({ docker });
+    await engineAnswers();
+  });
+
+  afterAll(async () => {
+    stopping = true;
+    if (docker) {
+      for (const c of await docker.listContainers({ all: true }).catch(() => [])) await docker.getContainer(c.Id).remove({ force: true });
+    }
+    if (dockerd?.pid !== undefined && dockerd.exitCode === null) {
+      const exited = new Promise((resolve) => dockerd?.once('exit', resolve));
+      await stopPid(dockerd.pid, DOCKERD_STOP_TIMEOUT_MS);
+      await exited;
+    }
+    if (dir) removeDockerdDir(dir);
+    removeCgroupParent();
+    if (ns) deleteNamespace(ns);
+  });
+
+  it('observes the engine: version, default bridge, no managed networks', async () => {
+    const observed = await driver.observe();
+    expect(observed).toMatchObject({ available: true, bip: '172.17.0.1/16', networks: [] });
+    expect(observed.version).toMatch(/^\d+\.\d+/);
+  });
+
+  it('creates a labelled network, observes it, and removes it', async () => {
+    const created = await driver.createNetwork(network);
+    expect(created, created.stderr).toMatchObject({ ok: true });
+    expect((await driver.createNetwork(network)).stdout).toContain('already exists as wanted');
+    const [observed] = (await driver.observe()).networks;
+    expect(observed).toMatchObject({
+      name: 'crossdock',
+      subnet: '10.1.0.0/24',
+      gateway: '10.1.0.1',
+      labels: { 'io.crossdock.managed': 'true', 'io.crossdock.subnet': 'sub1' },
+      options: { 'com.docker.network.bridge.name': 'br-crossdock' },
+      containers: 0,
+    });
+    expect((await driver.createNetwork({ ...network, subnet: '10.2.0.0/24', gateway: '10.2.0.1' })).stderr).toContain('its subnet is 10.1.0.0/24');
+    expect(await driver.removeNetwork({ kind: 'docker.network.remove', name: 'crossdock' })).toMatchObject({ ok: true, stdout: 'removed network crossdock\n' });
+    expect((await driver.observe()).networks).toEqual([]);
+    expect((await driver.removeNetwork({ kind: 'docker.network.remove', name: 'crossdock' })).stdout).toBe('network crossdock is already gone\n');
+  });
+
+  it('neither lists nor removes a network without the managed label', async () => {
+    await docker.createNetwork({ Name: 'theirs', Driver: 'bridge', IPAM: { Config: [{ Subnet: '10.3.0.0/24' }] } });
+    expect((await driver.observe()).networks).toEqual([]);
+    const result = await driver.removeNetwork({ kind: 'docker.network.remove', name: 'theirs' });
+    expect(result.stderr).toBe('network theirs is not labelled io.crossdock.managed=true; crossdock removes only networks it created\n');
+    expect((await docker.listNetworks()).some((n) => n.Name === 'theirs')).toBe(true);
+  });
+
+  it('refuses to remove a network with a running container, naming it', async () => {
+    const rootfs = join(dir, 'rootfs');
+    mkdirSync(join(rootfs, 'bin'), { recursive: true });
+    copyFileSync('/bin/busybox', join(rootfs, 'bin', 'busybox'));
+    chmodSync(join(rootfs, 'bin', 'busybox'), 0o755);
+    symlinkSync('busybox', join(rootfs, 'bin', 'sleep'));
+    execFileSync('tar', ['-C', rootfs, '-cf', join(dir, 'image.tar'), '.']);
+    const progress = await docker.importImage(join(dir, 'image.tar'), { repo: 'cdtest-busybox', tag: '1' });
+    await new Promise((resolve, reject) => docker.modem.followProgress(progress, (error) => (error ? reject(error) : resolve(null))));
+
+    expect((await driver.createNetwork(network)).ok).toBe(true);
+    const container = await docker.createContainer({ name: 'cdtest-sleeper', Image: 'cdtest-busybox:1', Cmd: ['/bin/sleep', '300'], HostConfig: { NetworkMode: 'crossdock' } });
+    await container.start();
+    expect((await driver.observe()).networks[0]?.containers).toBe(1);
+    const refused = await driver.removeNetwork({ kind: 'docker.network.remove', name: 'crossdock' });
+    expect(refused.stderr).toBe('network crossdock still has containers: cdtest-sleeper; stop them or disconnect them from crossdock first\n');
+    await container.remove({ force: true });
+    expect((await driver.removeNetwork({ kind: 'docker.network.remove', name: 'crossdock' })).ok).toBe(true);
+  });
+
+  it('sets bip: refuses without permission, then rewrites daemon.json, restarts the engine and waits for it', async () => {
+    const bip = { kind: 'docker.daemon.bip', bip: '10.1.0.1/24' } as const;
+    const refused = await driver.setBip(bip, { daemonJsonPath: daemonJson(), restartCommand: null });
+    expect(refused.stderr).toContain('--allow-engine-restart');
+    expect(JSON.parse(readFileSync(daemonJson(), 'utf8'))).toEqual(initialConfig);
+
+    const before = dockerd?.pid;
+    const result = await driver.setBip(bip, { daemonJsonPath: daemonJson(), restartCommand: ['kill', '-TERM', String(before)] });
+    expect(result, result.stderr).toMatchObject({ ok: true });
+    expect(dockerd?.pid).not.toBe(before);
+    expect(JSON.parse(readFileSync(daemonJson(), 'utf8'))).toEqual({ ...initialConfig, bip: '10.1.0.1/24' });
+    expect((await driver.observe()).bip).toBe('10.1.0.1/24');
+
+    const again = await driver.setBip(bip, { daemonJsonPath: daemonJson(), restartCommand: ['false'] });
+    expect(again.stdout).toBe('bip is already 10.1.0.1/24\n');
+  });
+});

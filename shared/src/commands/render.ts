@@ -1,0 +1,96 @@
+// Text renderings of commands: what an operator would type, and the exact input the executor
+// feeds to `ip -batch` and `iptables-restore`. renderRule must match iptables-save byte for
+// byte: the planner compares observed chain lines with rendered ones by string equality.
+import {
+  CROSSDOCK_ROUTE_PROTOCOL,
+  MANAGED_LABEL,
+  type Command,
+  type DockerNetworkCreate,
+  type FirewallChain,
+  type FirewallRule,
+  type FirewallTable,
+  type RouteDelete,
+  type RouteReplace,
+} from './schema.ts';
+
+/** One rule as `iptables-save` prints it (field order -s -d -i -o -m comment -j, as it does). */
+export function renderRule(chain: string, rule: FirewallRule): string {
+  const parts = ['-A', chain];
+  if (rule.source !== undefined) parts.push('-s', rule.source);
+  if (rule.destination !== undefined) parts.push('-d', rule.destination);
+  if (rule.inInterface !== undefined) parts.push('-i', rule.inInterface);
+  if (rule.outInterface !== undefined) parts.push('-o', rule.outInterface);
+  if (rule.comment !== undefined) parts.push('-m', 'comment', '--comment', quoteForIptablesSave(rule.comment));
+  parts.push('-j', rule.target);
+  return parts.join(' ');
+}
+
+/** xtables_save_string: bare when only [A-Za-z0-9_-], else double-quoted with " \ ' escaped. */
+function quoteForIptablesSave(text: string): string {
+  if (/^[A-Za-z0-9_-]+$/.test(text)) return text;
+  return `"${text.replace(/["\\']/g, (c) => `\\${c}`)}"`;
+}
+
+/**
+ * The iptables-restore --noflush input replacing each chain whole: declare (creates it if
+ * missing), flush, append every rule, all in one COMMIT so no packet sees a half-built chain.
+ */
+export function renderRestore(table: FirewallTable, chains: readonly Pick<FirewallChain, 'chain' | 'rules'>[]): string {
+  const lines = [`*${table}`];
+  for (const { chain } of chains) lines.push(`:${chain} - [0:0]`);
+  for (const { chain, rules } of chains) {
+    lines.push(`-F ${chain}`);
+    for (const rule of rules) lines.push(renderRule(chain, rule));
+  }
+  lines.push('COMMIT');
+  return `${lines.join('\n')}\n`;
+}
+
+/** One line of `ip -batch -` input (no leading "ip"). Deletes name our protocol so only our routes go. */
+export function renderIpBatchLine(c: RouteReplace | RouteDelete): string {
+  return c.kind === 'route.replace'
+    ? `route replace ${c.dst} via ${c.via} dev ${c.dev} proto ${CROSSDOCK_ROUTE_PROTOCOL}`
+    : `route delete ${c.dst} proto ${CROSSDOCK_ROUTE_PROTOCOL}`;
+}
+
+export function renderIpBatch(commands: readonly (RouteReplace | RouteDelete)[]): string {
+  return commands.map((c) => `${renderIpBatchLine(c)}\n`).join('');
+}
+
+/** The labels a network is created with: the command's own plus the managed label. */
+export function networkLabels(c: DockerNetworkCreate): Record<string, string> {
+  return { ...c.labels, [MANAGED_LABEL]: 'true' };
+}
+
+/** What an operator would type to do the same by hand. */
+export function renderCommand(c: Command): string {
+  switch (c.kind) {
+    case 'route.replace':
+    case 'route.delete':
+      return `ip ${renderIpBatchLine(c).split(' ').map(shellQuote).join(' ')}`;
+    case 'firewall.chain':
+      return renderRestore(c.table, [c]).trimEnd();
+    case 'firewall.jump':
+      return `iptables -t ${c.table} -I ${c.from} ${c.position} -j ${c.to}`;
+    case 'docker.network.create': {
+      const flags = ['--driver', 'bridge', '--subnet', c.subnet, '--gateway', c.gateway];
+      for (const [key, value] of sortedEntries(c.options)) flags.push('--opt', shellQuote(`${key}=${value}`));
+      for (const [key, value] of sortedEntries(networkLabels(c))) flags.push('--label', shellQuote(`${key}=${value}`));
+      return `docker network create ${flags.join(' ')} ${c.name}`;
+    }
+    case 'docker.network.remove':
+      return `docker network rm ${c.name}`;
+    case 'docker.daemon.bip':
+      return `daemon.json: "bip": "${c.bip}" + restart dockerd`;
+    case 'sysctl.set':
+      return `sysctl -w ${c.key}=${c.value}`;
+  }
+}
+
+const sortedEntries = (map: Record<string, string>) => Object.entries(map).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+
+/** Quote for a POSIX shell only when needed, so ordinary words stay readable. */
+export function shellQuote(word: string): string {
+  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(word)) return word;
+  return `'${word.replaceAll("'", `'\\''`)}'`;
+}
