@@ -7,7 +7,15 @@ import { Type } from '@sinclair/typebox';
 import Ajv from 'ajv';
 import Fastify, { type FastifyServerOptions } from 'fastify';
 import { hashToken } from './auth/tokens.ts';
+import websocket from '@fastify/websocket';
+import { Cluster } from './agents/cluster.ts';
+import { AgentHub, CLOSE_TOKEN_ROTATED } from './agents/hub.ts';
+import { JobStore } from './agents/jobs.ts';
 import { Presence } from './agents/presence.ts';
+import { DEFAULT_RECONCILER_OPTIONS, Reconciler, type ReconcilerOptions } from './agents/reconciler.ts';
+import type { IpamChange } from './ipam/ipam.ts';
+import agentRoutes from './routes/v1/agent/index.ts';
+import jobsRoutes from './routes/v1/jobs/index.ts';
 import type { PrismaClient } from './generated/prisma/client.ts';
 import type { Ipam } from './ipam/ipam.ts';
 import { adminAuth } from './plugins/auth.ts';
@@ -24,6 +32,7 @@ declare module 'fastify' {
     presence: Presence;
     /** controller-wide events ('token.rotated', ...) */
     events: EventEmitter;
+    agents: { hub: AgentHub; reconciler: Reconciler; cluster: Cluster; jobs: JobStore };
   }
 }
 
@@ -32,6 +41,7 @@ export interface AppOptions {
   ipam: Ipam;
   adminToken: string;
   logger?: FastifyServerOptions['logger'];
+  reconciler?: Partial<ReconcilerOptions>;
 }
 
 export const API_VERSION = '0.1.0';
@@ -51,8 +61,30 @@ export async function buildApp(options: AppOptions) {
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : textAjv).compile(schema));
   app.decorate('prisma', options.prisma);
   app.decorate('ipam', options.ipam);
-  app.decorate('presence', new Presence());
+  const presence = new Presence();
+  app.decorate('presence', presence);
   app.decorate('events', new EventEmitter());
+
+  const cluster = new Cluster(options.prisma);
+  await cluster.load();
+  const jobs = new JobStore(options.prisma, options.ipam.writer);
+  let reconciler: Reconciler | undefined;
+  const hub = new AgentHub(
+    presence,
+    (session) => reconciler!.onAttach(session),
+    (hostId) => reconciler!.onDetach(hostId),
+  );
+  reconciler = new Reconciler(cluster, hub, jobs, presence, app.log, { ...DEFAULT_RECONCILER_OPTIONS, ...options.reconciler });
+  await reconciler.start(await options.prisma.host.findMany({ select: { id: true, desiredGeneration: true, appliedGeneration: true } }));
+  app.decorate('agents', { hub, reconciler, cluster, jobs });
+  const onChange = (change: IpamChange) => void reconciler!.onChange(change);
+  options.ipam.events.on('change', onChange);
+  app.events.on('token.rotated', (hostId: number) => hub.disconnect(hostId, CLOSE_TOKEN_ROTATED, 'token rotated'));
+  app.addHook('onClose', async () => {
+    options.ipam.events.off('change', onChange);
+    hub.closeAll(1001, 'controller shutting down');
+    await reconciler!.stop();
+  });
   app.addSchema(ErrorBody);
   registerErrorHandling(app);
 
@@ -65,6 +97,7 @@ export async function buildApp(options: AppOptions) {
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
+  await app.register(websocket, { options: { maxPayload: 64 * 1024 * 1024 } });
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   app.get(
@@ -80,9 +113,11 @@ export async function buildApp(options: AppOptions) {
       await v1.register(poolsRoutes, { prefix: '/pools' });
       await v1.register(hostsRoutes, { prefix: '/hosts' });
       await v1.register(subnetsRoutes, { prefix: '/subnets' });
+      await v1.register(jobsRoutes, { prefix: '/jobs' });
     },
     { prefix: '/v1' },
   );
+  await app.register(agentRoutes, { prefix: '/v1/agent' });
 
   return app;
 }

@@ -40,7 +40,7 @@ export function subnetView(row: SubnetRow): SubnetDto {
   };
 }
 
-export function hostView(row: HostRow, presence: Presence): HostDto {
+export function hostView(row: HostRow, presence: Presence, generation?: { desired: number; applied: number }): HostDto {
   return {
     id: row.id,
     name: row.name,
@@ -48,9 +48,9 @@ export function hostView(row: HostRow, presence: Presence): HostDto {
     interface: row.interface,
     labels: JSON.parse(row.labels) as Record<string, string>,
     status: presence.statusOf(row.id, row.lastSeenAt),
-    lastSeenAt: row.lastSeenAt?.toISOString() ?? null,
+    lastSeenAt: presence.lastSeen(row.id, row.lastSeenAt)?.toISOString() ?? null,
     subnets: row.subnets.map(subnetView),
-    generation: { desired: row.desiredGeneration, applied: row.appliedGeneration },
+    generation: generation ?? { desired: row.desiredGeneration, applied: row.appliedGeneration },
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
   };

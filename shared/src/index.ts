@@ -1,2 +1,3 @@
 export * from './ip/ipv4.ts';
 export * from './commands/index.ts';
+export * from './protocol/index.ts';

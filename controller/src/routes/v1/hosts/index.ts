@@ -1,4 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { emptyObservedState, renderCommand } from '@crossdock/shared';
 import { hashToken, newHostToken } from '../../../auth/tokens.ts';
 import { ApiError } from '../../../errors.ts';
 import { DEFAULT_NETWORK_NAME } from '../../../ipam/ipam.ts';
@@ -28,12 +29,12 @@ const PatchHost = Type.Object(
 );
 
 const hosts: FastifyPluginAsyncTypebox = async (app) => {
-  const { prisma, ipam, presence } = app;
+  const { prisma, ipam, presence, agents } = app;
 
   async function loadHost(name: string) {
     const row = await prisma.host.findUnique({ where: { name }, include: hostInclude });
     if (!row) throw new ApiError('HOST_NOT_FOUND', `no host named "${name}"; GET /v1/hosts lists the registered hosts`);
-    return hostView(row, presence);
+    return hostView(row, presence, agents.reconciler.generationOf(row.id));
   }
 
   app.post(
@@ -60,7 +61,7 @@ const hosts: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get('/', { schema: { tags: ['hosts'], summary: 'List hosts', response: { 200: itemsOf(Host) } } }, async () => {
     const rows = await prisma.host.findMany({ include: hostInclude, orderBy: { id: 'asc' } });
-    return { items: rows.map((r) => hostView(r, presence)) };
+    return { items: rows.map((r) => hostView(r, presence, agents.reconciler.generationOf(r.id))) };
   });
 
   app.get('/:name', { schema: { tags: ['hosts'], summary: 'Get a host', params: NameParams, response: { 200: Host, ...commonErrors } } }, async (request) =>
@@ -81,6 +82,38 @@ const hosts: FastifyPluginAsyncTypebox = async (app) => {
     },
   );
 
+  app.get(
+    '/:name/plan',
+    {
+      schema: {
+        tags: ['hosts'],
+        summary: 'What the host would run now (dry run)',
+        description: "Diffs the host's desired state against a fresh snapshot from its executor; a host with no executor attached is planned against an empty host.",
+        params: NameParams,
+        response: {
+          200: Type.Object({
+            generation: Type.Integer(),
+            observed: Type.Union([Type.Literal('snapshot'), Type.Literal('none')], { description: 'what the plan was diffed against' }),
+            commands: Type.Array(Type.Unknown()),
+            script: Type.String({ description: 'the commands as an operator would type them' }),
+          }),
+          ...commonErrors,
+        },
+      },
+    },
+    async (request) => {
+      const host = await loadHost(request.params.name);
+      const snapshot = await agents.reconciler.snapshot(host.id);
+      const commands = agents.reconciler.planFor(host.id, snapshot ?? emptyObservedState()) ?? [];
+      return {
+        generation: host.generation.desired,
+        observed: snapshot ? ('snapshot' as const) : ('none' as const),
+        commands,
+        script: commands.map((c) => renderCommand(c)).join('\n'),
+      };
+    },
+  );
+
   app.delete('/:name', { schema: { tags: ['hosts'], summary: 'Delete a host and release its subnets', params: NameParams, response: { 204: Type.Null(), ...commonErrors } } }, async (request, reply) => {
     await ipam.deleteHost(request.params.name);
     return reply.code(204).send(null);
@@ -92,7 +125,7 @@ const hosts: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => {
       const token = newHostToken();
       await ipam.updateHostRow(request.params.name, (tx, id) => tx.host.update({ where: { id }, data: { tokenHash: hashToken(token) } }));
-      app.events.emit('token.rotated', request.params.name);
+      app.events.emit('token.rotated', ipam.hostIdByName(request.params.name));
       return { token };
     },
   );

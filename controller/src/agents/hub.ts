@@ -1,0 +1,119 @@
+// The executor sessions: at most one per host, over WebSocket or HTTP polling. Everything
+// the controller tells an executor goes through send(), whatever the transport.
+import type { ControllerMessage } from '@crossdock/shared';
+import type { Presence } from './presence.ts';
+
+export interface Session {
+  readonly hostId: number;
+  readonly transport: 'websocket' | 'polling';
+  send(message: ControllerMessage): void;
+  close(code: number, reason: string): void;
+}
+
+export const CLOSE_REPLACED = 4000;
+export const CLOSE_REVOKED = 4001;
+export const CLOSE_TOKEN_ROTATED = 4002;
+
+export class AgentHub {
+  private readonly sessions = new Map<number, Session>();
+
+  constructor(
+    private readonly presence: Presence,
+    private readonly onAttach: (session: Session) => void,
+    private readonly onDetach: (hostId: number) => void,
+  ) {}
+
+  attach(session: Session): void {
+    const previous = this.sessions.get(session.hostId);
+    this.sessions.set(session.hostId, session);
+    this.presence.attach(session.hostId);
+    if (previous && previous !== session) previous.close(CLOSE_REPLACED, 'replaced by a newer connection of the same host');
+    this.onAttach(session);
+  }
+
+  detach(session: Session): void {
+    if (this.sessions.get(session.hostId) !== session) return;
+    this.sessions.delete(session.hostId);
+    this.presence.detach(session.hostId);
+    this.onDetach(session.hostId);
+  }
+
+  get(hostId: number): Session | undefined {
+    return this.sessions.get(hostId);
+  }
+
+  isOnline(hostId: number): boolean {
+    return this.sessions.has(hostId);
+  }
+
+  send(hostId: number, message: ControllerMessage): boolean {
+    const session = this.sessions.get(hostId);
+    if (!session) return false;
+    session.send(message);
+    return true;
+  }
+
+  disconnect(hostId: number, code: number, reason: string): void {
+    const session = this.sessions.get(hostId);
+    if (!session) return;
+    session.close(code, reason);
+    this.detach(session);
+  }
+
+  closeAll(code: number, reason: string): void {
+    for (const session of [...this.sessions.values()]) {
+      session.close(code, reason);
+      this.detach(session);
+    }
+  }
+
+  all(): Session[] {
+    return [...this.sessions.values()];
+  }
+
+  get size(): number {
+    return this.sessions.size;
+  }
+}
+
+/** A polling executor's session: messages wait in an outbox until it asks for them. */
+export class PollingSession implements Session {
+  readonly transport = 'polling' as const;
+  private outbox: ControllerMessage[] = [];
+  private waiter: (() => void) | undefined;
+  lastPollAt = Date.now();
+  closed = false;
+
+  constructor(readonly hostId: number) {}
+
+  send(message: ControllerMessage): void {
+    this.outbox.push(message);
+    this.waiter?.();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.waiter?.();
+  }
+
+  /** Takes what is queued, waiting up to waitMs for something to arrive. */
+  async take(waitMs: number): Promise<ControllerMessage[]> {
+    this.lastPollAt = Date.now();
+    if (this.outbox.length === 0 && waitMs > 0 && !this.closed) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, waitMs);
+        const self = this;
+        function done() {
+          clearTimeout(timer);
+          self.waiter = undefined;
+          resolve();
+        }
+        this.waiter = done;
+      });
+    }
+    this.lastPollAt = Date.now();
+    const taken = this.outbox;
+    this.outbox = [];
+    return taken;
+  }
+}

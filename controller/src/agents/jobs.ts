@@ -1,0 +1,123 @@
+// Job records: created in batches (one transaction per fan-out), finished as results arrive,
+// timed out when no answer comes, and pruned to a bounded history per host.
+import type { Command } from '@crossdock/shared';
+import type { JobResultItem } from '@crossdock/shared';
+import type { PrismaClient } from '../generated/prisma/client.ts';
+import type { SerialWriter } from '../ipam/writer.ts';
+
+export type JobStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'timeout';
+
+export interface NewJob {
+  hostId: number;
+  generation: number;
+  reason: string;
+  commands: Command[];
+  status: JobStatus;
+}
+
+export const JOB_HISTORY_PER_HOST = 100;
+
+export class JobStore {
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly writer: SerialWriter,
+  ) {}
+
+  /** Inserts the jobs (and bumps the hosts' desired generations) in one transaction. */
+  create(jobs: NewJob[], generationBumps: number[]): Promise<number[]> {
+    return this.writer.run(() => ({
+      write: async (tx) => {
+        if (generationBumps.length > 0) {
+          await tx.host.updateMany({ where: { id: { in: generationBumps } }, data: { desiredGeneration: { increment: 1 } } });
+        }
+        if (jobs.length === 0) return [];
+        const rows = await tx.job.createManyAndReturn({
+          data: jobs.map((j) => ({ hostId: j.hostId, generation: j.generation, reason: j.reason, status: j.status, commands: JSON.stringify(j.commands) })),
+          select: { id: true },
+        });
+        return rows.map((r) => r.id);
+      },
+      undo: () => {},
+    }));
+  }
+
+  finish(jobId: number, outcome: { status: JobStatus; results: JobResultItem[]; error?: string }, applied?: { hostId: number; generation: number }): Promise<void> {
+    return this.writer.run(() => ({
+      write: async (tx) => {
+        await tx.job.updateMany({
+          where: { id: jobId, status: { in: ['pending', 'running'] } },
+          data: { status: outcome.status, results: JSON.stringify(outcome.results), error: outcome.error ?? null, finishedAt: new Date() },
+        });
+        if (applied) {
+          await tx.host.updateMany({ where: { id: applied.hostId, appliedGeneration: { lt: applied.generation } }, data: { appliedGeneration: applied.generation } });
+        }
+      },
+      undo: () => {},
+    }));
+  }
+
+  markRunning(jobIds: number[]): Promise<void> {
+    return this.writer.run(() => ({
+      write: async (tx) => {
+        await tx.job.updateMany({ where: { id: { in: jobIds }, status: 'pending' }, data: { status: 'running' } });
+      },
+      undo: () => {},
+    }));
+  }
+
+  setApplied(hostId: number, generation: number): Promise<void> {
+    return this.writer.run(() => ({
+      write: async (tx) => {
+        await tx.host.updateMany({ where: { id: hostId, appliedGeneration: { lt: generation } }, data: { appliedGeneration: generation } });
+      },
+      undo: () => {},
+    }));
+  }
+
+  timeOut(jobIds: number[]): Promise<void> {
+    return this.writer.run(() => ({
+      write: async (tx) => {
+        await tx.job.updateMany({
+          where: { id: { in: jobIds }, status: { in: ['pending', 'running'] } },
+          data: { status: 'timeout', error: 'no result arrived within the job timeout', finishedAt: new Date() },
+        });
+      },
+      undo: () => {},
+    }));
+  }
+
+  /** Keeps the newest JOB_HISTORY_PER_HOST jobs of each given host. */
+  prune(hostIds: Iterable<number>): Promise<void> {
+    const ids = [...hostIds];
+    if (ids.length === 0) return Promise.resolve();
+    return this.writer.run(() => ({
+      write: async (tx) => {
+        for (const hostId of ids) {
+          const cutoff = await tx.job.findFirst({ where: { hostId }, orderBy: { id: 'desc' }, skip: JOB_HISTORY_PER_HOST, select: { id: true } });
+          if (cutoff) await tx.job.deleteMany({ where: { hostId, id: { lte: cutoff.id } } });
+        }
+      },
+      undo: () => {},
+    }));
+  }
+
+  saveLastSeen(seen: Map<number, Date>): Promise<void> {
+    if (seen.size === 0) return Promise.resolve();
+    const entries = [...seen];
+    return this.writer.run(() => ({
+      write: async (tx) => {
+        for (const [id, at] of entries) await tx.host.updateMany({ where: { id }, data: { lastSeenAt: at } });
+      },
+      undo: () => {},
+    }));
+  }
+
+  /** Jobs left pending or running by a previous controller process can never be answered. */
+  async abandonUnfinished(): Promise<number> {
+    const { count } = await this.prisma.job.updateMany({
+      where: { status: { in: ['pending', 'running'] } },
+      data: { status: 'timeout', error: 'the controller restarted before a result arrived', finishedAt: new Date() },
+    });
+    return count;
+  }
+}

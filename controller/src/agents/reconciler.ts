@@ -1,0 +1,458 @@
+// The controller's loop: it turns IPAM changes and executor reports into jobs.
+//
+// Level-based: correctness never depends on a message arriving. A change fans out as the few
+// commands it implies (a route to the new subnet on every other host: constant per host,
+// linear per change). Executors report a digest of what they observe; a digest that differs
+// from the digest of the host's desired state makes the controller ask for the whole
+// snapshot and send the full diff.
+import {
+  addHash,
+  formatDigest,
+  itemHash,
+  subtractHash,
+  type Command,
+  type Hello,
+  type JobResult,
+  type ObservedState,
+} from '@crossdock/shared';
+import type { FastifyBaseLogger } from 'fastify';
+import type { IpamChange } from '../ipam/ipam.ts';
+import {
+  UNKNOWN_ENVIRONMENT,
+  bipOf,
+  desiredState,
+  dockerNetwork,
+  environmentOf,
+  localItems,
+  localState,
+  peerRoute,
+  routeItem,
+  type HostEnvironment,
+  type PlanHost,
+} from '../planner/desired.ts';
+import { plan } from '../planner/plan.ts';
+import type { Cluster } from './cluster.ts';
+import { CLOSE_REVOKED, type AgentHub, type Session } from './hub.ts';
+import type { JobStatus, JobStore } from './jobs.ts';
+import type { Presence } from './presence.ts';
+
+export interface ReconcilerOptions {
+  jobTimeoutMs: number;
+  reconcileIntervalMs: number;
+  heartbeatIntervalMs: number;
+}
+
+export const DEFAULT_RECONCILER_OPTIONS: ReconcilerOptions = {
+  jobTimeoutMs: 60_000,
+  reconcileIntervalMs: 30_000,
+  heartbeatIntervalMs: 10_000,
+};
+
+const SWEEP_INTERVAL_MS = 1_000;
+const LAST_SEEN_FLUSH_INTERVAL_MS = 5_000;
+const PRUNE_INTERVAL_MS = 60_000;
+const SNAPSHOT_WAIT_MS = 5_000;
+
+interface Inflight {
+  generation: number;
+  deadline: number;
+}
+
+interface HostRuntime {
+  env: HostEnvironment;
+  /** cached sum of the hashes of the host's desired routes; null: recompute */
+  routeSum: number | null;
+  desiredGeneration: number;
+  appliedGeneration: number;
+  inflight: Map<number, Inflight>;
+  helloSeen: boolean;
+  snapshotWaiters: Array<(state: ObservedState) => void>;
+}
+
+interface Dispatch {
+  hostId: number;
+  commands: Command[];
+  reason: string;
+  /** the host's desired state changed: bump its generation */
+  bump: boolean;
+}
+
+export class Reconciler {
+  private readonly runtimes = new Map<number, HostRuntime>();
+  private chain: Promise<void> = Promise.resolve();
+  private readonly lastSeen = new Map<number, Date>();
+  private readonly jobbedHosts = new Set<number>();
+  private timers: NodeJS.Timeout[] = [];
+
+  constructor(
+    private readonly cluster: Cluster,
+    private readonly hub: AgentHub,
+    private readonly jobs: JobStore,
+    private readonly presence: Presence,
+    private readonly log: FastifyBaseLogger,
+    readonly options: ReconcilerOptions,
+  ) {}
+
+  /** Loads generations, starts the sweep timers. */
+  async start(generations: Array<{ id: number; desiredGeneration: number; appliedGeneration: number }>): Promise<void> {
+    for (const g of generations) {
+      const rt = this.runtime(g.id);
+      rt.desiredGeneration = g.desiredGeneration;
+      rt.appliedGeneration = g.appliedGeneration;
+    }
+    const abandoned = await this.jobs.abandonUnfinished();
+    if (abandoned > 0) this.log.info({ abandoned }, 'marked jobs of the previous run as timed out');
+    this.timers.push(setInterval(() => this.enqueue(() => this.sweep()), SWEEP_INTERVAL_MS));
+    this.timers.push(setInterval(() => void this.flushLastSeen(), LAST_SEEN_FLUSH_INTERVAL_MS));
+    this.timers.push(setInterval(() => void this.prune(), PRUNE_INTERVAL_MS));
+    for (const t of this.timers) t.unref();
+  }
+
+  async stop(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    await this.chain;
+    await this.flushLastSeen();
+  }
+
+  /** Resolves when every queued event has been handled. */
+  idle(): Promise<void> {
+    return this.chain;
+  }
+
+  private enqueue(task: () => Promise<void> | void): Promise<void> {
+    const next = this.chain.then(task).catch((error: unknown) => this.log.error({ err: error }, 'reconcile step failed'));
+    this.chain = next;
+    return next;
+  }
+
+  private runtime(hostId: number): HostRuntime {
+    let rt = this.runtimes.get(hostId);
+    if (!rt) {
+      rt = { env: UNKNOWN_ENVIRONMENT, routeSum: null, desiredGeneration: 0, appliedGeneration: 0, inflight: new Map(), helloSeen: false, snapshotWaiters: [] };
+      this.runtimes.set(hostId, rt);
+    }
+    return rt;
+  }
+
+  generationOf(hostId: number): { desired: number; applied: number } {
+    const rt = this.runtimes.get(hostId);
+    return { desired: rt?.desiredGeneration ?? 0, applied: rt?.appliedGeneration ?? 0 };
+  }
+
+  touch(hostId: number): void {
+    const now = new Date();
+    this.lastSeen.set(hostId, now);
+    this.presence.seen(hostId, now);
+  }
+
+  // ---- executor events ----
+
+  onAttach(session: Session): void {
+    this.touch(session.hostId);
+    // A polling executor may ask for jobs before saying hello: ask it for its state.
+    if (session.transport === 'polling') this.enqueue(() => void this.hub.send(session.hostId, { type: 'state.request' }));
+  }
+
+  onDetach(hostId: number): void {
+    this.touch(hostId);
+    const rt = this.runtimes.get(hostId);
+    if (rt) rt.helloSeen = false;
+  }
+
+  onHello(hostId: number, hello: Hello): Promise<void> {
+    this.touch(hostId);
+    return this.enqueue(async () => {
+      const rt = this.runtime(hostId);
+      rt.helloSeen = true;
+      await this.planFromSnapshot(hostId, hello.state, 'connect');
+    });
+  }
+
+  onState(hostId: number, digest: string, state: ObservedState | undefined): Promise<void> {
+    this.touch(hostId);
+    return this.enqueue(async () => {
+      const rt = this.runtime(hostId);
+      if (state) {
+        rt.helloSeen = true;
+        const waiters = rt.snapshotWaiters;
+        rt.snapshotWaiters = [];
+        for (const w of waiters) w(state);
+        await this.planFromSnapshot(hostId, state, 'drift');
+        return;
+      }
+      if (!rt.helloSeen) {
+        this.hub.send(hostId, { type: 'state.request' });
+        return;
+      }
+      await this.compareDigest(hostId, digest, true);
+    });
+  }
+
+  onResult(hostId: number, result: JobResult): Promise<void> {
+    this.touch(hostId);
+    return this.enqueue(async () => {
+      const rt = this.runtime(hostId);
+      const inflight = rt.inflight.get(result.jobId);
+      rt.inflight.delete(result.jobId);
+      const ok = result.accepted && result.results.every((r) => r.ok);
+      const status: JobStatus = ok ? 'succeeded' : 'failed';
+      const generation = inflight?.generation ?? result.generation;
+      const expected = this.expectedDigest(hostId);
+      const inSync = expected !== undefined && expected === result.digest && rt.inflight.size === 0;
+      void this.jobs
+        .finish(result.jobId, { status, results: result.results, error: result.error }, inSync ? { hostId, generation: rt.desiredGeneration } : undefined)
+        .catch((error: unknown) => this.log.error({ err: error, jobId: result.jobId }, 'could not record a job result'));
+      if (inSync) rt.appliedGeneration = Math.max(rt.appliedGeneration, rt.desiredGeneration);
+      else if (ok && rt.inflight.size === 0) this.hub.send(hostId, { type: 'state.request' });
+      // A failed job is retried from the next periodic report, not at once: no tight loops.
+      if (!ok) this.log.warn({ host: hostId, jobId: result.jobId, generation, error: result.error }, 'job failed');
+    });
+  }
+
+  /** Asks an online executor for a fresh snapshot (for dry runs). */
+  async snapshot(hostId: number): Promise<ObservedState | undefined> {
+    if (!this.hub.isOnline(hostId)) return undefined;
+    const rt = this.runtime(hostId);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        rt.snapshotWaiters = rt.snapshotWaiters.filter((w) => w !== done);
+        resolve(undefined);
+      }, SNAPSHOT_WAIT_MS);
+      const done = (state: ObservedState) => {
+        clearTimeout(timer);
+        resolve(state);
+      };
+      rt.snapshotWaiters.push(done);
+      this.hub.send(hostId, { type: 'state.request' });
+    });
+  }
+
+  /** The full plan for a host against a snapshot (pure; used by the dry-run route too). */
+  planFor(hostId: number, observed: ObservedState): Command[] | undefined {
+    const host = this.cluster.hosts.get(hostId);
+    if (!host) return undefined;
+    return plan(desiredState(host, this.cluster.hosts.values(), this.cluster.pools, environmentOf(observed)), observed);
+  }
+
+  private async planFromSnapshot(hostId: number, state: ObservedState, reason: string): Promise<void> {
+    const host = this.cluster.hosts.get(hostId);
+    if (!host) return;
+    const rt = this.runtime(hostId);
+    rt.env = environmentOf(state);
+    const desired = desiredState(host, this.cluster.hosts.values(), this.cluster.pools, rt.env);
+    let routeSum = 0;
+    for (const route of desired.routes) routeSum = addHash(routeSum, itemHash(routeItem(route)));
+    rt.routeSum = routeSum;
+    const commands = plan(desired, state);
+    if (commands.length === 0) {
+      if (rt.inflight.size === 0 && rt.appliedGeneration < rt.desiredGeneration) {
+        rt.appliedGeneration = rt.desiredGeneration;
+        await this.jobs.setApplied(hostId, rt.desiredGeneration);
+      }
+      return;
+    }
+    await this.dispatch([{ hostId, commands, reason, bump: false }]);
+  }
+
+  private async compareDigest(hostId: number, digest: string, fromTimer: boolean): Promise<void> {
+    const rt = this.runtime(hostId);
+    if (rt.inflight.size > 0) return;
+    const expected = this.expectedDigest(hostId);
+    if (expected === undefined) return;
+    if (expected === digest) {
+      if (rt.appliedGeneration < rt.desiredGeneration) {
+        rt.appliedGeneration = rt.desiredGeneration;
+        await this.jobs.setApplied(hostId, rt.desiredGeneration);
+      }
+      return;
+    }
+    if (fromTimer) this.log.info({ host: hostId, expected, observed: digest }, 'state differs from desired; asking for a snapshot');
+    this.hub.send(hostId, { type: 'state.request' });
+  }
+
+  private expectedDigest(hostId: number): string | undefined {
+    const host = this.cluster.hosts.get(hostId);
+    if (!host) return undefined;
+    const rt = this.runtime(hostId);
+    if (rt.routeSum === null) {
+      let sum = 0;
+      for (const peer of this.cluster.hosts.values()) {
+        if (peer.id === hostId) continue;
+        for (const subnet of peer.subnets) sum = addHash(sum, itemHash(routeItem(peerRoute(host, peer, subnet))));
+      }
+      rt.routeSum = sum;
+    }
+    let sum = rt.routeSum;
+    for (const item of localItems(localState(host, this.cluster.pools, rt.env), rt.env)) sum = addHash(sum, itemHash(item));
+    return formatDigest(sum);
+  }
+
+  // ---- IPAM changes ----
+
+  onChange(change: IpamChange): Promise<void> {
+    return this.enqueue(() => this.applyChange(change));
+  }
+
+  private async applyChange(change: IpamChange): Promise<void> {
+    switch (change.type) {
+      case 'host.created': {
+        const { after } = await this.cluster.reloadHost(change.hostId);
+        if (!after) return;
+        this.runtime(after.id);
+        await this.dispatch(this.peerRoutes(after, after.subnets.map((s) => s.cidr), [], `host ${after.name} registered`));
+        return;
+      }
+      case 'subnet.created': {
+        const { after } = await this.cluster.reloadHost(change.hostId);
+        const subnet = after?.subnets.find((s) => s.id === change.subnetId);
+        if (!after || !subnet) return;
+        const reason = `subnet ${subnet.cidr} allocated to ${after.name}`;
+        const rt = this.runtime(after.id);
+        const local = localState(after, this.cluster.pools, rt.env);
+        const own: Command[] = [];
+        if (rt.env.dockerAvailable) own.push(subnet.mode === 'bip' ? bipOf(subnet) : dockerNetwork(subnet, rt.env));
+        own.push(...local.chains, ...local.jumps);
+        await this.dispatch([{ hostId: after.id, commands: own, reason, bump: true }, ...this.peerRoutes(after, [subnet.cidr], [], reason)]);
+        return;
+      }
+      case 'subnet.deleted': {
+        const { before, after } = await this.cluster.reloadHost(change.hostId);
+        if (!after) return;
+        const removed = before?.subnets.find((s) => s.id === change.subnetId);
+        const reason = `subnet ${change.cidr} released from ${after.name}`;
+        const rt = this.runtime(after.id);
+        const own: Command[] = [];
+        if (removed && removed.mode === 'network' && rt.env.dockerAvailable) own.push({ kind: 'docker.network.remove', name: removed.network });
+        own.push(...localState(after, this.cluster.pools, rt.env).chains);
+        await this.dispatch([{ hostId: after.id, commands: own, reason, bump: true }, ...this.peerRoutes(before ?? after, [], [change.cidr], reason)]);
+        return;
+      }
+      case 'host.updated': {
+        const { before, after } = await this.cluster.reloadHost(change.hostId);
+        if (!before || !after) return;
+        const dispatches: Dispatch[] = [];
+        if (before.address !== after.address) {
+          const reason = `host ${after.name} moved from ${before.address} to ${after.address}`;
+          // Swap each peer's route to this host's subnets over to the new address.
+          for (const peer of this.cluster.hosts.values()) {
+            if (peer.id === after.id) continue;
+            const rt = this.runtime(peer.id);
+            const commands: Command[] = [];
+            for (const subnet of after.subnets) {
+              const old = peerRoute(peer, before, subnet);
+              const next = peerRoute(peer, after, subnet);
+              if (rt.routeSum !== null) rt.routeSum = addHash(subtractHash(rt.routeSum, itemHash(routeItem(old))), itemHash(routeItem(next)));
+              commands.push(next);
+            }
+            dispatches.push({ hostId: peer.id, commands, reason, bump: true });
+          }
+        }
+        if (before.interface !== after.interface) {
+          // Every route of this host changes device: replan it from a fresh snapshot.
+          this.runtime(after.id).routeSum = null;
+          dispatches.push({ hostId: after.id, commands: [], reason: 'interface changed', bump: true });
+          this.hub.send(after.id, { type: 'state.request' });
+        }
+        await this.dispatch(dispatches);
+        return;
+      }
+      case 'host.deleted': {
+        const before = this.cluster.removeHost(change.hostId);
+        this.hub.send(change.hostId, { type: 'revoked', reason: `host ${change.name} was deleted from the controller` });
+        this.hub.disconnect(change.hostId, CLOSE_REVOKED, 'host deleted');
+        this.runtimes.delete(change.hostId);
+        if (!before) return;
+        await this.dispatch(this.peerRoutes(before, [], change.subnets.map((s) => s.cidr), `host ${change.name} deleted`));
+        return;
+      }
+      case 'pool.created':
+      case 'pool.deleted': {
+        await this.cluster.reloadPools();
+        const dispatches: Dispatch[] = [];
+        for (const host of this.cluster.hosts.values()) {
+          if (host.subnets.length === 0) continue;
+          dispatches.push({ hostId: host.id, commands: localState(host, this.cluster.pools, this.runtime(host.id).env).chains, reason: `pool ${change.poolName} ${change.type === 'pool.created' ? 'created' : 'deleted'}`, bump: true });
+        }
+        await this.dispatch(dispatches);
+        return;
+      }
+    }
+  }
+
+  /** Route commands on every other host for subnets of `owner` that appeared or went away. */
+  private peerRoutes(owner: PlanHost, addedCidrs: string[], removedCidrs: string[], reason: string): Dispatch[] {
+    if (addedCidrs.length === 0 && removedCidrs.length === 0) return [];
+    const dispatches: Dispatch[] = [];
+    for (const peer of this.cluster.hosts.values()) {
+      if (peer.id === owner.id) continue;
+      const rt = this.runtime(peer.id);
+      const commands: Command[] = [];
+      for (const cidr of addedCidrs) {
+        const route = peerRoute(peer, owner, { cidr });
+        if (rt.routeSum !== null) rt.routeSum = addHash(rt.routeSum, itemHash(routeItem(route)));
+        commands.push(route);
+      }
+      for (const cidr of removedCidrs) {
+        if (rt.routeSum !== null) rt.routeSum = subtractHash(rt.routeSum, itemHash(routeItem(peerRoute(peer, owner, { cidr }))));
+        commands.push({ kind: 'route.delete', dst: cidr });
+      }
+      dispatches.push({ hostId: peer.id, commands, reason, bump: true });
+    }
+    return dispatches;
+  }
+
+  /** Bumps generations, records the jobs of online hosts in one transaction, sends them. */
+  private async dispatch(dispatches: Dispatch[]): Promise<void> {
+    if (dispatches.length === 0) return;
+    const bumps: number[] = [];
+    const toSend: Array<{ hostId: number; commands: Command[]; reason: string; generation: number }> = [];
+    for (const d of dispatches) {
+      const rt = this.runtime(d.hostId);
+      if (d.bump) {
+        rt.desiredGeneration++;
+        bumps.push(d.hostId);
+      }
+      if (d.commands.length > 0 && rt.helloSeen && this.hub.isOnline(d.hostId)) {
+        toSend.push({ hostId: d.hostId, commands: d.commands, reason: d.reason, generation: rt.desiredGeneration });
+      }
+    }
+    const ids = await this.jobs.create(
+      toSend.map((j) => ({ ...j, status: 'running' as const })),
+      bumps,
+    );
+    const deadline = Date.now() + this.options.jobTimeoutMs;
+    toSend.forEach((job, i) => {
+      const jobId = ids[i]!;
+      this.runtime(job.hostId).inflight.set(jobId, { generation: job.generation, deadline });
+      this.jobbedHosts.add(job.hostId);
+      this.hub.send(job.hostId, { type: 'job', jobId, generation: job.generation, commands: job.commands });
+    });
+  }
+
+  private async sweep(): Promise<void> {
+    const now = Date.now();
+    const expired: number[] = [];
+    for (const [hostId, rt] of this.runtimes) {
+      for (const [jobId, job] of rt.inflight) {
+        if (job.deadline > now) continue;
+        expired.push(jobId);
+        rt.inflight.delete(jobId);
+        this.log.warn({ host: hostId, jobId }, 'job timed out');
+      }
+    }
+    if (expired.length > 0) await this.jobs.timeOut(expired);
+  }
+
+  private async flushLastSeen(): Promise<void> {
+    const seen = new Map(this.lastSeen);
+    this.lastSeen.clear();
+    await this.jobs.saveLastSeen(seen).catch((error: unknown) => this.log.error({ err: error }, 'could not record last-seen times'));
+  }
+
+  private async prune(): Promise<void> {
+    const hosts = [...this.jobbedHosts];
+    this.jobbedHosts.clear();
+    await this.jobs.prune(hosts).catch((error: unknown) => this.log.error({ err: error }, 'could not prune job history'));
+  }
+}

@@ -1,0 +1,72 @@
+// plan(desired, observed) -> Command[]: the commands that close the gap. Pure. Only what
+// crossdock owns is ever changed or removed: routes of its protocol (the executor reports no
+// others), its CROSSDOCK-* chains and jumps, networks carrying its label.
+import {
+  MANAGED_LABEL,
+  forwardJumpSource,
+  isManagedJump,
+  renderRule,
+  type Command,
+  type ObservedState,
+  type RouteReplace,
+} from '@crossdock/shared';
+import type { DesiredState } from './desired.ts';
+
+/** Route identity: the kernel keys our routes by destination (one table, one protocol). */
+export const routeKey = (route: { dst: string }) => route.dst;
+const routeEqual = (a: { via: string; dev: string }, b: { via: string; dev: string }) => a.via === b.via && a.dev === b.dev;
+const chainKey = (table: string, chain: string) => `${table}/${chain}`;
+
+export function plan(desired: DesiredState, observed: ObservedState): Command[] {
+  const commands: Command[] = [];
+
+  if (observed.sysctl[desired.sysctl.key] !== desired.sysctl.value) commands.push(desired.sysctl);
+
+  if (desired.bip && observed.docker.bip !== desired.bip.bip) commands.push(desired.bip);
+
+  // Docker networks: replace ones whose subnet or gateway differ (remove first: same name).
+  if (observed.docker.available) {
+    const observedNetworks = new Map(observed.docker.networks.filter((n) => n.labels[MANAGED_LABEL] === 'true').map((n) => [n.name, n]));
+    const wanted = new Set(desired.networks.map((n) => n.name));
+    for (const n of desired.networks) {
+      const have = observedNetworks.get(n.name);
+      if (have && (have.subnet !== n.subnet || have.gateway !== n.gateway)) commands.push({ kind: 'docker.network.remove', name: n.name });
+      if (!have || have.subnet !== n.subnet || have.gateway !== n.gateway) commands.push(n);
+    }
+    for (const name of observedNetworks.keys()) {
+      if (!wanted.has(name)) commands.push({ kind: 'docker.network.remove', name });
+    }
+  }
+
+  const observedChains = new Map(observed.firewall.chains.map((c) => [chainKey(c.table, c.name), c.rules]));
+  for (const chain of desired.chains) {
+    const have = observedChains.get(chainKey(chain.table, chain.chain));
+    const want = chain.rules.map((r) => renderRule(chain.chain, r));
+    if (!have || have.length !== want.length || have.some((line, i) => line !== want[i])) commands.push(chain);
+  }
+
+  // A jump is right when exactly one exists, at its position; the executor makes it so.
+  const filterFrom = forwardJumpSource(observed.firewall.builtinChains);
+  const managedJumps = observed.firewall.jumps.filter((j) => isManagedJump(j, filterFrom));
+  for (const jump of desired.jumps) {
+    const found = managedJumps.filter((j) => j.table === jump.table && j.from === jump.from && j.to === jump.to);
+    if (found.length !== 1 || found[0]!.position !== jump.position) commands.push(jump);
+  }
+
+  const observedRoutes = new Map(observed.routes.map((r) => [routeKey(r), r]));
+  const wantedRoutes = new Set<string>();
+  for (const route of desired.routes) {
+    wantedRoutes.add(routeKey(route));
+    const have = observedRoutes.get(routeKey(route));
+    if (!have || !routeEqual(have, route)) commands.push(route);
+  }
+  for (const route of observed.routes) {
+    if (!wantedRoutes.has(routeKey(route))) commands.push({ kind: 'route.delete', dst: route.dst });
+  }
+  return commands;
+}
+
+/** Route commands for a change that touched only these subnets (the fan-out path). */
+export function routeDelta(added: RouteReplace[], removedDsts: string[]): Command[] {
+  return [...added, ...removedDsts.map((dst) => ({ kind: 'route.delete', dst }) as const)];
+}

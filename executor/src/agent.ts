@@ -1,0 +1,320 @@
+// The executor's loop: connect out to the controller (WebSocket, or HTTP polling where a
+// WebSocket cannot be held), say hello with what it observes, run each job it is sent and
+// report the results, report a digest of its state on a timer so drift gets repaired, and
+// reconnect with backoff. A lost controller changes nothing on the host.
+import os from 'node:os';
+import WebSocket from 'ws';
+import {
+  PROTOCOL_VERSION,
+  observedDigest,
+  parseControllerMessage,
+  type ControllerMessage,
+  type ExecutorMessage,
+  type JobMessage,
+} from '@crossdock/shared';
+import { backoffDelay, realSleep, type Sleep } from './backoff.ts';
+import { observeHost, type Drivers } from './observe.ts';
+import { runJob, type JobOptions } from './run-job.ts';
+import { removeEverything } from './revoke.ts';
+
+export const EXECUTOR_VERSION = '0.1.0';
+/** Used until the controller's welcome says otherwise. */
+export const DEFAULT_RECONCILE_INTERVAL_MS = 30_000;
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 10_000;
+/** Missing this many heartbeats in a row means the controller is gone. */
+const MISSED_HEARTBEATS_BEFORE_RECONNECT = 3;
+const WEBSOCKET_FAILURES_BEFORE_POLLING = 3;
+const POLLING_FALLBACK_PERIOD_MS = 5 * 60_000;
+const POLL_WAIT_S = 25;
+const HTTP_TIMEOUT_MS = (POLL_WAIT_S + 15) * 1000;
+
+export type Transport = 'auto' | 'websocket' | 'polling';
+
+export interface Logger {
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}
+
+export interface AgentOptions {
+  controllerUrl: string;
+  token: string;
+  drivers: Drivers;
+  job: JobOptions;
+  transport?: Transport;
+  /** overrides the interval the controller asks for */
+  reconcileIntervalMs?: number;
+  sleep?: Sleep;
+  random?: () => number;
+  log?: Logger;
+}
+
+export type AgentExit = { reason: 'stopped' } | { reason: 'revoked'; message: string };
+
+class AuthError extends Error {}
+
+export class Agent {
+  private readonly abort = new AbortController();
+  private readonly sleep: Sleep;
+  private readonly log: Logger;
+  /** serializes jobs, observations and reports: nothing observes the host mid-job */
+  private queue: Promise<unknown> = Promise.resolve();
+  private reconcileIntervalMs: number;
+  private heartbeatIntervalMs = DEFAULT_HEARTBEAT_INTERVAL_MS;
+  private revoked: string | undefined;
+  private send: (message: ExecutorMessage) => Promise<void> = async () => {};
+  /** Attempts since the last successful connection (for tests and logs). */
+  attempts = 0;
+  connected = false;
+  transportInUse: 'websocket' | 'polling' | undefined;
+
+  constructor(private readonly options: AgentOptions) {
+    this.sleep = options.sleep ?? realSleep;
+    this.log = options.log ?? consoleLogger;
+    this.reconcileIntervalMs = options.reconcileIntervalMs ?? DEFAULT_RECONCILE_INTERVAL_MS;
+  }
+
+  stop(): void {
+    this.abort.abort();
+  }
+
+  /** Runs until stop() or until the controller revokes this host. */
+  async run(): Promise<AgentExit> {
+    let websocketFailures = 0;
+    let pollUntil = 0;
+    while (!this.abort.signal.aborted && this.revoked === undefined) {
+      const wanted = this.options.transport ?? 'auto';
+      const usePolling = wanted === 'polling' || (wanted === 'auto' && Date.now() < pollUntil);
+      let openedAtAll = false;
+      try {
+        if (usePolling) openedAtAll = await this.runPolling(wanted === 'auto' ? pollUntil : Infinity);
+        else openedAtAll = await this.runWebSocket();
+      } catch (error) {
+        const auth = error instanceof AuthError;
+        this.log[auth ? 'error' : 'warn'](auth ? error.message : 'controller connection failed', { error: (error as Error).message, controller: this.options.controllerUrl });
+        if (!usePolling && !auth) websocketFailures++;
+      }
+      this.connected = false;
+      if (openedAtAll) {
+        this.attempts = 0;
+        websocketFailures = 0;
+      }
+      if (this.abort.signal.aborted || this.revoked !== undefined) break;
+      if (wanted === 'auto' && websocketFailures >= WEBSOCKET_FAILURES_BEFORE_POLLING) {
+        this.log.warn('no WebSocket to the controller; falling back to HTTP polling for a while');
+        pollUntil = Date.now() + POLLING_FALLBACK_PERIOD_MS;
+        websocketFailures = 0;
+        continue;
+      }
+      const delay = backoffDelay(this.attempts++, this.options.random);
+      this.log.info('reconnecting', { inMs: delay, attempt: this.attempts });
+      await this.sleep(delay, this.abort.signal);
+    }
+    await this.queue.catch(() => {});
+    return this.revoked !== undefined ? { reason: 'revoked', message: this.revoked } : { reason: 'stopped' };
+  }
+
+  // ---- transports ----
+
+  private agentUrl(path: string, websocket = false): string {
+    const base = new URL(this.options.controllerUrl);
+    if (websocket) base.protocol = base.protocol === 'https:' ? 'wss:' : 'ws:';
+    base.pathname = `${base.pathname.replace(/\/$/, '')}/v1/agent${path}`;
+    return base.toString();
+  }
+
+  /** One WebSocket session; resolves when it ends. Returns whether it ever opened. */
+  private runWebSocket(): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      const socket = new WebSocket(this.agentUrl('', true), { headers: { authorization: `Bearer ${this.options.token}` }, handshakeTimeout: 10_000, maxPayload: 256 * 1024 * 1024 });
+      let opened = false;
+      let lastHeard = Date.now();
+      const watchdog = setInterval(() => {
+        if (Date.now() - lastHeard > this.heartbeatIntervalMs * MISSED_HEARTBEATS_BEFORE_RECONNECT) {
+          this.log.warn('controller stopped answering heartbeats; reconnecting');
+          socket.terminate();
+        }
+      }, 1_000);
+      const onAbort = () => socket.close(1001, 'executor stopping');
+      this.abort.signal.addEventListener('abort', onAbort, { once: true });
+      const finish = (error?: Error) => {
+        clearInterval(watchdog);
+        this.disarmReports();
+        this.abort.signal.removeEventListener('abort', onAbort);
+        this.transportInUse = undefined;
+        if (error && !opened) reject(error);
+        else resolve(opened);
+      };
+
+      socket.on('unexpected-response', (_req, res) => {
+        const status = res.statusCode ?? 0;
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => {
+          const message = safeErrorMessage(body) ?? `HTTP ${status}`;
+          finish(status === 401 ? new AuthError(`the controller refused this host's token: ${message}`) : new Error(`controller answered ${status}: ${message}`));
+          socket.terminate();
+        });
+      });
+      socket.on('open', () => {
+        opened = true;
+        this.connected = true;
+        this.transportInUse = 'websocket';
+        lastHeard = Date.now();
+        this.send = async (message) => {
+          if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
+        };
+        this.log.info('connected to the controller', { transport: 'websocket' });
+        void this.enqueue(() => this.hello());
+        this.armReports();
+      });
+      socket.on('ping', () => (lastHeard = Date.now()));
+      socket.on('message', (data) => {
+        lastHeard = Date.now();
+        this.receive(data.toString());
+      });
+      socket.on('close', (code, reason) => {
+        if (opened) this.log.warn('controller connection closed', { code, reason: reason.toString() });
+        finish();
+      });
+      socket.on('error', (error) => finish(error));
+    });
+  }
+
+  /** Polls until the period ends, the agent stops, or an error. Returns whether it got through. */
+  private async runPolling(until: number): Promise<boolean> {
+    this.transportInUse = 'polling';
+    this.send = async (message) => {
+      const path = message.type === 'result' ? `/jobs/${message.jobId}/result` : '/state';
+      const reply = await this.http('POST', path, message);
+      for (const item of reply.items) this.receive(item);
+    };
+    let nextReport = Date.now() + this.reconcileIntervalMs;
+    await this.enqueue(() => this.hello());
+    this.connected = true;
+    this.log.info('connected to the controller', { transport: 'polling' });
+    while (!this.abort.signal.aborted && this.revoked === undefined && Date.now() < until) {
+      const reply = await this.http('GET', `/jobs?wait=${POLL_WAIT_S}`);
+      for (const item of reply.items) this.receive(item);
+      if (Date.now() >= nextReport) {
+        nextReport = Date.now() + this.reconcileIntervalMs;
+        void this.enqueue(() => this.report(false));
+      }
+    }
+    await this.queue.catch(() => {});
+    return true;
+  }
+
+  private async http(method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ items: unknown[] }> {
+    const response = await fetch(this.agentUrl(path), {
+      method,
+      headers: { authorization: `Bearer ${this.options.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(HTTP_TIMEOUT_MS)]),
+    });
+    const text = await response.text();
+    if (response.status === 401) throw new AuthError(`the controller refused this host's token: ${safeErrorMessage(text) ?? 'HTTP 401'}`);
+    if (!response.ok) throw new Error(`controller answered ${response.status} to ${method} ${path}: ${safeErrorMessage(text) ?? text.slice(0, 200)}`);
+    return text ? (JSON.parse(text) as { items: unknown[] }) : { items: [] };
+  }
+
+  // ---- messages ----
+
+  private receive(raw: unknown): void {
+    const parsed = parseControllerMessage(typeof raw === 'string' ? raw : JSON.stringify(raw));
+    if (!parsed.ok) {
+      this.log.warn('ignored a message from the controller', { error: parsed.error });
+      return;
+    }
+    const message: ControllerMessage = parsed.message;
+    switch (message.type) {
+      case 'welcome':
+        this.heartbeatIntervalMs = message.heartbeatIntervalMs;
+        if (this.options.reconcileIntervalMs === undefined) this.reconcileIntervalMs = message.reconcileIntervalMs;
+        if (this.transportInUse === 'websocket') this.armReports();
+        this.log.info('welcomed', { host: message.host.name, reconcileIntervalMs: this.reconcileIntervalMs });
+        return;
+      case 'job':
+        void this.enqueue(() => this.runJob(message));
+        return;
+      case 'state.request':
+        void this.enqueue(() => this.report(true));
+        return;
+      case 'revoked':
+        void this.enqueue(() => this.revoke(message.reason));
+        return;
+    }
+  }
+
+  private reportTimer: NodeJS.Timeout | undefined;
+
+  /** (Re)starts the periodic state report at the current interval. */
+  private armReports(): void {
+    this.disarmReports();
+    const tick = () => {
+      this.reportTimer = setTimeout(() => void this.enqueue(() => this.report(false)).finally(() => this.reportTimer && tick()), this.reconcileIntervalMs);
+    };
+    tick();
+  }
+
+  private disarmReports(): void {
+    clearTimeout(this.reportTimer);
+    this.reportTimer = undefined;
+  }
+
+  private enqueue(task: () => Promise<void>): Promise<void> {
+    const next = this.queue.then(task).catch((error: unknown) => this.log.error('step failed', { error: (error as Error).message }));
+    this.queue = next;
+    return next;
+  }
+
+  private async hello(): Promise<void> {
+    const state = await observeHost(this.options.drivers);
+    await this.send({ type: 'hello', protocol: PROTOCOL_VERSION, executorVersion: EXECUTOR_VERSION, hostname: os.hostname(), state, digest: observedDigest(state) });
+  }
+
+  private async report(full: boolean): Promise<void> {
+    const state = await observeHost(this.options.drivers);
+    await this.send({ type: 'state', digest: observedDigest(state), ...(full ? { state } : {}) });
+  }
+
+  private async runJob(job: JobMessage): Promise<void> {
+    const outcome = await runJob(job.commands, this.options.drivers, this.options.job);
+    const failed = outcome.results.filter((r) => !r.ok).length;
+    if (!outcome.accepted) this.log.error('refused a job', { jobId: job.jobId, error: outcome.error });
+    else this.log[failed ? 'warn' : 'info']('ran a job', { jobId: job.jobId, commands: outcome.results.length, failed });
+    const state = await observeHost(this.options.drivers);
+    await this.send({
+      type: 'result',
+      jobId: job.jobId,
+      generation: job.generation,
+      accepted: outcome.accepted,
+      ...(outcome.accepted ? {} : { error: outcome.error }),
+      results: outcome.results,
+      digest: observedDigest(state),
+    });
+  }
+
+  private async revoke(reason: string): Promise<void> {
+    this.log.warn('this host was revoked by the controller; removing what crossdock created', { reason });
+    const report = await removeEverything(this.options.drivers);
+    for (const line of report.refused) this.log.warn(line);
+    this.log.info('removed crossdock state', { routes: report.routes, networks: report.networks });
+    this.revoked = reason;
+    this.abort.abort();
+  }
+}
+
+function safeErrorMessage(body: string): string | undefined {
+  try {
+    return (JSON.parse(body) as { error?: { message?: string } }).error?.message;
+  } catch {
+    return undefined;
+  }
+}
+
+export const consoleLogger: Logger = {
+  info: (message, fields) => console.log(JSON.stringify({ level: 'info', time: new Date().toISOString(), msg: message, ...fields })),
+  warn: (message, fields) => console.warn(JSON.stringify({ level: 'warn', time: new Date().toISOString(), msg: message, ...fields })),
+  error: (message, fields) => console.error(JSON.stringify({ level: 'error', time: new Date().toISOString(), msg: message, ...fields })),
+};

@@ -1,0 +1,117 @@
+// Executor settings: flags first, then environment (DESIGN.md, Configuration).
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import type { Transport } from './agent.ts';
+
+export interface ExecutorConfig {
+  controllerUrl: string;
+  token: string;
+  dockerHost: string;
+  transport: Transport;
+  reconcileIntervalMs: number | undefined;
+  daemonJsonPath: string;
+  /** null: engine restarts (bip mode) are not allowed */
+  engineRestartCommand: string[] | null;
+}
+
+export class ConfigError extends Error {}
+
+export const DEFAULT_ENGINE_RESTART_COMMAND = ['systemctl', 'restart', 'docker'];
+
+export const USAGE = `usage: crossdock-executor --controller URL --token TOKEN [options]
+  --controller URL                 controller base URL (CROSSDOCK_CONTROLLER), e.g. http://10.0.0.5:7800
+  --token TOKEN                    this host's token (CROSSDOCK_TOKEN)
+  --token-file PATH                read the token from a file instead (CROSSDOCK_TOKEN_FILE)
+  --docker-host URL                Docker endpoint (DOCKER_HOST, default unix:///var/run/docker.sock)
+  --transport auto|websocket|polling   (CROSSDOCK_TRANSPORT, default auto: WebSocket, polling if it fails)
+  --reconcile-interval-ms N        how often to report state (default: what the controller says)
+  --daemon-json PATH               Docker's daemon.json (CROSSDOCK_DAEMON_JSON, default /etc/docker/daemon.json)
+  --allow-engine-restart           allow bip-mode subnets to rewrite daemon.json and restart dockerd
+  --engine-restart-command JSON    argv that restarts dockerd (default ["systemctl","restart","docker"])
+  --help`;
+
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ExecutorConfig | 'help' {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        controller: { type: 'string' },
+        token: { type: 'string' },
+        'token-file': { type: 'string' },
+        'docker-host': { type: 'string' },
+        transport: { type: 'string' },
+        'reconcile-interval-ms': { type: 'string' },
+        'daemon-json': { type: 'string' },
+        'allow-engine-restart': { type: 'boolean' },
+        'engine-restart-command': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    }));
+  } catch (error) {
+    throw new ConfigError(`${(error as Error).message}; see --help`);
+  }
+  if (values.help) return 'help';
+
+  const controllerUrl = values.controller ?? env.CROSSDOCK_CONTROLLER;
+  if (!controllerUrl) throw new ConfigError('no controller given; pass --controller http://<controller>:7800 or set CROSSDOCK_CONTROLLER');
+  let url: URL;
+  try {
+    url = new URL(controllerUrl);
+  } catch {
+    throw new ConfigError(`controller "${controllerUrl}" is not a URL; use http://<controller address>:7800`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`controller URL must start with http:// or https://, not ${url.protocol}`);
+
+  const tokenFile = values['token-file'] ?? env.CROSSDOCK_TOKEN_FILE;
+  let token = values.token ?? env.CROSSDOCK_TOKEN;
+  if (!token && tokenFile) {
+    try {
+      token = readFileSync(tokenFile, 'utf8').trim();
+    } catch (error) {
+      throw new ConfigError(`cannot read the token file ${tokenFile}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    }
+  }
+  if (!token) throw new ConfigError("no host token given; pass --token (the token POST /v1/hosts returned) or set CROSSDOCK_TOKEN");
+
+  const transport = (values.transport ?? env.CROSSDOCK_TRANSPORT ?? 'auto') as Transport;
+  if (!['auto', 'websocket', 'polling'].includes(transport)) throw new ConfigError(`transport "${transport}" is unknown; use auto, websocket or polling`);
+
+  const intervalText = values['reconcile-interval-ms'] ?? env.CROSSDOCK_RECONCILE_INTERVAL_MS;
+  const reconcileIntervalMs = intervalText === undefined ? undefined : Number(intervalText);
+  if (reconcileIntervalMs !== undefined && (!Number.isInteger(reconcileIntervalMs) || reconcileIntervalMs < 100)) {
+    throw new ConfigError(`reconcile interval "${intervalText}" must be a whole number of milliseconds, at least 100`);
+  }
+
+  const allowRestart = values['allow-engine-restart'] ?? env.CROSSDOCK_ALLOW_ENGINE_RESTART === 'true';
+  const commandText = values['engine-restart-command'] ?? env.CROSSDOCK_ENGINE_RESTART_COMMAND;
+  let engineRestartCommand: string[] | null = null;
+  if (allowRestart) {
+    engineRestartCommand = DEFAULT_ENGINE_RESTART_COMMAND;
+    if (commandText !== undefined) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(commandText);
+      } catch {
+        parsed = undefined;
+      }
+      if (!Array.isArray(parsed) || parsed.length === 0 || !parsed.every((p) => typeof p === 'string')) {
+        throw new ConfigError(`engine restart command must be a JSON array of strings, such as ["systemctl","restart","docker"]`);
+      }
+      engineRestartCommand = parsed as string[];
+    }
+  } else if (commandText !== undefined) {
+    throw new ConfigError('--engine-restart-command needs --allow-engine-restart as well');
+  }
+
+  return {
+    controllerUrl: url.toString().replace(/\/$/, ''),
+    token,
+    dockerHost: values['docker-host'] ?? env.DOCKER_HOST ?? 'unix:///var/run/docker.sock',
+    transport,
+    reconcileIntervalMs,
+    daemonJsonPath: values['daemon-json'] ?? env.CROSSDOCK_DAEMON_JSON ?? '/etc/docker/daemon.json',
+    engineRestartCommand,
+  };
+}

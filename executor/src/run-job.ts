@@ -1,0 +1,105 @@
+// Runs one job: validates every command first (all or nothing), then runs them in phases,
+// batched: every route in one `ip -batch`, every chain in one iptables-restore per table.
+import {
+  renderCommand,
+  renderIpBatchLine,
+  validateCommands,
+  type Command,
+  type CommandResult,
+  type FirewallChain,
+  type JobResultItem,
+  type RouteDelete,
+  type RouteReplace,
+} from '@crossdock/shared';
+import type { Drivers } from './observe.ts';
+
+export interface JobOptions {
+  daemonJsonPath: string;
+  /** argv that restarts the engine, or null when engine restarts are not allowed */
+  engineRestartCommand: readonly string[] | null;
+}
+
+export type JobOutcome = { accepted: true; results: JobResultItem[] } | { accepted: false; error: string; results: [] };
+
+// The order a job's commands run in, whatever order they came in.
+const PHASES: ReadonlyArray<Command['kind']> = [
+  'sysctl.set',
+  'docker.daemon.bip',
+  'docker.network.remove',
+  'docker.network.create',
+  'firewall.chain',
+  'firewall.jump',
+  'route.replace',
+];
+
+export async function runJob(raw: unknown[], drivers: Drivers, options: JobOptions): Promise<JobOutcome> {
+  const checked = validateCommands(raw);
+  if (!checked.ok) return { accepted: false, error: `command ${checked.index}: ${checked.error}; nothing in this job was run`, results: [] };
+  const commands = checked.commands;
+  const results: JobResultItem[] = new Array(commands.length);
+  const record = (index: number, result: CommandResult) => {
+    results[index] = { index, text: renderCommand(commands[index]!), ...result };
+  };
+  const indexed = commands.map((command, index) => ({ command, index }));
+  const ofKind = <K extends Command['kind']>(...kinds: K[]) =>
+    indexed.filter((c): c is { command: Extract<Command, { kind: K }>; index: number } => (kinds as string[]).includes(c.command.kind));
+
+  for (const phase of PHASES) {
+    switch (phase) {
+      case 'sysctl.set':
+        for (const { command, index } of ofKind('sysctl.set')) record(index, await drivers.sysctl.write(command));
+        break;
+      case 'docker.daemon.bip':
+        for (const { command, index } of ofKind('docker.daemon.bip')) {
+          record(index, await drivers.docker.setBip(command, { daemonJsonPath: options.daemonJsonPath, restartCommand: options.engineRestartCommand }));
+        }
+        break;
+      case 'docker.network.remove':
+        for (const { command, index } of ofKind('docker.network.remove')) record(index, await drivers.docker.removeNetwork(command));
+        break;
+      case 'docker.network.create':
+        for (const { command, index } of ofKind('docker.network.create')) record(index, await drivers.docker.createNetwork(command));
+        break;
+      case 'firewall.chain': {
+        const chains = ofKind('firewall.chain');
+        if (chains.length === 0) break;
+        const result = await drivers.iptables.applyChains(chains.map((c) => c.command as FirewallChain));
+        for (const { index } of chains) record(index, result);
+        break;
+      }
+      case 'firewall.jump':
+        for (const { command, index } of ofKind('firewall.jump')) record(index, await drivers.iptables.ensureJump(command));
+        break;
+      case 'route.replace': {
+        const routes = ofKind('route.replace', 'route.delete');
+        if (routes.length === 0) break;
+        const result = await drivers.ip.applyRoutes(routes.map((r) => r.command as RouteReplace | RouteDelete));
+        recordBatch(routes, result, record);
+        break;
+      }
+    }
+  }
+  return { accepted: true, results };
+}
+
+/** One batch, one result per command: a command failed if the batch's stderr names its line. */
+function recordBatch(
+  routes: Array<{ command: RouteReplace | RouteDelete; index: number }>,
+  batch: CommandResult,
+  record: (index: number, result: CommandResult) => void,
+): void {
+  const stderrLines = batch.stderr.split('\n').filter(Boolean);
+  const unexplained = !batch.ok && !stderrLines.some((l) => routes.some((r) => l.startsWith(`${renderIpBatchLine(r.command)}:`)));
+  routes.forEach(({ command, index }, i) => {
+    const line = renderIpBatchLine(command);
+    const own = stderrLines.filter((l) => l.startsWith(`${line}:`));
+    record(index, {
+      ok: unexplained ? false : own.length === 0,
+      exitCode: batch.exitCode,
+      // The batch's summary once, on its first command; every command shares its duration.
+      stdout: i === 0 ? batch.stdout : '',
+      stderr: unexplained ? batch.stderr : own.map((l) => `${l}\n`).join(''),
+      durationMs: batch.durationMs,
+    });
+  });
+}

@@ -1,0 +1,120 @@
+// The messages between executor and controller: one discriminated union per direction,
+// parsed once where they enter (parseExecutorMessage / parseControllerMessage).
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { CommandResult } from '../commands/schema.ts';
+import { ObservedState } from './state.ts';
+
+export const PROTOCOL_VERSION = 1;
+
+const Digest = Type.String({ pattern: '^[0-9a-f]{12}$' });
+
+// ---- executor -> controller ----
+
+export const Hello = Type.Object(
+  {
+    type: Type.Literal('hello'),
+    protocol: Type.Integer(),
+    executorVersion: Type.String({ maxLength: 64 }),
+    hostname: Type.String({ maxLength: 255 }),
+    state: ObservedState,
+    digest: Digest,
+  },
+  { additionalProperties: false },
+);
+export type Hello = Static<typeof Hello>;
+
+export const StateReport = Type.Object(
+  {
+    type: Type.Literal('state'),
+    digest: Digest,
+    /** the whole snapshot: on request, or when the executor chooses to send it */
+    state: Type.Optional(ObservedState),
+  },
+  { additionalProperties: false },
+);
+
+export type StateReport = Static<typeof StateReport>;
+
+export const JobResultItem = Type.Composite([
+  CommandResult,
+  Type.Object({ index: Type.Integer({ minimum: 0 }), text: Type.String() }),
+]);
+export type JobResultItem = Static<typeof JobResultItem>;
+
+export const JobResult = Type.Object(
+  {
+    type: Type.Literal('result'),
+    jobId: Type.Integer({ minimum: 1 }),
+    generation: Type.Integer({ minimum: 0 }),
+    /** false when the job was refused as a whole (invalid command): nothing ran */
+    accepted: Type.Boolean(),
+    error: Type.Optional(Type.String({ maxLength: 4096 })),
+    results: Type.Array(JobResultItem, { maxItems: 200_000 }),
+    /** digest of the state observed after the job */
+    digest: Digest,
+  },
+  { additionalProperties: false },
+);
+export type JobResult = Static<typeof JobResult>;
+
+export const ExecutorMessage = Type.Union([Hello, StateReport, JobResult]);
+export type ExecutorMessage = Static<typeof ExecutorMessage>;
+
+// ---- controller -> executor ----
+
+export const Welcome = Type.Object(
+  {
+    type: Type.Literal('welcome'),
+    protocol: Type.Integer(),
+    host: Type.Object({ name: Type.String(), address: Type.String(), interface: Type.String() }),
+    reconcileIntervalMs: Type.Integer({ minimum: 100 }),
+    heartbeatIntervalMs: Type.Integer({ minimum: 100 }),
+  },
+  { additionalProperties: false },
+);
+
+/** Commands stay unparsed here: the executor validates them itself, all or nothing. */
+export const JobMessage = Type.Object(
+  {
+    type: Type.Literal('job'),
+    jobId: Type.Integer({ minimum: 1 }),
+    generation: Type.Integer({ minimum: 0 }),
+    commands: Type.Array(Type.Unknown(), { maxItems: 200_000 }),
+  },
+  { additionalProperties: false },
+);
+export type JobMessage = Static<typeof JobMessage>;
+
+export const StateRequest = Type.Object({ type: Type.Literal('state.request') }, { additionalProperties: false });
+
+export const Revoked = Type.Object({ type: Type.Literal('revoked'), reason: Type.String() }, { additionalProperties: false });
+
+export const ControllerMessage = Type.Union([Welcome, JobMessage, StateRequest, Revoked]);
+export type ControllerMessage = Static<typeof ControllerMessage>;
+
+// ---- parsing ----
+
+export type Parsed<T> = { ok: true; message: T } | { ok: false; error: string };
+
+function parser<T extends TSchema>(schema: T, what: string) {
+  const check = TypeCompiler.Compile(schema);
+  return (raw: unknown): Parsed<Static<T>> => {
+    let value = raw;
+    if (typeof raw === 'string' || Buffer.isBuffer(raw)) {
+      try {
+        value = JSON.parse(raw.toString());
+      } catch {
+        return { ok: false, error: `${what} is not JSON` };
+      }
+    }
+    if (check.Check(value)) return { ok: true, message: value };
+    const first = check.Errors(value).First();
+    const type = (value as { type?: unknown })?.type;
+    return { ok: false, error: `invalid ${what}${typeof type === 'string' ? ` "${type}"` : ''}: ${first ? `${first.path || '/'} ${first.message}` : 'unknown shape'}` };
+  };
+}
+
+export const parseExecutorMessage = parser(ExecutorMessage, 'executor message');
+export const parseControllerMessage = parser(ControllerMessage, 'controller message');
+export const parseObservedState = parser(ObservedState, 'observed state');

@@ -1,0 +1,164 @@
+// The controller-executor channel over real WebSockets and HTTP polling, with executors on
+// in-memory fake drivers: jobs, results, drift repair, revocation, auth, replacement,
+// heartbeats and reconnect backoff.
+import { afterEach, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { eventually, startFleetController } from './support/fleet.ts';
+
+type Fleet = Awaited<ReturnType<typeof startFleetController>>;
+
+describe('controller-executor channel', () => {
+  let fleet: Fleet | undefined;
+  afterEach(async () => {
+    await fleet?.close();
+    fleet = undefined;
+  });
+
+  async function register(name: string, address: string) {
+    const r = await fleet!.call('POST', '/v1/hosts', { name, address });
+    expect(r.status).toBe(201);
+    return r.body as { host: { id: number; subnets: Array<{ id: number; cidr: string }> }; token: string };
+  }
+
+  it('gives a connected host its network, chains and a route to every peer subnet, and records the job', async () => {
+    fleet = await startFleetController();
+    const a = await register('node-a', '198.51.100.11');
+    const hostA = fleet.startExecutor(a.token);
+    await eventually(() => expect(hostA.drivers.docker.networks.get('crossdock')?.subnet).toBe(a.host.subnets[0]!.cidr), 'network on A');
+    expect(hostA.drivers.sysctl.values['net.ipv4.ip_forward']).toBe('1');
+    expect(hostA.drivers.iptables.rulesOf('filter', 'DOCKER-USER')[0]).toBe('-A DOCKER-USER -j CROSSDOCK-FORWARD');
+    expect(hostA.drivers.iptables.rulesOf('nat', 'POSTROUTING')[0]).toBe('-A POSTROUTING -j CROSSDOCK-POSTROUTING');
+    expect(hostA.drivers.iptables.rulesOf('filter', 'CROSSDOCK-FORWARD')).toContain(
+      `-A CROSSDOCK-FORWARD -s 10.100.0.0/16 -d ${a.host.subnets[0]!.cidr} -m comment --comment crossdock -j ACCEPT`,
+    );
+
+    const b = await register('node-b', '198.51.100.12');
+    const bSubnet = b.host.subnets[0]!.cidr;
+    await eventually(() => expect(hostA.drivers.ip.routes.get(bSubnet)).toEqual({ dst: bSubnet, via: '198.51.100.12', dev: 'eth0' }), 'route to B on A');
+
+    const host = await eventually(async () => {
+      const r = await fleet!.call('GET', '/v1/hosts/node-a');
+      expect(r.body.status).toBe('online');
+      expect(r.body.generation.applied).toBe(r.body.generation.desired);
+      return r.body;
+    }, 'A applied its desired generation');
+    expect(host.generation.desired).toBeGreaterThanOrEqual(1);
+
+    const jobs = await fleet.call('GET', '/v1/jobs?host=node-a');
+    expect(jobs.body.items.length).toBeGreaterThanOrEqual(2);
+    const routeJob = jobs.body.items.find((j: { reason: string }) => j.reason.includes('node-b'));
+    expect(routeJob.status).toBe('succeeded');
+    const detail = await fleet.call('GET', `/v1/jobs/${routeJob.id}`);
+    expect(detail.body.results).toHaveLength(1);
+    expect(detail.body.results[0]).toMatchObject({ ok: true, text: `ip route replace ${bSubnet} via 198.51.100.12 dev eth0 proto 252` });
+    expect(typeof detail.body.results[0].durationMs).toBe('number');
+  });
+
+  it('puts back a route deleted by hand within the reconcile interval, and leaves foreign routes alone', async () => {
+    fleet = await startFleetController({ reconcileIntervalMs: 200 });
+    const a = await register('node-a', '198.51.100.11');
+    const b = await register('node-b', '198.51.100.12');
+    const hostA = fleet.startExecutor(a.token);
+    const bSubnet = b.host.subnets[0]!.cidr;
+    await eventually(() => expect(hostA.drivers.ip.routes.has(bSubnet)).toBe(true), 'route on A');
+    hostA.drivers.ip.foreignRoutes.set('192.0.2.0/24', { dst: '192.0.2.0/24', via: '198.51.100.1', dev: 'eth0' });
+    hostA.drivers.ip.routes.delete(bSubnet);
+    await eventually(() => expect(hostA.drivers.ip.routes.get(bSubnet)?.via).toBe('198.51.100.12'), 'route repaired', 5_000);
+    expect(hostA.drivers.ip.foreignRoutes.has('192.0.2.0/24')).toBe(true);
+    await eventually(async () => {
+      const drift = await fleet!.call('GET', '/v1/jobs?host=node-a');
+      expect(drift.body.items.some((j: { reason: string; status: string }) => j.reason === 'drift' && j.status === 'succeeded')).toBe(true);
+    }, 'the drift job recorded as succeeded');
+  });
+
+  it('follows an address change and a deletion; a deleted host is revoked and cleans up', async () => {
+    fleet = await startFleetController();
+    const a = await register('node-a', '198.51.100.11');
+    const b = await register('node-b', '198.51.100.12');
+    const hostA = fleet.startExecutor(a.token);
+    const hostB = fleet.startExecutor(b.token);
+    const bSubnet = b.host.subnets[0]!.cidr;
+    const aSubnet = a.host.subnets[0]!.cidr;
+    await eventually(() => expect(hostB.drivers.ip.routes.has(aSubnet)).toBe(true), 'route on B');
+    expect((await fleet.call('PATCH', '/v1/hosts/node-b', { address: '198.51.100.22' })).status).toBe(200);
+    await eventually(() => expect(hostA.drivers.ip.routes.get(bSubnet)?.via).toBe('198.51.100.22'), 'A follows B to its new address');
+
+    expect((await fleet.call('DELETE', '/v1/hosts/node-b')).status).toBe(204);
+    await eventually(() => expect(hostA.drivers.ip.routes.has(bSubnet)).toBe(false), 'route to B removed from A');
+    expect(await hostB.done).toMatchObject({ reason: 'revoked' });
+    expect(hostB.drivers.ip.routes.size).toBe(0);
+    expect(hostB.drivers.docker.networks.size).toBe(0);
+    expect(hostB.drivers.iptables.rulesOf('filter', 'DOCKER-USER')).toEqual(['-A DOCKER-USER -j RETURN']);
+  });
+
+  it('refuses a bad token before the upgrade, and a second connection replaces the first', async () => {
+    fleet = await startFleetController();
+    const a = await register('node-a', '198.51.100.11');
+    const wsUrl = `${fleet.url.replace('http', 'ws')}/v1/agent`;
+    const status = await new Promise<number>((resolve) => {
+      const ws = new WebSocket(wsUrl, { headers: { authorization: 'Bearer cdh_wrong' } });
+      ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+      ws.on('open', () => resolve(101));
+    });
+    expect(status).toBe(401);
+
+    const first = new WebSocket(wsUrl, { headers: { authorization: `Bearer ${a.token}` } });
+    const firstClosed = new Promise<number>((resolve) => first.on('close', (code) => resolve(code)));
+    await new Promise((r) => first.once('message', r));
+    const second = new WebSocket(wsUrl, { headers: { authorization: `Bearer ${a.token}` } });
+    await new Promise((r) => second.once('message', r));
+    expect(await firstClosed).toBe(4000);
+    expect(second.readyState).toBe(WebSocket.OPEN);
+    second.close();
+  });
+
+  it('drops a peer that stops answering heartbeats', async () => {
+    fleet = await startFleetController({ heartbeatIntervalMs: 100 });
+    const a = await register('node-a', '198.51.100.11');
+    // autoPong off: this client never answers the controller's pings.
+    const silent = new WebSocket(`${fleet.url.replace('http', 'ws')}/v1/agent`, { headers: { authorization: `Bearer ${a.token}` }, autoPong: false });
+    await new Promise((r) => silent.once('open', r));
+    await eventually(async () => expect((await fleet!.call('GET', '/v1/hosts/node-a')).body.status).toBe('online'), 'online');
+    const closed = await new Promise<number>((resolve) => silent.on('close', (code) => resolve(code)));
+    expect(closed).toBe(1006);
+    await eventually(async () => expect((await fleet!.call('GET', '/v1/hosts/node-a')).body.status).toBe('offline'), 'offline');
+  });
+
+  it('reconnects with growing, jittered delays when the controller is unreachable (no real sleeping)', async () => {
+    fleet = await startFleetController();
+    const a = await register('node-a', '198.51.100.11');
+    const delays: number[] = [];
+    await fleet.app.close(); // nothing listens any more
+    const host = fleet.startExecutor(a.token, {
+      sleep: async (ms) => {
+        delays.push(ms);
+        if (delays.length >= 7) host.agent.stop();
+      },
+    });
+    await host.done;
+    expect(delays).toHaveLength(7);
+    // 1 s doubling to 30 s, each between half and all of its ceiling.
+    const ceilings = [1000, 2000, 4000, 8000, 16000, 30000, 30000];
+    delays.forEach((d, i) => {
+      expect(d).toBeGreaterThanOrEqual(ceilings[i]! / 2);
+      expect(d).toBeLessThanOrEqual(ceilings[i]!);
+    });
+    fleet = undefined; // already closed
+  });
+
+  it('delivers the same jobs over HTTP polling', async () => {
+    fleet = await startFleetController();
+    const a = await register('node-a', '198.51.100.11');
+    const hostA = fleet.startExecutor(a.token, { transport: 'polling' });
+    await eventually(() => expect(hostA.drivers.docker.networks.has('crossdock')).toBe(true), 'network over polling');
+    const b = await register('node-b', '198.51.100.12');
+    const bSubnet = b.host.subnets[0]!.cidr;
+    await eventually(() => expect(hostA.drivers.ip.routes.get(bSubnet)?.via).toBe('198.51.100.12'), 'route over polling');
+    expect(hostA.agent.transportInUse).toBe('polling');
+    await eventually(async () => {
+      const jobs = await fleet!.call('GET', '/v1/jobs?host=node-a&status=succeeded');
+      expect(jobs.body.items.some((j: { reason: string }) => j.reason.includes('node-b'))).toBe(true);
+    }, 'the route job recorded as succeeded');
+    expect((await fleet.call('GET', '/v1/hosts/node-a')).body.status).toBe('online');
+  });
+});

@@ -1,0 +1,87 @@
+// A controller listening on loopback (real Fastify, real SQLite file, real WebSockets) and
+// executors with in-memory fake drivers: the channel and the reconcile loop end to end,
+// without touching the machine.
+import { createTestApp } from '../../controller/src/test-support.ts';
+import { Agent, type Logger, type Transport } from '../../executor/src/agent.ts';
+import { FakeDockerDriver, FakeIpDriver, FakeIptablesDriver, FakeSysctlDriver } from '../../executor/src/drivers/fake.ts';
+import type { Drivers } from '../../executor/src/observe.ts';
+
+export const quietLogger: Logger = { info: () => {}, warn: () => {}, error: () => {} };
+
+export interface FakeHost {
+  drivers: Drivers & { ip: FakeIpDriver; iptables: FakeIptablesDriver; docker: FakeDockerDriver; sysctl: FakeSysctlDriver };
+  agent: Agent;
+  done: Promise<unknown>;
+}
+
+export async function startFleetController(options: { reconcileIntervalMs?: number; heartbeatIntervalMs?: number; jobTimeoutMs?: number } = {}) {
+  const t = await createTestApp();
+  // Rebuild with fast timers: the test app's defaults are production values.
+  await t.app.close();
+  const { buildApp } = await import('../../controller/src/app.ts');
+  const { TEST_ADMIN_TOKEN } = await import('../../controller/src/test-support.ts');
+  const app = await buildApp({
+    prisma: t.prisma,
+    ipam: t.ipam,
+    adminToken: TEST_ADMIN_TOKEN,
+    reconciler: {
+      reconcileIntervalMs: options.reconcileIntervalMs ?? 200,
+      heartbeatIntervalMs: options.heartbeatIntervalMs ?? 200,
+      jobTimeoutMs: options.jobTimeoutMs ?? 10_000,
+    },
+  });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address();
+  const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+  const hosts: FakeHost[] = [];
+
+  async function call(method: string, route: string, body?: unknown) {
+    const response = await app.inject({ method: method as 'GET', url: route, headers: t.auth, ...(body === undefined ? {} : { payload: body as object }) });
+    return { status: response.statusCode, body: response.body ? JSON.parse(response.body) : undefined };
+  }
+
+  function startExecutor(token: string, opts: { transport?: Transport; sleep?: (ms: number) => Promise<void> } = {}): FakeHost {
+    const drivers = { ip: new FakeIpDriver(), iptables: new FakeIptablesDriver({ forwardPolicy: 'DROP' }), docker: new FakeDockerDriver(), sysctl: new FakeSysctlDriver() };
+    const agent = new Agent({
+      controllerUrl: url,
+      token,
+      drivers,
+      job: { daemonJsonPath: '/nonexistent/daemon.json', engineRestartCommand: ['true'] },
+      transport: opts.transport ?? 'websocket',
+      log: quietLogger,
+      ...(opts.sleep ? { sleep: opts.sleep } : {}),
+    });
+    const host = { drivers, agent, done: agent.run() };
+    hosts.push(host);
+    return host;
+  }
+
+  return {
+    app,
+    url,
+    prisma: t.prisma,
+    auth: t.auth,
+    call,
+    startExecutor,
+    async close() {
+      for (const h of hosts) h.agent.stop();
+      await Promise.allSettled(hosts.map((h) => h.done));
+      await app.close();
+      await t.close();
+    },
+  };
+}
+
+export async function eventually<T>(check: () => T | Promise<T>, what: string, timeoutMs = 10_000): Promise<T> {
+  const started = Date.now();
+  let last: unknown;
+  for (;;) {
+    try {
+      return await check();
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() - started > timeoutMs) throw new Error(`${what} did not happen within ${timeoutMs} ms: ${(last as Error)?.message ?? last}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
