@@ -1,0 +1,171 @@
+// The crossdock step of `up`, kept apart from the infrastructure: the controller in the root
+// namespace on the LAN address, every host registered, one executor per host in its namespace.
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { stopCrossdockProcesses, type Log } from './cleanup.ts';
+import { isAlive } from './processes.ts';
+import { netnsPath, spawnDetached, waitFor, WaitAborted } from './run.ts';
+import {
+  CONTROLLER_ADDRESS,
+  CONTROLLER_PORT,
+  controllerPaths,
+  HOST_INTERFACE,
+  hostPaths,
+  LAB_ENV_MARKER,
+  writeState,
+  type LabState,
+  type LabSubnet,
+} from './state.ts';
+
+export const CONTROLLER_READY_TIMEOUT_MS = 60_000;
+export const EXECUTOR_RECONCILE_INTERVAL_MS = 2_000;
+export const LAB_DEFAULT_POOL = '10.100.0.0/16';
+const HTTP_TIMEOUT_MS = 5_000;
+const READY_POLL_INTERVAL_MS = 250;
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** An absolute loader URL, so the commands below work from any working directory. */
+const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+
+function tsxArgv(script: string, args: string[]): string[] {
+  return [process.execPath, '--import', TSX_LOADER, path.resolve(REPO_ROOT, script), ...args];
+}
+
+export interface CrossdockOptions {
+  log?: Log;
+  /** Entry points, relative to the repository root (or absolute). */
+  controllerEntry?: string;
+  executorEntry?: string;
+}
+
+const CONTROLLER_ENTRY = 'controller/src/server.ts';
+const EXECUTOR_ENTRY = 'executor/src/main.ts';
+
+/** Checked before `up` builds anything, so a missing entry point fails in a second, not after the hosts. */
+export function assertCrossdockEntries(options: CrossdockOptions = {}): void {
+  for (const entry of [options.controllerEntry ?? CONTROLLER_ENTRY, options.executorEntry ?? EXECUTOR_ENTRY]) {
+    const file = path.resolve(REPO_ROOT, entry);
+    if (!existsSync(file)) throw new Error(`${file} does not exist; use --no-crossdock for the hosts and engines alone`);
+  }
+}
+
+/** The argv the executor runs to restart its engine (docker.daemon.bip): this CLI's restart-engine. */
+export function engineRestartArgv(dir: string, host: string): string[] {
+  return tsxArgv('test/lab/cli.ts', ['restart-engine', host, '--lab-dir', dir]);
+}
+
+function logTail(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-15).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+async function api<T>(url: string, adminToken: string, method: string, route: string, body?: unknown): Promise<{ status: number; body: T }> {
+  const response = await fetch(`${url}${route}`, {
+    method,
+    headers: { authorization: `Bearer ${adminToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(HTTP_TIMEOUT_MS),
+  });
+  const text = await response.text();
+  return { status: response.status, body: (text ? JSON.parse(text) : null) as T };
+}
+
+async function startController(state: LabState, entry: string): Promise<void> {
+  const paths = controllerPaths(state.dir);
+  await mkdir(paths.dir, { recursive: true });
+  const adminToken = randomBytes(24).toString('hex');
+  const url = `http://${CONTROLLER_ADDRESS}:${CONTROLLER_PORT}`;
+  const pid = await spawnDetached(tsxArgv(entry, []), {
+    cwd: REPO_ROOT,
+    log: paths.log,
+    env: {
+      ...process.env,
+      [LAB_ENV_MARKER]: state.dir,
+      // the LAN address only: reachable from the hosts and from this machine, not from its uplink
+      CROSSDOCK_LISTEN: `${CONTROLLER_ADDRESS}:${CONTROLLER_PORT}`,
+      CROSSDOCK_DB: paths.db,
+      CROSSDOCK_ADMIN_TOKEN: adminToken,
+      CROSSDOCK_DEFAULT_POOL: LAB_DEFAULT_POOL,
+    },
+  });
+  writeFileSync(paths.pidfile, `${pid}\n`);
+  state.controller = { url, address: CONTROLLER_ADDRESS, port: CONTROLLER_PORT, adminToken, pid };
+  await writeState(state);
+  await waitFor(`the controller to answer ${url}/healthz`, CONTROLLER_READY_TIMEOUT_MS, READY_POLL_INTERVAL_MS, async () => {
+    if (!isAlive(pid)) throw new WaitAborted(`the controller (pid ${pid}) exited; end of ${paths.log}:\n${logTail(paths.log)}`);
+    const response = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(HTTP_TIMEOUT_MS) });
+    return response.status === 200 ? true : undefined;
+  });
+}
+
+async function registerHosts(state: LabState): Promise<void> {
+  const { url, adminToken } = state.controller!;
+  for (const host of state.hosts) {
+    const response = await api<{ host: { subnets?: LabSubnet[] }; token: string }>(url, adminToken, 'POST', '/v1/hosts', {
+      name: host.name,
+      address: host.address,
+      interface: HOST_INTERFACE,
+    });
+    if (response.status !== 201) throw new Error(`registering ${host.name} returned ${response.status}: ${JSON.stringify(response.body)}`);
+    host.token = response.body.token;
+    host.subnets = (response.body.host.subnets ?? []).map(({ id, cidr, gateway, network, mode }) => ({ id, cidr, gateway, network, mode }));
+  }
+  await writeState(state);
+}
+
+export function executorArgv(state: LabState, host: LabState['hosts'][number], entry = EXECUTOR_ENTRY): string[] {
+  return [
+    'nsenter', `--net=${netnsPath(host.netns)}`, '--',
+    ...tsxArgv(entry, [
+      '--controller', state.controller!.url,
+      '--token', host.token!,
+      '--docker-host', host.dockerHost,
+      '--daemon-json', hostPaths(state.dir, host.name).daemonJson,
+      '--reconcile-interval-ms', String(EXECUTOR_RECONCILE_INTERVAL_MS),
+      '--allow-engine-restart',
+      '--engine-restart-command', JSON.stringify(engineRestartArgv(state.dir, host.name)),
+    ]),
+  ];
+}
+
+async function startExecutors(state: LabState, entry: string): Promise<void> {
+  for (const host of state.hosts) {
+    const paths = hostPaths(state.dir, host.name);
+    host.executorPid = await spawnDetached(executorArgv(state, host, entry), {
+      cwd: REPO_ROOT,
+      log: paths.executorLog,
+      env: { ...process.env, [LAB_ENV_MARKER]: state.dir },
+    });
+    writeFileSync(paths.executorPidfile, `${host.executorPid}\n`);
+  }
+  await writeState(state);
+}
+
+/** Starts the controller, registers every host, starts every executor; records all of it in state.json. */
+export async function startCrossdock(state: LabState, options: CrossdockOptions = {}): Promise<LabState> {
+  const log = options.log ?? (() => {});
+  assertCrossdockEntries(options);
+  log(`starting the controller on ${CONTROLLER_ADDRESS}:${CONTROLLER_PORT}`);
+  await startController(state, options.controllerEntry ?? CONTROLLER_ENTRY);
+  log(`registering ${state.hosts.map((host) => host.name).join(', ')}`);
+  await registerHosts(state);
+  log('starting the executors');
+  await startExecutors(state, options.executorEntry ?? EXECUTOR_ENTRY);
+  return state;
+}
+
+/** Stops the executors and the controller, leaving the hosts and their engines as they are. */
+export async function stopCrossdock(state: LabState, log: Log = () => {}): Promise<LabState> {
+  await stopCrossdockProcesses(state.dir, log);
+  for (const host of state.hosts) host.executorPid = null;
+  state.controller = null;
+  await writeState(state);
+  return state;
+}

@@ -1,0 +1,75 @@
+// The lab's wiring: a LAN namespace with a bridge, one namespace per host, one veth to the root namespace.
+import { existsSync, writeFileSync } from 'node:fs';
+import { findBusybox } from './image.ts';
+import { ipIn, nsExec } from './run.ts';
+import {
+  CONTROLLER_ADDRESS,
+  HOST_INTERFACE,
+  LAN_BRIDGE,
+  LAN_CONTROLLER_PORT,
+  LAN_NETNS,
+  LAN_PREFIX_LENGTH,
+  ROOT_VETH,
+  type ForwardingCase,
+} from './state.ts';
+
+/**
+ * Per-interface settings of the one link the lab adds to the root namespace. Whatever the root
+ * namespace's global settings, nothing that arrives on it is forwarded, only replies to the
+ * lab's own /24 pass the reverse-path check (so the root namespace never answers a lab source
+ * through its uplink), ARP is answered only for the address on this link, and it has no IPv6.
+ */
+const ROOT_VETH_SYSCTLS: Array<[string, string]> = [
+  [`/proc/sys/net/ipv6/conf/${ROOT_VETH}/disable_ipv6`, '1'],
+  [`/proc/sys/net/ipv4/conf/${ROOT_VETH}/forwarding`, '0'],
+  [`/proc/sys/net/ipv4/conf/${ROOT_VETH}/rp_filter`, '1'],
+  [`/proc/sys/net/ipv4/conf/${ROOT_VETH}/arp_ignore`, '1'],
+];
+
+export async function createLan(): Promise<void> {
+  await ipIn(null, ['netns', 'add', LAN_NETNS]);
+  await ipIn(LAN_NETNS, ['link', 'set', 'lo', 'up']);
+  // no STP: ports forward as soon as they are up
+  await ipIn(LAN_NETNS, ['link', 'add', LAN_BRIDGE, 'type', 'bridge', 'stp_state', '0']);
+  await ipIn(LAN_NETNS, ['link', 'set', LAN_BRIDGE, 'up']);
+
+  await ipIn(null, ['link', 'add', ROOT_VETH, 'type', 'veth', 'peer', 'name', LAN_CONTROLLER_PORT, 'netns', LAN_NETNS]);
+  // /proc/sys/net is the writer's namespace: this process runs in the root one (checked by up)
+  for (const [file, value] of ROOT_VETH_SYSCTLS) writeFileSync(file, value);
+  await ipIn(null, ['addr', 'add', `${CONTROLLER_ADDRESS}/${LAN_PREFIX_LENGTH}`, 'dev', ROOT_VETH]);
+  await ipIn(null, ['link', 'set', ROOT_VETH, 'up']);
+  await ipIn(LAN_NETNS, ['link', 'set', LAN_CONTROLLER_PORT, 'master', LAN_BRIDGE, 'up']);
+}
+
+/**
+ * A host namespace: lo, eth0 on the LAN (its peer, named after the host, is a port of br0), the
+ * /24 connected route and nothing else: no default route, so nothing leaves the lab.
+ */
+export async function createHost(name: string, netns: string, address: string, forwarding: ForwardingCase): Promise<void> {
+  await ipIn(null, ['netns', 'add', netns]);
+  await ipIn(netns, ['link', 'set', 'lo', 'up']);
+  await ipIn(netns, ['link', 'add', HOST_INTERFACE, 'type', 'veth', 'peer', 'name', name, 'netns', LAN_NETNS]);
+  await ipIn(netns, ['addr', 'add', `${address}/${LAN_PREFIX_LENGTH}`, 'dev', HOST_INTERFACE]);
+  await ipIn(netns, ['link', 'set', HOST_INTERFACE, 'up']);
+  await ipIn(LAN_NETNS, ['link', 'set', name, 'master', LAN_BRIDGE, 'up']);
+  // set before dockerd starts: at 0 dockerd enables forwarding itself and sets FORWARD to DROP
+  await nsExec(netns, [...sysctlCommand(), '-w', `net.ipv4.ip_forward=${forwarding === 'ubuntu' ? 0 : 1}`]);
+}
+
+/** procps sysctl where installed, else busybox's (a lab requirement anyway). */
+function sysctlCommand(): string[] {
+  const procps = ['/usr/sbin/sysctl', '/sbin/sysctl'].find((file) => existsSync(file));
+  return procps ? [procps] : [findBusybox(), 'sysctl'];
+}
+
+export async function ipForwardOf(netns: string): Promise<number | null> {
+  const result = await nsExec(netns, ['cat', '/proc/sys/net/ipv4/ip_forward'], { check: false });
+  return result.code === 0 ? Number(result.stdout.trim()) : null;
+}
+
+/** The filter table's FORWARD policy inside a namespace; with no filter table at all the kernel accepts. */
+export async function forwardPolicyOf(netns: string): Promise<string | null> {
+  const result = await nsExec(netns, ['iptables-save', '-t', 'filter'], { check: false });
+  if (result.code !== 0) return null;
+  return /^:FORWARD (\S+)/m.exec(result.stdout)?.[1] ?? 'ACCEPT';
+}
