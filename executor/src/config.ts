@@ -65,7 +65,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ExecutorConf
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`controller URL must start with http:// or https://, not ${url.protocol}`);
 
   const tokenFile = values['token-file'] ?? env.CROSSDOCK_TOKEN_FILE;
-  let token = values.token ?? env.CROSSDOCK_TOKEN;
+  // A --token-file flag beats CROSSDOCK_TOKEN from the environment: flags first.
+  let token = values.token ?? (values['token-file'] === undefined ? env.CROSSDOCK_TOKEN : undefined);
   if (!token && tokenFile) {
     try {
       token = readFileSync(tokenFile, 'utf8').trim();

@@ -7,10 +7,12 @@ import {
   type Command,
   type CommandResult,
   type FirewallChain,
+  type FirewallJump,
   type JobResultItem,
   type RouteDelete,
   type RouteReplace,
 } from '@crossdock/shared';
+import { sealValidated } from './drivers/run.ts';
 import type { Drivers } from './observe.ts';
 
 export interface JobOptions {
@@ -34,8 +36,10 @@ const PHASES: ReadonlyArray<Command['kind']> = [
 
 export async function runJob(raw: unknown[], drivers: Drivers, options: JobOptions): Promise<JobOutcome> {
   const checked = validateCommands(raw);
-  if (!checked.ok) return { accepted: false, error: `command ${checked.index}: ${checked.error}; nothing in this job was run`, results: [] };
+  if (!checked.ok) return { accepted: false, error: `${checked.error}; nothing in this job was run`, results: [] };
   const commands = checked.commands;
+  // Frozen and remembered as valid: the drivers' own re-check skips them instead of doing it all again.
+  sealValidated(commands);
   const results: JobResultItem[] = new Array(commands.length);
   const record = (index: number, result: CommandResult) => {
     results[index] = { index, text: renderCommand(commands[index]!), ...result };
@@ -61,15 +65,21 @@ export async function runJob(raw: unknown[], drivers: Drivers, options: JobOptio
         for (const { command, index } of ofKind('docker.network.create')) record(index, await drivers.docker.createNetwork(command));
         break;
       case 'firewall.chain': {
+        // Chains and their jumps together: one read of the tables, one iptables-restore per
+        // table (chains before jumps within it), instead of a read and a process per jump.
         const chains = ofKind('firewall.chain');
-        if (chains.length === 0) break;
-        const result = await drivers.iptables.applyChains(chains.map((c) => c.command as FirewallChain));
-        for (const { index } of chains) record(index, result);
+        const jumps = ofKind('firewall.jump');
+        if (chains.length === 0 && jumps.length === 0) break;
+        const result = await drivers.iptables.applyFirewall(
+          chains.map((c) => c.command as FirewallChain),
+          jumps.map((j) => j.command as FirewallJump),
+        );
+        for (const { index } of chains) record(index, result.chains);
+        jumps.forEach(({ index }, i) => record(index, result.jumps[i]!));
         break;
       }
       case 'firewall.jump':
-        for (const { command, index } of ofKind('firewall.jump')) record(index, await drivers.iptables.ensureJump(command));
-        break;
+        break; // applied with the chains, above
       case 'route.replace': {
         const routes = ofKind('route.replace', 'route.delete');
         if (routes.length === 0) break;

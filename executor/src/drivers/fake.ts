@@ -3,6 +3,7 @@
 import {
   MANAGED_LABEL,
   networkLabels,
+  renderIpBatchLine,
   renderRule,
   type CommandResult,
   type DockerDaemonBip,
@@ -17,7 +18,7 @@ import {
 } from '@crossdock/shared';
 import type { DockerDriver, ObservedDocker, ObservedDockerNetwork, SetBipOptions } from './docker.ts';
 import type { IpDriver, ObservedInterface, ObservedRoute, RouteCommand } from './ip.ts';
-import { isCrossdockChain, jumpTarget, plainJumpPositions, summarizeSaved, type IptablesDriver, type ObservedFirewall, type SavedTable } from './iptables.ts';
+import { isCrossdockChain, jumpTarget, plainJumpPositions, summarizeSaved, type FirewallResults, type IptablesDriver, type ObservedFirewall, type SavedTable } from './iptables.ts';
 import type { SysctlDriver } from './sysctl.ts';
 
 const result = (ok: boolean, stdout = '', stderr = ''): CommandResult => ({
@@ -37,7 +38,7 @@ export class FakeIpDriver implements IpDriver {
     { name: 'lo', mtu: 65536, addresses: ['127.0.0.1/8'] },
     { name: 'eth0', mtu: 1500, addresses: ['198.51.100.11/24'] },
   ];
-  /** destination -> error: the next apply fails that line with it */
+  /** destination -> error: the next apply fails that line with it (named as the real driver names it) */
   failures = new Map<string, string>();
   /** every applyRoutes call, in order */
   batches: RouteCommand[][] = [];
@@ -53,11 +54,11 @@ export class FakeIpDriver implements IpDriver {
       const failure = this.failures.get(c.dst);
       if (failure !== undefined) {
         this.failures.delete(c.dst);
-        errors.push(`${c.kind} ${c.dst}: ${failure}`);
+        errors.push(`${renderIpBatchLine(c)}: ${failure}`);
       } else if (c.kind === 'route.delete') {
         this.routes.delete(c.dst);
       } else if (this.foreignRoutes.has(c.dst)) {
-        errors.push(`route replace ${c.dst}: refused: ${c.dst} already has a route crossdock did not make`);
+        errors.push(`${renderIpBatchLine(c)}: refused: ${c.dst} already has a route crossdock did not make`);
       } else {
         this.routes.set(c.dst, { dst: c.dst, via: c.via, dev: c.dev });
       }
@@ -123,6 +124,14 @@ export class FakeIptablesDriver implements IptablesDriver {
     others.splice(wanted - 1, 0, plain);
     t.rules.set(from, others);
     return result(true, `${plain} at position ${wanted}`);
+  }
+
+  /** Chains first, then each jump: what the real driver does in one transaction per table. */
+  async applyFirewall(chains: readonly FirewallChain[], jumps: readonly FirewallJump[]): Promise<FirewallResults> {
+    const chainsResult = chains.length > 0 ? await this.applyChains(chains) : result(true, 'no chains');
+    const jumpResults: CommandResult[] = [];
+    for (const jump of jumps) jumpResults.push(await this.ensureJump(jump));
+    return { chains: chainsResult, jumps: jumpResults };
   }
 
   async removeJump(table: FirewallTable, from: JumpSource, to: string): Promise<CommandResult> {

@@ -36,10 +36,11 @@ export const StateReport = Type.Object(
 
 export type StateReport = Static<typeof StateReport>;
 
-export const JobResultItem = Type.Composite([
-  CommandResult,
-  Type.Object({ index: Type.Integer({ minimum: 0 }), text: Type.String() }),
-]);
+export const JobResultItem = Type.Composite(
+  [CommandResult, Type.Object({ index: Type.Integer({ minimum: 0 }), text: Type.String() })],
+  // Composite does not carry CommandResult's own additionalProperties: false over.
+  { additionalProperties: false },
+);
 export type JobResultItem = Static<typeof JobResultItem>;
 
 export const JobResult = Type.Object(
@@ -67,7 +68,7 @@ export const Welcome = Type.Object(
   {
     type: Type.Literal('welcome'),
     protocol: Type.Integer(),
-    host: Type.Object({ name: Type.String(), address: Type.String(), interface: Type.String() }),
+    host: Type.Object({ name: Type.String(), address: Type.String(), interface: Type.String() }, { additionalProperties: false }),
     reconcileIntervalMs: Type.Integer({ minimum: 100 }),
     heartbeatIntervalMs: Type.Integer({ minimum: 100 }),
   },
@@ -99,6 +100,14 @@ export type Parsed<T> = { ok: true; message: T } | { ok: false; error: string };
 
 function parser<T extends TSchema>(schema: T, what: string) {
   const check = TypeCompiler.Compile(schema);
+  // A union of messages is checked member by member, picked by `type`: a union's own error
+  // ("Expected union value") would not name the field that is wrong.
+  const members = new Map<string, ReturnType<typeof TypeCompiler.Compile>>();
+  for (const member of (schema as { anyOf?: TSchema[] }).anyOf ?? []) {
+    const literal: unknown = (member as { properties?: { type?: { const?: unknown } } }).properties?.type?.const;
+    if (typeof literal === 'string') members.set(literal, TypeCompiler.Compile(member));
+  }
+  const types = [...members.keys()].join(', ');
   return (raw: unknown): Parsed<Static<T>> => {
     let value = raw;
     if (typeof raw === 'string' || Buffer.isBuffer(raw)) {
@@ -109,8 +118,12 @@ function parser<T extends TSchema>(schema: T, what: string) {
       }
     }
     if (check.Check(value)) return { ok: true, message: value };
-    const first = check.Errors(value).First();
-    const type = (value as { type?: unknown })?.type;
+    const type = typeof value === 'object' && value !== null ? (value as { type?: unknown }).type : undefined;
+    if (members.size > 0 && (typeof type !== 'string' || !members.has(type))) {
+      const got = typeof type === 'string' ? `unknown type ${JSON.stringify(type)}` : 'no "type" field';
+      return { ok: false, error: `invalid ${what}: ${got}; expected one of ${types}` };
+    }
+    const first = (typeof type === 'string' ? (members.get(type) ?? check) : check).Errors(value).First();
     return { ok: false, error: `invalid ${what}${typeof type === 'string' ? ` "${type}"` : ''}: ${first ? `${first.path || '/'} ${first.message}` : 'unknown shape'}` };
   };
 }
