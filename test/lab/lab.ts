@@ -36,12 +36,13 @@ import {
 
 export { findLabProcesses, leftovers } from './cleanup.ts';
 export { engineRestartArgv, executorArgv, startCrossdock, stopCrossdock, type CrossdockOptions } from './crossdock.ts';
-export { containerdCommand, dockerdArgs, dockerdCommand, restartEngine } from './engine.ts';
+export { containerdCommand, dockerdArgs, dockerdCommand, dockerdPidOf, restartEngine } from './engine.ts';
 export { CommandError, nsExec, run, type RunOptions, type RunResult } from './run.ts';
 export {
   CONTROLLER_ADDRESS,
   CONTROLLER_PORT,
   DEFAULT_LAB_DIR,
+  hostPaths,
   IMAGE,
   LAN_CIDR,
   LAN_NETNS,

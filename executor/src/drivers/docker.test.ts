@@ -1,15 +1,13 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import Dockerode from 'dockerode';
+import type Dockerode from 'dockerode';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { CommandResult, DockerNetworkCreate } from '@crossdock/shared';
+import { dockerdPidOf, down, engineRestartArgv, hostExec, hostPaths, removeContainer, runContainer, up, type LabHost, type LabState } from '../../../test/lab/lab.ts';
 import { missing } from '../../../test/support/requirements.ts';
 import { createDockerDriver, dockerFromHost, type DockerClient } from './docker.ts';
 import type { Runner } from './run.ts';
-import { cleanLeftoverNamespaces, createNamespace, deleteNamespace } from './test-netns.ts';
 
 type NetworkInfo = Dockerode.NetworkInspectInfo;
 
@@ -256,131 +254,32 @@ describe('DockerDriver against a stub engine', () => {
   });
 });
 
-// A real dockerd in a throwaway namespace, supervised like systemd's Restart=always so the
-// bip test can restart it with a plain `kill`.
-const DOCKERD_DIR_PREFIX = join(tmpdir(), 'cdtest-drv-docker-');
-const DOCKERD_START_TIMEOUT_MS = 60_000;
-const DOCKERD_STOP_TIMEOUT_MS = 30_000;
-/** Containers' cgroups go under this parent, removed afterwards (the default /docker would stay). */
-const CGROUP_PARENT = 'cdtest-drv-docker';
-
-async function stopPid(pid: number, timeoutMs: number): Promise<void> {
-  const alive = () => {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  if (!alive()) return;
-  process.kill(pid, 'SIGTERM');
-  const deadline = Date.now() + timeoutMs;
-  while (alive() && Date.now() < deadline) await sleep(100);
-  if (alive()) process.kill(pid, 'SIGKILL');
-}
-
-/** Unmounts whatever dockerd left mounted under dir, deepest first, then removes dir. */
-function removeDockerdDir(dir: string): void {
-  const mounts = readFileSync('/proc/mounts', 'utf8')
-    .split('\n')
-    .map((line) => line.split(' ')[1] ?? '')
-    .filter((mount) => mount.startsWith(`${dir}/`) || mount === dir)
-    .sort((a, b) => b.length - a.length);
-  for (const mount of mounts) execFileSync('umount', ['-l', mount]);
-  rmSync(dir, { recursive: true, force: true });
-}
-
-function removeCgroupParent(): void {
-  for (const controller of existsSync('/sys/fs/cgroup') ? readdirSync('/sys/fs/cgroup') : []) {
-    const path = join('/sys/fs/cgroup', controller, CGROUP_PARENT);
-    if (existsSync(path)) rmdirSync(path); // cgroupfs: rmdir removes an empty cgroup, files and all
-  }
-}
-
-async function cleanLeftoverDockerds(): Promise<void> {
-  for (const entry of readdirSync(tmpdir())) {
-    const dir = join(tmpdir(), entry);
-    if (!dir.startsWith(DOCKERD_DIR_PREFIX)) continue;
-    const pidfile = join(dir, 'docker.pid');
-    if (existsSync(pidfile)) await stopPid(Number(readFileSync(pidfile, 'utf8')), DOCKERD_STOP_TIMEOUT_MS);
-    removeDockerdDir(dir);
-  }
-  removeCgroupParent();
-}
-
-describe.skipIf(missing('root', 'netns', 'dockerd', 'busybox'))('DockerDriver against a real dockerd (needs root, netns, dockerd)', () => {
-  let ns = '';
-  let dir = '';
-  let dockerd: ChildProcess | null = null;
-  let stopping = false;
+// The real engine is a lab host's (test/lab): its own containerd in a private mount namespace,
+// its own sockets, data root, daemon.json (with the libtrust key inside the lab) and cgroup
+// parent, in the host's network namespace; `down` removes all of it. The lab cleans up by name
+// (every cdlab-* namespace, link and cgroup and every process in them, whatever the lab
+// directory), so two labs cannot coexist and a dedicated directory would not isolate this suite:
+// it uses the default lab directory and replaces whatever lab is there, as test/lab's own suite
+// does. Within `vitest run` that is safe because test files run one at a time
+// (fileParallelism: false in vitest.config.ts); do not run it while a lab from
+// `npm run lab -- up` is in use.
+describe.skipIf(missing('root', 'netns', 'dockerd', 'busybox'))('DockerDriver against a lab engine (needs root, netns, dockerd, busybox)', () => {
+  let lab: LabState;
+  let host: LabHost;
+  let daemonJson = '';
   let docker: Dockerode;
   let driver: ReturnType<typeof createDockerDriver>;
-  const daemonJson = () => join(dir, 'daemon.json');
-  const initialConfig = { 'storage-driver': 'vfs', 'log-level': 'info' };
-
-  function startDockerd(): ChildProcess {
-    const log = openSync(join(dir, 'dockerd.log'), 'a');
-    const child = spawn(
-      'nsenter',
-      [
-        `--net=/run/netns/${ns}`,
-        'dockerd',
-        '--data-root', join(dir, 'data'),
-        '--exec-root', join(dir, 'exec'),
-        '--pidfile', join(dir, 'docker.pid'),
-        '--host', `unix://${join(dir, 'docker.sock')}`,
-        '--config-file', daemonJson(),
-        '--cgroup-parent', CGROUP_PARENT,
-      ],
-      { stdio: ['ignore', log, log] },
-    );
-    closeSync(log);
-    child.on('exit', () => {
-      if (!stopping) dockerd = startDockerd();
-    });
-    return child;
-  }
-
-  async function engineAnswers(): Promise<void> {
-    const deadline = Date.now() + DOCKERD_START_TIMEOUT_MS;
-    for (;;) {
-      try {
-        await docker.ping();
-        return;
-      } catch (error) {
-        if (Date.now() > deadline) throw new Error(`dockerd did not answer: ${String(error)}\n${readFileSync(join(dir, 'dockerd.log'), 'utf8').slice(-2000)}`);
-        await sleep(200);
-      }
-    }
-  }
 
   beforeAll(async () => {
-    await cleanLeftoverDockerds();
-    cleanLeftoverNamespaces();
-    ns = createNamespace('docker');
-    dir = mkdtempSync(DOCKERD_DIR_PREFIX);
-    writeFileSync(daemonJson(), JSON.stringify(initialConfig));
-    dockerd = startDockerd();
-    docker = dockerFromHost(`unix://${join(dir, 'docker.sock')}`);
+    lab = await up({ hosts: 1, crossdock: false });
+    host = lab.hosts[0]!;
+    daemonJson = hostPaths(lab.dir, host.name).daemonJson;
+    docker = dockerFromHost(host.dockerHost);
     driver = createDockerDriver({ docker });
-    await engineAnswers();
   });
 
-  afterAll(async () => {
-    stopping = true;
-    if (docker) {
-      for (const c of await docker.listContainers({ all: true }).catch(() => [])) await docker.getContainer(c.Id).remove({ force: true });
-    }
-    if (dockerd?.pid !== undefined && dockerd.exitCode === null) {
-      const exited = new Promise((resolve) => dockerd?.once('exit', resolve));
-      await stopPid(dockerd.pid, DOCKERD_STOP_TIMEOUT_MS);
-      await exited;
-    }
-    if (dir) removeDockerdDir(dir);
-    removeCgroupParent();
-    if (ns) deleteNamespace(ns);
-  });
+  // idempotent, and complete even when up failed half-way
+  afterAll(() => down());
 
   it('observes the engine: version, default bridge, no managed networks', async () => {
     const observed = await driver.observe();
@@ -401,6 +300,9 @@ describe.skipIf(missing('root', 'netns', 'dockerd', 'busybox'))('DockerDriver ag
       options: { 'com.docker.network.bridge.name': 'br-crossdock' },
       containers: 0,
     });
+    // the bridge is in the lab host's network namespace, not this machine's
+    expect((await hostExec(host, ['ip', 'link', 'show', 'br-crossdock'], { check: false })).code).toBe(0);
+    expect(existsSync('/sys/class/net/br-crossdock')).toBe(false);
     expect((await driver.createNetwork({ ...network, subnet: '10.2.0.0/24', gateway: '10.2.0.1' })).stderr).toContain('its subnet is 10.1.0.0/24');
     expect(await driver.removeNetwork({ kind: 'docker.network.remove', name: 'crossdock' })).toMatchObject({ ok: true, stdout: 'removed network crossdock\n' });
     expect((await driver.observe()).networks).toEqual([]);
@@ -416,39 +318,39 @@ describe.skipIf(missing('root', 'netns', 'dockerd', 'busybox'))('DockerDriver ag
   });
 
   it('refuses to remove a network with a running container, naming it', async () => {
-    const rootfs = join(dir, 'rootfs');
-    mkdirSync(join(rootfs, 'bin'), { recursive: true });
-    copyFileSync('/bin/busybox', join(rootfs, 'bin', 'busybox'));
-    chmodSync(join(rootfs, 'bin', 'busybox'), 0o755);
-    symlinkSync('busybox', join(rootfs, 'bin', 'sleep'));
-    execFileSync('tar', ['-C', rootfs, '-cf', join(dir, 'image.tar'), '.']);
-    const progress = await docker.importImage(join(dir, 'image.tar'), { repo: 'cdtest-busybox', tag: '1' });
-    await new Promise((resolve, reject) => docker.modem.followProgress(progress, (error) => (error ? reject(error) : resolve(null))));
-
     expect((await driver.createNetwork(network)).ok).toBe(true);
-    const container = await docker.createContainer({ name: 'cdtest-sleeper', Image: 'cdtest-busybox:1', Cmd: ['/bin/sleep', '300'], HostConfig: { NetworkMode: 'crossdock' } });
-    await container.start();
+    await runContainer(host, { name: 'cdtest-sleeper', network: 'crossdock' }); // the lab's busybox image
     expect((await driver.observe()).networks[0]?.containers).toBe(1);
     const refused = await driver.removeNetwork({ kind: 'docker.network.remove', name: 'crossdock' });
     expect(refused.stderr).toBe('network crossdock still has containers: cdtest-sleeper; stop them or disconnect them from crossdock first\n');
-    await container.remove({ force: true });
+    await removeContainer(host, 'cdtest-sleeper');
     expect((await driver.removeNetwork({ kind: 'docker.network.remove', name: 'crossdock' })).ok).toBe(true);
   });
 
   it('sets bip: refuses without permission, then rewrites daemon.json, restarts the engine and waits for it', async () => {
-    const bip = { kind: 'docker.daemon.bip', bip: '10.1.0.1/24' } as const;
-    const refused = await driver.setBip(bip, { daemonJsonPath: daemonJson(), restartCommand: null });
-    expect(refused.stderr).toContain('--allow-engine-restart');
-    expect(JSON.parse(readFileSync(daemonJson(), 'utf8'))).toEqual(initialConfig);
+    // the lab's own key (deprecated-key-path) and one more: setBip must keep both
+    const labConfig = JSON.parse(readFileSync(daemonJson, 'utf8')) as Record<string, unknown>;
+    expect(labConfig['deprecated-key-path']).toBe(hostPaths(lab.dir, host.name).keyJson);
+    const initialConfig = { ...labConfig, 'log-level': 'info' };
+    writeFileSync(daemonJson, JSON.stringify(initialConfig));
 
-    const before = dockerd?.pid;
-    const result = await driver.setBip(bip, { daemonJsonPath: daemonJson(), restartCommand: ['kill', '-TERM', String(before)] });
+    const bip = { kind: 'docker.daemon.bip', bip: '10.1.0.1/24' } as const;
+    const refused = await driver.setBip(bip, { daemonJsonPath: daemonJson, restartCommand: null });
+    expect(refused.stderr).toContain('--allow-engine-restart');
+    expect(JSON.parse(readFileSync(daemonJson, 'utf8'))).toEqual(initialConfig);
+
+    const before = dockerdPidOf(lab.dir, host.name);
+    expect(before).not.toBeNull();
+    // what the lab's executors run: `lab restart-engine h1`, dockerd stopped and started with the same flags
+    const result = await driver.setBip(bip, { daemonJsonPath: daemonJson, restartCommand: engineRestartArgv(lab.dir, host.name) });
     expect(result, result.stderr).toMatchObject({ ok: true });
-    expect(dockerd?.pid).not.toBe(before);
-    expect(JSON.parse(readFileSync(daemonJson(), 'utf8'))).toEqual({ ...initialConfig, bip: '10.1.0.1/24' });
+    const after = dockerdPidOf(lab.dir, host.name);
+    expect(after).not.toBeNull();
+    expect(after).not.toBe(before);
+    expect(JSON.parse(readFileSync(daemonJson, 'utf8'))).toEqual({ ...initialConfig, bip: '10.1.0.1/24' });
     expect((await driver.observe()).bip).toBe('10.1.0.1/24');
 
-    const again = await driver.setBip(bip, { daemonJsonPath: daemonJson(), restartCommand: ['false'] });
+    const again = await driver.setBip(bip, { daemonJsonPath: daemonJson, restartCommand: ['false'] });
     expect(again.stdout).toBe('bip is already 10.1.0.1/24\n');
-  });
+  }, 120_000);
 });
