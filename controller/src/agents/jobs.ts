@@ -23,14 +23,11 @@ export class JobStore {
     private readonly writer: SerialWriter,
   ) {}
 
-  /** Inserts the jobs (and bumps the hosts' desired generations) in one transaction. */
-  create(jobs: NewJob[], generationBumps: number[]): Promise<number[]> {
+  /** Inserts the jobs of one fan-out in one transaction; returns their ids in order. */
+  create(jobs: NewJob[]): Promise<number[]> {
+    if (jobs.length === 0) return Promise.resolve([]);
     return this.writer.run(() => ({
       write: async (tx) => {
-        if (generationBumps.length > 0) {
-          await tx.host.updateMany({ where: { id: { in: generationBumps } }, data: { desiredGeneration: { increment: 1 } } });
-        }
-        if (jobs.length === 0) return [];
         const rows = await tx.job.createManyAndReturn({
           data: jobs.map((j) => ({ hostId: j.hostId, generation: j.generation, reason: j.reason, status: j.status, commands: JSON.stringify(j.commands) })),
           select: { id: true },
@@ -41,16 +38,13 @@ export class JobStore {
     }));
   }
 
-  finish(jobId: number, outcome: { status: JobStatus; results: JobResultItem[]; error?: string }, applied?: { hostId: number; generation: number }): Promise<void> {
+  finish(jobId: number, outcome: { status: JobStatus; results: JobResultItem[]; error?: string }): Promise<void> {
     return this.writer.run(() => ({
       write: async (tx) => {
         await tx.job.updateMany({
           where: { id: jobId, status: { in: ['pending', 'running'] } },
           data: { status: outcome.status, results: JSON.stringify(outcome.results), error: outcome.error ?? null, finishedAt: new Date() },
         });
-        if (applied) {
-          await tx.host.updateMany({ where: { id: applied.hostId, appliedGeneration: { lt: applied.generation } }, data: { appliedGeneration: applied.generation } });
-        }
       },
       undo: () => {},
     }));
@@ -65,14 +59,6 @@ export class JobStore {
     }));
   }
 
-  setApplied(hostId: number, generation: number): Promise<void> {
-    return this.writer.run(() => ({
-      write: async (tx) => {
-        await tx.host.updateMany({ where: { id: hostId, appliedGeneration: { lt: generation } }, data: { appliedGeneration: generation } });
-      },
-      undo: () => {},
-    }));
-  }
 
   timeOut(jobIds: number[]): Promise<void> {
     return this.writer.run(() => ({
@@ -101,15 +87,25 @@ export class JobStore {
     }));
   }
 
-  saveLastSeen(seen: Map<number, Date>): Promise<void> {
-    if (seen.size === 0) return Promise.resolve();
-    const entries = [...seen];
+  /**
+   * Writes what the reconciler keeps in memory between flushes (last-seen times, generations):
+   * derived figures, so a few seconds' delay costs nothing but saves a write per change per host.
+   */
+  saveHostProgress(progress: Map<number, { lastSeenAt?: Date; desiredGeneration?: number; appliedGeneration?: number }>): Promise<void> {
+    if (progress.size === 0) return Promise.resolve();
+    const entries = [...progress];
     return this.writer.run(() => ({
       write: async (tx) => {
-        for (const [id, at] of entries) await tx.host.updateMany({ where: { id }, data: { lastSeenAt: at } });
+        for (const [id, data] of entries) await tx.host.updateMany({ where: { id }, data });
       },
       undo: () => {},
     }));
+  }
+
+  /** The highest generation each host's jobs carry: generations never go back after a restart. */
+  async highestJobGenerations(): Promise<Map<number, number>> {
+    const rows = await this.prisma.job.groupBy({ by: ['hostId'], _max: { generation: true } });
+    return new Map(rows.map((r) => [r.hostId, r._max.generation ?? 0]));
   }
 
   /** Jobs left pending or running by a previous controller process can never be answered. */

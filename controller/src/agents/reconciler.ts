@@ -49,7 +49,7 @@ export const DEFAULT_RECONCILER_OPTIONS: ReconcilerOptions = {
 };
 
 const SWEEP_INTERVAL_MS = 1_000;
-const LAST_SEEN_FLUSH_INTERVAL_MS = 5_000;
+const PROGRESS_FLUSH_INTERVAL_MS = 2_000;
 const PRUNE_INTERVAL_MS = 60_000;
 const SNAPSHOT_WAIT_MS = 5_000;
 
@@ -80,7 +80,8 @@ interface Dispatch {
 export class Reconciler {
   private readonly runtimes = new Map<number, HostRuntime>();
   private chain: Promise<void> = Promise.resolve();
-  private readonly lastSeen = new Map<number, Date>();
+  /** host progress not yet written: last-seen times and generations */
+  private readonly unsaved = new Map<number, { lastSeenAt?: Date; desiredGeneration?: number; appliedGeneration?: number }>();
   private readonly jobbedHosts = new Set<number>();
   private timers: NodeJS.Timeout[] = [];
 
@@ -95,15 +96,16 @@ export class Reconciler {
 
   /** Loads generations, starts the sweep timers. */
   async start(generations: Array<{ id: number; desiredGeneration: number; appliedGeneration: number }>): Promise<void> {
+    const fromJobs = await this.jobs.highestJobGenerations();
     for (const g of generations) {
       const rt = this.runtime(g.id);
-      rt.desiredGeneration = g.desiredGeneration;
-      rt.appliedGeneration = g.appliedGeneration;
+      rt.desiredGeneration = Math.max(g.desiredGeneration, fromJobs.get(g.id) ?? 0);
+      rt.appliedGeneration = Math.min(g.appliedGeneration, rt.desiredGeneration);
     }
     const abandoned = await this.jobs.abandonUnfinished();
     if (abandoned > 0) this.log.info({ abandoned }, 'marked jobs of the previous run as timed out');
     this.timers.push(setInterval(() => this.enqueue(() => this.sweep()), SWEEP_INTERVAL_MS));
-    this.timers.push(setInterval(() => void this.flushLastSeen(), LAST_SEEN_FLUSH_INTERVAL_MS));
+    this.timers.push(setInterval(() => void this.flushProgress(), PROGRESS_FLUSH_INTERVAL_MS));
     this.timers.push(setInterval(() => void this.prune(), PRUNE_INTERVAL_MS));
     for (const t of this.timers) t.unref();
   }
@@ -112,7 +114,7 @@ export class Reconciler {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     await this.chain;
-    await this.flushLastSeen();
+    await this.flushProgress();
   }
 
   /** Resolves when every queued event has been handled. */
@@ -140,10 +142,20 @@ export class Reconciler {
     return { desired: rt?.desiredGeneration ?? 0, applied: rt?.appliedGeneration ?? 0 };
   }
 
+  private note(hostId: number, data: { lastSeenAt?: Date; desiredGeneration?: number; appliedGeneration?: number }): void {
+    this.unsaved.set(hostId, { ...this.unsaved.get(hostId), ...data });
+  }
+
   touch(hostId: number): void {
     const now = new Date();
-    this.lastSeen.set(hostId, now);
+    this.note(hostId, { lastSeenAt: now });
     this.presence.seen(hostId, now);
+  }
+
+  private markApplied(hostId: number, rt: HostRuntime): void {
+    if (rt.appliedGeneration >= rt.desiredGeneration) return;
+    rt.appliedGeneration = rt.desiredGeneration;
+    this.note(hostId, { appliedGeneration: rt.appliedGeneration });
   }
 
   // ---- executor events ----
@@ -201,9 +213,9 @@ export class Reconciler {
       const expected = this.expectedDigest(hostId);
       const inSync = expected !== undefined && expected === result.digest && rt.inflight.size === 0;
       void this.jobs
-        .finish(result.jobId, { status, results: result.results, error: result.error }, inSync ? { hostId, generation: rt.desiredGeneration } : undefined)
+        .finish(result.jobId, { status, results: result.results, error: result.error })
         .catch((error: unknown) => this.log.error({ err: error, jobId: result.jobId }, 'could not record a job result'));
-      if (inSync) rt.appliedGeneration = Math.max(rt.appliedGeneration, rt.desiredGeneration);
+      if (inSync) this.markApplied(hostId, rt);
       else if (ok && rt.inflight.size === 0) this.hub.send(hostId, { type: 'state.request' });
       // A failed job is retried from the next periodic report, not at once: no tight loops.
       if (!ok) this.log.warn({ host: hostId, jobId: result.jobId, generation, error: result.error }, 'job failed');
@@ -246,10 +258,7 @@ export class Reconciler {
     rt.routeSum = routeSum;
     const commands = plan(desired, state);
     if (commands.length === 0) {
-      if (rt.inflight.size === 0 && rt.appliedGeneration < rt.desiredGeneration) {
-        rt.appliedGeneration = rt.desiredGeneration;
-        await this.jobs.setApplied(hostId, rt.desiredGeneration);
-      }
+      if (rt.inflight.size === 0) this.markApplied(hostId, rt);
       return;
     }
     await this.dispatch([{ hostId, commands, reason, bump: false }]);
@@ -261,10 +270,7 @@ export class Reconciler {
     const expected = this.expectedDigest(hostId);
     if (expected === undefined) return;
     if (expected === digest) {
-      if (rt.appliedGeneration < rt.desiredGeneration) {
-        rt.appliedGeneration = rt.desiredGeneration;
-        await this.jobs.setApplied(hostId, rt.desiredGeneration);
-      }
+      this.markApplied(hostId, rt);
       return;
     }
     if (fromTimer) this.log.info({ host: hostId, expected, observed: digest }, 'state differs from desired; asking for a snapshot');
@@ -405,22 +411,18 @@ export class Reconciler {
   /** Bumps generations, records the jobs of online hosts in one transaction, sends them. */
   private async dispatch(dispatches: Dispatch[]): Promise<void> {
     if (dispatches.length === 0) return;
-    const bumps: number[] = [];
     const toSend: Array<{ hostId: number; commands: Command[]; reason: string; generation: number }> = [];
     for (const d of dispatches) {
       const rt = this.runtime(d.hostId);
       if (d.bump) {
         rt.desiredGeneration++;
-        bumps.push(d.hostId);
+        this.note(d.hostId, { desiredGeneration: rt.desiredGeneration });
       }
       if (d.commands.length > 0 && rt.helloSeen && this.hub.isOnline(d.hostId)) {
         toSend.push({ hostId: d.hostId, commands: d.commands, reason: d.reason, generation: rt.desiredGeneration });
       }
     }
-    const ids = await this.jobs.create(
-      toSend.map((j) => ({ ...j, status: 'running' as const })),
-      bumps,
-    );
+    const ids = await this.jobs.create(toSend.map((j) => ({ ...j, status: 'running' as const })));
     const deadline = Date.now() + this.options.jobTimeoutMs;
     toSend.forEach((job, i) => {
       const jobId = ids[i]!;
@@ -444,10 +446,10 @@ export class Reconciler {
     if (expired.length > 0) await this.jobs.timeOut(expired);
   }
 
-  private async flushLastSeen(): Promise<void> {
-    const seen = new Map(this.lastSeen);
-    this.lastSeen.clear();
-    await this.jobs.saveLastSeen(seen).catch((error: unknown) => this.log.error({ err: error }, 'could not record last-seen times'));
+  private async flushProgress(): Promise<void> {
+    const progress = new Map(this.unsaved);
+    this.unsaved.clear();
+    await this.jobs.saveHostProgress(progress).catch((error: unknown) => this.log.error({ err: error }, 'could not record host progress'));
   }
 
   private async prune(): Promise<void> {

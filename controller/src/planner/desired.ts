@@ -1,6 +1,7 @@
 // What a host should have, from the cluster model: pure functions, no I/O (DESIGN.md,
 // "What a host gets").
 import {
+  MANAGED_CHAINS,
   MANAGED_LABEL,
   digestItem,
   forwardJumpSource,
@@ -15,8 +16,8 @@ import {
   type SysctlSet,
 } from '@crossdock/shared';
 
-export const FORWARD_CHAIN = 'CROSSDOCK-FORWARD';
-export const POSTROUTING_CHAIN = 'CROSSDOCK-POSTROUTING';
+export const FORWARD_CHAIN = MANAGED_CHAINS.filter;
+export const POSTROUTING_CHAIN = MANAGED_CHAINS.nat;
 export const SUBNET_LABEL = 'io.crossdock.subnet';
 /** Engines from 28 drop direct-routed traffic to unpublished ports unless told otherwise. */
 export const GATEWAY_MODE_OPTION = 'com.docker.network.bridge.gateway_mode_ipv4';
@@ -86,7 +87,9 @@ export function firewallChains(host: PlanHost, pools: readonly string[]): Firewa
     for (const pool of pools) {
       forward.push({ source: pool, destination: local.cidr, target: 'ACCEPT', comment: RULE_COMMENT });
       forward.push({ source: local.cidr, destination: pool, target: 'ACCEPT', comment: RULE_COMMENT });
-      postrouting.push({ source: local.cidr, destination: pool, target: 'RETURN', comment: RULE_COMMENT });
+      // ACCEPT, not RETURN: RETURN from this chain would resume POSTROUTING after the jump,
+      // where Docker's MASQUERADE rule still matches. ACCEPT ends the nat chain traversal.
+      postrouting.push({ source: local.cidr, destination: pool, target: 'ACCEPT', comment: RULE_COMMENT });
     }
   }
   return [

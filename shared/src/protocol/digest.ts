@@ -2,7 +2,17 @@
 // executor (from what it observes) and the controller (from what it wants). It is a sum of
 // per-item hashes, so it does not depend on order and the controller can keep it up to date
 // incrementally: one route added to a host adds one item's hash, with no pass over the rest.
+import { MANAGED_LABEL } from '../commands/schema.ts';
 import type { ObservedState } from './state.ts';
+
+/**
+ * The chains crossdock keeps on every host, by table. Only these count in the digest: a chain
+ * of another name (left by an older version, say) is never planned for, so counting it would
+ * make the digests differ forever.
+ */
+export const MANAGED_CHAINS = { filter: 'CROSSDOCK-FORWARD', nat: 'CROSSDOCK-POSTROUTING' } as const;
+
+const isManagedChain = (table: string, name: string) => MANAGED_CHAINS[table as keyof typeof MANAGED_CHAINS] === name;
 
 /** Items are hashed to 48 bits and summed modulo 2^48: exact in a double. */
 const MODULUS = 2 ** 48;
@@ -64,13 +74,18 @@ export function isManagedJump(j: { table: string; from: string }, filterFrom: st
 export function observedItems(state: ObservedState): string[] {
   const items: string[] = [];
   for (const r of state.routes) items.push(digestItem.route(r.dst, r.via, r.dev));
-  for (const c of state.firewall.chains) items.push(digestItem.chain(c.table, c.name, c.rules));
+  for (const c of state.firewall.chains) {
+    if (isManagedChain(c.table, c.name)) items.push(digestItem.chain(c.table, c.name, c.rules));
+  }
   const filterFrom = forwardJumpSource(state.firewall.builtinChains);
   for (const j of state.firewall.jumps) {
-    if (isManagedJump(j, filterFrom)) items.push(digestItem.jump(j.table, j.from, j.to, j.position));
+    if (isManagedJump(j, filterFrom) && isManagedChain(j.table, j.to)) items.push(digestItem.jump(j.table, j.from, j.to, j.position));
   }
   if (state.docker.available) items.push(digestItem.dockerUp());
-  for (const n of state.docker.networks) items.push(digestItem.network(n.name, n.subnet, n.gateway));
+  // Only networks carrying crossdock's label, as the planner sees them.
+  for (const n of state.docker.networks) {
+    if (n.labels[MANAGED_LABEL] === 'true') items.push(digestItem.network(n.name, n.subnet, n.gateway));
+  }
   const forward = state.sysctl['net.ipv4.ip_forward'];
   if (forward !== undefined) items.push(digestItem.sysctl('net.ipv4.ip_forward', forward));
   return items;
