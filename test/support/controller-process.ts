@@ -18,8 +18,18 @@ export interface ControllerProcess {
   kill(): Promise<void>;
 }
 
-export async function startController(options: { dbFile: string; adminToken: string; listen?: string; env?: Record<string, string>; args?: string[] }): Promise<ControllerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'controller/src/server.ts', ...(options.args ?? [])], {
+export async function startController(options: {
+  dbFile: string;
+  adminToken: string;
+  listen?: string;
+  env?: Record<string, string>;
+  args?: string[];
+  /** run the production bundle (controller/dist/server.mjs, from `npm run build`) instead of the sources */
+  bundle?: boolean;
+}): Promise<ControllerProcess> {
+  const entry = options.bundle ? ['controller/dist/server.mjs'] : ['--import', 'tsx', 'controller/src/server.ts'];
+  const argv = [process.execPath, ...entry, ...(options.args ?? [])];
+  const child = spawn(argv[0]!, argv.slice(1), {
     cwd: REPO_ROOT,
     env: {
       ...process.env,
