@@ -7,7 +7,10 @@ import {
   blockSize,
   containsCidr,
   formatCidr,
+  formatIPv4,
+  isAligned,
   lastAddress,
+  maskOf,
   mustParseCidr,
   overlaps,
   type Cidr,
@@ -49,6 +52,8 @@ interface HostEntry {
   name: string;
   address: string;
   subnets: Map<number, SubnetEntry>;
+  /** subnets reserved for this host whose write has not committed yet */
+  pending: Set<SubnetEntry>;
   /** network names taken on this host, including ones not yet committed */
   networks: Set<string>;
 }
@@ -73,7 +78,7 @@ export interface HostRequest {
 export type IpamChange =
   | { type: 'host.created'; hostId: number }
   | { type: 'host.updated'; hostId: number; addressChanged: boolean }
-  | { type: 'host.deleted'; hostId: number; name: string }
+  | { type: 'host.deleted'; hostId: number; name: string; subnets: Array<{ id: number; cidr: string }> }
   | { type: 'subnet.created'; subnetId: number; hostId: number }
   | { type: 'subnet.deleted'; subnetId: number; hostId: number; cidr: string }
   | { type: 'pool.created' | 'pool.deleted'; poolName: string };
@@ -103,7 +108,7 @@ export class Ipam {
       ipam.indexPool(p.id, p.name, mustParseCidr(p.cidr), p.subnetPrefixLength, p.reserved.map((r) => mustParseCidr(r.cidr)));
     }
     const hosts = await prisma.host.findMany({ select: { id: true, name: true, address: true } });
-    for (const h of hosts) ipam.indexHost({ id: h.id, name: h.name, address: h.address, subnets: new Map(), networks: new Set() });
+    for (const h of hosts) ipam.indexHost({ id: h.id, name: h.name, address: h.address, subnets: new Map(), pending: new Set(), networks: new Set() });
     const subnets = await prisma.subnet.findMany({ select: { id: true, cidr: true, poolId: true, hostId: true, network: true, mode: true } });
     for (const s of subnets) {
       ipam.indexSubnet({ id: s.id, cidr: mustParseCidr(s.cidr), poolId: s.poolId, hostId: s.hostId, network: s.network, mode: s.mode as SubnetMode });
@@ -149,6 +154,8 @@ export class Ipam {
     if (entry.id > 0) {
       host.subnets.set(entry.id, entry);
       this.subnets.set(entry.id, entry);
+    } else {
+      host.pending.add(entry);
     }
   }
 
@@ -156,6 +163,7 @@ export class Ipam {
     pool.occupied.remove(entry.cidr.network, lastAddress(entry.cidr));
     pool.subnetCount--;
     host.networks.delete(entry.network);
+    host.pending.delete(entry);
     host.subnets.delete(entry.id);
     this.subnets.delete(entry.id);
   }
@@ -278,6 +286,11 @@ export class Ipam {
     let cidr: Cidr;
     if (request.cidr) {
       cidr = request.cidr;
+      // Callers parse CIDRs, which refuses host bits; this keeps a hand-built Cidr from slipping past.
+      if (!Number.isInteger(cidr.prefixLength) || cidr.prefixLength < 0 || cidr.prefixLength > 32 || !isAligned(cidr.network, cidr.prefixLength)) {
+        const block = formatCidr({ network: (cidr.network & maskOf(cidr.prefixLength)) >>> 0, prefixLength: cidr.prefixLength });
+        throw new ApiError('CIDR_HOST_BITS_SET', `${formatIPv4(cidr.network)}/${cidr.prefixLength} is not aligned to its prefix length; use ${block}`);
+      }
       const named = request.pool === undefined ? undefined : this.requirePool(request.pool);
       const found = named ?? [...this.pools.values()].find((p) => p.id > 0 && containsCidr(p.cidr, cidr));
       if (!found || !containsCidr(found.cidr, cidr)) {
@@ -325,11 +338,17 @@ export class Ipam {
     };
   }
 
-  private commitSubnet(entry: SubnetEntry, host: HostEntry, id: number): void {
+  /**
+   * Records a committed subnet; false if a later operation of the same batch deleted its host
+   * (that delete already released the range, and its cascade removed the row).
+   */
+  private commitSubnet(entry: SubnetEntry, host: HostEntry, id: number): boolean {
+    if (!host.pending.delete(entry)) return false;
     entry.id = id;
     entry.hostId = host.id;
     host.subnets.set(id, entry);
     this.subnets.set(id, entry);
+    return true;
   }
 
   allocate(hostName: string, request: SubnetRequest) {
@@ -341,8 +360,7 @@ export class Ipam {
         write: (tx: Tx) => tx.subnet.create({ data: { ...reservation.data, hostId: host.id }, include: subnetInclude }),
         undo: reservation.undo,
         committed: (subnet) => {
-          this.commitSubnet(reservation.entry, host, subnet.id);
-          this.emit({ type: 'subnet.created', subnetId: subnet.id, hostId: host.id });
+          if (this.commitSubnet(reservation.entry, host, subnet.id)) this.emit({ type: 'subnet.created', subnetId: subnet.id, hostId: host.id });
         },
       };
     });
@@ -366,7 +384,7 @@ export class Ipam {
   registerHost(input: HostRequest, firstSubnet: SubnetRequest | null) {
     return this.writer.run(() => {
       this.checkHostUnique(input.name, input.address);
-      const host: HostEntry = { id: 0, name: input.name, address: input.address, subnets: new Map(), networks: new Set() };
+      const host: HostEntry = { id: 0, name: input.name, address: input.address, subnets: new Map(), pending: new Set(), networks: new Set() };
       this.indexHost(host);
       let reservation: ReturnType<Ipam['reserveSubnet']> | undefined;
       try {
@@ -382,7 +400,7 @@ export class Ipam {
       return {
         write: async (tx: Tx) => {
           const created = await tx.host.create({
-            data: { name: input.name, address: input.address, interface: input.interface, labels: JSON.stringify(input.labels), tokenHash: input.tokenHash },
+            data: { name: input.name, address: input.address, interface: input.interface, labels: JSON.stringify(input.labels), tokenHash: input.tokenHash, updatedAt: new Date() },
           });
           const subnet = reservation ? await tx.subnet.create({ data: { ...reservation.data, hostId: created.id }, include: subnetInclude }) : undefined;
           return { host: created, subnet };
@@ -418,6 +436,7 @@ export class Ipam {
               address: patch.address,
               interface: patch.interface,
               labels: patch.labels === undefined ? undefined : JSON.stringify(patch.labels),
+              updatedAt: new Date(),
             },
           }),
         undo: () => {
@@ -444,7 +463,9 @@ export class Ipam {
     return this.writer.run(() => {
       const host = this.hostsByName.get(name);
       if (!host || host.id <= 0) throw hostNotFound(name);
-      const released = [...host.subnets.values()];
+      // Pending subnets too: a request queued before this one in the same batch may still be
+      // committing one for this host, and the delete's cascade removes its row.
+      const released = [...host.subnets.values(), ...host.pending];
       for (const s of released) this.unindexSubnet(s, this.poolsById.get(s.poolId)!, host);
       this.unindexHost(host);
       return {
@@ -453,10 +474,8 @@ export class Ipam {
           this.indexHost(host);
           for (const s of released) this.indexSubnet(s);
         },
-        committed: () => {
-          for (const s of released) this.emit({ type: 'subnet.deleted', subnetId: s.id, hostId: host.id, cidr: formatCidr(s.cidr) });
-          this.emit({ type: 'host.deleted', hostId: host.id, name });
-        },
+        committed: () =>
+          this.emit({ type: 'host.deleted', hostId: host.id, name, subnets: released.filter((s) => s.id > 0).map((s) => ({ id: s.id, cidr: formatCidr(s.cidr) })) }),
       };
     });
   }

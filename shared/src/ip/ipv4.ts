@@ -54,7 +54,10 @@ export function parseCidr(text: string): CidrParseResult {
   if (address === null) {
     return { ok: false, reason: 'syntax', message: `"${text.slice(0, slash)}" in "${text}" is not an IPv4 address; use four decimal octets such as 10.1.0.0` };
   }
-  if (!/^\d{1,2}$/.test(prefixText) || Number(prefixText) > 32) {
+  if (!/^\d+$/.test(prefixText)) {
+    return { ok: false, reason: 'prefix', message: `"/${prefixText}" in "${text}" is not a prefix length; write a whole number from 0 to 32, such as /24` };
+  }
+  if (!/^(?:0|[1-9]\d?)$/.test(prefixText) || Number(prefixText) > 32) {
     return { ok: false, reason: 'prefix', message: `prefix length "/${prefixText}" in "${text}" is out of range; use a whole number from 0 to 32` };
   }
   const prefixLength = Number(prefixText);

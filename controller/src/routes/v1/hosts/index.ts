@@ -124,7 +124,7 @@ const hosts: FastifyPluginAsyncTypebox = async (app) => {
     { schema: { tags: ['hosts'], summary: "Rotate a host's token (the old one stops working)", params: NameParams, response: { 200: Type.Object({ token: Type.String() }), ...commonErrors } } },
     async (request) => {
       const token = newHostToken();
-      await ipam.updateHostRow(request.params.name, (tx, id) => tx.host.update({ where: { id }, data: { tokenHash: hashToken(token) } }));
+      await ipam.updateHostRow(request.params.name, (tx, id) => tx.host.update({ where: { id }, data: { tokenHash: hashToken(token), updatedAt: new Date() } }));
       app.events.emit('token.rotated', ipam.hostIdByName(request.params.name));
       return { token };
     },

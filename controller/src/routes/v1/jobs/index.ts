@@ -1,7 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { renderCommand, type Command } from '@crossdock/shared';
 import { ApiError } from '../../../errors.ts';
-import { IdParams, commonErrors, itemsOf } from '../../../schemas.ts';
+import { IdParams, commonErrors, itemsOf, requireId } from '../../../schemas.ts';
 
 const JobStatus = Type.Union(['pending', 'running', 'succeeded', 'failed', 'timeout'].map((s) => Type.Literal(s)));
 
@@ -73,7 +73,7 @@ const jobs: FastifyPluginAsyncTypebox = async (app) => {
   );
 
   app.get('/:id', { schema: { tags: ['jobs'], summary: 'One job with its per-command results', params: IdParams, response: { 200: JobDetail, ...commonErrors } } }, async (request) => {
-    const row = await prisma.job.findUnique({ where: { id: request.params.id }, include: { host: { select: { name: true } } } });
+    const row = await prisma.job.findUnique({ where: { id: requireId(request.params.id) }, include: { host: { select: { name: true } } } });
     if (!row) throw new ApiError('JOB_NOT_FOUND', `no job with id ${request.params.id}; GET /v1/jobs lists recent ones`);
     const commands = JSON.parse(row.commands) as Command[];
     const results = row.results ? (JSON.parse(row.results) as Array<{ index: number; text: string; ok: boolean; exitCode: number | null; stdout: string; stderr: string; durationMs: number }>) : [];
