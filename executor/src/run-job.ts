@@ -101,8 +101,8 @@ function recordBatch(
   const stderrLines = batch.stderr.split('\n').filter(Boolean);
   const unexplained = !batch.ok && !stderrLines.some((l) => routes.some((r) => l.startsWith(`${renderIpBatchLine(r.command)}:`)));
   routes.forEach(({ command, index }, i) => {
-    const line = renderIpBatchLine(command);
-    const own = stderrLines.filter((l) => l.startsWith(`${line}:`));
+    // Most batches print nothing: then no command has lines of its own to look for.
+    const own = stderrLines.length === 0 ? [] : stderrLines.filter((l) => l.startsWith(`${renderIpBatchLine(command)}:`));
     record(index, {
       ok: unexplained ? false : own.length === 0,
       exitCode: batch.exitCode,

@@ -144,6 +144,58 @@ describe('IptablesDriver with a scripted runner', () => {
     await createIptablesDriver({ runner }).ensureJump({ ...forwardJump, position: 2 });
     expect(calls[1]?.input).toBe('*filter\n-D DOCKER-USER -j CROSSDOCK-FORWARD\n-I DOCKER-USER 2 -j CROSSDOCK-FORWARD\nCOMMIT\n');
   });
+
+  it('applyFirewall: one read, then one iptables-restore with each table\'s chains and jump changes in its own COMMIT', async () => {
+    const { runner, calls } = scripted(DOCKER_HOST_SAVE);
+    const result = await createIptablesDriver({ runner }).applyFirewall([filterChain, natChain], [{ ...forwardJump, position: 2 }, natJump]);
+    expect(calls.map((c) => c.argv.join(' '))).toEqual(['iptables-save', 'iptables-restore --noflush --wait=10']);
+    expect(calls[1]?.input).toBe(
+      [
+        '*filter', ':CROSSDOCK-FORWARD - [0:0]', '-F CROSSDOCK-FORWARD', ...rendered(filterChain),
+        '-D DOCKER-USER -j CROSSDOCK-FORWARD', '-I DOCKER-USER 2 -j CROSSDOCK-FORWARD', 'COMMIT',
+        // The nat jump is in place already: the nat block carries the chain alone.
+        '*nat', ':CROSSDOCK-POSTROUTING - [0:0]', '-F CROSSDOCK-POSTROUTING', ...rendered(natChain), 'COMMIT', '',
+      ].join('\n'),
+    );
+    expect(result.chains.ok).toBe(true);
+    expect(result.jumps.map((j) => j.ok)).toEqual([true, true]);
+    expect(result.jumps[1]?.stdout).toBe('-A POSTROUTING -j CROSSDOCK-POSTROUTING already at position 1 in nat\n');
+  });
+
+  it('applyFirewall: a jump to a chain the same transaction creates is planned; a refused jump runs nothing', async () => {
+    const { runner, calls } = scripted(DOCKER_HOST_SAVE);
+    const other: FirewallChain = { ...filterChain, chain: 'CROSSDOCK-OTHER' };
+    const result = await createIptablesDriver({ runner }).applyFirewall(
+      [other],
+      [{ ...forwardJump, to: 'CROSSDOCK-OTHER', position: 2 }, { ...forwardJump, to: 'CROSSDOCK-MISSING' }],
+    );
+    expect(calls).toHaveLength(2);
+    expect(calls[1]?.input?.split('\n').slice(-3)).toEqual(['-I DOCKER-USER 2 -j CROSSDOCK-OTHER', 'COMMIT', '']);
+    expect(result.jumps[0]?.ok).toBe(true);
+    expect(result.jumps[1]).toMatchObject({ ok: false, stderr: 'chain CROSSDOCK-MISSING does not exist in table filter; apply its firewall.chain first\n' });
+  });
+
+  it('applyFirewall: a table that fails leaves the one before it committed and the one after it not applied', async () => {
+    // line 11 is the nat rule (filter: lines 1-7; nat: *nat, declare, flush, rule)
+    const { runner } = scripted(DOCKER_HOST_SAVE, { ok: false, exitCode: 2, stdout: '', stderr: 'Error occurred at line: 11\n', durationMs: 1 });
+    const result = await createIptablesDriver({ runner }).applyFirewall([filterChain, natChain], []);
+    expect(result.chains.ok).toBe(false);
+    expect(result.chains.stdout).toContain('[filter] committed');
+    expect(result.chains.stderr).toContain(`[nat] the failing input line: ${rendered(natChain)[0]}`);
+    const { runner: early } = scripted(DOCKER_HOST_SAVE, { ok: false, exitCode: 2, stdout: '', stderr: 'Error occurred at line: 4\n', durationMs: 1 });
+    const failedFirst = await createIptablesDriver({ runner: early }).applyFirewall([filterChain, natChain], []);
+    expect(failedFirst.chains.stderr).toContain('[nat] not applied: iptables-restore stopped at line 4, in a table before this one');
+  });
+
+  it('applyFirewall: a failed table fails its chains and its jumps alike', async () => {
+    const { runner } = scripted(DOCKER_HOST_SAVE.replace('-A DOCKER-USER -j CROSSDOCK-FORWARD\n', ''), {
+      ok: false, exitCode: 1, stdout: '', stderr: 'iptables-restore: line 4 failed\n', durationMs: 1,
+    });
+    const result = await createIptablesDriver({ runner }).applyFirewall([filterChain], [forwardJump]);
+    expect(result.chains.ok).toBe(false);
+    expect(result.jumps[0]).toMatchObject({ ok: false });
+    expect(result.jumps[0]?.stderr).toContain(`[filter] the failing input line: ${rendered(filterChain)[0]}`);
+  });
 });
 
 type Family = NonNullable<IptablesDriverOptions['family']>;
@@ -266,6 +318,40 @@ describe.skipIf(missing('root', 'netns', 'iptables'))('IptablesDriver in a netwo
       expect(observed).toMatchObject({ chains: [], jumps: [], forwardPolicy: 'DROP' });
       expect(ruleset()).toBe(foreignRuleset);
       expect(await driver.removeAll()).toMatchObject({ ok: true, stdout: 'no crossdock chains or jumps\n' });
+    });
+
+    it('applyFirewall from nothing: one read and one iptables-restore; again: the jumps are left alone', async () => {
+      processes = [];
+      const first = await driver.applyFirewall([filterChain, natChain], [forwardJump, natJump]);
+      expect(first.chains, first.chains.stderr).toMatchObject({ ok: true });
+      expect(first.jumps.map((j) => j.ok)).toEqual([true, true]);
+      expect(processes).toEqual([`${family}-save`, `${family}-restore --noflush --wait=10`]);
+      const observed = await driver.observe();
+      expect(observed.chains).toEqual([
+        { table: 'filter', name: 'CROSSDOCK-FORWARD', rules: rendered(filterChain) },
+        { table: 'nat', name: 'CROSSDOCK-POSTROUTING', rules: rendered(natChain) },
+      ]);
+      expect(observed.jumps).toEqual([
+        { table: 'filter', from: 'DOCKER-USER', to: 'CROSSDOCK-FORWARD', position: 1 },
+        { table: 'nat', from: 'POSTROUTING', to: 'CROSSDOCK-POSTROUTING', position: 1 },
+      ]);
+      const again = await driver.applyFirewall([filterChain, natChain], [forwardJump, natJump]);
+      expect(again.jumps.map((j) => j.stdout)).toEqual([
+        '-A DOCKER-USER -j CROSSDOCK-FORWARD already at position 1 in filter\n',
+        '-A POSTROUTING -j CROSSDOCK-POSTROUTING already at position 1 in nat\n',
+      ]);
+      expect((await driver.observe()).jumps).toEqual(observed.jumps);
+      expect((await driver.removeAll()).ok).toBe(true);
+      expect(ruleset()).toBe(foreignRuleset);
+    });
+
+    it('the tool commits table by table: a failing nat block leaves the filter block before it applied (applyFirewall relies on it)', async () => {
+      const text = ['*filter', ':CROSSDOCK-T1 - [0:0]', '-A CROSSDOCK-T1 -j ACCEPT', 'COMMIT', '*nat', ':CROSSDOCK-T2 - [0:0]', '-A CROSSDOCK-T2 -j CROSSDOCK-NOPE', 'COMMIT', ''].join('\n');
+      expect(() => inNs(ns, [`${family}-restore`, '--noflush'], text)).toThrow(/line:? [78]\b/); // legacy names the rule's line, nf_tables the COMMIT's
+      const observed = await driver.observe();
+      expect(observed.chains.map((c) => `${c.table}/${c.name}`)).toEqual(['filter/CROSSDOCK-T1']);
+      expect((await driver.removeAll()).ok).toBe(true);
+      expect(ruleset()).toBe(foreignRuleset);
     });
   });
 });

@@ -46,10 +46,21 @@ export interface IptablesDriver {
   applyChains(commands: readonly FirewallChain[]): Promise<CommandResult>;
   /** Exactly one `-j to` in `from`, at `position` (or last, if the chain is shorter). */
   ensureJump(command: FirewallJump): Promise<CommandResult>;
+  /**
+   * applyChains and ensureJump for every jump, from one iptables-save: each table's chains and
+   * jump changes are one transaction (a jump never points at a chain that is not there), all
+   * tables in one iptables-restore --noflush. One result for the chains, one per jump (in order).
+   */
+  applyFirewall(chains: readonly FirewallChain[], jumps: readonly FirewallJump[]): Promise<FirewallResults>;
   /** Deletes every plain jump from `from` to `to`, e.g. after Docker's DOCKER-USER appeared. */
   removeJump(table: FirewallTable, from: JumpSource, to: string): Promise<CommandResult>;
   /** For a revoked host: deletes every jump to CROSSDOCK-* chains, then flushes and deletes them. */
   removeAll(): Promise<CommandResult>;
+}
+
+export interface FirewallResults {
+  chains: CommandResult;
+  jumps: CommandResult[];
 }
 
 export interface IptablesDriverOptions extends DriverOptions {
@@ -134,16 +145,53 @@ export function plainJumpPositions(rules: readonly string[], from: string, to: s
   return rules.flatMap((rule, i) => (rule === plain ? [i + 1] : []));
 }
 
+/** What ensuring a jump takes, decided from the saved tables: nothing (done or refused), or restore lines. */
+type JumpPlan = { done: true; ok: boolean; stdout: string; stderr: string } | { done: false; wanted: number; duplicates: number; lines: string[] };
+
+/**
+ * `creating`: chains the same transaction declares. Updates `saved` as if the plan had run, so
+ * that the next jump from the same chain is planned against the rules it will meet.
+ */
+export function planJump(saved: Saved, { table, from, to, position }: FirewallJump, creating: ReadonlySet<string> = new Set()): JumpPlan {
+  const t = saved.tables.get(table);
+  if (from === 'DOCKER-USER' && !t?.chains.has(from)) {
+    return { done: true, ok: false, stdout: '', stderr: `chain DOCKER-USER does not exist in table filter (Docker creates it); jump from FORWARD instead\n` };
+  }
+  if (!t?.chains.has(to) && !creating.has(to)) {
+    return { done: true, ok: false, stdout: '', stderr: `chain ${to} does not exist in table ${table}; apply its firewall.chain first\n` };
+  }
+  const rules = t?.rules.get(from) ?? [];
+  const existing = plainJumpPositions(rules, from, to);
+  // Insert at `position`, or at the end of a shorter chain (iptables refuses a gap).
+  const wanted = Math.min(position, rules.length - existing.length + 1);
+  if (existing.length === 1 && existing[0] === wanted) {
+    return { done: true, ok: true, stdout: `-A ${from} -j ${to} already at position ${wanted} in ${table}\n`, stderr: '' };
+  }
+  const after = rules.filter((rule) => rule !== `-A ${from} -j ${to}`);
+  after.splice(wanted - 1, 0, `-A ${from} -j ${to}`);
+  if (t) t.rules.set(from, after);
+  else saved.tables.set(table, { chains: new Map([[from, 'ACCEPT']]), rules: new Map([[from, after]]) });
+  // Duplicates or a wrong position (Docker inserts its own rules at the top): delete and
+  // re-insert in one transaction, so traffic never meets the chain without the jump.
+  const deletes = existing.map(() => `-D ${from} -j ${to}`);
+  return { done: false, wanted, duplicates: existing.length, lines: [...deletes, `-I ${from} ${wanted} -j ${to}`] };
+}
+
 export function createIptablesDriver(options: IptablesDriverOptions = {}): IptablesDriver {
   const run = resolveRunner(options);
   const family = options.family ?? 'iptables';
   const save = `${family}-save`;
   const restoreArgv = [`${family}-restore`, '--noflush', `--wait=${XTABLES_LOCK_WAIT_S}`];
 
-  async function readSaved(): Promise<Saved> {
+  /** The tables as they are; `backend` stays null when nothing is loaded (see readSaved). */
+  async function readTables(): Promise<Saved> {
     const result = await run([save]);
     if (!result.ok) throw new Error(`${save} failed: ${result.stderr.trim() || `exit ${result.exitCode}`}`);
-    const saved = parseIptablesSave(result.stdout);
+    return parseIptablesSave(result.stdout);
+  }
+
+  async function readSaved(): Promise<Saved> {
+    const saved = await readTables();
     if (saved.backend === null) {
       // Nothing loaded yet prints no header; ask the tool which backend it is.
       const version = await run([save, '--version']);
@@ -161,6 +209,32 @@ export function createIptablesDriver(options: IptablesDriverOptions = {}): Iptab
       if (line !== undefined) return { ...result, stderr: `${result.stderr.trimEnd()}\nthe failing input line: ${line}\n` };
     }
     return result;
+  }
+
+  /**
+   * Several tables in one iptables-restore (one process: each costs a fork of this process).
+   * Each table's COMMIT is its own transaction; the tool stops at the first that fails, and the
+   * tables before it stay committed. One result per table.
+   */
+  async function restoreTables(blocks: ReadonlyArray<[FirewallTable, string]>): Promise<Map<FirewallTable, CommandResult>> {
+    const results = new Map<FirewallTable, CommandResult>();
+    if (blocks.length === 0) return results;
+    const result = await restore(blocks.map(([, text]) => text).join(''));
+    const failedLine = result.ok ? null : /line:? (\d+)/.exec(result.stderr);
+    const failedAt = failedLine ? Number(failedLine[1]) : null;
+    let first = 1;
+    for (const [table, text] of blocks) {
+      const last = first + text.split('\n').length - 2;
+      if (result.ok || failedAt === null || (failedAt >= first && failedAt <= last)) {
+        results.set(table, labelled(table, result));
+      } else if (failedAt > last) {
+        results.set(table, labelled(table, { ...result, ok: true, stdout: 'committed (the same iptables-restore failed later, in another table)\n', stderr: '' }));
+      } else {
+        results.set(table, labelled(table, { ...result, stdout: '', stderr: `not applied: iptables-restore stopped at line ${failedAt}, in a table before this one\n` }));
+      }
+      first = last + 1;
+    }
+    return results;
   }
 
   return {
@@ -184,33 +258,54 @@ export function createIptablesDriver(options: IptablesDriverOptions = {}): Iptab
       const started = performance.now();
       const invalid = firstInvalid([command]);
       if (invalid) return resultWithoutProcess(false, '', `${invalid}\n`, started);
-      const { table, from, to, position } = command;
-      const saved = (await readSaved()).tables.get(table);
-      if (from === 'DOCKER-USER' && !saved?.chains.has(from)) {
-        return resultWithoutProcess(false, '', `chain DOCKER-USER does not exist in table filter (Docker creates it); jump from FORWARD instead\n`, started);
+      const { table, from, to } = command;
+      const plan = planJump(await readTables(), command);
+      if (plan.done) return resultWithoutProcess(plan.ok, plan.stdout, plan.stderr, started);
+      if (plan.duplicates === 0) {
+        return timed(await run([family, '--wait', XTABLES_LOCK_WAIT_S, '-t', table, '-I', from, String(plan.wanted), '-j', to]), started);
       }
-      if (!saved?.chains.has(to)) {
-        return resultWithoutProcess(false, '', `chain ${to} does not exist in table ${table}; apply its firewall.chain first\n`, started);
+      return timed(await restore([`*${table}`, ...plan.lines, 'COMMIT', ''].join('\n')), started);
+    },
+
+    async applyFirewall(chains, jumps) {
+      const started = performance.now();
+      const invalid = firstInvalid(chains) ?? firstInvalid(jumps);
+      if (invalid) {
+        const refused = resultWithoutProcess(false, '', `${invalid}\n`, started);
+        return { chains: refused, jumps: jumps.map(() => refused) };
       }
-      const rules = saved.rules.get(from) ?? [];
-      const existing = plainJumpPositions(rules, from, to);
-      // Insert at `position`, or at the end of a shorter chain (iptables refuses a gap).
-      const wanted = Math.min(position, rules.length - existing.length + 1);
-      if (existing.length === 1 && existing[0] === wanted) {
-        return resultWithoutProcess(true, `-A ${from} -j ${to} already at position ${wanted} in ${table}\n`, '', started);
+      // Only jumps need to know what is there; chains are replaced whole whatever it is.
+      const saved = jumps.length > 0 ? await readTables() : null;
+      const jumpResults: Array<CommandResult | FirewallTable> = [];
+      const jumpLines = new Map<FirewallTable, string[]>();
+      for (const jump of jumps) {
+        const creating = new Set(chains.filter((c) => c.table === jump.table).map((c) => c.chain));
+        const plan = planJump(saved!, jump, creating);
+        if (plan.done) {
+          jumpResults.push(resultWithoutProcess(plan.ok, plan.stdout, plan.stderr, started));
+        } else {
+          jumpLines.set(jump.table, [...(jumpLines.get(jump.table) ?? []), ...plan.lines]);
+          jumpResults.push(jump.table);
+        }
       }
-      if (existing.length === 0) {
-        return timed(await run([family, '--wait', XTABLES_LOCK_WAIT_S, '-t', table, '-I', from, String(wanted), '-j', to]), started);
+      const blocks: Array<[FirewallTable, string]> = [];
+      for (const table of FIREWALL_TABLES) {
+        const own = chains.filter((c) => c.table === table);
+        const lines = jumpLines.get(table) ?? [];
+        // renderRestore's text with the jump lines before its COMMIT.
+        if (own.length > 0 || lines.length > 0) blocks.push([table, renderRestore(table, own).replace(/COMMIT\n$/, [...lines, 'COMMIT', ''].join('\n'))]);
       }
-      // Duplicates or a wrong position (Docker inserts its own rules at the top): delete and
-      // re-insert in one transaction, so traffic never meets the chain without the jump.
-      const deletes = existing.map(() => `-D ${from} -j ${to}`);
-      return timed(await restore([`*${table}`, ...deletes, `-I ${from} ${wanted} -j ${to}`, 'COMMIT', ''].join('\n')), started);
+      const byTable = await restoreTables(blocks);
+      const chainTables = FIREWALL_TABLES.filter((t) => chains.some((c) => c.table === t));
+      return {
+        chains: chains.length === 0 ? resultWithoutProcess(true, 'no chains\n', '', started) : combine(chainTables.map((t) => byTable.get(t)!), started),
+        jumps: jumpResults.map((r) => (typeof r === 'string' ? timed(byTable.get(r)!, started) : r)),
+      };
     },
 
     async removeJump(table, from, to) {
       const started = performance.now();
-      const rules = (await readSaved()).tables.get(table)?.rules.get(from) ?? [];
+      const rules = (await readTables()).tables.get(table)?.rules.get(from) ?? [];
       const count = plainJumpPositions(rules, from, to).length;
       if (count === 0) return resultWithoutProcess(true, `no jump from ${from} to ${to} in ${table}\n`, '', started);
       return timed(await restore([`*${table}`, ...Array.from({ length: count }, () => `-D ${from} -j ${to}`), 'COMMIT', ''].join('\n')), started);
@@ -218,7 +313,7 @@ export function createIptablesDriver(options: IptablesDriverOptions = {}): Iptab
 
     async removeAll() {
       const started = performance.now();
-      const saved = await readSaved();
+      const saved = await readTables();
       const results: CommandResult[] = [];
       for (const [table, t] of saved.tables) {
         const ours = [...t.chains.keys()].filter((name) => OURS.test(name));
