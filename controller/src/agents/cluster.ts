@@ -40,13 +40,33 @@ export class Cluster {
     this.pools = (await this.prisma.pool.findMany({ select: { cidr: true }, orderBy: { id: 'asc' } })).map((p) => p.cidr);
   }
 
-  /** Re-reads one host; returns the previous and current view (undefined where absent). */
-  async reloadHost(id: number): Promise<{ before: PlanHost | undefined; after: PlanHost | undefined }> {
-    const before = this.hosts.get(id);
-    const row = await this.prisma.host.findUnique({ where: { id }, select: hostSelect });
-    const after = row ? toPlanHost(row) : undefined;
-    if (after) this.hosts.set(id, after);
-    else this.hosts.delete(id);
+  // Updates from IPAM change events: each returns the host as it was before.
+
+  addHost(host: PlanHost): void {
+    this.hosts.set(host.id, host);
+  }
+
+  addSubnet(hostId: number, subnet: PlanSubnet): { before: PlanHost; after: PlanHost } | undefined {
+    const before = this.hosts.get(hostId);
+    if (!before) return undefined;
+    const after = { ...before, subnets: [...before.subnets.filter((s) => s.id !== subnet.id), subnet].sort((a, b) => a.id - b.id) };
+    this.hosts.set(hostId, after);
+    return { before, after };
+  }
+
+  removeSubnet(hostId: number, subnetId: number): { before: PlanHost; after: PlanHost } | undefined {
+    const before = this.hosts.get(hostId);
+    if (!before) return undefined;
+    const after = { ...before, subnets: before.subnets.filter((s) => s.id !== subnetId) };
+    this.hosts.set(hostId, after);
+    return { before, after };
+  }
+
+  updateHost(hostId: number, change: { address: string; interface: string }): { before: PlanHost; after: PlanHost } | undefined {
+    const before = this.hosts.get(hostId);
+    if (!before) return undefined;
+    const after = { ...before, address: change.address, interface: change.interface };
+    this.hosts.set(hostId, after);
     return { before, after };
   }
 

@@ -303,16 +303,16 @@ export class Reconciler {
   private async applyChange(change: IpamChange): Promise<void> {
     switch (change.type) {
       case 'host.created': {
-        const { after } = await this.cluster.reloadHost(change.hostId);
-        if (!after) return;
+        const after: PlanHost = { ...change.host, subnets: change.subnets };
+        this.cluster.addHost(after);
         this.runtime(after.id);
         await this.dispatch(this.peerRoutes(after, after.subnets.map((s) => s.cidr), [], `host ${after.name} registered`));
         return;
       }
       case 'subnet.created': {
-        const { after } = await this.cluster.reloadHost(change.hostId);
-        const subnet = after?.subnets.find((s) => s.id === change.subnetId);
-        if (!after || !subnet) return;
+        const after = this.cluster.addSubnet(change.hostId, change.subnet)?.after;
+        const subnet = change.subnet;
+        if (!after) return;
         const reason = `subnet ${subnet.cidr} allocated to ${after.name}`;
         const rt = this.runtime(after.id);
         const local = localState(after, this.cluster.pools, rt.env);
@@ -323,7 +323,7 @@ export class Reconciler {
         return;
       }
       case 'subnet.deleted': {
-        const { before, after } = await this.cluster.reloadHost(change.hostId);
+        const { before, after } = this.cluster.removeSubnet(change.hostId, change.subnetId) ?? {};
         if (!after) return;
         const removed = before?.subnets.find((s) => s.id === change.subnetId);
         const reason = `subnet ${change.cidr} released from ${after.name}`;
@@ -335,7 +335,7 @@ export class Reconciler {
         return;
       }
       case 'host.updated': {
-        const { before, after } = await this.cluster.reloadHost(change.hostId);
+        const { before, after } = this.cluster.updateHost(change.hostId, change) ?? {};
         if (!before || !after) return;
         const dispatches: Dispatch[] = [];
         if (before.address !== after.address) {

@@ -75,11 +75,21 @@ export interface HostRequest {
   tokenHash: string;
 }
 
+/** A subnet as the planner needs it. */
+export interface SubnetFacts {
+  id: number;
+  cidr: string;
+  gateway: string;
+  network: string;
+  mode: SubnetMode;
+}
+
+/** What changed, carrying the committed rows, so listeners need no database read. */
 export type IpamChange =
-  | { type: 'host.created'; hostId: number }
-  | { type: 'host.updated'; hostId: number; addressChanged: boolean }
+  | { type: 'host.created'; host: { id: number; name: string; address: string; interface: string }; subnets: SubnetFacts[] }
+  | { type: 'host.updated'; hostId: number; address: string; interface: string }
   | { type: 'host.deleted'; hostId: number; name: string; subnets: Array<{ id: number; cidr: string }> }
-  | { type: 'subnet.created'; subnetId: number; hostId: number }
+  | { type: 'subnet.created'; hostId: number; subnet: SubnetFacts }
   | { type: 'subnet.deleted'; subnetId: number; hostId: number; cidr: string }
   | { type: 'pool.created' | 'pool.deleted'; poolName: string };
 
@@ -360,7 +370,7 @@ export class Ipam {
         write: (tx: Tx) => tx.subnet.create({ data: { ...reservation.data, hostId: host.id }, include: subnetInclude }),
         undo: reservation.undo,
         committed: (subnet) => {
-          if (this.commitSubnet(reservation.entry, host, subnet.id)) this.emit({ type: 'subnet.created', subnetId: subnet.id, hostId: host.id });
+          if (this.commitSubnet(reservation.entry, host, subnet.id)) this.emit({ type: 'subnet.created', hostId: host.id, subnet: subnetFacts(subnet) });
         },
       };
     });
@@ -406,13 +416,17 @@ export class Ipam {
           return { host: created, subnet };
         },
         undo,
-        committed: ({ host: created, subnet }: { host: { id: number }; subnet?: { id: number } }) => {
+        committed: ({ host: created, subnet }: { host: HostRow; subnet?: SubnetRow }) => {
           host.id = created.id;
           this.hostsById.set(created.id, host);
           if (reservation && subnet) this.commitSubnet(reservation.entry, host, subnet.id);
-          this.emit({ type: 'host.created', hostId: created.id });
+          this.emit({
+            type: 'host.created',
+            host: { id: created.id, name: created.name, address: created.address, interface: created.interface },
+            subnets: subnet ? [subnetFacts(subnet)] : [],
+          });
         },
-      } satisfies Prepared<{ host: { id: number }; subnet?: { id: number } }>;
+      } satisfies Prepared<{ host: HostRow; subnet?: SubnetRow }>;
     });
   }
 
@@ -445,7 +459,7 @@ export class Ipam {
           host.address = oldAddress;
           this.hostsByAddress.set(oldAddress, host);
         },
-        committed: () => this.emit({ type: 'host.updated', hostId: host.id, addressChanged }),
+        committed: (row: HostRow) => this.emit({ type: 'host.updated', hostId: host.id, address: row.address, interface: row.interface }),
       };
     });
   }
@@ -507,6 +521,13 @@ export class Ipam {
   private emit(change: IpamChange): void {
     this.events.emit('change', change);
   }
+}
+
+type HostRow = { id: number; name: string; address: string; interface: string };
+type SubnetRow = { id: number; cidr: string; gateway: string; network: string; mode: string };
+
+function subnetFacts(row: SubnetRow): SubnetFacts {
+  return { id: row.id, cidr: row.cidr, gateway: row.gateway, network: row.network, mode: row.mode as SubnetMode };
 }
 
 function hostNotFound(name: string): ApiError {
