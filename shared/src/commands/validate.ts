@@ -1,7 +1,7 @@
 // validateCommand: TypeBox for the shape, then our own checks for every value, so a command
 // that passes can be rendered into ip/iptables text and handed to the host as it is.
-import type { TSchema } from '@sinclair/typebox';
-import { Value, type ValueError } from '@sinclair/typebox/value';
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import type { ValueError } from '@sinclair/typebox/value';
 import { formatIPv4, hostRange, maskOf, parseCidr, parseIPv4, isUnicastAddress } from '../ip/ipv4.ts';
 import {
   COMMAND_KINDS,
@@ -24,6 +24,12 @@ const BRIDGE_PREFIX_MIN = 8;
 const BRIDGE_PREFIX_MAX = 30;
 const DOCKER_KEY_MAX_LENGTH = 256;
 
+// Compiled once: the interpreted Value.Errors walk was most of a 10,000-route job's own time.
+const CHECKS = Object.fromEntries(Object.entries(COMMAND_SCHEMAS).map(([kind, schema]) => [kind, TypeCompiler.Compile(schema)])) as Record<
+  keyof typeof COMMAND_SCHEMAS,
+  TypeCheck<(typeof COMMAND_SCHEMAS)[keyof typeof COMMAND_SCHEMAS]>
+>;
+
 export function validateCommand(raw: unknown): CommandValidation {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     return { ok: false, error: 'a command must be an object with a "kind" field' };
@@ -32,9 +38,11 @@ export function validateCommand(raw: unknown): CommandValidation {
   if (typeof kind !== 'string' || !Object.hasOwn(COMMAND_SCHEMAS, kind)) {
     return { ok: false, error: `kind: ${JSON.stringify(kind)} is not a command; use one of ${COMMAND_KINDS.join(', ')}` };
   }
-  const schema: TSchema = COMMAND_SCHEMAS[kind as keyof typeof COMMAND_SCHEMAS];
-  const shapeError = Value.Errors(schema, raw).First();
-  if (shapeError) return { ok: false, error: `${kind} ${describeShapeError(shapeError)}` };
+  const check = CHECKS[kind as keyof typeof COMMAND_SCHEMAS];
+  if (!check.Check(raw)) {
+    const shapeError = check.Errors(raw).First();
+    return { ok: false, error: `${kind} ${shapeError ? describeShapeError(shapeError) : 'does not have the shape of this command'}` };
+  }
   const command = raw as Command;
   const problem = checkCommand(command);
   if (problem) return { ok: false, error: `${kind} ${problem}` };
