@@ -49,7 +49,8 @@ export class Cluster {
   addSubnet(hostId: number, subnet: PlanSubnet): { before: PlanHost; after: PlanHost } | undefined {
     const before = this.hosts.get(hostId);
     if (!before) return undefined;
-    const after = { ...before, subnets: [...before.subnets.filter((s) => s.id !== subnet.id), subnet].sort((a, b) => a.id - b.id) };
+    // Ids only grow, so appending keeps the list in id order.
+    const after = { ...before, subnets: [...before.subnets.filter((s) => s.id !== subnet.id), subnet] };
     this.hosts.set(hostId, after);
     return { before, after };
   }

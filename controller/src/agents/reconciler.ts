@@ -315,10 +315,12 @@ export class Reconciler {
         if (!after) return;
         const reason = `subnet ${subnet.cidr} allocated to ${after.name}`;
         const rt = this.runtime(after.id);
-        const local = localState(after, this.cluster.pools, rt.env);
         const own: Command[] = [];
-        if (rt.env.dockerAvailable) own.push(subnet.mode === 'bip' ? bipOf(subnet) : dockerNetwork(subnet, rt.env));
-        own.push(...local.chains, ...local.jumps);
+        if (this.reachable(after.id)) {
+          const local = localState(after, this.cluster.pools, rt.env);
+          if (rt.env.dockerAvailable) own.push(subnet.mode === 'bip' ? bipOf(subnet) : dockerNetwork(subnet, rt.env));
+          own.push(...local.chains, ...local.jumps);
+        }
         await this.dispatch([{ hostId: after.id, commands: own, reason, bump: true }, ...this.peerRoutes(after, [subnet.cidr], [], reason)]);
         return;
       }
@@ -329,8 +331,10 @@ export class Reconciler {
         const reason = `subnet ${change.cidr} released from ${after.name}`;
         const rt = this.runtime(after.id);
         const own: Command[] = [];
-        if (removed && removed.mode === 'network' && rt.env.dockerAvailable) own.push({ kind: 'docker.network.remove', name: removed.network });
-        own.push(...localState(after, this.cluster.pools, rt.env).chains);
+        if (this.reachable(after.id)) {
+          if (removed && removed.mode === 'network' && rt.env.dockerAvailable) own.push({ kind: 'docker.network.remove', name: removed.network });
+          own.push(...localState(after, this.cluster.pools, rt.env).chains);
+        }
         await this.dispatch([{ hostId: after.id, commands: own, reason, bump: true }, ...this.peerRoutes(before ?? after, [], [change.cidr], reason)]);
         return;
       }
@@ -344,6 +348,11 @@ export class Reconciler {
           for (const peer of this.cluster.hosts.values()) {
             if (peer.id === after.id) continue;
             const rt = this.runtime(peer.id);
+            if (!this.reachable(peer.id)) {
+              rt.routeSum = null;
+              dispatches.push({ hostId: peer.id, commands: [], reason, bump: true });
+              continue;
+            }
             const commands: Command[] = [];
             for (const subnet of after.subnets) {
               const old = peerRoute(peer, before, subnet);
@@ -378,7 +387,8 @@ export class Reconciler {
         const dispatches: Dispatch[] = [];
         for (const host of this.cluster.hosts.values()) {
           if (host.subnets.length === 0) continue;
-          dispatches.push({ hostId: host.id, commands: localState(host, this.cluster.pools, this.runtime(host.id).env).chains, reason: `pool ${change.poolName} ${change.type === 'pool.created' ? 'created' : 'deleted'}`, bump: true });
+          const commands = this.reachable(host.id) ? localState(host, this.cluster.pools, this.runtime(host.id).env).chains : [];
+          dispatches.push({ hostId: host.id, commands, reason: `pool ${change.poolName} ${change.type === 'pool.created' ? 'created' : 'deleted'}`, bump: true });
         }
         await this.dispatch(dispatches);
         return;
@@ -393,6 +403,12 @@ export class Reconciler {
     for (const peer of this.cluster.hosts.values()) {
       if (peer.id === owner.id) continue;
       const rt = this.runtime(peer.id);
+      if (!this.reachable(peer.id)) {
+        // Planned in full from its snapshot when it comes back: only the generation moves.
+        rt.routeSum = null;
+        dispatches.push({ hostId: peer.id, commands: [], reason, bump: true });
+        continue;
+      }
       const commands: Command[] = [];
       for (const cidr of addedCidrs) {
         const route = peerRoute(peer, owner, { cidr });
@@ -406,6 +422,11 @@ export class Reconciler {
       dispatches.push({ hostId: peer.id, commands, reason, bump: true });
     }
     return dispatches;
+  }
+
+  /** An executor is attached and has said hello: jobs for it are sent now. */
+  private reachable(hostId: number): boolean {
+    return (this.runtimes.get(hostId)?.helloSeen ?? false) && this.hub.isOnline(hostId);
   }
 
   /** Bumps generations, records the jobs of online hosts in one transaction, sends them. */
