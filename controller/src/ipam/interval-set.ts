@@ -9,6 +9,13 @@ export interface Range {
 export class IntervalSet {
   // Sorted by start; ranges never overlap.
   private readonly ranges: Range[] = [];
+  /**
+   * Per search (its start and block size): an address such that no free aligned block of
+   * that size lies between the start and it. First fit resumes there instead of at the
+   * bottom, so a pool that is 90% full costs no more to allocate from than an empty one.
+   * Adding a range keeps every hint true; removing one lowers the hints above it.
+   */
+  private readonly hints = new Map<string, { start: number; size: number; upTo: number }>();
 
   get size(): number {
     return this.ranges.length;
@@ -48,6 +55,9 @@ export class IntervalSet {
     const found = this.ranges[index];
     if (!found || found.start !== start || found.end !== end) return false;
     this.ranges.splice(index, 1);
+    for (const hint of this.hints.values()) {
+      if (hint.upTo > start) hint.upTo = Math.max(hint.start, Math.floor(start / hint.size) * hint.size);
+    }
     return true;
   }
 
@@ -68,7 +78,10 @@ export class IntervalSet {
    */
   firstFit(start: number, end: number, size: number, limit = 1): number[] {
     const found: number[] = [];
-    let cursor = alignUp(start, size);
+    const key = `${start}/${size}`;
+    let hint = this.hints.get(key);
+    if (!hint) this.hints.set(key, (hint = { start, size, upTo: start }));
+    let cursor = alignUp(hint.upTo, size);
     let i = this.lowerBound(cursor);
     while (found.length < limit && cursor + size - 1 <= end) {
       const blocker = this.ranges[i];
@@ -82,6 +95,8 @@ export class IntervalSet {
       i++;
       while (this.ranges[i] && this.ranges[i]!.end < cursor) i++;
     }
+    // Nothing between the start and the first block found (or where the search gave up) is free.
+    hint.upTo = found[0] ?? cursor;
     return found;
   }
 
