@@ -53,6 +53,17 @@ export type AgentExit = { reason: 'stopped' } | { reason: 'revoked'; message: st
 
 class AuthError extends Error {}
 
+/**
+ * Errors that mean the controller could not be reached at all (it is down, restarting, or the
+ * network is): HTTP polling would fail the same way, so they are no reason to give up on the
+ * WebSocket. Only a controller that answers but will not upgrade (a proxy in between) is.
+ */
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL']);
+
+function isUnreachable(error: unknown): boolean {
+  return UNREACHABLE_CODES.has((error as NodeJS.ErrnoException).code ?? '');
+}
+
 export class Agent {
   private readonly abort = new AbortController();
   private readonly sleep: Sleep;
@@ -92,7 +103,7 @@ export class Agent {
       } catch (error) {
         const auth = error instanceof AuthError;
         this.log[auth ? 'error' : 'warn'](auth ? error.message : 'controller connection failed', { error: (error as Error).message, controller: this.options.controllerUrl });
-        if (!usePolling && !auth) websocketFailures++;
+        if (!usePolling && !auth && !isUnreachable(error)) websocketFailures++;
       }
       this.connected = false;
       if (openedAtAll) {
@@ -116,10 +127,13 @@ export class Agent {
 
   // ---- transports ----
 
+  /** path may carry a query (`/jobs?wait=25`): it goes in the URL's search, not its pathname, which would escape the `?`. */
   private agentUrl(path: string, websocket = false): string {
     const base = new URL(this.options.controllerUrl);
     if (websocket) base.protocol = base.protocol === 'https:' ? 'wss:' : 'ws:';
-    base.pathname = `${base.pathname.replace(/\/$/, '')}/v1/agent${path}`;
+    const [pathname = '', query] = path.split('?', 2);
+    base.pathname = `${base.pathname.replace(/\/$/, '')}/v1/agent${pathname}`;
+    base.search = query === undefined ? '' : `?${query}`;
     return base.toString();
   }
 

@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { stopCrossdockProcesses, type Log } from './cleanup.ts';
-import { isAlive } from './processes.ts';
+import { isAlive, terminate } from './processes.ts';
 import { netnsPath, spawnDetached, waitFor, WaitAborted } from './run.ts';
 import {
   CONTROLLER_ADDRESS,
@@ -25,6 +25,8 @@ export const CONTROLLER_READY_TIMEOUT_MS = 60_000;
 export const EXECUTOR_RECONCILE_INTERVAL_MS = 2_000;
 export const LAB_DEFAULT_POOL = '10.100.0.0/16';
 const HTTP_TIMEOUT_MS = 5_000;
+const EXECUTOR_STOP_GRACE_MS = 5_000;
+const CONTROLLER_STOP_GRACE_MS = 10_000;
 const READY_POLL_INTERVAL_MS = 250;
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -80,7 +82,8 @@ async function api<T>(url: string, adminToken: string, method: string, route: st
 async function startController(state: LabState, entry: string): Promise<void> {
   const paths = controllerPaths(state.dir);
   await mkdir(paths.dir, { recursive: true });
-  const adminToken = randomBytes(24).toString('hex');
+  // a restart (restartController) keeps the token the tests and operators already hold
+  const adminToken = state.controller?.adminToken ?? randomBytes(24).toString('hex');
   const url = `http://${CONTROLLER_ADDRESS}:${CONTROLLER_PORT}`;
   const pid = await spawnDetached(tsxArgv(entry, []), {
     cwd: REPO_ROOT,
@@ -135,17 +138,68 @@ export function executorArgv(state: LabState, host: LabState['hosts'][number], e
   ];
 }
 
+async function spawnExecutor(state: LabState, host: LabState['hosts'][number], entry: string): Promise<void> {
+  const paths = hostPaths(state.dir, host.name);
+  host.executorPid = await spawnDetached(executorArgv(state, host, entry), {
+    cwd: REPO_ROOT,
+    log: paths.executorLog,
+    env: { ...process.env, [LAB_ENV_MARKER]: state.dir },
+  });
+  writeFileSync(paths.executorPidfile, `${host.executorPid}\n`);
+}
+
 async function startExecutors(state: LabState, entry: string): Promise<void> {
-  for (const host of state.hosts) {
-    const paths = hostPaths(state.dir, host.name);
-    host.executorPid = await spawnDetached(executorArgv(state, host, entry), {
-      cwd: REPO_ROOT,
-      log: paths.executorLog,
-      env: { ...process.env, [LAB_ENV_MARKER]: state.dir },
-    });
-    writeFileSync(paths.executorPidfile, `${host.executorPid}\n`);
-  }
+  for (const host of state.hosts) await spawnExecutor(state, host, entry);
   await writeState(state);
+}
+
+function labHost(state: LabState, name: string): LabState['hosts'][number] {
+  const host = state.hosts.find((h) => h.name === name);
+  if (!host) throw new Error(`the lab has no host ${name}`);
+  return host;
+}
+
+/**
+ * Starts one host's executor again, with `token` when given (the one a new registration
+ * returned), after stopping the one still running. Returns its pid.
+ */
+export async function startExecutor(state: LabState, name: string, options: { token?: string; executorEntry?: string } = {}): Promise<number> {
+  const host = labHost(state, name);
+  await stopExecutor(state, name);
+  if (options.token !== undefined) host.token = options.token;
+  await spawnExecutor(state, host, options.executorEntry ?? EXECUTOR_ENTRY);
+  await writeState(state);
+  return host.executorPid!;
+}
+
+/** Stops one host's executor (SIGTERM; it leaves the host as it is). */
+export async function stopExecutor(state: LabState, name: string): Promise<void> {
+  const host = labHost(state, name);
+  if (host.executorPid !== null && isAlive(host.executorPid)) {
+    const survivors = await terminate([host.executorPid], EXECUTOR_STOP_GRACE_MS);
+    if (survivors.length > 0) throw new Error(`the executor of ${name} (pid ${host.executorPid}) survived SIGKILL`);
+  }
+  host.executorPid = null;
+  await writeState(state);
+}
+
+/** Stops the controller alone: the executors keep running, and their hosts keep what they applied. */
+export async function stopController(state: LabState): Promise<void> {
+  const pid = state.controller?.pid ?? null;
+  if (pid !== null && isAlive(pid)) {
+    const survivors = await terminate([pid], CONTROLLER_STOP_GRACE_MS);
+    if (survivors.length > 0) throw new Error(`the controller (pid ${pid}) survived SIGKILL`);
+  }
+  if (state.controller) state.controller.pid = null;
+  await writeState(state);
+}
+
+/** Starts the controller again on the same address, database and admin token; resolves once it answers. */
+export async function restartController(state: LabState, options: CrossdockOptions = {}): Promise<LabState> {
+  if (!state.controller) throw new Error('the lab has no controller to restart (it was started with --no-crossdock)');
+  await stopController(state);
+  await startController(state, options.controllerEntry ?? CONTROLLER_ENTRY);
+  return state;
 }
 
 /** Starts the controller, registers every host, starts every executor; records all of it in state.json. */
