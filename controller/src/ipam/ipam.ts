@@ -361,19 +361,34 @@ export class Ipam {
     return true;
   }
 
-  allocate(hostName: string, request: SubnetRequest) {
-    return this.writer.run(() => {
-      const host = this.hostsByName.get(hostName);
-      if (!host || host.id <= 0) throw hostNotFound(hostName);
-      const reservation = this.reserveSubnet(host, request);
-      return {
-        write: (tx: Tx) => tx.subnet.create({ data: { ...reservation.data, hostId: host.id }, include: subnetInclude }),
-        undo: reservation.undo,
-        committed: (subnet) => {
-          if (this.commitSubnet(reservation.entry, host, subnet.id)) this.emit({ type: 'subnet.created', hostId: host.id, subnet: subnetFacts(subnet) });
-        },
-      };
-    });
+  allocate(hostName: string, request: SubnetRequest): Promise<AllocatedSubnet> {
+    let facts: { pool: string; host: string; createdAt: string } | undefined;
+    return this.writer
+      .run(() => {
+        const host = this.hostsByName.get(hostName);
+        if (!host || host.id <= 0) throw hostNotFound(hostName);
+        const reservation = this.reserveSubnet(host, request);
+        const createdAt = prismaTimestamp(new Date());
+        facts = { pool: reservation.pool.name, host: host.name, createdAt };
+        return {
+          bulk: { table: 'Subnet', key: 'cidr', values: { ...reservation.data, hostId: host.id, createdAt } },
+          undo: reservation.undo,
+          committed: (row: Record<string, unknown>) => {
+            const subnet = { ...reservation.data, id: Number(row.id) };
+            if (this.commitSubnet(reservation.entry, host, subnet.id)) this.emit({ type: 'subnet.created', hostId: host.id, subnet: subnetFacts(subnet) });
+          },
+        } satisfies Prepared<Record<string, unknown>>;
+      })
+      .then((row) => ({
+        id: Number(row.id),
+        cidr: String(row.cidr),
+        gateway: String(row.gateway),
+        network: String(row.network),
+        mode: String(row.mode),
+        createdAt: new Date(facts!.createdAt),
+        pool: { name: facts!.pool },
+        host: { name: facts!.host },
+      }));
   }
 
   releaseSubnet(id: number) {
@@ -524,6 +539,23 @@ export class Ipam {
 }
 
 type HostRow = { id: number; name: string; address: string; interface: string };
+
+/** What allocate() answers with: the subnet row with its pool's and host's names. */
+export interface AllocatedSubnet {
+  id: number;
+  cidr: string;
+  gateway: string;
+  network: string;
+  mode: string;
+  createdAt: Date;
+  pool: { name: string };
+  host: { name: string };
+}
+
+/** DateTime as Prisma's SQLite adapter stores it, so rows written either way read back alike. */
+function prismaTimestamp(date: Date): string {
+  return date.toISOString().replace('Z', '+00:00');
+}
 type SubnetRow = { id: number; cidr: string; gateway: string; network: string; mode: string };
 
 function subnetFacts(row: SubnetRow): SubnetFacts {
