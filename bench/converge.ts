@@ -41,7 +41,8 @@ function rssMiB(pid: number): number {
 function addressOf(i: number): string {
   // Underlay addresses in 198.51.100.0/24 and 203.0.113.0/24 would run out at 10,000 hosts;
   // the simulated hosts never send a packet, so any unicast address serves: 172.16.0.0/12.
-  return `172.${16 + (i >> 16)}.${(i >> 8) & 255}.${(i & 255) || 1}`;
+  // (i >= 1; a .0 or .255 inside the /12 is an ordinary host address)
+  return `172.${16 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
 }
 
 async function runSize(n: number, dir: string): Promise<{ rows: Row[]; p99: number; rss: number; syncMs: number }> {

@@ -3,7 +3,7 @@
 import type { Command } from '@crossdock/shared';
 import type { JobResultItem } from '@crossdock/shared';
 import type { PrismaClient } from '../generated/prisma/client.ts';
-import type { SerialWriter } from '../ipam/writer.ts';
+import type { SerialWriter, Tx } from '../ipam/writer.ts';
 
 export type JobStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'timeout';
 
@@ -38,16 +38,29 @@ export class JobStore {
     }));
   }
 
+  private finishes: Array<{ id: number; status: JobStatus; results: string; error: string | null; finishedAt: string }> = [];
+  private finishing: Promise<void> | undefined;
+
+  /**
+   * Records a job's outcome. Outcomes arriving together (a fan-out's results) are written in
+   * one UPDATE ... FROM (VALUES ...) statement: one Prisma update each cost about 2 ms, and a
+   * fan-out to 1,000 hosts queued 2 s of them ahead of the next change's jobs.
+   */
   finish(jobId: number, outcome: { status: JobStatus; results: JobResultItem[]; error?: string }): Promise<void> {
-    return this.writer.run(() => ({
-      write: async (tx) => {
-        await tx.job.updateMany({
-          where: { id: jobId, status: { in: ['pending', 'running'] } },
-          data: { status: outcome.status, results: JSON.stringify(outcome.results), error: outcome.error ?? null, finishedAt: new Date() },
-        });
-      },
-      undo: () => {},
-    }));
+    this.finishes.push({
+      id: jobId,
+      status: outcome.status,
+      results: JSON.stringify(outcome.results),
+      error: outcome.error ?? null,
+      finishedAt: new Date().toISOString().replace('Z', '+00:00'),
+    });
+    this.finishing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      const batch = this.finishes;
+      this.finishes = [];
+      this.finishing = undefined;
+      return this.writer.run(() => ({ write: (tx) => writeFinishes(tx, batch), undo: () => {} }));
+    });
+    return this.finishing;
   }
 
   markRunning(jobIds: number[]): Promise<void> {
@@ -115,5 +128,22 @@ export class JobStore {
       data: { status: 'timeout', error: 'the controller restarted before a result arrived', finishedAt: new Date() },
     });
     return count;
+  }
+}
+
+const FINISH_COLUMNS = 5;
+const FINISHES_PER_STATEMENT = Math.floor(30_000 / FINISH_COLUMNS);
+
+async function writeFinishes(
+  tx: Tx,
+  rows: Array<{ id: number; status: string; results: string; error: string | null; finishedAt: string }>,
+): Promise<void> {
+  for (let i = 0; i < rows.length; i += FINISHES_PER_STATEMENT) {
+    const chunk = rows.slice(i, i + FINISHES_PER_STATEMENT);
+    const values = chunk.map(() => '(?, ?, ?, ?, ?)').join(', ');
+    await tx.$executeRawUnsafe(
+      `UPDATE "Job" SET "status" = v.column2, "results" = v.column3, "error" = v.column4, "finishedAt" = v.column5 FROM (VALUES ${values}) AS v WHERE "Job"."id" = v.column1 AND "Job"."status" IN ('pending', 'running')`,
+      ...chunk.flatMap((r) => [r.id, r.status, r.results, r.error, r.finishedAt]),
+    );
   }
 }
