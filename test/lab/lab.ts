@@ -54,7 +54,7 @@ export {
   type LabSubnet,
 } from './state.ts';
 
-export const DEFAULT_HOSTS = 2;
+export const DEFAULT_HOSTS = 3;
 
 export interface UpOptions {
   hosts?: number;
