@@ -345,23 +345,16 @@ export class Reconciler {
         if (before.address !== after.address) {
           const reason = `host ${after.name} moved from ${before.address} to ${after.address}`;
           // Swap each peer's route to this host's subnets over to the new address.
-          for (const peer of this.cluster.hosts.values()) {
-            if (peer.id === after.id) continue;
-            const rt = this.runtime(peer.id);
-            if (!this.reachable(peer.id)) {
-              rt.routeSum = null;
-              dispatches.push({ hostId: peer.id, commands: [], reason, bump: true });
-              continue;
-            }
-            const commands: Command[] = [];
-            for (const subnet of after.subnets) {
-              const old = peerRoute(peer, before, subnet);
-              const next = peerRoute(peer, after, subnet);
-              if (rt.routeSum !== null) rt.routeSum = addHash(subtractHash(rt.routeSum, itemHash(routeItem(old))), itemHash(routeItem(next)));
-              commands.push(next);
-            }
-            dispatches.push({ hostId: peer.id, commands, reason, bump: true });
-          }
+          dispatches.push(
+            ...this.forEachPeer(after.id, reason, (peer, rt) =>
+              after.subnets.map((subnet) => {
+                const old = peerRoute(peer, before, subnet);
+                const next = peerRoute(peer, after, subnet);
+                if (rt.routeSum !== null) rt.routeSum = addHash(subtractHash(rt.routeSum, itemHash(routeItem(old))), itemHash(routeItem(next)));
+                return next;
+              }),
+            ),
+          );
         }
         if (before.interface !== after.interface) {
           // Every route of this host changes device: replan it from a fresh snapshot.
@@ -399,16 +392,7 @@ export class Reconciler {
   /** Route commands on every other host for subnets of `owner` that appeared or went away. */
   private peerRoutes(owner: PlanHost, addedCidrs: string[], removedCidrs: string[], reason: string): Dispatch[] {
     if (addedCidrs.length === 0 && removedCidrs.length === 0) return [];
-    const dispatches: Dispatch[] = [];
-    for (const peer of this.cluster.hosts.values()) {
-      if (peer.id === owner.id) continue;
-      const rt = this.runtime(peer.id);
-      if (!this.reachable(peer.id)) {
-        // Planned in full from its snapshot when it comes back: only the generation moves.
-        rt.routeSum = null;
-        dispatches.push({ hostId: peer.id, commands: [], reason, bump: true });
-        continue;
-      }
+    return this.forEachPeer(owner.id, reason, (peer, rt) => {
       const commands: Command[] = [];
       for (const cidr of addedCidrs) {
         const route = peerRoute(peer, owner, { cidr });
@@ -419,7 +403,26 @@ export class Reconciler {
         if (rt.routeSum !== null) rt.routeSum = subtractHash(rt.routeSum, itemHash(routeItem(peerRoute(peer, owner, { cidr }))));
         commands.push({ kind: 'route.delete', dst: cidr });
       }
-      dispatches.push({ hostId: peer.id, commands, reason, bump: true });
+      return commands;
+    });
+  }
+
+  /**
+   * A change to one host touches every other host's desired state. Hosts with an executor
+   * attached get `commands` (keeping their route digest current); the others are planned in
+   * full from their snapshot when they come back, so only their generation moves.
+   */
+  private forEachPeer(ownerId: number, reason: string, commands: (peer: PlanHost, rt: HostRuntime) => Command[]): Dispatch[] {
+    const dispatches: Dispatch[] = [];
+    for (const peer of this.cluster.hosts.values()) {
+      if (peer.id === ownerId) continue;
+      const rt = this.runtime(peer.id);
+      if (this.reachable(peer.id)) {
+        dispatches.push({ hostId: peer.id, commands: commands(peer, rt), reason, bump: true });
+      } else {
+        rt.routeSum = null;
+        dispatches.push({ hostId: peer.id, commands: [], reason, bump: true });
+      }
     }
     return dispatches;
   }
