@@ -143,7 +143,8 @@ describe('controller-executor channel', () => {
       expect(d).toBeGreaterThanOrEqual(ceilings[i]! / 2);
       expect(d).toBeLessThanOrEqual(ceilings[i]!);
     });
-    fleet = undefined; // already closed
+    await fleet.close(); // the app is closed already; this removes its database
+    fleet = undefined;
   });
 
   it('delivers the same jobs over HTTP polling', async () => {
