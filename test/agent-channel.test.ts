@@ -156,6 +156,9 @@ describe('controller-executor channel', () => {
     const bSubnet = b.host.subnets[0]!.cidr;
     await eventually(() => expect(hostA.drivers.ip.routes.get(bSubnet)?.via).toBe('198.51.100.12'), 'route over polling');
     expect(hostA.agent.transportInUse).toBe('polling');
+    // Drift is caught on the reconcile schedule over polling too, not only when a long poll ends.
+    hostA.drivers.ip.routes.delete(bSubnet);
+    await eventually(() => expect(hostA.drivers.ip.routes.get(bSubnet)?.via).toBe('198.51.100.12'), 'route repaired over polling', 3_000);
     await eventually(async () => {
       const jobs = await fleet!.call('GET', '/v1/jobs?host=node-a&status=succeeded');
       expect(jobs.body.items.some((j: { reason: string }) => j.reason.includes('node-b'))).toBe(true);

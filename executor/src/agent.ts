@@ -203,15 +203,22 @@ export class Agent {
       const reply = await this.http('POST', path, message);
       for (const item of reply.items) this.receive(item);
     };
-    let nextReport = Date.now() + this.reconcileIntervalMs;
+    // The interval may change with the controller's welcome: recompute the next report each turn.
+    let lastReport = Date.now();
     await this.enqueue(() => this.hello());
     this.connected = true;
     this.log.info('connected to the controller', { transport: 'polling' });
     while (!this.abort.signal.aborted && this.revoked === undefined && Date.now() < until) {
-      const reply = await this.http('GET', `/jobs?wait=${POLL_WAIT_S}`);
+      // Never wait past the next state report: drift is caught on the same schedule as over
+      // a WebSocket. Under a second to go, wait here rather than poll in a tight loop.
+      const nextReport = lastReport + this.reconcileIntervalMs;
+      const remainingMs = nextReport - Date.now();
+      if (remainingMs > 0 && remainingMs < 1_000) await this.sleep(remainingMs, this.abort.signal);
+      const waitS = Math.max(0, Math.min(POLL_WAIT_S, Math.floor((nextReport - Date.now()) / 1000)));
+      const reply = await this.http('GET', `/jobs?wait=${waitS}`);
       for (const item of reply.items) this.receive(item);
-      if (Date.now() >= nextReport) {
-        nextReport = Date.now() + this.reconcileIntervalMs;
+      if (Date.now() >= lastReport + this.reconcileIntervalMs) {
+        lastReport = Date.now();
         void this.enqueue(() => this.report(false));
       }
     }
