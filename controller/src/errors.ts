@@ -49,7 +49,3 @@ export class ApiError extends Error {
     this.statusCode = ERROR_STATUS[code];
   }
 }
-
-export function isApiError(error: unknown): error is ApiError {
-  return error instanceof ApiError;
-}

@@ -1,17 +1,10 @@
 // Database rows -> API objects.
 import type { Presence } from './agents/presence.ts';
+import type { AllocatedSubnet } from './ipam/ipam.ts';
 import type { HostDto, PoolDto, SubnetDto } from './schemas.ts';
 
-type SubnetRow = {
-  id: number;
-  cidr: string;
-  gateway: string;
-  network: string;
-  mode: string;
-  createdAt: Date;
-  pool: { name: string };
-  host: { name: string };
-};
+/** A subnet row with its pool's and host's names (what allocate() answers with). */
+type SubnetRow = AllocatedSubnet;
 
 type HostRow = {
   id: number;

@@ -2,6 +2,7 @@
 // timed out when no answer comes, and pruned to a bounded history per host.
 import type { Command } from '@crossdock/shared';
 import type { JobResultItem } from '@crossdock/shared';
+import { prismaTimestamp } from '../db/timestamp.ts';
 import type { PrismaClient } from '../generated/prisma/client.ts';
 import type { SerialWriter, Tx } from '../ipam/writer.ts';
 
@@ -52,7 +53,7 @@ export class JobStore {
       status: outcome.status,
       results: JSON.stringify(outcome.results),
       error: outcome.error ?? null,
-      finishedAt: new Date().toISOString().replace('Z', '+00:00'),
+      finishedAt: prismaTimestamp(),
     });
     this.finishing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
       const batch = this.finishes;
@@ -61,15 +62,6 @@ export class JobStore {
       return this.writer.run(() => ({ write: (tx) => writeFinishes(tx, batch), undo: () => {} }));
     });
     return this.finishing;
-  }
-
-  markRunning(jobIds: number[]): Promise<void> {
-    return this.writer.run(() => ({
-      write: async (tx) => {
-        await tx.job.updateMany({ where: { id: { in: jobIds }, status: 'pending' }, data: { status: 'running' } });
-      },
-      undo: () => {},
-    }));
   }
 
 

@@ -6,6 +6,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import { prismaTimestamp } from './timestamp.ts';
 
 /** prisma/migrations of this checkout, found upwards from this module (source or bundle). */
 export const MIGRATIONS_DIR = findMigrations(path.dirname(fileURLToPath(import.meta.url)));
@@ -63,9 +64,9 @@ export function applyMigrations(file: string, dir = MIGRATIONS_DIR): MigrationRe
       const id = randomUUID();
       const run = db.transaction(() => {
         db.prepare('INSERT INTO _prisma_migrations (id, checksum, migration_name, started_at, applied_steps_count) VALUES (?, ?, ?, ?, 0)')
-          .run(id, checksum, name, timestamp());
+          .run(id, checksum, name, prismaTimestamp());
         db.exec(sql);
-        db.prepare('UPDATE _prisma_migrations SET finished_at = ?, applied_steps_count = 1 WHERE id = ?').run(timestamp(), id);
+        db.prepare('UPDATE _prisma_migrations SET finished_at = ?, applied_steps_count = 1 WHERE id = ?').run(prismaTimestamp(), id);
       });
       run();
       applied.push(name);
@@ -74,9 +75,4 @@ export function applyMigrations(file: string, dir = MIGRATIONS_DIR): MigrationRe
   } finally {
     db.close();
   }
-}
-
-/** The format Prisma's migrate engine writes (`2026-11-29T22:43:50.174+00:00`). */
-function timestamp(): string {
-  return new Date().toISOString().replace('Z', '+00:00');
 }

@@ -15,6 +15,7 @@ import {
   overlaps,
   type Cidr,
 } from '@crossdock/shared';
+import { prismaTimestamp } from '../db/timestamp.ts';
 import { ApiError } from '../errors.ts';
 import type { PrismaClient } from '../generated/prisma/client.ts';
 import { IntervalSet } from './interval-set.ts';
@@ -106,7 +107,7 @@ export class Ipam {
   /** Emits 'change' (IpamChange) after each committed operation. */
   readonly events = new EventEmitter();
 
-  private constructor(private readonly prisma: PrismaClient) {
+  private constructor(prisma: PrismaClient) {
     this.writer = new SerialWriter(prisma, mapDatabaseError);
   }
 
@@ -552,10 +553,6 @@ export interface AllocatedSubnet {
   host: { name: string };
 }
 
-/** DateTime as Prisma's SQLite adapter stores it, so rows written either way read back alike. */
-function prismaTimestamp(date: Date): string {
-  return date.toISOString().replace('Z', '+00:00');
-}
 type SubnetRow = { id: number; cidr: string; gateway: string; network: string; mode: string };
 
 function subnetFacts(row: SubnetRow): SubnetFacts {

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { emptyObservedState, renderRule, validateCommands, type Command, type ObservedState } from '@crossdock/shared';
 import { desiredState, environmentOf, type DesiredState, type PlanHost, type PlanSubnet } from './desired.ts';
-import { plan, routeDelta } from './plan.ts';
+import { plan } from './plan.ts';
 
 const POOL = '10.100.0.0/16';
 const POOLS = [POOL];
@@ -415,15 +415,4 @@ describe('plan: in sync', () => {
     { name: 'bip mode', self: BIP_A, hosts: [BIP_A, B], expected: [] },
     { name: 'a host without subnets (empty chains)', self: { ...A, subnets: [] }, hosts: [{ ...A, subnets: [] }, B], expected: [] },
   ]);
-});
-
-describe('routeDelta', () => {
-  it('is the added routes, then a delete per removed destination', () => {
-    expect(routeDelta([{ kind: 'route.replace', dst: '10.100.2.0/24', via: B.address, dev: 'ens3' }], ['10.100.3.0/24', '10.100.4.0/24'])).toStrictEqual([
-      route(2, B.address),
-      routeDelete(3),
-      routeDelete(4),
-    ]);
-    expect(routeDelta([], [])).toStrictEqual([]);
-  });
 });

@@ -8,7 +8,6 @@ import {
   renderRule,
   type Command,
   type ObservedState,
-  type RouteReplace,
 } from '@crossdock/shared';
 import type { DesiredState } from './desired.ts';
 
@@ -66,7 +65,3 @@ export function plan(desired: DesiredState, observed: ObservedState): Command[] 
   return commands;
 }
 
-/** Route commands for a change that touched only these subnets (the fan-out path). */
-export function routeDelta(added: RouteReplace[], removedDsts: string[]): Command[] {
-  return [...added, ...removedDsts.map((dst) => ({ kind: 'route.delete', dst }) as const)];
-}
