@@ -5,6 +5,7 @@ import { buildApp } from './app.ts';
 import { newAdminToken } from './auth/tokens.ts';
 import { ConfigError, USAGE, loadConfig, type ControllerConfig } from './config.ts';
 import { openDatabase } from './db/client.ts';
+import { StorageHealth } from './db/storage.ts';
 import { DEFAULT_POOL_NAME, Ipam } from './ipam/ipam.ts';
 
 function fail(message: string): never {
@@ -52,10 +53,11 @@ async function main(): Promise<void> {
   const { prisma, migrations } = await openDatabase(config.databaseFile).catch((error: Error) => fail(`cannot open database ${config.databaseFile}: ${error.message}`));
   const firstStart = migrations.alreadyApplied === 0;
   const admin = resolveAdminToken(config, dir);
-  let ipam = await Ipam.load(prisma);
+  const storage = new StorageHealth(config.databaseFile);
+  let ipam = await Ipam.load(prisma, storage);
   if (firstStart && config.defaultPool && !ipam.hasPool(DEFAULT_POOL_NAME)) {
     await ipam.createPool({ name: DEFAULT_POOL_NAME, cidr: config.defaultPool, subnetPrefixLength: 24, reserved: [] });
-    ipam = await Ipam.load(prisma);
+    ipam = await Ipam.load(prisma, storage);
   }
 
   const app = await buildApp({ prisma, ipam, adminToken: admin.token, logger: { level: config.logLevel } });

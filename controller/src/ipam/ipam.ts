@@ -15,6 +15,7 @@ import {
   overlaps,
   type Cidr,
 } from '@crossdock/shared';
+import { StorageHealth } from '../db/storage.ts';
 import { prismaTimestamp } from '../db/timestamp.ts';
 import { ApiError } from '../errors.ts';
 import type { PrismaClient } from '../generated/prisma/client.ts';
@@ -107,13 +108,13 @@ export class Ipam {
   /** Emits 'change' (IpamChange) after each committed operation. */
   readonly events = new EventEmitter();
 
-  private constructor(prisma: PrismaClient) {
-    this.writer = new SerialWriter(prisma, mapDatabaseError);
+  private constructor(prisma: PrismaClient, storage: StorageHealth) {
+    this.writer = new SerialWriter(prisma, mapDatabaseError, storage);
   }
 
   /** Builds the index from the database. */
-  static async load(prisma: PrismaClient): Promise<Ipam> {
-    const ipam = new Ipam(prisma);
+  static async load(prisma: PrismaClient, storage = new StorageHealth()): Promise<Ipam> {
+    const ipam = new Ipam(prisma, storage);
     const pools = await prisma.pool.findMany({ include: { reserved: true } });
     for (const p of pools) {
       ipam.indexPool(p.id, p.name, mustParseCidr(p.cidr), p.subnetPrefixLength, p.reserved.map((r) => mustParseCidr(r.cidr)));

@@ -4,6 +4,7 @@
 // An operation is acknowledged only after its batch has committed: nothing that got a 2xx
 // can be lost, and the in-memory index never disagrees with the database for long, since
 // a failed commit undoes its batch in memory and retries each operation alone.
+import { StorageHealth } from '../db/storage.ts';
 import type { Prisma, PrismaClient } from '../generated/prisma/client.ts';
 
 export type Tx = Prisma.TransactionClient;
@@ -47,6 +48,8 @@ export class SerialWriter {
   constructor(
     private readonly prisma: PrismaClient,
     private readonly mapError: (error: unknown) => unknown = (e) => e,
+    /** what the last commit found: /healthz reports it */
+    readonly storage = new StorageHealth(),
   ) {}
 
   /**
@@ -122,6 +125,12 @@ export class SerialWriter {
       );
     } catch (error) {
       for (const { prepared } of [...accepted].reverse()) prepared.undo();
+      // The disk, not an operation: every operation would fail alone too. Answer all at once.
+      const unwritable = this.storage.failed(error);
+      if (unwritable) {
+        for (const { item } of accepted) item.reject(unwritable);
+        return;
+      }
       if (accepted.length === 1) {
         accepted[0]!.item.reject(this.mapError(error));
         return;
@@ -131,6 +140,7 @@ export class SerialWriter {
       return;
     }
 
+    this.storage.succeeded();
     accepted.forEach(({ item, prepared }, i) => {
       try {
         prepared.committed?.(results[i]);
