@@ -1,7 +1,6 @@
 // Response and shared schemas. The same TypeBox objects validate, serialize, type the
 // handlers (Static<>) and produce the OpenAPI document.
 import { Type, type Static } from '@sinclair/typebox';
-import { ApiError } from './errors.ts';
 
 export const ErrorBody = Type.Object(
   {
@@ -64,20 +63,10 @@ export type PoolDto = Static<typeof Pool>;
 export const PoolWithUtilization = Type.Composite([Pool, Type.Object({ utilization: Utilization })]);
 
 export const NameParams = Type.Object({ name: Type.String() });
-const MAX_ID = 2 ** 31 - 1;
+export const MAX_ROW_ID = 2 ** 31 - 1;
 // Ids are SQLite/Prisma Int (32-bit): a larger one would reach Prisma and fail as a 500.
-export const IdParams = Type.Object({ id: Type.Integer({ minimum: 1, maximum: MAX_ID }) });
-
-/**
- * Ajv coerces "1e400" to Infinity after its range checks, so a path id is checked once more
- * here before it reaches the database.
- */
-export function requireId(id: number): number {
-  if (!Number.isSafeInteger(id) || id < 1 || id > MAX_ID) {
-    throw new ApiError('VALIDATION_FAILED', `params.id must be a whole number from 1 to ${MAX_ID}`);
-  }
-  return id;
-}
+// plugins/validation.ts checks the coerced value against this range.
+export const IdParams = Type.Object({ id: Type.Integer({ minimum: 1, maximum: MAX_ROW_ID }) });
 
 export function itemsOf<T extends Parameters<typeof Type.Array>[0]>(item: T) {
   return Type.Object({ items: Type.Array(item) });

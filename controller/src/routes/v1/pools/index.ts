@@ -56,7 +56,7 @@ const pools: FastifyPluginAsyncTypebox = async (app) => {
         params: NameParams,
         querystring: Type.Object(
           {
-            prefixLength: Type.Optional(Type.Integer()),
+            prefixLength: Type.Optional(Type.Integer({ minimum: 0, maximum: 32 })),
             limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_AVAILABLE_LIMIT, default: 10 })),
           },
           { additionalProperties: false },

@@ -2,7 +2,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import { ApiError } from '../../../errors.ts';
 import { DEFAULT_NETWORK_NAME, subnetInclude } from '../../../ipam/ipam.ts';
 import { requireCidr, requireNetworkName } from '../../../ipam/rules.ts';
-import { IdParams, Subnet, commonErrors, itemsOf, requireId } from '../../../schemas.ts';
+import { IdParams, Subnet, commonErrors, itemsOf } from '../../../schemas.ts';
 import { subnetView } from '../../../views.ts';
 
 const AllocateSubnet = Type.Object(
@@ -63,13 +63,13 @@ const subnets: FastifyPluginAsyncTypebox = async (app) => {
   );
 
   app.get('/:id', { schema: { tags: ['subnets'], summary: 'Get a subnet', params: IdParams, response: { 200: Subnet, ...commonErrors } } }, async (request) => {
-    const row = await prisma.subnet.findUnique({ where: { id: requireId(request.params.id) }, include: subnetInclude });
+    const row = await prisma.subnet.findUnique({ where: { id: request.params.id }, include: subnetInclude });
     if (!row) throw new ApiError('SUBNET_NOT_FOUND', `no subnet with id ${request.params.id}; GET /v1/subnets lists them`);
     return subnetView(row);
   });
 
   app.delete('/:id', { schema: { tags: ['subnets'], summary: 'Release a subnet', params: IdParams, response: { 204: Type.Null(), ...commonErrors } } }, async (request, reply) => {
-    await ipam.releaseSubnet(requireId(request.params.id));
+    await ipam.releaseSubnet(request.params.id);
     return reply.code(204).send(null);
   });
 };
