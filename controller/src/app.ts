@@ -4,7 +4,6 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import Ajv from 'ajv';
 import Fastify, { type FastifyReply, type FastifyServerOptions } from 'fastify';
 import { hashToken } from './auth/tokens.ts';
 import websocket from '@fastify/websocket';
@@ -14,12 +13,13 @@ import { JobStore } from './agents/jobs.ts';
 import { Presence } from './agents/presence.ts';
 import { DEFAULT_RECONCILER_OPTIONS, Reconciler, type ReconcilerOptions } from './agents/reconciler.ts';
 import type { IpamChange } from './ipam/ipam.ts';
-import agentRoutes from './routes/v1/agent/index.ts';
+import agentRoutes, { MAX_AGENT_MESSAGE_BYTES } from './routes/v1/agent/index.ts';
 import jobsRoutes from './routes/v1/jobs/index.ts';
 import type { PrismaClient } from './generated/prisma/client.ts';
 import type { Ipam } from './ipam/ipam.ts';
 import { adminAuth } from './plugins/auth.ts';
 import { registerErrorHandling } from './plugins/errors.ts';
+import { compileValidator } from './plugins/validation.ts';
 import hostsRoutes from './routes/v1/hosts/index.ts';
 import poolsRoutes from './routes/v1/pools/index.ts';
 import subnetsRoutes from './routes/v1/subnets/index.ts';
@@ -46,12 +46,6 @@ export interface AppOptions {
 
 export const API_VERSION = '0.1.0';
 
-// Bodies are checked as sent: no coercion ("24" is not 24), no silently dropped fields.
-// strictNumbers: NaN and Infinity (JSON's 1e400) are not numbers an operator meant.
-const bodyAjv = new Ajv({ allErrors: false, coerceTypes: false, removeAdditional: false, useDefaults: true, strict: false, strictNumbers: true });
-// Query strings and path parameters arrive as text and are coerced to their schema types.
-const textAjv = new Ajv({ allErrors: false, coerceTypes: true, removeAdditional: false, useDefaults: true, strict: false, strictNumbers: true });
-
 export async function buildApp(options: AppOptions) {
   const app = Fastify({
     logger: options.logger ?? false,
@@ -63,7 +57,7 @@ export async function buildApp(options: AppOptions) {
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : textAjv).compile(schema));
+  app.setValidatorCompiler(compileValidator);
   app.decorate('prisma', options.prisma);
   app.decorate('ipam', options.ipam);
   const presence = new Presence();
@@ -102,13 +96,35 @@ export async function buildApp(options: AppOptions) {
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
-  await app.register(websocket, { options: { maxPayload: 64 * 1024 * 1024 } });
+  await app.register(websocket, { options: { maxPayload: MAX_AGENT_MESSAGE_BYTES } });
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  const storage = options.ipam.writer.storage;
+  storage.logTo(app.log);
+  const Health = Type.Object({
+    status: Type.Union([Type.Literal('ok'), Type.Literal('degraded')]),
+    storage: Type.Object({
+      status: Type.Union([Type.Literal('ok'), Type.Literal('unwritable')]),
+      code: Type.Optional(Type.String({ description: 'DISK_FULL, READ_ONLY, IO_ERROR or CANNOT_OPEN' })),
+      reason: Type.Optional(Type.String()),
+      since: Type.Optional(Type.String({ format: 'date-time', description: 'the first failed write; cleared by the next write that succeeds' })),
+    }),
+  });
   app.get(
     '/healthz',
-    { schema: { tags: ['health'], summary: 'Liveness', security: [], response: { 200: Type.Object({ status: Type.Literal('ok') }) } } },
-    async () => ({ status: 'ok' as const }),
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Liveness, and whether the database can be written',
+        description: 'Answers 503 with status "degraded" while the last write to the database failed for a storage reason (a full disk, say).',
+        security: [],
+        response: { 200: Health, 503: Health },
+      },
+    },
+    async (_request, reply) => {
+      const state = storage.state();
+      return reply.code(state.status === 'ok' ? 200 : 503).send({ status: state.status === 'ok' ? 'ok' : 'degraded', storage: state });
+    },
   );
 
   const adminTokenHash = hashToken(options.adminToken);

@@ -14,7 +14,7 @@ import {
 } from '@crossdock/shared';
 import { backoffDelay, realSleep, type Sleep } from './backoff.ts';
 import { observeHost, type Drivers } from './observe.ts';
-import { runJob, type JobOptions } from './run-job.ts';
+import { runJob, type JobOptions, type JobOutcome } from './run-job.ts';
 import { removeEverything } from './revoke.ts';
 
 export const EXECUTOR_VERSION = '0.1.0';
@@ -299,20 +299,33 @@ export class Agent {
     await this.send({ type: 'state', digest: observedDigest(state), ...(full ? { state } : {}) });
   }
 
+  /**
+   * Runs a job and always answers it: a job that failed to run, or a host that could not be
+   * observed afterwards, still gets a result saying so (the controller would otherwise wait
+   * out the job timeout); the next report repairs whatever the result could not say.
+   */
   private async runJob(job: JobMessage): Promise<void> {
-    const outcome = await runJob(job.commands, this.options.drivers, this.options.job);
+    const outcome = await runJob(job.commands, this.options.drivers, this.options.job).catch(
+      (error: unknown): JobOutcome => ({ accepted: false, error: `the executor failed while running the job (some commands may have run): ${(error as Error).message}`, results: [] }),
+    );
     const failed = outcome.results.filter((r) => !r.ok).length;
     if (!outcome.accepted) this.log.error('refused a job', { jobId: job.jobId, error: outcome.error });
     else this.log[failed ? 'warn' : 'info']('ran a job', { jobId: job.jobId, commands: outcome.results.length, failed });
-    const state = await observeHost(this.options.drivers);
+    let observed: { digest: string } | { observeError: string };
+    try {
+      observed = { digest: observedDigest(await observeHost(this.options.drivers)) };
+    } catch (error) {
+      this.log.warn('could not observe the host after a job; reporting the result without a digest', { jobId: job.jobId, error: (error as Error).message });
+      observed = { observeError: (error as Error).message.slice(0, 4096) };
+    }
     await this.send({
       type: 'result',
       jobId: job.jobId,
       generation: job.generation,
       accepted: outcome.accepted,
-      ...(outcome.accepted ? {} : { error: outcome.error }),
+      ...(outcome.accepted ? {} : { error: outcome.error.slice(0, 4096) }),
       results: outcome.results,
-      digest: observedDigest(state),
+      ...observed,
     });
   }
 

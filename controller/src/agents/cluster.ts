@@ -27,12 +27,15 @@ function toPlanHost(row: HostRow): PlanHost {
 export class Cluster {
   readonly hosts = new Map<number, PlanHost>();
   pools: string[] = [];
+  /** subnets across the fleet: what bounds the routes any one host may hold */
+  subnetCount = 0;
 
   constructor(private readonly prisma: PrismaClient) {}
 
   async load(): Promise<void> {
     this.hosts.clear();
-    for (const row of await this.prisma.host.findMany({ select: hostSelect })) this.hosts.set(row.id, toPlanHost(row));
+    this.subnetCount = 0;
+    for (const row of await this.prisma.host.findMany({ select: hostSelect })) this.addHost(toPlanHost(row));
     await this.reloadPools();
   }
 
@@ -43,6 +46,7 @@ export class Cluster {
   // Updates from IPAM change events: each returns the host as it was before.
 
   addHost(host: PlanHost): void {
+    this.subnetCount += host.subnets.length - (this.hosts.get(host.id)?.subnets.length ?? 0);
     this.hosts.set(host.id, host);
   }
 
@@ -51,6 +55,7 @@ export class Cluster {
     if (!before) return undefined;
     // Ids only grow, so appending keeps the list in id order.
     const after = { ...before, subnets: [...before.subnets.filter((s) => s.id !== subnet.id), subnet] };
+    this.subnetCount += after.subnets.length - before.subnets.length;
     this.hosts.set(hostId, after);
     return { before, after };
   }
@@ -59,6 +64,7 @@ export class Cluster {
     const before = this.hosts.get(hostId);
     if (!before) return undefined;
     const after = { ...before, subnets: before.subnets.filter((s) => s.id !== subnetId) };
+    this.subnetCount += after.subnets.length - before.subnets.length;
     this.hosts.set(hostId, after);
     return { before, after };
   }
@@ -73,6 +79,7 @@ export class Cluster {
 
   removeHost(id: number): PlanHost | undefined {
     const before = this.hosts.get(id);
+    this.subnetCount -= before?.subnets.length ?? 0;
     this.hosts.delete(id);
     return before;
   }

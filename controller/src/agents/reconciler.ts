@@ -16,6 +16,7 @@ import {
   type ObservedState,
 } from '@crossdock/shared';
 import type { FastifyBaseLogger } from 'fastify';
+import { isStorageUnavailable } from '../db/storage.ts';
 import type { IpamChange } from '../ipam/ipam.ts';
 import {
   UNKNOWN_ENVIRONMENT,
@@ -52,11 +53,28 @@ const SWEEP_INTERVAL_MS = 1_000;
 const PROGRESS_FLUSH_INTERVAL_MS = 2_000;
 const PRUNE_INTERVAL_MS = 60_000;
 const SNAPSHOT_WAIT_MS = 5_000;
+/**
+ * Stale routes of ours a host may report beyond what the fleet could give it: a fleet that
+ * shrank while the host was away. Past that, a report is refused rather than planned on.
+ */
+const OBSERVED_ROUTE_SLACK = 4_096;
+/** Route deletions one job carries; the rest follow in the next jobs, report by report. */
+export const MAX_ROUTE_DELETES_PER_JOB = 2_000;
+/** What one executor message may hold besides routes: chains, networks, interfaces, output. */
+const MESSAGE_BASE_BYTES = 4 * 2 ** 20;
+/** One route in a report (about 80 bytes of JSON) or its item in a job result (about 200). */
+const MESSAGE_BYTES_PER_ROUTE = 256;
 
 interface Inflight {
   generation: number;
   deadline: number;
+  commandCount: number;
 }
+
+/** Why a result was not taken: it is dropped and the job is left as it was. */
+export type ResultRefusal =
+  | { reason: 'not-waiting'; message: string }
+  | { reason: 'invalid'; message: string };
 
 interface HostRuntime {
   env: HostEnvironment;
@@ -123,9 +141,14 @@ export class Reconciler {
   }
 
   private enqueue(task: () => Promise<void> | void): Promise<void> {
-    const next = this.chain.then(task).catch((error: unknown) => this.log.error({ err: error }, 'reconcile step failed'));
+    const next = this.chain.then(task).catch((error: unknown) => this.logFailure(error, 'reconcile step failed'));
     this.chain = next;
     return next;
+  }
+
+  /** A storage failure is logged by StorageHealth (once a minute at most), not once per step. */
+  private logFailure(error: unknown, message: string, fields: object = {}): void {
+    if (!isStorageUnavailable(error)) this.log.error({ ...fields, err: error }, message);
   }
 
   private runtime(hostId: number): HostRuntime {
@@ -135,6 +158,25 @@ export class Reconciler {
       this.runtimes.set(hostId, rt);
     }
     return rt;
+  }
+
+  /** The most routes a report may hold: twice what the fleet could give one host, plus slack. */
+  routeBudget(): number {
+    return 2 * this.cluster.subnetCount + OBSERVED_ROUTE_SLACK;
+  }
+
+  /**
+   * The most bytes one executor message may take, checked before it is parsed: parsing a
+   * 10 MB report blocks the event loop for everyone else (a 200,000-route hello took 0.7 s).
+   */
+  messageByteLimit(): number {
+    return MESSAGE_BASE_BYTES + this.routeBudget() * MESSAGE_BYTES_PER_ROUTE;
+  }
+
+  /** Why a snapshot is too large to plan on, or null. */
+  reportProblem(state: ObservedState | undefined): string | null {
+    if (!state || state.routes.length <= this.routeBudget()) return null;
+    return `the report holds ${state.routes.length} routes of crossdock's protocol, more than the ${this.routeBudget()} a host of this fleet (${this.cluster.subnetCount} subnets) could have; check \`ip route show proto 252\` on the host`;
   }
 
   generationOf(hostId: number): { desired: number; applied: number } {
@@ -201,25 +243,36 @@ export class Reconciler {
     });
   }
 
-  onResult(hostId: number, result: JobResult): Promise<void> {
+  /**
+   * Takes a job's result, only from the host the job was sent to and only while the job waits
+   * for it (once). The check and the claim are synchronous, so two results for one job can
+   * never both be taken; a refused result changes nothing.
+   */
+  onResult(hostId: number, result: JobResult): { accepted: true; recorded: Promise<void> } | ({ accepted: false } & ResultRefusal) {
+    const rt = this.runtimes.get(hostId);
+    const inflight = rt?.inflight.get(result.jobId);
+    if (!rt || !inflight) {
+      return { accepted: false, reason: 'not-waiting', message: `job ${result.jobId} is not waiting for a result from this host` };
+    }
+    const problem = checkResultItems(result, inflight.commandCount);
+    if (problem) return { accepted: false, reason: 'invalid', message: problem };
+    rt.inflight.delete(result.jobId);
     this.touch(hostId);
-    return this.enqueue(async () => {
-      const rt = this.runtime(hostId);
-      const inflight = rt.inflight.get(result.jobId);
-      rt.inflight.delete(result.jobId);
+    const recorded = this.enqueue(async () => {
       const ok = result.accepted && result.results.every((r) => r.ok);
       const status: JobStatus = ok ? 'succeeded' : 'failed';
-      const generation = inflight?.generation ?? result.generation;
       const expected = this.expectedDigest(hostId);
       const inSync = expected !== undefined && expected === result.digest && rt.inflight.size === 0;
+      const error = [result.error, result.observeError && `observing the host after the job failed: ${result.observeError}`].filter(Boolean).join('; ') || undefined;
       void this.jobs
-        .finish(result.jobId, { status, results: result.results, error: result.error })
-        .catch((error: unknown) => this.log.error({ err: error, jobId: result.jobId }, 'could not record a job result'));
+        .finish(result.jobId, { status, results: result.results, error })
+        .catch((err: unknown) => this.logFailure(err, 'could not record a job result', { jobId: result.jobId }));
       if (inSync) this.markApplied(hostId, rt);
       else if (ok && rt.inflight.size === 0) this.hub.send(hostId, { type: 'state.request' });
       // A failed job is retried from the next periodic report, not at once: no tight loops.
-      if (!ok) this.log.warn({ host: hostId, jobId: result.jobId, generation, error: result.error }, 'job failed');
+      if (!ok) this.log.warn({ host: hostId, jobId: result.jobId, generation: inflight.generation, error }, 'job failed');
     });
+    return { accepted: true, recorded };
   }
 
   /** Asks an online executor for a fresh snapshot (for dry runs). */
@@ -256,7 +309,7 @@ export class Reconciler {
     let routeSum = 0;
     for (const route of desired.routes) routeSum = addHash(routeSum, itemHash(routeItem(route)));
     rt.routeSum = routeSum;
-    const commands = plan(desired, state);
+    const commands = plan(desired, state, { maxRouteDeletes: MAX_ROUTE_DELETES_PER_JOB });
     if (commands.length === 0) {
       if (rt.inflight.size === 0) this.markApplied(hostId, rt);
       return;
@@ -450,7 +503,7 @@ export class Reconciler {
     const deadline = Date.now() + this.options.jobTimeoutMs;
     toSend.forEach((job, i) => {
       const jobId = ids[i]!;
-      this.runtime(job.hostId).inflight.set(jobId, { generation: job.generation, deadline });
+      this.runtime(job.hostId).inflight.set(jobId, { generation: job.generation, deadline, commandCount: job.commands.length });
       this.jobbedHosts.add(job.hostId);
       this.hub.send(job.hostId, { type: 'job', jobId, generation: job.generation, commands: job.commands });
     });
@@ -473,12 +526,31 @@ export class Reconciler {
   private async flushProgress(): Promise<void> {
     const progress = new Map(this.unsaved);
     this.unsaved.clear();
-    await this.jobs.saveHostProgress(progress).catch((error: unknown) => this.log.error({ err: error }, 'could not record host progress'));
+    await this.jobs.saveHostProgress(progress).catch((error: unknown) => {
+      // Keep what was not written for the next flush, under anything newer noted meanwhile.
+      for (const [id, data] of progress) this.unsaved.set(id, { ...data, ...this.unsaved.get(id) });
+      this.logFailure(error, 'could not record host progress');
+    });
   }
 
   private async prune(): Promise<void> {
     const hosts = [...this.jobbedHosts];
     this.jobbedHosts.clear();
-    await this.jobs.prune(hosts).catch((error: unknown) => this.log.error({ err: error }, 'could not prune job history'));
+    await this.jobs.prune(hosts).catch((error: unknown) => this.logFailure(error, 'could not prune job history'));
   }
+}
+
+/** A result describes the job's own commands: at most one item per command, each index once. */
+function checkResultItems(result: JobResult, commandCount: number): string | null {
+  if (result.results.length > commandCount) {
+    return `job ${result.jobId} had ${commandCount} command(s); its result carries ${result.results.length} items, at most one per command`;
+  }
+  const seen = new Set<number>();
+  for (const item of result.results) {
+    if (item.index >= commandCount || seen.has(item.index)) {
+      return `result item index ${item.index} is ${seen.has(item.index) ? 'repeated' : 'out of range'}; job ${result.jobId} has commands 0 to ${commandCount - 1}`;
+    }
+    seen.add(item.index);
+  }
+  return null;
 }

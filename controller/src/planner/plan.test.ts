@@ -416,3 +416,26 @@ describe('plan: in sync', () => {
     { name: 'a host without subnets (empty chains)', self: { ...A, subnets: [] }, hosts: [{ ...A, subnets: [] }, B], expected: [] },
   ]);
 });
+
+describe('plan: limits', () => {
+  it('carries at most maxRouteDeletes deletions; the rest follow in later plans, until none are left', () => {
+    const env = environmentOf(hostFacts());
+    const desired = desiredState(A, [A, B, C], POOLS, env);
+    let observed = applied(desired, hostFacts());
+    for (let i = 0; i < 25; i++) observed.routes.push({ dst: `10.200.${i}.0/24`, via: '198.51.100.50', dev: 'ens3' });
+    observed.routes.splice(0, 1); // and one wanted route is missing: never held back by the limit
+
+    const rounds: Command[][] = [];
+    for (let round = 0; round < 10; round++) {
+      const commands = plan(desired, observed, { maxRouteDeletes: 10 });
+      if (commands.length === 0) break;
+      rounds.push(commands);
+      const deleted = new Set(commands.filter((c) => c.kind === 'route.delete').map((c) => c.dst));
+      observed = applied(desired, hostFacts());
+      observed.routes.push(...[...Array(25).keys()].map((i) => ({ dst: `10.200.${i}.0/24`, via: '198.51.100.50', dev: 'ens3' })).filter((r) => !rounds.flat().some((c) => c.kind === 'route.delete' && c.dst === r.dst)));
+      expect(deleted.size).toBeLessThanOrEqual(10);
+    }
+    expect(rounds.map((r) => r.filter((c) => c.kind === 'route.delete').length)).toEqual([10, 10, 5]);
+    expect(rounds[0]).toContainEqual(route(2, B.address));
+  });
+});

@@ -16,7 +16,18 @@ export const routeKey = (route: { dst: string }) => route.dst;
 const routeEqual = (a: { via: string; dev: string }, b: { via: string; dev: string }) => a.via === b.via && a.dev === b.dev;
 const chainKey = (table: string, chain: string) => `${table}/${chain}`;
 
-export function plan(desired: DesiredState, observed: ObservedState): Command[] {
+export interface PlanLimits {
+  /**
+   * Route deletions one plan carries. Stale routes beyond it are left for the next plan (the
+   * host's next report), so one job stays the size of what the host should have, however many
+   * routes of ours it reports.
+   */
+  maxRouteDeletes: number;
+}
+
+const NO_LIMITS: PlanLimits = { maxRouteDeletes: Number.POSITIVE_INFINITY };
+
+export function plan(desired: DesiredState, observed: ObservedState, limits: PlanLimits = NO_LIMITS): Command[] {
   const commands: Command[] = [];
 
   if (observed.sysctl[desired.sysctl.key] !== desired.sysctl.value) commands.push(desired.sysctl);
@@ -59,8 +70,13 @@ export function plan(desired: DesiredState, observed: ObservedState): Command[] 
     const have = observedRoutes.get(routeKey(route));
     if (!have || !routeEqual(have, route)) commands.push(route);
   }
+  let deletes = 0;
   for (const route of observed.routes) {
-    if (!wantedRoutes.has(routeKey(route))) commands.push({ kind: 'route.delete', dst: route.dst });
+    if (deletes >= limits.maxRouteDeletes) break;
+    if (!wantedRoutes.has(routeKey(route))) {
+      commands.push({ kind: 'route.delete', dst: route.dst });
+      deletes++;
+    }
   }
   return commands;
 }

@@ -180,7 +180,7 @@ describe('unauthenticated surface', () => {
   it('GET /healthz answers without a token', async () => {
     const res = await call('GET', '/healthz', undefined, {});
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ status: 'ok' });
+    expect(res.body).toEqual({ status: 'ok', storage: { status: 'ok' } });
   });
 
   it('/openapi.json lists every /v1 route with its methods, and each one exists', async () => {

@@ -52,8 +52,10 @@ export const JobResult = Type.Object(
     accepted: Type.Boolean(),
     error: Type.Optional(Type.String({ maxLength: 4096 })),
     results: Type.Array(JobResultItem, { maxItems: 200_000 }),
-    /** digest of the state observed after the job */
-    digest: Digest,
+    /** digest of the state observed after the job; absent when observing the host failed */
+    digest: Type.Optional(Digest),
+    /** why the host could not be observed after the job (the next report repairs the rest) */
+    observeError: Type.Optional(Type.String({ maxLength: 4096 })),
   },
   { additionalProperties: false },
 );

@@ -236,13 +236,18 @@ describe('parseExecutorMessage', () => {
     ['an upper-case digest', { type: 'state', digest: 'ABCDEF012345' }, '"state": /digest'],
     ['a short digest', { type: 'state', digest: '0'.repeat(11) }, '"state": /digest'],
     ['a long digest', { type: 'state', digest: '0'.repeat(13) }, '"state": /digest'],
-    ['a missing digest', { type: 'result', jobId: 1, generation: 0, accepted: true, results: [] }, '"result": /digest'],
+    ['a malformed digest', { type: 'result', jobId: 1, generation: 0, accepted: true, results: [], digest: 'xyz' }, '"result": /digest'],
     ['a job id of 0', { ...valid.result, jobId: 0 }, '"result": /jobId'],
     ['a result with an unknown field', { ...valid.result, results: [{ ...valid.result.results[0], extra: true }] }, '"result": /results/0/extra Unexpected property'],
   ])('rejects %s, naming what is wrong', (_name, message, error) => {
     const parsed = parseExecutorMessage(message);
     expect(parsed.ok).toBe(false);
     expect(parsed.ok ? '' : parsed.error).toContain(error);
+  });
+
+  it('takes a result without a digest when it says why the host could not be observed', () => {
+    const { digest: _digest, ...withoutDigest } = valid.result;
+    expect(parseExecutorMessage({ ...withoutDigest, observeError: 'netlink socket closed' })).toMatchObject({ ok: true });
   });
 
   it('rejects text that is not JSON', () => {

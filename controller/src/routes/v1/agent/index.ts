@@ -1,18 +1,24 @@
 // The executor channel: a WebSocket at /v1/agent, and the same messages over HTTP polling
 // for executors that cannot hold a WebSocket. Authenticated by the host's own token, checked
-// before the upgrade.
+// before the upgrade and before any body is read. A message larger than a host of this fleet
+// could need is refused before it is parsed.
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { PROTOCOL_VERSION, parseExecutorMessage, type ControllerMessage, type ExecutorMessage } from '@crossdock/shared';
+import { Transform } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { bearerToken, hashToken } from '../../../auth/tokens.ts';
 import { ApiError } from '../../../errors.ts';
 import { PollingSession, type Session } from '../../../agents/hub.ts';
+import { IdParams } from '../../../schemas.ts';
+import { LogThrottle } from '../../../log-throttle.ts';
 
 const MAX_POLL_WAIT_S = 60;
 /** A polling executor that has not polled for this long is offline. */
 const POLL_SESSION_TTL_MS = (MAX_POLL_WAIT_S + 30) * 1000;
 const CLOSE_POLICY_VIOLATION = 1008;
+/** The transport's own ceiling; the fleet-relative limit (Reconciler.messageByteLimit) is lower. */
+export const MAX_AGENT_MESSAGE_BYTES = 64 * 2 ** 20;
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -34,26 +40,83 @@ const agent: FastifyPluginAsyncTypebox = async (app) => {
     if (!host) throw new ApiError('UNAUTHORIZED', 'host token refused; it was rotated or the host was deleted (POST /v1/hosts/<name>/token issues a new one)');
     request.agentHost = host;
   }
-  app.addHook('preValidation', authenticate);
+  // onRequest: before the upgrade, and before a body of any size is read.
+  app.addHook('onRequest', authenticate);
+
+  const refusals = new LogThrottle();
+  function logRefusal(request: FastifyRequest, error: ApiError, jobId?: number): void {
+    const host = request.agentHost!.name;
+    const what = error.code === 'PAYLOAD_TOO_LARGE' ? 'refused an oversized report' : 'refused a job result';
+    const turn = refusals.take(`${host}/${error.code}`);
+    if (turn.log) request.log.warn({ host, jobId, code: error.code, reason: error.message, suppressed: turn.suppressed }, what);
+  }
+
+  function oversized(bytes: number, limit: number): ApiError {
+    const size = Number.isFinite(bytes) ? `of ${bytes} bytes ` : '';
+    return new ApiError(
+      'PAYLOAD_TOO_LARGE',
+      `a message ${size}is more than the ${limit} bytes a host of this fleet may send (about ${reconciler.routeBudget()} routes); check \`ip route show proto 252\` on the host`,
+    );
+  }
+
+  // HTTP bodies: the declared length first, then the bytes as they arrive (chunked bodies).
+  app.addHook('preParsing', async (request, _reply, payload) => {
+    const limit = reconciler.messageByteLimit();
+    const declared = Number(request.headers['content-length'] ?? 0);
+    if (declared > limit) throw oversized(declared, limit);
+    let seen = 0;
+    return payload.pipe(
+      new Transform({
+        transform(chunk: Buffer, _encoding, done) {
+          seen += chunk.length;
+          if (seen > limit) done(oversized(seen, limit));
+          else done(null, chunk);
+        },
+      }),
+    );
+  });
 
   function welcome(host: NonNullable<FastifyRequest['agentHost']>): ControllerMessage {
     const { reconcileIntervalMs, heartbeatIntervalMs } = reconciler.options;
     return { type: 'welcome', protocol: PROTOCOL_VERSION, host: { name: host.name, address: host.address, interface: host.interface }, reconcileIntervalMs, heartbeatIntervalMs };
   }
 
-  async function handle(hostId: number, message: ExecutorMessage): Promise<void> {
+  /** Hands a message to the reconciler; a refused job result comes back as an ApiError. */
+  async function handle(host: { id: number; name: string }, message: ExecutorMessage): Promise<void> {
     switch (message.type) {
       case 'hello':
-        return reconciler.onHello(hostId, message);
-      case 'state':
-        return reconciler.onState(hostId, message.digest, message.state);
-      case 'result':
-        return reconciler.onResult(hostId, message);
+      case 'state': {
+        const problem = reconciler.reportProblem(message.state);
+        if (problem) throw new ApiError('PAYLOAD_TOO_LARGE', problem);
+        return message.type === 'hello' ? reconciler.onHello(host.id, message) : reconciler.onState(host.id, message.digest, message.state);
+      }
+      case 'result': {
+        const outcome = reconciler.onResult(host.id, message);
+        if (outcome.accepted) return outcome.recorded;
+        if (outcome.reason === 'invalid') throw new ApiError('VALIDATION_FAILED', outcome.message);
+        // Not waiting: a job of another host (or none) is "not found" to this host; its own
+        // finished job is a conflict. Nothing tells a host whether another host's job exists.
+        const job = await prisma.job.findUnique({ where: { id: message.jobId }, select: { hostId: true, status: true } });
+        if (!job || job.hostId !== host.id) {
+          throw new ApiError('JOB_NOT_FOUND', `no job ${message.jobId} was sent to host "${host.name}"; a host reports results only for its own jobs`);
+        }
+        throw new ApiError('JOB_NOT_WAITING', `job ${message.jobId} is ${job.status} and takes no more results; a result is taken once, while its job waits for it`);
+      }
     }
   }
 
   app.get('/', { websocket: true, schema: { hide: true } }, (socket: WebSocket, request) => {
     const host = request.agentHost!;
+    // The fleet-relative limit as this connection's frame limit: ws then refuses an oversized
+    // message from its header, before receiving and unmasking megabytes (about 20 ms of event
+    // loop per 10 MB), and closes with 1009. ws has no public per-connection setter; where its
+    // internals differ, the length check on each message below still refuses it.
+    const receiver = (socket as unknown as { _receiver?: { _maxPayload?: number } })._receiver;
+    if (receiver && typeof receiver._maxPayload === 'number') receiver._maxPayload = reconciler.messageByteLimit();
+    socket.on('error', (error: Error & { code?: string }) => {
+      if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') logRefusal(request, oversized(NaN, reconciler.messageByteLimit()));
+      else request.log.warn({ host: host.name, err: error }, 'executor connection error');
+    });
     let alive = true;
     const session: Session = {
       hostId: host.id,
@@ -76,15 +139,24 @@ const agent: FastifyPluginAsyncTypebox = async (app) => {
       alive = true;
       reconciler.touch(host.id);
     });
-    socket.on('message', (data) => {
+    socket.on('message', (data: Buffer) => {
       alive = true;
+      const limit = reconciler.messageByteLimit();
+      if (data.length > limit) {
+        logRefusal(request, oversized(data.length, limit));
+        return;
+      }
       const parsed = parseExecutorMessage(data.toString());
       if (!parsed.ok) {
         request.log.warn({ host: host.name, error: parsed.error }, 'refused an executor message');
         socket.close(CLOSE_POLICY_VIOLATION, parsed.error.slice(0, 120));
         return;
       }
-      void handle(host.id, parsed.message);
+      // A refused message is dropped and logged; the connection stays.
+      handle(host, parsed.message).catch((error: unknown) => {
+        if (error instanceof ApiError) logRefusal(request, error, parsed.message.type === 'result' ? parsed.message.jobId : undefined);
+        else request.log.error({ host: host.name, err: error }, 'could not handle an executor message');
+      });
     });
     socket.on('close', () => {
       clearInterval(heartbeat);
@@ -111,7 +183,7 @@ const agent: FastifyPluginAsyncTypebox = async (app) => {
   reaper.unref();
   app.addHook('onClose', async () => clearInterval(reaper));
 
-  app.post('/state', { schema: { hide: true, response: { 200: MessagesReply } } }, async (request) => {
+  app.post('/state', { bodyLimit: MAX_AGENT_MESSAGE_BYTES, schema: { hide: true, response: { 200: MessagesReply } } }, async (request) => {
     const host = request.agentHost!;
     const parsed = parseExecutorMessage(request.body);
     if (!parsed.ok || (parsed.message.type !== 'hello' && parsed.message.type !== 'state')) {
@@ -119,7 +191,7 @@ const agent: FastifyPluginAsyncTypebox = async (app) => {
     }
     const session = pollingSession(host.id);
     if (parsed.message.type === 'hello') session.send(welcome(host));
-    await handle(host.id, parsed.message);
+    await handle(host, parsed.message);
     return { items: await session.take(0) };
   });
 
@@ -135,7 +207,7 @@ const agent: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post(
     '/jobs/:id/result',
-    { schema: { hide: true, params: Type.Object({ id: Type.Integer({ minimum: 1 }) }), response: { 200: MessagesReply } } },
+    { bodyLimit: MAX_AGENT_MESSAGE_BYTES, schema: { hide: true, params: IdParams, response: { 200: MessagesReply } } },
     async (request) => {
       const host = request.agentHost!;
       const parsed = parseExecutorMessage(request.body);
@@ -143,7 +215,7 @@ const agent: FastifyPluginAsyncTypebox = async (app) => {
         throw new ApiError('VALIDATION_FAILED', parsed.ok ? `the body must be the result message of job ${request.params.id}` : parsed.error);
       }
       const session = pollingSession(host.id);
-      await handle(host.id, parsed.message);
+      await handle(host, parsed.message);
       return { items: await session.take(0) };
     },
   );

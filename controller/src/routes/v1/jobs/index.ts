@@ -1,7 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { renderCommand, type Command } from '@crossdock/shared';
 import { ApiError } from '../../../errors.ts';
-import { IdParams, commonErrors, itemsOf, requireId } from '../../../schemas.ts';
+import { IdParams, commonErrors, itemsOf } from '../../../schemas.ts';
 
 const JobStatus = Type.Union(['pending', 'running', 'succeeded', 'failed', 'timeout'].map((s) => Type.Literal(s)));
 
@@ -31,16 +31,29 @@ const JobDetail = Type.Composite([JobSummary, Type.Object({ results: Type.Array(
 
 const MAX_LIMIT = 1000;
 
-type Row = { id: number; generation: number; status: string; reason: string; commands: string; results: string | null; error: string | null; createdAt: Date; finishedAt: Date | null; host: { name: string } };
+type SummaryRow = { id: number; generation: number; status: string; reason: string; commandCount: number; error: string | null; createdAt: Date; finishedAt: Date | null; host: { name: string } };
 
-function summary(row: Row, commands: Command[]) {
+/** What a listing reads: never the commands or results, which can be megabytes per job. */
+const summarySelect = {
+  id: true,
+  generation: true,
+  status: true,
+  reason: true,
+  commandCount: true,
+  error: true,
+  createdAt: true,
+  finishedAt: true,
+  host: { select: { name: true } },
+} as const;
+
+function summary(row: SummaryRow) {
   return {
     id: row.id,
     host: row.host.name,
     generation: row.generation,
     status: row.status as 'pending',
     reason: row.reason,
-    commandCount: commands.length,
+    commandCount: row.commandCount,
     error: row.error,
     createdAt: row.createdAt.toISOString(),
     finishedAt: row.finishedAt?.toISOString() ?? null,
@@ -67,19 +80,19 @@ const jobs: FastifyPluginAsyncTypebox = async (app) => {
       const { host, status, limit = 50 } = request.query;
       const hostId = host === undefined ? undefined : ipam.hostIdByName(host);
       if (host !== undefined && hostId === undefined) throw new ApiError('HOST_NOT_FOUND', `no host named "${host}"; GET /v1/hosts lists them`);
-      const rows = await prisma.job.findMany({ where: { hostId, status }, orderBy: { id: 'desc' }, take: limit, include: { host: { select: { name: true } } } });
-      return { items: rows.map((r) => summary(r, JSON.parse(r.commands) as Command[])) };
+      const rows = await prisma.job.findMany({ where: { hostId, status }, orderBy: { id: 'desc' }, take: limit, select: summarySelect });
+      return { items: rows.map(summary) };
     },
   );
 
   app.get('/:id', { schema: { tags: ['jobs'], summary: 'One job with its per-command results', params: IdParams, response: { 200: JobDetail, ...commonErrors } } }, async (request) => {
-    const row = await prisma.job.findUnique({ where: { id: requireId(request.params.id) }, include: { host: { select: { name: true } } } });
+    const row = await prisma.job.findUnique({ where: { id: request.params.id }, include: { host: { select: { name: true } } } });
     if (!row) throw new ApiError('JOB_NOT_FOUND', `no job with id ${request.params.id}; GET /v1/jobs lists recent ones`);
     const commands = JSON.parse(row.commands) as Command[];
     const results = row.results ? (JSON.parse(row.results) as Array<{ index: number; text: string; ok: boolean; exitCode: number | null; stdout: string; stderr: string; durationMs: number }>) : [];
     const byIndex = new Map(results.map((r) => [r.index, r]));
     return {
-      ...summary(row, commands),
+      ...summary(row),
       results: commands.map((command, index) => {
         const r = byIndex.get(index);
         return {
