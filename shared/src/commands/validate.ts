@@ -2,6 +2,7 @@
 // that passes can be rendered into ip/iptables text and handed to the host as it is.
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import type { ValueError } from '@sinclair/typebox/value';
+import { ECHO_MAX_CHARS, echo } from '../echo.ts';
 import { formatIPv4, hostRange, maskOf, parseCidr, parseIPv4, isUnicastAddress } from '../ip/ipv4.ts';
 import {
   COMMAND_KINDS,
@@ -36,7 +37,7 @@ export function validateCommand(raw: unknown): CommandValidation {
   }
   const kind: unknown = (raw as { kind?: unknown }).kind;
   if (typeof kind !== 'string' || !Object.hasOwn(COMMAND_SCHEMAS, kind)) {
-    return { ok: false, error: `kind: ${JSON.stringify(kind)} is not a command; use one of ${COMMAND_KINDS.join(', ')}` };
+    return { ok: false, error: `kind: ${typeof kind === 'string' ? echo(kind) : JSON.stringify(kind)} is not a command; use one of ${COMMAND_KINDS.join(', ')}` };
   }
   const check = CHECKS[kind as keyof typeof COMMAND_SCHEMAS];
   if (!check.Check(raw)) {
@@ -107,12 +108,12 @@ const field = (name: string, problem: string | null) => (problem === null ? null
  */
 export function checkInterfaceName(name: string): string | null {
   const hint = 'use a Linux interface name such as eth0';
-  if (name.length < 1 || name.length > 15) return `interface name "${name}" must be 1 to 15 characters; ${hint}`;
-  if (name === '.' || name === '..') return `"${name}" is not a valid interface name; ${hint}`;
-  if (!/^[\x21-\x7e]+$/.test(name)) return `interface name ${JSON.stringify(name)} contains whitespace, control or non-ASCII characters; ${hint}`;
+  if (name.length < 1 || name.length > 15) return `interface name ${echo(name)} must be 1 to 15 characters; ${hint}`;
+  if (name === '.' || name === '..') return `${echo(name)} is not a valid interface name; ${hint}`;
+  if (!/^[\x21-\x7e]+$/.test(name)) return `interface name ${echo(name)} contains whitespace, control or non-ASCII characters; ${hint}`;
   const bad = /[/:"'\\#]/.exec(name);
-  if (bad) return `interface name "${name}" contains "${bad[0]}"; ${hint}`;
-  if (/^[-!]/.test(name)) return `interface name "${name}" starts with "${name[0]}"; ${hint}`;
+  if (bad) return `interface name ${echo(name)} contains "${bad[0]}"; ${hint}`;
+  if (/^[-!]/.test(name)) return `interface name ${echo(name)} starts with "${name[0]}"; ${hint}`;
   return null;
 }
 
@@ -130,7 +131,7 @@ function checkRouteDestination(text: string): string | null {
 
 function checkNextHop(text: string): string | null {
   const address = parseIPv4(text);
-  if (address === null) return `"${text}" is not an IPv4 address; use four decimal octets such as 198.51.100.12`;
+  if (address === null) return `${echo(text)} is not an IPv4 address; use four decimal octets such as 198.51.100.12`;
   if (!isUnicastAddress(address) || address === 0xffffffff) {
     return `"${text}" is not a unicast address; use the peer host's address, such as 198.51.100.12`;
   }
@@ -183,7 +184,7 @@ function checkBridgeSubnet(text: string): string | null {
 
 function checkGatewayInSubnet(gateway: string, subnet: string): string | null {
   const address = parseIPv4(gateway);
-  if (address === null) return `"${gateway}" is not an IPv4 address; use four decimal octets such as 10.1.0.1`;
+  if (address === null) return `${echo(gateway)} is not an IPv4 address; use four decimal octets such as 10.1.0.1`;
   const parsed = parseCidr(subnet);
   if (!parsed.ok) return parsed.message;
   const { first, last } = hostRange(parsed.cidr);
@@ -202,7 +203,7 @@ function checkDockerKeys(map: Record<string, string>): string | null {
 function checkManagedLabel(labels: Record<string, string>): string | null {
   const value = labels[MANAGED_LABEL];
   if (value !== undefined && value !== 'true') {
-    return `labels["${MANAGED_LABEL}"]: must be "true" (crossdock adds it to every network it creates), not "${value}"`;
+    return `labels["${MANAGED_LABEL}"]: must be "true" (crossdock adds it to every network it creates), not ${echo(value)}`;
   }
   return null;
 }
@@ -210,7 +211,7 @@ function checkManagedLabel(labels: Record<string, string>): string | null {
 function checkBip(text: string): string | null {
   const match = /^([0-9.]+)\/(\d{1,2})$/.exec(text);
   const address = match ? parseIPv4(match[1] ?? '') : null;
-  if (!match || address === null) return `"${text}" is not address/prefix; write the bridge address and its prefix, such as 10.1.0.1/24`;
+  if (!match || address === null) return `${echo(text)} is not address/prefix; write the bridge address and its prefix, such as 10.1.0.1/24`;
   const length = Number(match[2]);
   if (length < BRIDGE_PREFIX_MIN || length > BRIDGE_PREFIX_MAX) {
     return `prefix length /${length} of "${text}" is out of range for a bridge; use /${BRIDGE_PREFIX_MIN} to /${BRIDGE_PREFIX_MAX}, such as /24`;
@@ -255,8 +256,15 @@ function describeShapeError(error: ValueError): string {
   const literals = schema.anyOf ? schema.anyOf.map((s) => s.const) : schema.const !== undefined ? [schema.const] : null;
   const oneOf = literals?.every((v) => typeof v === 'string') ? `one of ${literals.map((v) => JSON.stringify(v)).join(', ')}` : null;
   if (error.value === undefined) return `${at}: missing; ${oneOf ? `use ${oneOf}` : `give ${schema.description ?? 'a value'}`}`;
-  const got = JSON.stringify(error.value);
+  const got = gotValue(error.value);
   if (oneOf) return `${at}: must be ${oneOf}; got ${got}`;
   const expected = schema.description ? ` (${schema.description})` : '';
   return `${at}: ${error.message.charAt(0).toLowerCase()}${error.message.slice(1)}${expected}; got ${got}`;
+}
+
+/** A refused value as a message quotes it: strings by echo(), anything else as JSON, both cut short. */
+function gotValue(value: unknown): string {
+  if (typeof value === 'string') return echo(value);
+  const json = JSON.stringify(value) ?? String(value);
+  return json.length > ECHO_MAX_CHARS ? `${json.slice(0, ECHO_MAX_CHARS)}…` : json;
 }

@@ -96,6 +96,7 @@ const hosts: FastifyPluginAsyncTypebox = async (app) => {
             observed: Type.Union([Type.Literal('snapshot'), Type.Literal('none')], { description: 'what the plan was diffed against' }),
             commands: Type.Array(Type.Unknown()),
             script: Type.String({ description: 'the commands as an operator would type them' }),
+            skipped: Type.Array(Type.String(), { description: 'observed things no valid command can name (a network called "a; b"): left alone, to fix by hand' }),
           }),
           ...commonErrors,
         },
@@ -104,12 +105,14 @@ const hosts: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => {
       const host = await loadHost(request.params.name);
       const snapshot = await agents.reconciler.snapshot(host.id);
-      const commands = agents.reconciler.planFor(host.id, snapshot ?? emptyObservedState()) ?? [];
+      const skipped: string[] = [];
+      const commands = agents.reconciler.planFor(host.id, snapshot ?? emptyObservedState(), skipped) ?? [];
       return {
         generation: host.generation.desired,
         observed: snapshot ? ('snapshot' as const) : ('none' as const),
         commands,
         script: commands.map((c) => renderCommand(c)).join('\n'),
+        skipped,
       };
     },
   );
