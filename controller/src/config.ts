@@ -2,6 +2,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatCidr, parseCidr, type Cidr } from '@crossdock/shared';
+import { specialRangeProblem } from './ipam/rules.ts';
 
 export interface ControllerConfig {
   host: string;
@@ -55,6 +56,8 @@ export function parseDefaultPool(text: string): Cidr | null {
     const hint = result.reason === 'host-bits' ? `use ${result.suggestion}` : 'use a CIDR such as 10.100.0.0/16, or "none"';
     throw new ConfigError(`default pool: ${result.message}; ${hint}`);
   }
+  const problem = specialRangeProblem(result.cidr);
+  if (problem) throw new ConfigError(`default pool ${problem}; or "none"`);
   if (result.cidr.prefixLength > 24) {
     throw new ConfigError(`default pool ${formatCidr(result.cidr)} is smaller than one /24 subnet; use a /24 or larger, such as 10.100.0.0/16`);
   }

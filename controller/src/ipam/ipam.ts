@@ -5,6 +5,7 @@
 import { EventEmitter } from 'node:events';
 import {
   blockSize,
+  containsAddress,
   containsCidr,
   formatCidr,
   formatIPv4,
@@ -13,6 +14,7 @@ import {
   maskOf,
   mustParseCidr,
   overlaps,
+  parseIPv4,
   type Cidr,
 } from '@crossdock/shared';
 import { StorageHealth } from '../db/storage.ts';
@@ -232,6 +234,14 @@ export class Ipam {
           throw new ApiError('POOL_OVERLAP', `${formatCidr(input.cidr)} overlaps pool "${other.name}" (${formatCidr(other.cidr)}); choose a range outside every existing pool`);
         }
       }
+      for (const host of this.hostsByAddress.values()) {
+        if (containsAddress(input.cidr, parseIPv4(host.address) ?? -1)) {
+          throw new ApiError(
+            'ADDRESS_IN_POOL',
+            `${formatCidr(input.cidr)} contains ${host.address}, the address of host "${host.name}"; a pool's addresses go to containers, so choose a range without host addresses`,
+          );
+        }
+      }
       requireSubnetPrefixLength(input.subnetPrefixLength, input.cidr, 'subnetPrefixLength');
       const reserved = [...input.reserved].sort((a, b) => a.network - b.network);
       reserved.forEach((r, i) => {
@@ -411,6 +421,7 @@ export class Ipam {
   registerHost(input: HostRequest, firstSubnet: SubnetRequest | null) {
     return this.writer.run(() => {
       this.checkHostUnique(input.name, input.address);
+      this.checkAddressOutsidePools(input.address);
       const host: HostEntry = { id: 0, name: input.name, address: input.address, subnets: new Map(), pending: new Set(), networks: new Set() };
       this.indexHost(host);
       let reservation: ReturnType<Ipam['reserveSubnet']> | undefined;
@@ -455,6 +466,7 @@ export class Ipam {
       const addressChanged = patch.address !== undefined && patch.address !== oldAddress;
       if (addressChanged) {
         this.checkHostUnique(undefined, patch.address!);
+        this.checkAddressOutsidePools(patch.address!);
         this.hostsByAddress.delete(oldAddress);
         host.address = patch.address!;
         this.hostsByAddress.set(host.address, host);
@@ -518,6 +530,19 @@ export class Ipam {
     const holder = this.hostsByAddress.get(address);
     if (holder) {
       throw new ApiError('ADDRESS_IN_USE', `address ${address} is already registered to host "${holder.name}"; each host needs its own address`);
+    }
+  }
+
+  /** A host address inside a pool would be handed out again, as a container's or a gateway. */
+  private checkAddressOutsidePools(address: string): void {
+    const value = parseIPv4(address) ?? -1;
+    for (const pool of this.pools.values()) {
+      if (containsAddress(pool.cidr, value)) {
+        throw new ApiError(
+          'ADDRESS_IN_POOL',
+          `address ${address} is inside pool "${pool.name}" (${formatCidr(pool.cidr)}), whose addresses go to containers; use the host's own address on the shared network, outside every pool`,
+        );
+      }
     }
   }
 

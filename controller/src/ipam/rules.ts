@@ -8,6 +8,7 @@ import {
   lastAddress,
   parseCidr,
   parseIPv4,
+  specialPurposeRangeOverlapping,
   type Cidr,
 } from '@crossdock/shared';
 import { ApiError } from '../errors.ts';
@@ -22,6 +23,24 @@ export function requireCidr(text: string, field: string): Cidr {
     throw new ApiError('CIDR_HOST_BITS_SET', `${field} ${result.message}; use ${result.suggestion}`);
   }
   throw new ApiError('INVALID_CIDR', `${field}: ${result.message}`);
+}
+
+/** Why `cidr` can never hold container subnets (it overlaps loopback, multicast, ...), or null. */
+export function specialRangeProblem(cidr: Cidr): string | null {
+  const special = specialPurposeRangeOverlapping(cidr);
+  if (!special) return null;
+  return (
+    `${formatCidr(cidr)} overlaps ${formatCidr(special.cidr)}, ${special.purpose}; containers cannot use addresses there. ` +
+    'Use a private range (10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16), such as 10.100.0.0/16'
+  );
+}
+
+/** A pool's range: a CIDR that may hold container subnets. */
+export function requirePoolRange(text: string, field: string): Cidr {
+  const cidr = requireCidr(text, field);
+  const problem = specialRangeProblem(cidr);
+  if (problem) throw new ApiError('POOL_RANGE_NOT_ALLOWED', `${field} ${problem}`);
+  return cidr;
 }
 
 export function requireSubnetPrefixLength(prefixLength: number, pool: Cidr, field: string): number {
@@ -93,8 +112,16 @@ export function requireInterfaceName(name: string): string {
 }
 
 const DOCKER_NETWORK_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
+/** Every engine has these; the executor would refuse to create or remove them. */
+const PREDEFINED_DOCKER_NETWORKS = ['bridge', 'host', 'none'];
 
 export function requireNetworkName(name: string): string {
+  if (PREDEFINED_DOCKER_NETWORKS.includes(name)) {
+    throw new ApiError(
+      'INVALID_NETWORK_NAME',
+      `network "${name}" is one of the networks every Docker engine already has (${PREDEFINED_DOCKER_NETWORKS.join(', ')}); use another name, such as "crossdock"`,
+    );
+  }
   if (!DOCKER_NETWORK_NAME.test(name)) {
     throw new ApiError(
       'INVALID_NETWORK_NAME',

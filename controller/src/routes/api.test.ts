@@ -440,6 +440,15 @@ describe('pools', () => {
       ['cidr null', { name: 'x', cidr: null }, 400, 'VALIDATION_FAILED', 'cidr'],
       ['reserved not a list', { name: 'x', cidr: '10.20.0.0/16', reserved: '10.20.0.0/24' }, 400, 'VALIDATION_FAILED', 'reserved'],
       ['reserved holding a number', { name: 'x', cidr: '10.20.0.0/16', reserved: [1] }, 400, 'VALIDATION_FAILED', 'reserved'],
+      ['the loopback range', { name: 'x', cidr: '127.0.0.0/8' }, 400, 'POOL_RANGE_NOT_ALLOWED', '127.0.0.0/8', 'loopback', 'private range'],
+      ['a block of the loopback range', { name: 'x', cidr: '127.0.0.0/24' }, 400, 'POOL_RANGE_NOT_ALLOWED', '127.0.0.0/24 overlaps 127.0.0.0/8, the loopback range'],
+      ['the multicast range', { name: 'x', cidr: '224.0.0.0/4' }, 400, 'POOL_RANGE_NOT_ALLOWED', 'multicast'],
+      ['the reserved range', { name: 'x', cidr: '240.0.0.0/4' }, 400, 'POOL_RANGE_NOT_ALLOWED', 'reserved range', 'broadcast'],
+      ['the "this network" range', { name: 'x', cidr: '0.0.0.0/8' }, 400, 'POOL_RANGE_NOT_ALLOWED', '"this network"'],
+      ['everything', { name: 'x', cidr: '0.0.0.0/0' }, 400, 'POOL_RANGE_NOT_ALLOWED', '0.0.0.0/8'],
+      ['the link-local range', { name: 'x', cidr: '169.254.0.0/16' }, 400, 'POOL_RANGE_NOT_ALLOWED', 'link-local'],
+      ['a range around the link-local range', { name: 'x', cidr: '169.0.0.0/8' }, 400, 'POOL_RANGE_NOT_ALLOWED', '169.254.0.0/16'],
+      ['a range holding a host address', { name: 'x', cidr: '198.51.100.0/24' }, 409, 'ADDRESS_IN_POOL', '198.51.100.11', '"node-1"'],
     ])('POST /v1/pools refuses %s', async (_why, body, status, code, ...mentions) => {
       await refused(() => call('POST', '/v1/pools', body), status, code, ...mentions);
     });
@@ -592,6 +601,7 @@ describe('hosts', () => {
     it.each<[string, string, Record<string, unknown>, number, string, ...Array<string | RegExp>]>([
       ['an address already registered', 'node-1', { address: '198.51.100.12' }, 409, 'ADDRESS_IN_USE', '198.51.100.12', 'node-2'],
       ['an address that is not unicast', 'node-1', { address: '127.0.0.1' }, 400, 'INVALID_ADDRESS', '127.0.0.1'],
+      ['an address inside a pool', 'node-1', { address: '10.1.200.1' }, 409, 'ADDRESS_IN_POOL', '10.1.200.1', '"lab"', '10.1.0.0/16'],
       ['an address that is not an address', 'node-1', { address: '198.51.100' }, 400, 'INVALID_ADDRESS', /such as \d/],
       ['a bad interface name', 'node-1', { interface: 'eth/0' }, 400, 'INVALID_INTERFACE', 'eth0'],
       ['an interface name too long', 'node-1', { interface: 'a234567890123456' }, 400, 'INVALID_INTERFACE'],
@@ -635,6 +645,8 @@ describe('hosts', () => {
       ['an IPv6 address', { name: 'node-9', address: '2001:db8::1' }, 400, 'INVALID_ADDRESS'],
       ['a duplicate name', { name: 'node-1', address: '198.51.100.20' }, 409, 'HOST_EXISTS', 'node-1'],
       ['a duplicate address', { name: 'node-9', address: '198.51.100.11' }, 409, 'ADDRESS_IN_USE', '198.51.100.11', 'node-1'],
+      ['an address inside a pool', { name: 'node-9', address: '10.100.0.7' }, 409, 'ADDRESS_IN_POOL', '10.100.0.7', '"default"', '10.100.0.0/16'],
+      ['an address inside a pool, without a subnet', { name: 'node-9', address: '10.250.0.6', allocate: false }, 409, 'ADDRESS_IN_POOL', '"tiny"'],
       ['an unknown pool', { name: 'node-9', address: '198.51.100.20', pool: 'nope' }, 404, 'POOL_NOT_FOUND', 'nope'],
       ['an exhausted pool', { name: 'node-9', address: '198.51.100.20', pool: 'tiny' }, 409, 'POOL_EXHAUSTED', 'tiny', '10.250.0.0/29'],
       ['pool with allocate:false', { name: 'node-9', address: '198.51.100.20', pool: 'default', allocate: false }, 400, 'VALIDATION_FAILED', 'allocate'],
@@ -799,6 +811,9 @@ describe('subnets', () => {
       ['a network name the host already has', { host: 'node-1', network: 'crossdock' }, 409, 'NETWORK_NAME_IN_USE', 'crossdock'],
       ['a second bip subnet on one host', { network: 'c', mode: 'bip' }, 409, 'NETWORK_NAME_IN_USE', 'bip'],
       ['a bad network name', { network: '-net' }, 400, 'INVALID_NETWORK_NAME', 'crossdock'],
+      ["Docker's own network bridge", { network: 'bridge' }, 400, 'INVALID_NETWORK_NAME', '"bridge"', 'every Docker engine', 'crossdock'],
+      ["Docker's own network host", { network: 'host' }, 400, 'INVALID_NETWORK_NAME', '"host"'],
+      ["Docker's own network none, in bip mode too", { network: 'none', mode: 'bip' }, 400, 'INVALID_NETWORK_NAME', '"none"'],
       ['an unknown mode', { mode: 'overlay' }, 400, 'VALIDATION_FAILED', 'mode'],
       ['prefixLength as a string', { prefixLength: '24' }, 400, 'VALIDATION_FAILED', 'prefixLength'],
       ['prefixLength fractional', { prefixLength: 24.5 }, 400, 'VALIDATION_FAILED', 'prefixLength'],

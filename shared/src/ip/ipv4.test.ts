@@ -17,6 +17,7 @@ import {
   overlaps,
   parseCidr,
   parseIPv4,
+  specialPurposeRangeOverlapping,
   type Cidr,
 } from './ipv4.ts';
 
@@ -273,6 +274,27 @@ describe('isUnicastAddress', () => {
     ['255.255.255.255', false],
   ])('%s: %s', (address, expected) => {
     expect(isUnicastAddress(ip(address))).toBe(expected);
+  });
+});
+
+describe('specialPurposeRangeOverlapping', () => {
+  it.each([
+    ['127.0.0.0/8', '127.0.0.0/8', 'loopback'],
+    ['127.1.2.0/24', '127.0.0.0/8', 'loopback'],
+    ['126.0.0.0/7', '127.0.0.0/8', 'loopback'],
+    ['0.0.0.0/0', '0.0.0.0/8', '"this network"'],
+    ['169.254.7.0/24', '169.254.0.0/16', 'link-local'],
+    ['224.0.0.0/4', '224.0.0.0/4', 'multicast'],
+    ['192.0.0.0/2', '224.0.0.0/4', 'multicast'],
+    ['255.255.255.255/32', '240.0.0.0/4', 'broadcast'],
+  ])('%s overlaps %s, the %s range', (text, range, purpose) => {
+    const found = specialPurposeRangeOverlapping(mustParseCidr(text));
+    expect(found && formatCidr(found.cidr)).toBe(range);
+    expect(found?.purpose).toContain(purpose);
+  });
+
+  it.each(['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '1.0.0.0/8', '126.0.0.0/8', '128.0.0.0/8', '169.253.0.0/16', '169.255.0.0/16', '208.0.0.0/4'])('%s overlaps none', (text) => {
+    expect(specialPurposeRangeOverlapping(mustParseCidr(text))).toBeUndefined();
   });
 });
 

@@ -120,10 +120,24 @@ export function hostRange(cidr: Cidr): { first: number; last: number } {
   return { first: cidr.network + 1, last: lastAddress(cidr) - 1 };
 }
 
+/**
+ * Ranges no host or container subnet may use, with what they are for (RFC 6890): a pool in one
+ * would hand out loopback or multicast addresses as gateways.
+ */
+export const SPECIAL_PURPOSE_RANGES: ReadonlyArray<{ readonly cidr: Cidr; readonly purpose: string }> = [
+  { cidr: { network: 0x00000000, prefixLength: 8 }, purpose: 'the "this network" range' },
+  { cidr: { network: 0x7f000000, prefixLength: 8 }, purpose: 'the loopback range' },
+  { cidr: { network: 0xa9fe0000, prefixLength: 16 }, purpose: 'the link-local range' },
+  { cidr: { network: 0xe0000000, prefixLength: 4 }, purpose: 'the multicast range' },
+  { cidr: { network: 0xf0000000, prefixLength: 4 }, purpose: 'the reserved range (with the broadcast address)' },
+];
+
+/** The first special-purpose range that `cidr` overlaps, if any. */
+export function specialPurposeRangeOverlapping(cidr: Cidr): { cidr: Cidr; purpose: string } | undefined {
+  return SPECIAL_PURPOSE_RANGES.find((range) => overlaps(range.cidr, cidr));
+}
+
 /** Unicast: not 0.0.0.0/8, loopback, link-local, multicast, reserved or broadcast. */
 export function isUnicastAddress(address: number): boolean {
-  const first = address >>> 24;
-  if (first === 0 || first === 127 || first >= 224) return false;
-  if ((address & 0xffff0000) >>> 0 === 0xa9fe0000) return false; // 169.254.0.0/16
-  return true;
+  return !SPECIAL_PURPOSE_RANGES.some((range) => containsAddress(range.cidr, address));
 }

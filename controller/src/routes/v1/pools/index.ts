@@ -1,6 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ApiError } from '../../../errors.ts';
-import { requireCidr } from '../../../ipam/rules.ts';
+import { requireCidr, requirePoolRange } from '../../../ipam/rules.ts';
 import { NameParams, Pool, PoolWithUtilization, commonErrors, itemsOf } from '../../../schemas.ts';
 import { poolView } from '../../../views.ts';
 
@@ -31,7 +31,7 @@ const pools: FastifyPluginAsyncTypebox = async (app) => {
     if (!POOL_NAME.test(name)) {
       throw new ApiError('VALIDATION_FAILED', `pool name "${name}" is not a DNS label; use lowercase letters, digits and inner hyphens, such as "default"`);
     }
-    const pool = requireCidr(cidr, 'cidr');
+    const pool = requirePoolRange(cidr, 'cidr');
     const ranges = reserved.map((r, i) => requireCidr(r, `reserved[${i}]`));
     const created = await ipam.createPool({ name, cidr: pool, subnetPrefixLength, reserved: ranges });
     return reply.code(201).send(poolView(created));

@@ -1,0 +1,24 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseDefaultPool } from './config.ts';
+
+describe('parseDefaultPool', () => {
+  it.each([
+    ['10.100.0.0/16', { network: 0x0a640000, prefixLength: 16 }],
+    ['172.16.0.0/12', { network: 0xac100000, prefixLength: 12 }],
+    ['none', null],
+  ])('%s', (text, pool) => expect(parseDefaultPool(text)).toEqual(pool));
+
+  it.each([
+    ['10.100.0.5/16', /host bits.*use 10\.100\.0\.0\/16/],
+    ['banana', /not a CIDR block/],
+    ['10.100.0.0/25', /smaller than one \/24/],
+    ['127.0.0.0/16', /127\.0\.0\.0\/16 overlaps 127\.0\.0\.0\/8, the loopback range.*private range/],
+    ['224.0.0.0/4', /the multicast range/],
+    ['169.254.0.0/16', /the link-local range/],
+    ['0.0.0.0/0', /"this network" range/],
+    ['240.0.0.0/8', /reserved range/],
+  ])('refuses %s', (text, message) => {
+    expect(() => parseDefaultPool(text)).toThrow(ConfigError);
+    expect(() => parseDefaultPool(text)).toThrow(message);
+  });
+});
