@@ -4,6 +4,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
+import { clip } from '@crossdock/shared';
 import Fastify, { type FastifyReply, type FastifyServerOptions } from 'fastify';
 import { hashToken } from './auth/tokens.ts';
 import websocket from '@fastify/websocket';
@@ -53,7 +54,7 @@ export async function buildApp(options: AppOptions) {
     ajv: { customOptions: { removeAdditional: false } },
     // Errors Fastify raises before routing (a malformed URL, a path too long) get our shape too.
     frameworkErrors: (error, _request, reply) => {
-      void (reply as FastifyReply).code(error.statusCode ?? 400).send({ error: { code: 'VALIDATION_FAILED', message: `${error.message}; check the URL` } });
+      void (reply as FastifyReply).code(error.statusCode ?? 400).send({ error: { code: 'VALIDATION_FAILED', message: `${clip(error.message, 200)}; check the URL` } });
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 

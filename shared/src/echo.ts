@@ -15,20 +15,34 @@ const INVISIBLE_ALL = new RegExp(INVISIBLE.source, 'gu');
  * written as a \u escape, and cut to ECHO_MAX_CHARS characters ("…" and the full length after).
  */
 export function echo(text: string): string {
-  let head = text.length > ECHO_MAX_CHARS ? text.slice(0, ECHO_MAX_CHARS) : text;
-  // Do not cut a character in half: drop a high surrogate whose pair was cut off.
-  if (head.length < text.length && /[\ud800-\udbff]$/.test(head)) head = head.slice(0, -1);
+  const head = cut(text, ECHO_MAX_CHARS);
   const quoted = JSON.stringify(head).replace(INVISIBLE_ALL, escapeUnits);
   return head.length < text.length ? `${quoted.slice(0, -1)}…" (${text.length} characters)` : quoted;
+}
+
+/**
+ * Text that is mostly ours but may carry input (a field path holding a key, a parser's message
+ * quoting the body), unquoted: invisible characters as \u escapes, cut to `max` characters.
+ */
+export function clip(text: string, max: number): string {
+  const head = cut(text, max);
+  return head.replace(INVISIBLE_ALL, escapeUnits) + (head.length < text.length ? '…' : '');
+}
+
+/** True when every character of `text` shows as itself: no control or format characters. */
+export function isPrintable(text: string): boolean {
+  return !INVISIBLE.test(text);
+}
+
+/** The first `max` UTF-16 units, not cutting a character in half. */
+function cut(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const head = text.slice(0, max);
+  return /[\ud800-\udbff]$/.test(head) ? head.slice(0, -1) : head;
 }
 
 function escapeUnits(char: string): string {
   let out = '';
   for (let i = 0; i < char.length; i++) out += `\\u${char.charCodeAt(i).toString(16).padStart(4, '0')}`;
   return out;
-}
-
-/** True when every character of `text` shows as itself: no control or format characters. */
-export function isPrintable(text: string): boolean {
-  return !INVISIBLE.test(text);
 }

@@ -7,6 +7,7 @@ import {
   blockSize,
   containsAddress,
   containsCidr,
+  echo,
   formatCidr,
   formatIPv4,
   isAligned,
@@ -586,11 +587,11 @@ function subnetFacts(row: SubnetRow): SubnetFacts {
 }
 
 function hostNotFound(name: string): ApiError {
-  return new ApiError('HOST_NOT_FOUND', `no host named "${name}"; GET /v1/hosts lists the registered hosts`);
+  return new ApiError('HOST_NOT_FOUND', `no host named ${echo(name)}; GET /v1/hosts lists the registered hosts`);
 }
 
 function poolNotFound(name: string, names: string[]): ApiError {
-  return new ApiError('POOL_NOT_FOUND', `no pool named "${name}"; ${names.length ? `existing pools: ${names.join(', ')}` : 'none exist yet (POST /v1/pools)'}`);
+  return new ApiError('POOL_NOT_FOUND', `no pool named ${echo(name)}; ${names.length ? `existing pools: ${names.join(', ')}` : 'none exist yet (POST /v1/pools)'}`);
 }
 
 /** Database constraint failures that slipped past the index (a second writer, a bug). */

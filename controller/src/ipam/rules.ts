@@ -1,9 +1,11 @@
 // Validation of operator input for IPAM: pure functions that return the parsed value or
 // throw an ApiError whose message says what would be right.
 import {
+  echo,
   formatCidr,
   formatIPv4,
   hostRange,
+  isPrintable,
   isUnicastAddress,
   lastAddress,
   parseCidr,
@@ -60,7 +62,7 @@ export function resolveGateway(subnet: Cidr, gateway: string | undefined): strin
   const address = parseIPv4(gateway);
   const cidr = formatCidr(subnet);
   if (address === null) {
-    throw new ApiError('INVALID_GATEWAY', `gateway "${gateway}" is not an IPv4 address; use a host address of ${cidr} such as ${formatIPv4(first)}`);
+    throw new ApiError('INVALID_GATEWAY', `gateway ${echo(gateway)} is not an IPv4 address; use a host address of ${cidr} such as ${formatIPv4(first)}`);
   }
   if (address < subnet.network || address > lastAddress(subnet)) {
     throw new ApiError('INVALID_GATEWAY', `gateway ${gateway} is outside ${cidr}; use a host address such as ${formatIPv4(first)}`);
@@ -78,10 +80,10 @@ const DNS_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
 export function requireHostName(name: string): string {
   if (!DNS_LABEL.test(name)) {
-    const hint = name.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63) || 'host-1';
+    const hint = name.slice(0, 256).toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63) || 'host-1';
     throw new ApiError(
       'INVALID_HOST_NAME',
-      `host name "${name}" is not a DNS label; use 1 to 63 lowercase letters, digits and inner hyphens, such as "${hint}"`,
+      `host name ${echo(name)} is not a DNS label; use 1 to 63 lowercase letters, digits and inner hyphens, such as "${hint}"`,
     );
   }
   return name;
@@ -90,7 +92,7 @@ export function requireHostName(name: string): string {
 export function requireUnicastAddress(text: string, field = 'address'): string {
   const address = parseIPv4(text);
   if (address === null) {
-    throw new ApiError('INVALID_ADDRESS', `${field} "${text}" is not an IPv4 address; use four decimal octets such as 192.168.32.20`);
+    throw new ApiError('INVALID_ADDRESS', `${field} ${echo(text)} is not an IPv4 address; use four decimal octets such as 192.168.32.20`);
   }
   if (!isUnicastAddress(address)) {
     throw new ApiError(
@@ -106,7 +108,7 @@ const INTERFACE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,14}$/;
 
 export function requireInterfaceName(name: string): string {
   if (!INTERFACE_NAME.test(name) || name === '.' || name === '..') {
-    throw new ApiError('INVALID_INTERFACE', `interface "${name}" is not a Linux interface name; use up to 15 letters, digits, '.', '-' or '_', such as eth0`);
+    throw new ApiError('INVALID_INTERFACE', `interface ${echo(name)} is not a Linux interface name; use up to 15 letters, digits, '.', '-' or '_', such as eth0`);
   }
   return name;
 }
@@ -125,7 +127,7 @@ export function requireNetworkName(name: string): string {
   if (!DOCKER_NETWORK_NAME.test(name)) {
     throw new ApiError(
       'INVALID_NETWORK_NAME',
-      `network "${name}" is not a valid Docker network name; start with a letter or digit and use up to 63 letters, digits, '_', '.' or '-', such as "crossdock"`,
+      `network ${echo(name)} is not a valid Docker network name; start with a letter or digit and use up to 63 letters, digits, '_', '.' or '-', such as "crossdock"`,
     );
   }
   return name;
@@ -142,11 +144,14 @@ export function requireLabels(labels: Record<string, string>): Record<string, st
   }
   for (const [key, value] of entries) {
     if (!LABEL_KEY.test(key)) {
-      throw new ApiError('INVALID_LABELS', `label key "${key}" is invalid; use up to 63 letters, digits, '.', '_', '/' or '-', starting and ending with a letter or digit`);
+      throw new ApiError('INVALID_LABELS', `label key ${echo(key)} is invalid; use up to 63 letters, digits, '.', '_', '/' or '-', starting and ending with a letter or digit`);
     }
-    // eslint-disable-next-line no-control-regex
-    if (value.length > MAX_LABEL_VALUE_LENGTH || /[\u0000-\u001f\u007f]/.test(value)) {
-      throw new ApiError('INVALID_LABELS', `label "${key}" has a value that is too long or holds control characters; use at most ${MAX_LABEL_VALUE_LENGTH} printable characters`);
+    if (value.length > MAX_LABEL_VALUE_LENGTH) {
+      throw new ApiError('INVALID_LABELS', `label "${key}" has a value of ${value.length} characters; use at most ${MAX_LABEL_VALUE_LENGTH} printable characters`);
+    }
+    // Control and format characters (U+0085, U+202E, U+200B, ...) do not show as themselves.
+    if (!isPrintable(value)) {
+      throw new ApiError('INVALID_LABELS', `label "${key}" has the value ${echo(value)}, which holds control or invisible characters (escaped here); use printable characters only`);
     }
   }
   return labels;

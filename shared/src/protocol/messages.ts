@@ -3,6 +3,7 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { CommandResult } from '../commands/schema.ts';
+import { clip, echo } from '../echo.ts';
 import { ObservedState } from './state.ts';
 
 export const PROTOCOL_VERSION = 1;
@@ -98,6 +99,9 @@ export type ControllerMessage = Static<typeof ControllerMessage>;
 
 // ---- parsing ----
 
+/** A path into a message names keys the executor sent (a sysctl key, a label): cut short. */
+const PATH_MAX_CHARS = 200;
+
 export type Parsed<T> = { ok: true; message: T } | { ok: false; error: string };
 
 function parser<T extends TSchema>(schema: T, what: string) {
@@ -122,11 +126,11 @@ function parser<T extends TSchema>(schema: T, what: string) {
     if (check.Check(value)) return { ok: true, message: value };
     const type = typeof value === 'object' && value !== null ? (value as { type?: unknown }).type : undefined;
     if (members.size > 0 && (typeof type !== 'string' || !members.has(type))) {
-      const got = typeof type === 'string' ? `unknown type ${JSON.stringify(type)}` : 'no "type" field';
+      const got = typeof type === 'string' ? `unknown type ${echo(type)}` : 'no "type" field';
       return { ok: false, error: `invalid ${what}: ${got}; expected one of ${types}` };
     }
     const first = (typeof type === 'string' ? (members.get(type) ?? check) : check).Errors(value).First();
-    return { ok: false, error: `invalid ${what}${typeof type === 'string' ? ` "${type}"` : ''}: ${first ? `${first.path || '/'} ${first.message}` : 'unknown shape'}` };
+    return { ok: false, error: `invalid ${what}${typeof type === 'string' ? ` "${type}"` : ''}: ${first ? `${clip(first.path || '/', PATH_MAX_CHARS)} ${first.message}` : 'unknown shape'}` };
   };
 }
 

@@ -1,5 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { emptyObservedState, renderCommand } from '@crossdock/shared';
+import { echo, emptyObservedState, renderCommand } from '@crossdock/shared';
 import { hashToken, newHostToken } from '../../../auth/tokens.ts';
 import { ApiError } from '../../../errors.ts';
 import { DEFAULT_NETWORK_NAME } from '../../../ipam/ipam.ts';
@@ -33,7 +33,7 @@ const hosts: FastifyPluginAsyncTypebox = async (app) => {
 
   async function loadHost(name: string) {
     const row = await prisma.host.findUnique({ where: { name }, include: hostInclude });
-    if (!row) throw new ApiError('HOST_NOT_FOUND', `no host named "${name}"; GET /v1/hosts lists the registered hosts`);
+    if (!row) throw new ApiError('HOST_NOT_FOUND', `no host named ${echo(name)}; GET /v1/hosts lists the registered hosts`);
     return hostView(row, presence, agents.reconciler.generationOf(row.id));
   }
 

@@ -1,5 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { renderCommand, type Command } from '@crossdock/shared';
+import { echo, renderCommand, type Command } from '@crossdock/shared';
 import { ApiError } from '../../../errors.ts';
 import { IdParams, commonErrors, itemsOf } from '../../../schemas.ts';
 
@@ -79,7 +79,7 @@ const jobs: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => {
       const { host, status, limit = 50 } = request.query;
       const hostId = host === undefined ? undefined : ipam.hostIdByName(host);
-      if (host !== undefined && hostId === undefined) throw new ApiError('HOST_NOT_FOUND', `no host named "${host}"; GET /v1/hosts lists them`);
+      if (host !== undefined && hostId === undefined) throw new ApiError('HOST_NOT_FOUND', `no host named ${echo(host)}; GET /v1/hosts lists them`);
       const rows = await prisma.job.findMany({ where: { hostId, status }, orderBy: { id: 'desc' }, take: limit, select: summarySelect });
       return { items: rows.map(summary) };
     },

@@ -1,4 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { echo } from '@crossdock/shared';
 import { ApiError } from '../../../errors.ts';
 import { DEFAULT_NETWORK_NAME, subnetInclude } from '../../../ipam/ipam.ts';
 import { requireCidr, requireNetworkName } from '../../../ipam/rules.ts';
@@ -48,10 +49,10 @@ const subnets: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => {
       const { host, pool } = request.query;
       if (host !== undefined && ipam.hostIdByName(host) === undefined) {
-        throw new ApiError('HOST_NOT_FOUND', `no host named "${host}"; GET /v1/hosts lists them`);
+        throw new ApiError('HOST_NOT_FOUND', `no host named ${echo(host)}; GET /v1/hosts lists them`);
       }
       if (pool !== undefined && !ipam.hasPool(pool)) {
-        throw new ApiError('POOL_NOT_FOUND', `no pool named "${pool}"; GET /v1/pools lists them`);
+        throw new ApiError('POOL_NOT_FOUND', `no pool named ${echo(pool)}; GET /v1/pools lists them`);
       }
       const rows = await prisma.subnet.findMany({
         where: { host: host === undefined ? undefined : { name: host }, pool: pool === undefined ? undefined : { name: pool } },
