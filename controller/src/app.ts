@@ -19,7 +19,7 @@ import jobsRoutes from './routes/v1/jobs/index.ts';
 import type { PrismaClient } from './generated/prisma/client.ts';
 import type { Ipam } from './ipam/ipam.ts';
 import { adminAuth } from './plugins/auth.ts';
-import { registerErrorHandling } from './plugins/errors.ts';
+import { QUOTED_TEXT_MAX_CHARS, registerErrorHandling } from './plugins/errors.ts';
 import { compileValidator } from './plugins/validation.ts';
 import hostsRoutes from './routes/v1/hosts/index.ts';
 import poolsRoutes from './routes/v1/pools/index.ts';
@@ -54,7 +54,7 @@ export async function buildApp(options: AppOptions) {
     ajv: { customOptions: { removeAdditional: false } },
     // Errors Fastify raises before routing (a malformed URL, a path too long) get our shape too.
     frameworkErrors: (error, _request, reply) => {
-      void (reply as FastifyReply).code(error.statusCode ?? 400).send({ error: { code: 'VALIDATION_FAILED', message: `${clip(error.message, 200)}; check the URL` } });
+      void (reply as FastifyReply).code(error.statusCode ?? 400).send({ error: { code: 'VALIDATION_FAILED', message: `${clip(error.message, QUOTED_TEXT_MAX_CHARS)}; check the URL` } });
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 

@@ -80,6 +80,7 @@ const DNS_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
 export function requireHostName(name: string): string {
   if (!DNS_LABEL.test(name)) {
+    // The suggestion needs only the first characters; a 1 MB name need not be lowercased whole.
     const hint = name.slice(0, 256).toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63) || 'host-1';
     throw new ApiError(
       'INVALID_HOST_NAME',

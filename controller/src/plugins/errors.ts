@@ -5,7 +5,7 @@ import type { FastifyError, FastifyInstance } from 'fastify';
 import { ApiError, ERROR_STATUS, type ErrorCode } from '../errors.ts';
 
 /** Field paths and framework messages can carry input (a key, a URL, a bit of the body). */
-const QUOTED_TEXT_MAX_CHARS = 200;
+export const QUOTED_TEXT_MAX_CHARS = 200;
 /** A last bound on any message, should one ever quote input without echo(). */
 const MESSAGE_MAX_CHARS = 2048;
 
