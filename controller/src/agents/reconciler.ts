@@ -196,9 +196,10 @@ export class Reconciler {
     this.presence.seen(hostId, now);
   }
 
-  private markApplied(hostId: number, rt: HostRuntime): void {
-    if (rt.appliedGeneration >= rt.desiredGeneration) return;
-    rt.appliedGeneration = rt.desiredGeneration;
+  /** The host has `generation` (default: what it should have now) in place. */
+  private markApplied(hostId: number, rt: HostRuntime, generation = rt.desiredGeneration): void {
+    if (rt.appliedGeneration >= generation) return;
+    rt.appliedGeneration = generation;
     this.note(hostId, { appliedGeneration: rt.appliedGeneration });
   }
 
@@ -266,11 +267,15 @@ export class Reconciler {
       const expected = this.expectedDigest(hostId);
       const inSync = expected !== undefined && expected === result.digest && rt.inflight.size === 0;
       const error = [result.error, result.observeError && `observing the host after the job failed: ${result.observeError}`].filter(Boolean).join('; ') || undefined;
+      // The generation counts as applied once the job's record says so too, so a reader who
+      // sees it applied finds the job finished. Not awaited here: results of one fan-out
+      // share one write.
+      const generation = rt.desiredGeneration;
       void this.jobs
         .finish(result.jobId, { status, results: result.results, error })
+        .then(() => inSync && this.markApplied(hostId, rt, generation))
         .catch((err: unknown) => this.logFailure(err, 'could not record a job result', { jobId: result.jobId }));
-      if (inSync) this.markApplied(hostId, rt);
-      else if (ok && rt.inflight.size === 0) this.hub.send(hostId, { type: 'state.request' });
+      if (!inSync && ok && rt.inflight.size === 0) this.hub.send(hostId, { type: 'state.request' });
       // A failed job is retried from the next periodic report, not at once: no tight loops.
       if (!ok) this.log.warn({ host: hostId, jobId: result.jobId, generation: inflight.generation, error }, 'job failed');
     });

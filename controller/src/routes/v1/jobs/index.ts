@@ -89,7 +89,7 @@ const jobs: FastifyPluginAsyncTypebox = async (app) => {
     const row = await prisma.job.findUnique({ where: { id: request.params.id }, include: { host: { select: { name: true } } } });
     if (!row) throw new ApiError('JOB_NOT_FOUND', `no job with id ${request.params.id}; GET /v1/jobs lists recent ones`);
     const commands = JSON.parse(row.commands) as Command[];
-    const results = row.results ? (JSON.parse(row.results) as Array<{ index: number; text: string; ok: boolean; exitCode: number | null; stdout: string; stderr: string; durationMs: number }>) : [];
+    const results = row.results ? (JSON.parse(row.results) as Array<{ index: number; ok: boolean; exitCode: number | null; stdout: string; stderr: string; durationMs: number }>) : [];
     const byIndex = new Map(results.map((r) => [r.index, r]));
     return {
       ...summary(row),
@@ -97,7 +97,9 @@ const jobs: FastifyPluginAsyncTypebox = async (app) => {
         const r = byIndex.get(index);
         return {
           command,
-          text: r?.text ?? renderCommand(command),
+          // Rendered here from the stored command, never the executor's text: a host cannot
+          // put words in an operator's job history.
+          text: renderCommand(command),
           ok: r ? r.ok : null,
           exitCode: r?.exitCode ?? null,
           stdout: r?.stdout ?? '',
