@@ -4,7 +4,8 @@ import type { Command } from '@crossdock/shared';
 import type { JobResultItem } from '@crossdock/shared';
 import { prismaTimestamp } from '../db/timestamp.ts';
 import type { PrismaClient } from '../generated/prisma/client.ts';
-import type { SerialWriter, Tx } from '../ipam/writer.ts';
+import { writeFinishes } from '../db/raw-sql.ts';
+import type { DatabaseWriter } from '../db/writer.ts';
 
 export type JobStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'timeout';
 
@@ -21,7 +22,7 @@ export const JOB_HISTORY_PER_HOST = 100;
 export class JobStore {
   constructor(
     private readonly prisma: PrismaClient,
-    private readonly writer: SerialWriter,
+    private readonly writer: DatabaseWriter,
   ) {}
 
   /** Inserts the jobs of one fan-out in one transaction; returns their ids in order. */
@@ -120,22 +121,5 @@ export class JobStore {
       data: { status: 'timeout', error: 'the controller restarted before a result arrived', finishedAt: new Date() },
     });
     return count;
-  }
-}
-
-const FINISH_COLUMNS = 5;
-const FINISHES_PER_STATEMENT = Math.floor(30_000 / FINISH_COLUMNS);
-
-async function writeFinishes(
-  tx: Tx,
-  rows: Array<{ id: number; status: string; results: string; error: string | null; finishedAt: string }>,
-): Promise<void> {
-  for (let i = 0; i < rows.length; i += FINISHES_PER_STATEMENT) {
-    const chunk = rows.slice(i, i + FINISHES_PER_STATEMENT);
-    const values = chunk.map(() => '(?, ?, ?, ?, ?)').join(', ');
-    await tx.$executeRawUnsafe(
-      `UPDATE "Job" SET "status" = v.column2, "results" = v.column3, "error" = v.column4, "finishedAt" = v.column5 FROM (VALUES ${values}) AS v WHERE "Job"."id" = v.column1 AND "Job"."status" IN ('pending', 'running')`,
-      ...chunk.flatMap((r) => [r.id, r.status, r.results, r.error, r.finishedAt]),
-    );
   }
 }

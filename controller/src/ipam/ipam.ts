@@ -1,5 +1,5 @@
 // The allocator: an in-memory index of pools, subnets and hosts, rebuilt from the database at
-// start-up, guarded by the database, and changed only through the SerialWriter. Every path
+// start-up, guarded by the database, and changed only through the DatabaseWriter. Every path
 // that creates a subnet goes through allocate(), so first fit and the overlap checks hold
 // under any concurrency.
 import { EventEmitter } from 'node:events';
@@ -24,7 +24,8 @@ import { ApiError } from '../errors.ts';
 import type { PrismaClient } from '../generated/prisma/client.ts';
 import { IntervalSet } from './interval-set.ts';
 import { requireSubnetPrefixLength, resolveGateway } from './rules.ts';
-import { SerialWriter, type Prepared, type Tx } from './writer.ts';
+import { insertRows } from '../db/raw-sql.ts';
+import { DatabaseWriter, type BulkRow, type Prepared, type Tx } from '../db/writer.ts';
 
 export const DEFAULT_POOL_NAME = 'default';
 export const DEFAULT_NETWORK_NAME = 'crossdock';
@@ -107,12 +108,12 @@ export class Ipam {
   private readonly hostsByName = new Map<string, HostEntry>();
   private readonly hostsById = new Map<number, HostEntry>();
   private readonly hostsByAddress = new Map<string, HostEntry>();
-  readonly writer: SerialWriter;
+  readonly writer: DatabaseWriter;
   /** Emits 'change' (IpamChange) after each committed operation. */
   readonly events = new EventEmitter();
 
   private constructor(prisma: PrismaClient, storage: StorageHealth) {
-    this.writer = new SerialWriter(prisma, mapDatabaseError, storage);
+    this.writer = new DatabaseWriter(prisma, storage);
   }
 
   /** Builds the index from the database. */
@@ -384,7 +385,7 @@ export class Ipam {
         const createdAt = prismaTimestamp(new Date());
         facts = { pool: reservation.pool.name, host: host.name, createdAt };
         return {
-          bulk: { table: 'Subnet', key: 'cidr', values: { ...reservation.data, hostId: host.id, createdAt } },
+          bulk: subnetInsert(reservation.data, host.id, createdAt),
           undo: reservation.undo,
           committed: (row: Record<string, unknown>) => {
             const subnet = { ...reservation.data, id: Number(row.id) };
@@ -441,7 +442,11 @@ export class Ipam {
           const created = await tx.host.create({
             data: { name: input.name, address: input.address, interface: input.interface, labels: JSON.stringify(input.labels), tokenHash: input.tokenHash, updatedAt: new Date() },
           });
-          const subnet = reservation ? await tx.subnet.create({ data: { ...reservation.data, hostId: created.id }, include: subnetInclude }) : undefined;
+          // The same INSERT as allocate(): one way to write a subnet row.
+          let subnet: SubnetRow | undefined;
+          if (reservation) {
+            await insertRows(tx, [subnetInsert(reservation.data, created.id, prismaTimestamp(new Date()))], (row) => (subnet = subnetFacts({ ...reservation.data, id: Number(row.id) })));
+          }
           return { host: created, subnet };
         },
         undo,
@@ -582,6 +587,11 @@ export interface AllocatedSubnet {
 
 type SubnetRow = { id: number; cidr: string; gateway: string; network: string; mode: string };
 
+/** The row every path that creates a subnet inserts. */
+function subnetInsert(data: Record<string, string | number>, hostId: number, createdAt: string): BulkRow {
+  return { table: 'Subnet', key: 'cidr', values: { ...data, hostId, createdAt } };
+}
+
 function subnetFacts(row: SubnetRow): SubnetFacts {
   return { id: row.id, cidr: row.cidr, gateway: row.gateway, network: row.network, mode: row.mode as SubnetMode };
 }
@@ -594,10 +604,3 @@ function poolNotFound(name: string, names: string[]): ApiError {
   return new ApiError('POOL_NOT_FOUND', `no pool named ${echo(name)}; ${names.length ? `existing pools: ${names.join(', ')}` : 'none exist yet (POST /v1/pools)'}`);
 }
 
-/** Database constraint failures that slipped past the index (a second writer, a bug). */
-function mapDatabaseError(error: unknown): unknown {
-  const code = (error as { code?: string })?.code;
-  if (code === 'P2002') return new ApiError('SUBNET_OVERLAP', 'the database refused a duplicate; retry the request');
-  if (code === 'P2003' || code === 'P2025') return new ApiError('NOT_FOUND', 'a host, pool or subnet this request refers to no longer exists; retry the request');
-  return error;
-}

@@ -1,25 +1,16 @@
-// The one writer for everything the allocator decides: operations are queued, checked and
-// applied to the in-memory index one at a time, and committed to the database in batches
+// The controller's one database writer: every write (allocations, hosts, pools, jobs, host
+// progress) is queued, checked and applied to the in-memory index one at a time, and
+// committed to the database in batches
 // (one transaction for whatever queued up while the previous batch was committing).
 // An operation is acknowledged only after its batch has committed: nothing that got a 2xx
 // can be lost, and the in-memory index never disagrees with the database for long, since
 // a failed commit undoes its batch in memory and retries each operation alone.
-import { StorageHealth } from '../db/storage.ts';
-import type { Prisma, PrismaClient } from '../generated/prisma/client.ts';
+import { mapDatabaseError } from './constraint-errors.ts';
+import { MAX_PARAMETERS, insertRows, type BulkRow, type Tx } from './raw-sql.ts';
+import { StorageHealth } from './storage.ts';
+import type { PrismaClient } from '../generated/prisma/client.ts';
 
-export type Tx = Prisma.TransactionClient;
-
-/**
- * One row to insert. Rows of the same table in a batch go in one multi-row INSERT: Prisma's
- * create costs about 2 ms of query planning each, a row in a shared INSERT a few microseconds.
- */
-export interface BulkRow {
-  table: 'Subnet';
-  /** column -> value; every row of a table in a batch must have the same columns */
-  values: Record<string, string | number>;
-  /** a unique column, to match RETURNING rows back to their operations */
-  key: string;
-}
+export type { BulkRow, Tx } from './raw-sql.ts';
 
 export type Prepared<T> = PreparedBase<T> & ({ write(tx: Tx): Promise<T>; bulk?: never } | { bulk: BulkRow; write?: never });
 
@@ -40,14 +31,13 @@ interface Queued {
 export const MAX_BATCH_OPERATIONS = 256;
 const TRANSACTION_TIMEOUT_MS = 30_000;
 
-export class SerialWriter {
+export class DatabaseWriter {
   private readonly queue: Queued[] = [];
   private draining = false;
   private idleWaiters: Array<() => void> = [];
 
   constructor(
     private readonly prisma: PrismaClient,
-    private readonly mapError: (error: unknown) => unknown = (e) => e,
     /** what the last commit found: /healthz reports it */
     readonly storage = new StorageHealth(),
   ) {}
@@ -132,7 +122,7 @@ export class SerialWriter {
         return;
       }
       if (accepted.length === 1) {
-        accepted[0]!.item.reject(this.mapError(error));
+        accepted[0]!.item.reject(mapDatabaseError(error));
         return;
       }
       // One operation spoiled the batch: isolate it by committing each alone.
@@ -151,30 +141,7 @@ export class SerialWriter {
   }
 }
 
-/** SQLite's limit on bound parameters in one statement is 32,766. */
-const MAX_PARAMETERS = 30_000;
-
 function fitsOneStatement(rows: BulkRow[]): boolean {
   const first = rows[0]!;
   return rows.every((r) => r.table === first.table) && rows.length * Object.keys(first.values).length <= MAX_PARAMETERS;
-}
-
-/** One INSERT ... RETURNING per table and chunk; hands each inserted row back by its key. */
-async function insertRows(tx: Tx, rows: BulkRow[], deliver: (row: Record<string, unknown>, index: number) => void): Promise<void> {
-  const first = rows[0]!;
-  const columns = Object.keys(first.values);
-  const perChunk = Math.max(1, Math.floor(MAX_PARAMETERS / columns.length));
-  for (let start = 0; start < rows.length; start += perChunk) {
-    const chunk = rows.slice(start, start + perChunk);
-    const placeholders = chunk.map(() => `(${columns.map(() => '?').join(', ')})`).join(', ');
-    const sql = `INSERT INTO "${first.table}" (${columns.map((c) => `"${c}"`).join(', ')}) VALUES ${placeholders} RETURNING *`;
-    const params = chunk.flatMap((r) => columns.map((c) => r.values[c]));
-    const returned = await tx.$queryRawUnsafe<Record<string, unknown>[]>(sql, ...params);
-    const byKey = new Map(returned.map((r) => [String(r[first.key]), r]));
-    chunk.forEach((r, j) => {
-      const row = byKey.get(String(r.values[r.key]));
-      if (!row) throw new Error(`inserted ${first.table} row ${String(r.values[r.key])} did not come back`);
-      deliver(row, start + j);
-    });
-  }
 }

@@ -1,0 +1,35 @@
+// Database constraint failures that slipped past the in-memory index (a second controller
+// writing to the same database, or a bug): each unique constraint answers with the code of
+// what it guards, as the index would have, not one code for every duplicate.
+import { ApiError, type ErrorCode } from '../errors.ts';
+
+const UNIQUE: Record<string, { code: ErrorCode; what: string }> = {
+  'Host.name': { code: 'HOST_EXISTS', what: 'a host of that name is already registered' },
+  'Host.address': { code: 'ADDRESS_IN_USE', what: 'that address is already registered to another host' },
+  'Pool.name': { code: 'POOL_EXISTS', what: 'a pool of that name already exists' },
+  'Pool.cidr': { code: 'POOL_OVERLAP', what: 'a pool with that range already exists' },
+  'Subnet.cidr': { code: 'SUBNET_OVERLAP', what: 'that subnet is already allocated' },
+  'Subnet.hostId,Subnet.network': { code: 'NETWORK_NAME_IN_USE', what: 'the host already has a subnet for that network name' },
+  'ReservedRange.poolId,ReservedRange.cidr': { code: 'VALIDATION_FAILED', what: 'a reserved range is listed twice' },
+};
+
+/** "Host.name", or "Subnet.hostId,Subnet.network", from whatever shape the error came in. */
+function uniqueConstraint(error: unknown): string | undefined {
+  const meta = (error as { meta?: { modelName?: string; driverAdapterError?: { cause?: { originalMessage?: string; constraint?: { fields?: string[] } } } } }).meta;
+  const cause = meta?.driverAdapterError?.cause;
+  const message = cause?.originalMessage ?? (error as Error).message ?? '';
+  const columns = /UNIQUE constraint failed: ([\w.]+(?:, [\w.]+)*)/.exec(message)?.[1];
+  if (columns) return columns.split(', ').join(',');
+  const fields = cause?.constraint?.fields;
+  if (meta?.modelName && fields) return fields.map((f) => `${meta.modelName}.${f}`).join(',');
+  return undefined;
+}
+
+export function mapDatabaseError(error: unknown): unknown {
+  const code = (error as { code?: string })?.code;
+  const constraint = uniqueConstraint(error);
+  const known = constraint === undefined ? undefined : UNIQUE[constraint];
+  if (known) return new ApiError(known.code, `the database refused the write: ${known.what}; read the current state and retry if it still applies`);
+  if (code === 'P2003' || code === 'P2025') return new ApiError('NOT_FOUND', 'a host, pool or subnet this request refers to no longer exists; retry the request');
+  return error;
+}
