@@ -190,14 +190,14 @@ describe('hardening: hostile input through a real controller process', () => {
   describe('echoes', () => {
     const huge = 'x'.repeat(1_000_000);
     const cases: Array<[string, string, string, unknown, number, string]> = [
-      ['a host name', 'POST', '/v1/hosts', { name: huge, address: '198.51.100.40' }, 400, 'INVALID_HOST_NAME'],
+      ['a host name', 'POST', '/v1/hosts', { name: huge, address: '198.51.100.40' }, 400, 'INVALID_NAME'],
       ['a host address', 'POST', '/v1/hosts', { name: 'node-x', address: huge }, 400, 'INVALID_ADDRESS'],
       ['an interface', 'POST', '/v1/hosts', { name: 'node-x', address: '198.51.100.40', interface: huge }, 400, 'INVALID_INTERFACE'],
       ['a label key', 'POST', '/v1/hosts', { name: 'node-x', address: '198.51.100.40', labels: { [huge]: 'v' } }, 400, 'INVALID_LABELS'],
       ['a pool for the first subnet', 'POST', '/v1/hosts', { name: 'node-x', address: '198.51.100.40', pool: huge }, 404, 'POOL_NOT_FOUND'],
       ['an unknown field', 'POST', '/v1/hosts', { name: 'node-x', address: '198.51.100.40', [huge]: 1 }, 400, 'VALIDATION_FAILED'],
       ['an address change', 'PATCH', '/v1/hosts/node-1', { address: huge }, 400, 'INVALID_ADDRESS'],
-      ['a pool name', 'POST', '/v1/pools', { name: huge, cidr: '10.30.0.0/16' }, 400, 'VALIDATION_FAILED'],
+      ['a pool name', 'POST', '/v1/pools', { name: huge, cidr: '10.30.0.0/16' }, 400, 'INVALID_NAME'],
       ['a pool cidr', 'POST', '/v1/pools', { name: 'p', cidr: huge }, 400, 'INVALID_CIDR'],
       ['a pool cidr that looks like one', 'POST', '/v1/pools', { name: 'p', cidr: `10.30.0.0/${huge}` }, 400, 'INVALID_CIDR'],
       ['a reserved range', 'POST', '/v1/pools', { name: 'p', cidr: '10.30.0.0/16', reserved: [huge] }, 400, 'INVALID_CIDR'],
@@ -223,7 +223,7 @@ describe('hardening: hostile input through a real controller process', () => {
 
     it('control and format characters in echoed input are escaped, not passed on', async () => {
       const reply = await call('POST', '/v1/hosts', { name: 'node\u202e\u0085\u200b\u2028\u0007x', address: '198.51.100.40' });
-      expectError(reply, 400, 'INVALID_HOST_NAME', 'node\\u202e\\u0085\\u200b\\u2028\\u0007x');
+      expectError(reply, 400, 'INVALID_NAME', 'node\\u202e\\u0085\\u200b\\u2028\\u0007x');
       expect(reply.body.error.message).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u200b\u2028\u202e]/);
     });
 

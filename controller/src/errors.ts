@@ -1,4 +1,6 @@
 // Every error the API can answer with: one stable code, one HTTP status.
+import { echo } from '@crossdock/shared';
+
 export const ERROR_STATUS = {
   VALIDATION_FAILED: 400,
   INVALID_JSON: 400,
@@ -7,7 +9,7 @@ export const ERROR_STATUS = {
   INVALID_PREFIX_LENGTH: 400,
   INVALID_GATEWAY: 400,
   INVALID_ADDRESS: 400,
-  INVALID_HOST_NAME: 400,
+  INVALID_NAME: 400,
   INVALID_NETWORK_NAME: 400,
   INVALID_INTERFACE: 400,
   INVALID_LABELS: 400,
@@ -53,3 +55,15 @@ export class ApiError extends Error {
     this.statusCode = ERROR_STATUS[code];
   }
 }
+
+/** One message per resource for "no such thing", naming where to look. */
+export const notFound = {
+  host: (name: string) => new ApiError('HOST_NOT_FOUND', `no host named ${echo(name)}; GET /v1/hosts lists the registered hosts`),
+  pool: (name: string, existing?: readonly string[]) =>
+    new ApiError(
+      'POOL_NOT_FOUND',
+      `no pool named ${echo(name)}; ${existing === undefined ? 'GET /v1/pools lists them' : existing.length > 0 ? `existing pools: ${existing.join(', ')}` : 'none exist yet (POST /v1/pools)'}`,
+    ),
+  subnet: (id: number) => new ApiError('SUBNET_NOT_FOUND', `no subnet with id ${id}; GET /v1/subnets lists them`),
+  job: (id: number) => new ApiError('JOB_NOT_FOUND', `no job with id ${id}; GET /v1/jobs lists recent ones`),
+};

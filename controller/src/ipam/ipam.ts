@@ -20,7 +20,7 @@ import {
 } from '@crossdock/shared';
 import { StorageHealth } from '../db/storage.ts';
 import { prismaTimestamp } from '../db/timestamp.ts';
-import { ApiError } from '../errors.ts';
+import { ApiError, notFound } from '../errors.ts';
 import type { PrismaClient } from '../generated/prisma/client.ts';
 import { IntervalSet } from './interval-set.ts';
 import { requireSubnetPrefixLength, resolveGateway } from './rules.ts';
@@ -222,7 +222,7 @@ export class Ipam {
 
   private requirePool(name: string): PoolEntry {
     const pool = this.pools.get(name);
-    if (!pool || pool.id <= 0) throw poolNotFound(name, this.poolNames());
+    if (!pool || pool.id <= 0) throw notFound.pool(name, this.poolNames());
     return pool;
   }
 
@@ -380,7 +380,7 @@ export class Ipam {
     return this.writer
       .run(() => {
         const host = this.hostsByName.get(hostName);
-        if (!host || host.id <= 0) throw hostNotFound(hostName);
+        if (!host || host.id <= 0) throw notFound.host(hostName);
         const reservation = this.reserveSubnet(host, request);
         const createdAt = prismaTimestamp(new Date());
         facts = { pool: reservation.pool.name, host: host.name, createdAt };
@@ -408,7 +408,7 @@ export class Ipam {
   releaseSubnet(id: number) {
     return this.writer.run(() => {
       const entry = this.subnets.get(id);
-      if (!entry) throw new ApiError('SUBNET_NOT_FOUND', `no subnet with id ${id}; GET /v1/subnets lists them`);
+      if (!entry) throw notFound.subnet(id);
       const pool = this.poolsById.get(entry.poolId)!;
       const host = this.hostsById.get(entry.hostId)!;
       this.unindexSubnet(entry, pool, host);
@@ -467,7 +467,7 @@ export class Ipam {
   updateHost(name: string, patch: { address?: string; interface?: string; labels?: Record<string, string> }) {
     return this.writer.run(() => {
       const host = this.hostsByName.get(name);
-      if (!host || host.id <= 0) throw hostNotFound(name);
+      if (!host || host.id <= 0) throw notFound.host(name);
       const oldAddress = host.address;
       const addressChanged = patch.address !== undefined && patch.address !== oldAddress;
       if (addressChanged) {
@@ -503,7 +503,7 @@ export class Ipam {
   updateHostRow<T>(name: string, write: (tx: Tx, hostId: number) => Promise<T>) {
     return this.writer.run(() => {
       const host = this.hostsByName.get(name);
-      if (!host || host.id <= 0) throw hostNotFound(name);
+      if (!host || host.id <= 0) throw notFound.host(name);
       return { write: (tx: Tx) => write(tx, host.id), undo: () => {} };
     });
   }
@@ -511,7 +511,7 @@ export class Ipam {
   deleteHost(name: string) {
     return this.writer.run(() => {
       const host = this.hostsByName.get(name);
-      if (!host || host.id <= 0) throw hostNotFound(name);
+      if (!host || host.id <= 0) throw notFound.host(name);
       // Pending subnets too: a request queued before this one in the same batch may still be
       // committing one for this host, and the delete's cascade removes its row.
       const released = [...host.subnets.values(), ...host.pending];
@@ -596,11 +596,5 @@ function subnetFacts(row: SubnetRow): SubnetFacts {
   return { id: row.id, cidr: row.cidr, gateway: row.gateway, network: row.network, mode: row.mode as SubnetMode };
 }
 
-function hostNotFound(name: string): ApiError {
-  return new ApiError('HOST_NOT_FOUND', `no host named ${echo(name)}; GET /v1/hosts lists the registered hosts`);
-}
 
-function poolNotFound(name: string, names: string[]): ApiError {
-  return new ApiError('POOL_NOT_FOUND', `no pool named ${echo(name)}; ${names.length ? `existing pools: ${names.join(', ')}` : 'none exist yet (POST /v1/pools)'}`);
-}
 

@@ -78,13 +78,14 @@ export function resolveGateway(subnet: Cidr, gateway: string | undefined): strin
 
 const DNS_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
-export function requireHostName(name: string): string {
+/** Host and pool names: one DNS-label rule, one code. */
+export function requireDnsLabel(name: string, what: 'host' | 'pool'): string {
   if (!DNS_LABEL.test(name)) {
     // The suggestion needs only the first characters; a 1 MB name need not be lowercased whole.
-    const hint = name.slice(0, 256).toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63) || 'host-1';
+    const hint = name.slice(0, 256).toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63) || (what === 'host' ? 'host-1' : 'default');
     throw new ApiError(
-      'INVALID_HOST_NAME',
-      `host name ${echo(name)} is not a DNS label; use 1 to 63 lowercase letters, digits and inner hyphens, such as "${hint}"`,
+      'INVALID_NAME',
+      `${what} name ${echo(name)} is not a DNS label; use 1 to 63 lowercase letters, digits and inner hyphens, such as "${hint}"`,
     );
   }
   return name;

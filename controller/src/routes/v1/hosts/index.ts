@@ -1,9 +1,9 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { echo, emptyObservedState, renderCommand } from '@crossdock/shared';
 import { hashToken, newHostToken } from '../../../auth/tokens.ts';
-import { ApiError } from '../../../errors.ts';
+import { ApiError, notFound } from '../../../errors.ts';
 import { DEFAULT_NETWORK_NAME } from '../../../ipam/ipam.ts';
-import { requireHostName, requireInterfaceName, requireLabels, requireUnicastAddress } from '../../../ipam/rules.ts';
+import { requireDnsLabel, requireInterfaceName, requireLabels, requireUnicastAddress } from '../../../ipam/rules.ts';
 import { Host, Labels, NameParams, commonErrors, itemsOf } from '../../../schemas.ts';
 import { hostInclude, hostView } from '../../../views.ts';
 
@@ -33,7 +33,7 @@ const hosts: FastifyPluginAsyncTypebox = async (app) => {
 
   async function loadHost(name: string) {
     const row = await prisma.host.findUnique({ where: { name }, include: hostInclude });
-    if (!row) throw new ApiError('HOST_NOT_FOUND', `no host named ${echo(name)}; GET /v1/hosts lists the registered hosts`);
+    if (!row) throw notFound.host(name);
     return hostView(row, presence, agents.reconciler.generationOf(row.id));
   }
 
@@ -44,7 +44,7 @@ const hosts: FastifyPluginAsyncTypebox = async (app) => {
       const body = request.body;
       const token = newHostToken();
       const input = {
-        name: requireHostName(body.name),
+        name: requireDnsLabel(body.name, 'host'),
         address: requireUnicastAddress(body.address),
         interface: requireInterfaceName(body.interface ?? 'eth0'),
         labels: requireLabels(body.labels ?? {}),

@@ -1,6 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { echo, renderCommand, type Command } from '@crossdock/shared';
-import { ApiError } from '../../../errors.ts';
+import { ApiError, notFound } from '../../../errors.ts';
 import { IdParams, commonErrors, itemsOf } from '../../../schemas.ts';
 
 const JobStatus = Type.Union(['pending', 'running', 'succeeded', 'failed', 'timeout'].map((s) => Type.Literal(s)));
@@ -79,7 +79,7 @@ const jobs: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => {
       const { host, status, limit = 50 } = request.query;
       const hostId = host === undefined ? undefined : ipam.hostIdByName(host);
-      if (host !== undefined && hostId === undefined) throw new ApiError('HOST_NOT_FOUND', `no host named ${echo(host)}; GET /v1/hosts lists them`);
+      if (host !== undefined && hostId === undefined) throw notFound.host(host);
       const rows = await prisma.job.findMany({ where: { hostId, status }, orderBy: { id: 'desc' }, take: limit, select: summarySelect });
       return { items: rows.map(summary) };
     },
@@ -87,7 +87,7 @@ const jobs: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get('/:id', { schema: { tags: ['jobs'], summary: 'One job with its per-command results', params: IdParams, response: { 200: JobDetail, ...commonErrors } } }, async (request) => {
     const row = await prisma.job.findUnique({ where: { id: request.params.id }, include: { host: { select: { name: true } } } });
-    if (!row) throw new ApiError('JOB_NOT_FOUND', `no job with id ${request.params.id}; GET /v1/jobs lists recent ones`);
+    if (!row) throw notFound.job(request.params.id);
     const commands = JSON.parse(row.commands) as Command[];
     const results = row.results ? (JSON.parse(row.results) as Array<{ index: number; ok: boolean; exitCode: number | null; stdout: string; stderr: string; durationMs: number }>) : [];
     const byIndex = new Map(results.map((r) => [r.index, r]));

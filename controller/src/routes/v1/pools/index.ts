@@ -1,11 +1,10 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { echo } from '@crossdock/shared';
-import { ApiError } from '../../../errors.ts';
-import { requireCidr, requirePoolRange } from '../../../ipam/rules.ts';
+import { ApiError, notFound } from '../../../errors.ts';
+import { requireCidr, requireDnsLabel, requirePoolRange } from '../../../ipam/rules.ts';
 import { NameParams, Pool, PoolWithUtilization, commonErrors, itemsOf } from '../../../schemas.ts';
 import { poolView } from '../../../views.ts';
 
-const POOL_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const MAX_AVAILABLE_LIMIT = 1000;
 
 const CreatePool = Type.Object(
@@ -23,15 +22,13 @@ const pools: FastifyPluginAsyncTypebox = async (app) => {
 
   async function loadPool(name: string) {
     const row = await prisma.pool.findUnique({ where: { name }, include: { reserved: { orderBy: { id: 'asc' } } } });
-    if (!row) throw new ApiError('POOL_NOT_FOUND', `no pool named ${echo(name)}; GET /v1/pools lists them`);
+    if (!row) throw notFound.pool(name);
     return row;
   }
 
   app.post('/', { schema: { tags: ['pools'], summary: 'Create a pool', body: CreatePool, response: { 201: Pool, ...commonErrors } } }, async (request, reply) => {
     const { name, cidr, subnetPrefixLength = 24, reserved = [] } = request.body;
-    if (!POOL_NAME.test(name)) {
-      throw new ApiError('VALIDATION_FAILED', `pool name ${echo(name)} is not a DNS label; use lowercase letters, digits and inner hyphens, such as "default"`);
-    }
+    requireDnsLabel(name, 'pool');
     const pool = requirePoolRange(cidr, 'cidr');
     const ranges = reserved.map((r, i) => requireCidr(r, `reserved[${i}]`));
     const created = await ipam.createPool({ name, cidr: pool, subnetPrefixLength, reserved: ranges });

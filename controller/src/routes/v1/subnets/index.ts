@@ -1,6 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { echo } from '@crossdock/shared';
-import { ApiError } from '../../../errors.ts';
+import { ApiError, notFound } from '../../../errors.ts';
 import { DEFAULT_NETWORK_NAME, subnetInclude } from '../../../ipam/ipam.ts';
 import { requireCidr, requireNetworkName } from '../../../ipam/rules.ts';
 import { IdParams, Subnet, commonErrors, itemsOf } from '../../../schemas.ts';
@@ -49,10 +49,10 @@ const subnets: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => {
       const { host, pool } = request.query;
       if (host !== undefined && ipam.hostIdByName(host) === undefined) {
-        throw new ApiError('HOST_NOT_FOUND', `no host named ${echo(host)}; GET /v1/hosts lists them`);
+        throw notFound.host(host);
       }
       if (pool !== undefined && !ipam.hasPool(pool)) {
-        throw new ApiError('POOL_NOT_FOUND', `no pool named ${echo(pool)}; GET /v1/pools lists them`);
+        throw notFound.pool(pool);
       }
       const rows = await prisma.subnet.findMany({
         where: { host: host === undefined ? undefined : { name: host }, pool: pool === undefined ? undefined : { name: pool } },
@@ -65,7 +65,7 @@ const subnets: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get('/:id', { schema: { tags: ['subnets'], summary: 'Get a subnet', params: IdParams, response: { 200: Subnet, ...commonErrors } } }, async (request) => {
     const row = await prisma.subnet.findUnique({ where: { id: request.params.id }, include: subnetInclude });
-    if (!row) throw new ApiError('SUBNET_NOT_FOUND', `no subnet with id ${request.params.id}; GET /v1/subnets lists them`);
+    if (!row) throw notFound.subnet(request.params.id);
     return subnetView(row);
   });
 
