@@ -11,7 +11,6 @@ import websocket from '@fastify/websocket';
 import { Cluster } from './agents/cluster.ts';
 import { AgentHub, CLOSE_TOKEN_ROTATED } from './agents/hub.ts';
 import { JobStore } from './agents/jobs.ts';
-import { Presence } from './agents/presence.ts';
 import { DEFAULT_RECONCILER_OPTIONS, Reconciler, type ReconcilerOptions } from './agents/reconciler.ts';
 import type { IpamChange } from './ipam/ipam.ts';
 import agentRoutes, { MAX_AGENT_MESSAGE_BYTES } from './routes/v1/agent/index.ts';
@@ -30,7 +29,6 @@ declare module 'fastify' {
   interface FastifyInstance {
     prisma: PrismaClient;
     ipam: Ipam;
-    presence: Presence;
     /** controller-wide events ('token.rotated', ...) */
     events: EventEmitter;
     agents: { hub: AgentHub; reconciler: Reconciler; cluster: Cluster; jobs: JobStore };
@@ -61,8 +59,6 @@ export async function buildApp(options: AppOptions) {
   app.setValidatorCompiler(compileValidator);
   app.decorate('prisma', options.prisma);
   app.decorate('ipam', options.ipam);
-  const presence = new Presence();
-  app.decorate('presence', presence);
   app.decorate('events', new EventEmitter());
 
   const cluster = new Cluster(options.prisma);
@@ -70,11 +66,10 @@ export async function buildApp(options: AppOptions) {
   const jobs = new JobStore(options.prisma, options.ipam.writer);
   let reconciler: Reconciler | undefined;
   const hub = new AgentHub(
-    presence,
     (session) => reconciler!.onAttach(session),
     (hostId) => reconciler!.onDetach(hostId),
   );
-  reconciler = new Reconciler(cluster, hub, jobs, presence, app.log, { ...DEFAULT_RECONCILER_OPTIONS, ...options.reconciler });
+  reconciler = new Reconciler(cluster, hub, jobs, app.log, { ...DEFAULT_RECONCILER_OPTIONS, ...options.reconciler });
   await reconciler.start(await options.prisma.host.findMany({ select: { id: true, desiredGeneration: true, appliedGeneration: true } }));
   app.decorate('agents', { hub, reconciler, cluster, jobs });
   const onChange = (change: IpamChange) => void reconciler!.onChange(change);

@@ -1,5 +1,5 @@
 // Database rows -> API objects.
-import type { Presence } from './agents/presence.ts';
+import type { AgentHub } from './agents/hub.ts';
 import type { AllocatedSubnet } from './ipam/ipam.ts';
 import type { HostDto, PoolDto, SubnetDto } from './schemas.ts';
 
@@ -33,15 +33,15 @@ export function subnetView(row: SubnetRow): SubnetDto {
   };
 }
 
-export function hostView(row: HostRow, presence: Presence, generation?: { desired: number; applied: number }): HostDto {
+export function hostView(row: HostRow, liveness: Pick<AgentHub, 'statusOf' | 'lastSeen'>, generation?: { desired: number; applied: number }): HostDto {
   return {
     id: row.id,
     name: row.name,
     address: row.address,
     interface: row.interface,
     labels: JSON.parse(row.labels) as Record<string, string>,
-    status: presence.statusOf(row.id, row.lastSeenAt),
-    lastSeenAt: presence.lastSeen(row.id, row.lastSeenAt)?.toISOString() ?? null,
+    status: liveness.statusOf(row.id, row.lastSeenAt),
+    lastSeenAt: liveness.lastSeen(row.id, row.lastSeenAt)?.toISOString() ?? null,
     subnets: row.subnets.map(subnetView),
     generation: generation ?? { desired: row.desiredGeneration, applied: row.appliedGeneration },
     createdAt: row.createdAt.toISOString(),

@@ -1,7 +1,9 @@
-// The executor sessions: at most one per host, over WebSocket or HTTP polling. Everything
-// the controller tells an executor goes through send(), whatever the transport.
+// The executor sessions: at most one per host, over WebSocket or HTTP polling, and the one
+// record of which hosts are online and when each was last heard from. Everything the
+// controller tells an executor goes through send(), whatever the transport.
 import type { ControllerMessage } from '@crossdock/shared';
-import type { Presence } from './presence.ts';
+
+export type HostStatus = 'pending' | 'online' | 'offline';
 
 export interface Session {
   readonly hostId: number;
@@ -16,9 +18,9 @@ export const CLOSE_TOKEN_ROTATED = 4002;
 
 export class AgentHub {
   private readonly sessions = new Map<number, Session>();
+  private readonly lastSeenAt = new Map<number, Date>();
 
   constructor(
-    private readonly presence: Presence,
     private readonly onAttach: (session: Session) => void,
     private readonly onDetach: (hostId: number) => void,
   ) {}
@@ -26,7 +28,6 @@ export class AgentHub {
   attach(session: Session): void {
     const previous = this.sessions.get(session.hostId);
     this.sessions.set(session.hostId, session);
-    this.presence.attach(session.hostId);
     if (previous && previous !== session) previous.close(CLOSE_REPLACED, 'replaced by a newer connection of the same host');
     this.onAttach(session);
   }
@@ -34,8 +35,27 @@ export class AgentHub {
   detach(session: Session): void {
     if (this.sessions.get(session.hostId) !== session) return;
     this.sessions.delete(session.hostId);
-    this.presence.detach(session.hostId);
     this.onDetach(session.hostId);
+  }
+
+  /** The host's executor was heard from (a message, a poll, a pong). */
+  seen(hostId: number, at: Date): void {
+    this.lastSeenAt.set(hostId, at);
+  }
+
+  /** The freshest of what this process saw and what the database recorded. */
+  lastSeen(hostId: number, stored: Date | null): Date | null {
+    return this.lastSeenAt.get(hostId) ?? stored;
+  }
+
+  statusOf(hostId: number, stored: Date | null): HostStatus {
+    if (this.sessions.has(hostId)) return 'online';
+    return this.lastSeen(hostId, stored) ? 'offline' : 'pending';
+  }
+
+  /** A deleted host is forgotten. */
+  forget(hostId: number): void {
+    this.lastSeenAt.delete(hostId);
   }
 
   get(hostId: number): Session | undefined {

@@ -35,7 +35,6 @@ import { plan } from '../planner/plan.ts';
 import type { Cluster } from './cluster.ts';
 import { CLOSE_REVOKED, type AgentHub, type Session } from './hub.ts';
 import type { JobStatus, JobStore } from './jobs.ts';
-import type { Presence } from './presence.ts';
 
 export interface ReconcilerOptions {
   jobTimeoutMs: number;
@@ -109,7 +108,6 @@ export class Reconciler {
     private readonly cluster: Cluster,
     private readonly hub: AgentHub,
     private readonly jobs: JobStore,
-    private readonly presence: Presence,
     private readonly log: FastifyBaseLogger,
     readonly options: ReconcilerOptions,
   ) {}
@@ -193,7 +191,7 @@ export class Reconciler {
   touch(hostId: number): void {
     const now = new Date();
     this.note(hostId, { lastSeenAt: now });
-    this.presence.seen(hostId, now);
+    this.hub.seen(hostId, now);
   }
 
   /** The host has `generation` (default: what it should have now) in place. */
@@ -434,6 +432,7 @@ export class Reconciler {
         const before = this.cluster.removeHost(change.hostId);
         this.hub.send(change.hostId, { type: 'revoked', reason: `host ${change.name} was deleted from the controller` });
         this.hub.disconnect(change.hostId, CLOSE_REVOKED, 'host deleted');
+        this.hub.forget(change.hostId);
         this.runtimes.delete(change.hostId);
         if (!before) return;
         await this.dispatch(this.peerRoutes(before, [], change.subnets.map((s) => s.cidr), `host ${change.name} deleted`));

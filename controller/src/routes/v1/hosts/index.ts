@@ -29,12 +29,12 @@ const PatchHost = Type.Object(
 );
 
 const hosts: FastifyPluginAsyncTypebox = async (app) => {
-  const { prisma, ipam, presence, agents } = app;
+  const { prisma, ipam, agents } = app;
 
   async function loadHost(name: string) {
     const row = await prisma.host.findUnique({ where: { name }, include: hostInclude });
     if (!row) throw notFound.host(name);
-    return hostView(row, presence, agents.reconciler.generationOf(row.id));
+    return hostView(row, agents.hub, agents.reconciler.generationOf(row.id));
   }
 
   app.post(
@@ -61,7 +61,7 @@ const hosts: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get('/', { schema: { tags: ['hosts'], summary: 'List hosts', response: { 200: itemsOf(Host) } } }, async () => {
     const rows = await prisma.host.findMany({ include: hostInclude, orderBy: { id: 'asc' } });
-    return { items: rows.map((r) => hostView(r, presence, agents.reconciler.generationOf(r.id))) };
+    return { items: rows.map((r) => hostView(r, agents.hub, agents.reconciler.generationOf(r.id))) };
   });
 
   app.get('/:name', { schema: { tags: ['hosts'], summary: 'Get a host', params: NameParams, response: { 200: Host, ...commonErrors } } }, async (request) =>
