@@ -156,6 +156,17 @@ describe('IpDriver with a scripted runner', () => {
     ]);
   });
 
+  it('returns a failed result, running nothing, when it cannot read the table before a batch', async () => {
+    const { runner, calls } = scripted([() => failed('Cannot open netlink socket\n')]);
+    const result = await createIpDriver({ runner }).applyRoutes([replace('10.2.0.0/24')]);
+    expect(result).toMatchObject({
+      ok: false,
+      exitCode: null,
+      stderr: 'ip -N -4 -json route show table main failed: Cannot open netlink socket; no route command was run\n',
+    });
+    expect(calls).toHaveLength(1);
+  });
+
   it('throws when it cannot observe', async () => {
     const { runner } = scripted([() => failed('Cannot open netlink socket\n')]);
     await expect(createIpDriver({ runner }).observeRoutes()).rejects.toThrow('Cannot open netlink socket');

@@ -187,6 +187,22 @@ describe('IptablesDriver with a scripted runner', () => {
     expect(failedFirst.chains.stderr).toContain('[nat] not applied: iptables-restore stopped at line 4, in a table before this one');
   });
 
+  it('applyFirewall and removeAll return failed results, running nothing, when the tables cannot be read', async () => {
+    const calls: string[] = [];
+    const runner: Runner = async (argv) => {
+      calls.push(argv.join(' '));
+      return { ok: false, exitCode: 1, stdout: '', stderr: 'iptables-save: Permission denied (you must be root)\n', durationMs: 1 };
+    };
+    const driver = createIptablesDriver({ runner });
+    const unread = 'iptables-save failed: iptables-save: Permission denied (you must be root); nothing was applied\n';
+    expect(await driver.applyFirewall([filterChain], [forwardJump, natJump])).toMatchObject({
+      chains: { ok: false, stderr: unread },
+      jumps: [{ ok: false, stderr: unread }, { ok: false, stderr: unread }],
+    });
+    expect(await driver.removeAll()).toMatchObject({ ok: false, stderr: unread.replace('applied', 'removed') });
+    expect(calls).toEqual(['iptables-save', 'iptables-save']);
+  });
+
   it('applyFirewall: a failed table fails its chains and its jumps alike', async () => {
     const { runner } = scripted(DOCKER_HOST_SAVE.replace('-A DOCKER-USER -j CROSSDOCK-FORWARD\n', ''), {
       ok: false, exitCode: 1, stdout: '', stderr: 'iptables-restore: line 4 failed\n', durationMs: 1,

@@ -275,7 +275,13 @@ export function createIptablesDriver(options: IptablesDriverOptions = {}): Iptab
         return { chains: refused, jumps: jumps.map(() => refused) };
       }
       // Only jumps need to know what is there; chains are replaced whole whatever it is.
-      const saved = jumps.length > 0 ? await readTables() : null;
+      let saved: Saved | null = null;
+      try {
+        if (jumps.length > 0) saved = await readTables();
+      } catch (error) {
+        const unread = resultWithoutProcess(false, '', `${(error as Error).message}; nothing was applied\n`, started);
+        return { chains: unread, jumps: jumps.map(() => unread) };
+      }
       const jumpResults: Array<CommandResult | FirewallTable> = [];
       const jumpLines = new Map<FirewallTable, string[]>();
       for (const jump of jumps) {
@@ -313,7 +319,12 @@ export function createIptablesDriver(options: IptablesDriverOptions = {}): Iptab
 
     async removeAll() {
       const started = performance.now();
-      const saved = await readTables();
+      let saved: Saved;
+      try {
+        saved = await readTables();
+      } catch (error) {
+        return resultWithoutProcess(false, '', `${(error as Error).message}; nothing was removed\n`, started);
+      }
       const results: CommandResult[] = [];
       for (const [table, t] of saved.tables) {
         const ours = [...t.chains.keys()].filter((name) => OURS.test(name));
