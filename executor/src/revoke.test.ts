@@ -24,9 +24,10 @@ beforeEach(async () => {
   // what a host in a three-host cluster has, plus things that are not crossdock's
   for (const dst of ['10.100.2.0/24', '10.100.3.0/24']) ip.routes.set(dst, { dst, via: '198.51.100.12', dev: 'eth0' });
   ip.foreignRoutes.set('192.0.2.0/24', { dst: '192.0.2.0/24', via: '198.51.100.1', dev: 'eth0' });
-  await iptables.applyChains(chains);
-  await iptables.ensureJump({ kind: 'firewall.jump', table: 'filter', from: 'DOCKER-USER', to: 'CROSSDOCK-FORWARD', position: 1 });
-  await iptables.ensureJump({ kind: 'firewall.jump', table: 'nat', from: 'POSTROUTING', to: 'CROSSDOCK-POSTROUTING', position: 1 });
+  await iptables.applyFirewall(chains, [
+    { kind: 'firewall.jump', table: 'filter', from: 'DOCKER-USER', to: 'CROSSDOCK-FORWARD', position: 1 },
+    { kind: 'firewall.jump', table: 'nat', from: 'POSTROUTING', to: 'CROSSDOCK-POSTROUTING', position: 1 },
+  ]);
   // a stale jump from FORWARD, from before Docker made DOCKER-USER
   iptables.tables.get('filter')!.rules.get('FORWARD')!.push('-A FORWARD -j CROSSDOCK-FORWARD');
   iptables.tables.get('nat')!.rules.set('POSTROUTING', [...iptables.rulesOf('nat', 'POSTROUTING'), '-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE']);

@@ -107,12 +107,12 @@ describe('runJob: a valid job', () => {
 
   it('runs every route in one batch and every chain in one call, results in the original order with their text', async () => {
     ip.routes.set('10.100.9.0/24', { dst: '10.100.9.0/24', via: '198.51.100.19', dev: 'eth0' });
-    const applyChains = vi.spyOn(iptables, 'applyChains');
+    const applyFirewall = vi.spyOn(iptables, 'applyFirewall');
     const outcome = await runJob(job, drivers, NO_RESTART);
     expect(outcome.accepted).toBe(true);
     expect(ip.batches).toStrictEqual([[job[0], job[3], job[6]]]);
-    expect(applyChains).toHaveBeenCalledTimes(1);
-    expect(applyChains).toHaveBeenCalledWith([natChain, forwardChain]);
+    expect(applyFirewall).toHaveBeenCalledTimes(1);
+    expect(applyFirewall).toHaveBeenCalledWith([natChain, forwardChain], [natJump, filterJump]);
     expect(outcome.results.map((r) => [r.index, r.ok, r.text])).toStrictEqual(job.map((c, i) => [i, true, renderCommand(c)]));
     expect(outcome.results[0]!.text).toBe('ip route replace 10.100.2.0/24 via 198.51.100.12 dev eth0 proto 252');
     // the job did what it says
@@ -180,7 +180,7 @@ describe('runJob: phases', () => {
     expect(docker.networks.get('crossdock')).toMatchObject({ subnet: '10.100.1.0/24', gateway: '10.100.1.1' });
   });
 
-  it('runs sysctl, bip, network remove, network create, chains, jumps, routes in that order', async () => {
+  it('runs sysctl, bip, network remove, network create, chains with their jumps, routes in that order', async () => {
     const calls: string[] = [];
     const trace = <T extends object>(target: T, name: string, methods: Array<keyof T & string>) => {
       for (const method of methods) {
@@ -193,7 +193,7 @@ describe('runJob: phases', () => {
     };
     trace(sysctl, 'sysctl', ['write']);
     trace(docker, 'docker', ['setBip', 'removeNetwork', 'createNetwork']);
-    trace(iptables, 'iptables', ['applyChains', 'ensureJump']);
+    trace(iptables, 'iptables', ['applyFirewall']);
     trace(ip, 'ip', ['applyRoutes']);
     const job: Command[] = [
       replace('10.100.2.0/24'),
@@ -210,8 +210,7 @@ describe('runJob: phases', () => {
       'docker.setBip',
       'docker.removeNetwork',
       'docker.createNetwork',
-      'iptables.applyChains',
-      'iptables.ensureJump',
+      'iptables.applyFirewall',
       'ip.applyRoutes',
     ]);
     // the jump needs its chain: it worked because the chain came first

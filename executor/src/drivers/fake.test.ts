@@ -28,9 +28,8 @@ describe('FakeIpDriver', () => {
 describe('FakeIptablesDriver', () => {
   it('observes what the real driver would: rendered rules, one jump, foreign rules kept', async () => {
     const fw = new FakeIptablesDriver({ forwardPolicy: 'DROP' });
-    await fw.applyChains([chain]);
-    await fw.ensureJump(jump);
-    await fw.ensureJump(jump);
+    await fw.applyFirewall([chain], [jump]);
+    await fw.applyFirewall([], [jump]);
     const observed = await fw.observe();
     expect(observed.chains).toEqual([{ table: 'filter', name: 'CROSSDOCK-FORWARD', rules: [renderRule(chain.chain, chain.rules[0]!)] }]);
     expect(observed.jumps).toEqual([{ table: 'filter', from: 'DOCKER-USER', to: 'CROSSDOCK-FORWARD', position: 1 }]);
@@ -43,9 +42,8 @@ describe('FakeIptablesDriver', () => {
 
   it('has no DOCKER-USER on a host without Docker', async () => {
     const fw = new FakeIptablesDriver({ dockerUser: false });
-    await fw.applyChains([chain]);
-    expect((await fw.ensureJump(jump)).ok).toBe(false);
-    expect((await fw.ensureJump({ ...jump, from: 'FORWARD' })).ok).toBe(true);
+    expect((await fw.applyFirewall([chain], [jump])).jumps[0]?.ok).toBe(false);
+    expect((await fw.applyFirewall([], [{ ...jump, from: 'FORWARD' }])).jumps[0]?.ok).toBe(true);
     expect((await fw.observe()).builtinChains.map((c) => c.name)).toEqual(['FORWARD', 'POSTROUTING']);
   });
 });

@@ -12,13 +12,12 @@ import {
   type FirewallChain,
   type FirewallJump,
   type FirewallTable,
-  type JumpSource,
   type SysctlKey,
   type SysctlSet,
 } from '@crossdock/shared';
 import type { DockerDriver, ObservedDocker, ObservedDockerNetwork, SetBipOptions } from './docker.ts';
 import type { IpDriver, ObservedInterface, ObservedRoute, RouteCommand } from './ip.ts';
-import { isCrossdockChain, jumpTarget, plainJumpPositions, summarizeSaved, type FirewallResults, type IptablesDriver, type ObservedFirewall, type SavedTable } from './iptables.ts';
+import { isCrossdockChain, jumpTarget, summarizeSaved, type FirewallResults, type IptablesDriver, type ObservedFirewall, type SavedTable } from './iptables.ts';
 import type { SysctlDriver } from './sysctl.ts';
 
 const result = (ok: boolean, stdout = '', stderr = ''): CommandResult => ({
@@ -105,7 +104,7 @@ export class FakeIptablesDriver implements IptablesDriver {
     return summarizeSaved({ backend: this.backend, tables: this.tables });
   }
 
-  async applyChains(commands: readonly FirewallChain[]): Promise<CommandResult> {
+  private applyChains(commands: readonly FirewallChain[]): CommandResult {
     for (const c of commands) {
       const t = this.table(c.table);
       t.chains.set(c.chain, '-');
@@ -114,7 +113,7 @@ export class FakeIptablesDriver implements IptablesDriver {
     return result(true, `${commands.length} chains replaced`);
   }
 
-  async ensureJump({ table, from, to, position }: FirewallJump): Promise<CommandResult> {
+  private ensureJump({ table, from, to, position }: FirewallJump): CommandResult {
     const t = this.table(table);
     if (!t.chains.has(from)) return result(false, '', `chain ${from} does not exist in table ${table}`);
     if (!t.chains.has(to)) return result(false, '', `chain ${to} does not exist in table ${table}; apply its firewall.chain first`);
@@ -128,17 +127,10 @@ export class FakeIptablesDriver implements IptablesDriver {
 
   /** Chains first, then each jump: what the real driver does in one transaction per table. */
   async applyFirewall(chains: readonly FirewallChain[], jumps: readonly FirewallJump[]): Promise<FirewallResults> {
-    const chainsResult = chains.length > 0 ? await this.applyChains(chains) : result(true, 'no chains');
+    const chainsResult = chains.length > 0 ? this.applyChains(chains) : result(true, 'no chains');
     const jumpResults: CommandResult[] = [];
-    for (const jump of jumps) jumpResults.push(await this.ensureJump(jump));
+    for (const jump of jumps) jumpResults.push(this.ensureJump(jump));
     return { chains: chainsResult, jumps: jumpResults };
-  }
-
-  async removeJump(table: FirewallTable, from: JumpSource, to: string): Promise<CommandResult> {
-    const rules = this.rulesOf(table, from);
-    const count = plainJumpPositions(rules, from, to).length;
-    this.table(table).rules.set(from, rules.filter((rule) => rule !== `-A ${from} -j ${to}`));
-    return result(true, `${count} jumps removed`);
   }
 
   async removeAll(): Promise<CommandResult> {

@@ -104,44 +104,45 @@ describe('parsing iptables-save', () => {
 });
 
 describe('IptablesDriver with a scripted runner', () => {
-  it('replaces chains with one iptables-restore --noflush per table', async () => {
+  it('replaces chains whole in one iptables-restore --noflush, without reading the tables when there are no jumps', async () => {
     const { runner, calls } = scripted('');
-    const result = await createIptablesDriver({ runner }).applyChains([filterChain, natChain]);
-    expect(result.ok).toBe(true);
-    expect(calls.map((c) => c.argv.join(' '))).toEqual(['iptables-restore --noflush --wait=10', 'iptables-restore --noflush --wait=10']);
-    expect(calls[0]?.input).toBe(['*filter', ':CROSSDOCK-FORWARD - [0:0]', '-F CROSSDOCK-FORWARD', ...rendered(filterChain), 'COMMIT', ''].join('\n'));
-    expect(calls[1]?.input?.startsWith('*nat\n')).toBe(true);
+    const result = await createIptablesDriver({ runner }).applyFirewall([filterChain, natChain], []);
+    expect(result).toMatchObject({ chains: { ok: true, stdout: '[filter] ok\n[nat] ok\n' }, jumps: [] });
+    expect(calls.map((c) => c.argv.join(' '))).toEqual(['iptables-restore --noflush --wait=10']);
+    expect(calls[0]?.input).toBe(
+      ['*filter', ':CROSSDOCK-FORWARD - [0:0]', '-F CROSSDOCK-FORWARD', ...rendered(filterChain), 'COMMIT', '*nat', ':CROSSDOCK-POSTROUTING - [0:0]', '-F CROSSDOCK-POSTROUTING', ...rendered(natChain), 'COMMIT', ''].join('\n'),
+    );
   });
 
   it('names the input line iptables-restore failed on', async () => {
     const { runner } = scripted('', { ok: false, exitCode: 1, stdout: '', stderr: 'iptables-restore: line 4 failed\n', durationMs: 1 });
-    const result = await createIptablesDriver({ runner }).applyChains([filterChain]);
-    expect(result.ok).toBe(false);
-    expect(result.stderr).toContain(`[filter] the failing input line: ${rendered(filterChain)[0]}`);
+    const { chains } = await createIptablesDriver({ runner }).applyFirewall([filterChain], []);
+    expect(chains.ok).toBe(false);
+    expect(chains.stderr).toContain(`[filter] the failing input line: ${rendered(filterChain)[0]}`);
   });
 
-  it('does nothing when the jump is already where it belongs', async () => {
+  it('runs nothing when the jump is already where it belongs', async () => {
     const { runner, calls } = scripted(DOCKER_HOST_SAVE);
-    const result = await createIptablesDriver({ runner }).ensureJump(forwardJump);
-    expect(result).toMatchObject({ ok: true, stdout: '-A DOCKER-USER -j CROSSDOCK-FORWARD already at position 1 in filter\n' });
+    const { jumps } = await createIptablesDriver({ runner }).applyFirewall([], [forwardJump]);
+    expect(jumps).toMatchObject([{ ok: true, stdout: '-A DOCKER-USER -j CROSSDOCK-FORWARD already at position 1 in filter\n' }]);
     expect(calls).toHaveLength(1);
   });
 
   it('refuses a jump from DOCKER-USER where Docker has not made it', async () => {
     const { runner } = scripted(DOCKER_HOST_SAVE.replace(':DOCKER-USER - [0:0]\n', ''));
-    const result = await createIptablesDriver({ runner }).ensureJump(forwardJump);
-    expect(result.stderr).toBe('chain DOCKER-USER does not exist in table filter (Docker creates it); jump from FORWARD instead\n');
+    const { jumps } = await createIptablesDriver({ runner }).applyFirewall([], [forwardJump]);
+    expect(jumps[0]?.stderr).toBe('chain DOCKER-USER does not exist in table filter (Docker creates it); jump from FORWARD instead\n');
   });
 
-  it('refuses a jump to a chain that does not exist yet', async () => {
+  it('refuses a jump to a chain that neither exists nor is created with it', async () => {
     const { runner } = scripted(DOCKER_HOST_SAVE);
-    const result = await createIptablesDriver({ runner }).ensureJump({ ...forwardJump, to: 'CROSSDOCK-OTHER' });
-    expect(result.stderr).toBe('chain CROSSDOCK-OTHER does not exist in table filter; apply its firewall.chain first\n');
+    const { jumps } = await createIptablesDriver({ runner }).applyFirewall([], [{ ...forwardJump, to: 'CROSSDOCK-OTHER' }]);
+    expect(jumps[0]?.stderr).toBe('chain CROSSDOCK-OTHER does not exist in table filter; apply its firewall.chain first\n');
   });
 
   it('moves a misplaced jump in one transaction', async () => {
     const { runner, calls } = scripted(DOCKER_HOST_SAVE);
-    await createIptablesDriver({ runner }).ensureJump({ ...forwardJump, position: 2 });
+    await createIptablesDriver({ runner }).applyFirewall([], [{ ...forwardJump, position: 2 }]);
     expect(calls[1]?.input).toBe('*filter\n-D DOCKER-USER -j CROSSDOCK-FORWARD\n-I DOCKER-USER 2 -j CROSSDOCK-FORWARD\nCOMMIT\n');
   });
 
@@ -233,6 +234,9 @@ describe.skipIf(missing('root', 'netns', 'iptables'))('IptablesDriver in a netwo
         .join('\n');
     let foreignRuleset = '';
 
+    const applyChains = async (chains: FirewallChain[]) => (await driver.applyFirewall(chains, [])).chains;
+    const ensureJump = async (jump: FirewallJump) => (await driver.applyFirewall([], [jump])).jumps[0]!;
+
     beforeAll(() => {
       ns = createNamespace('ipt');
       // A host as dockerd leaves it, plus an operator's own rules.
@@ -272,11 +276,11 @@ describe.skipIf(missing('root', 'netns', 'iptables'))('IptablesDriver in a netwo
       });
     });
 
-    it('applies chains in one iptables-restore per table; observe reads back renderRule exactly', async () => {
+    it('applies chains in one iptables-restore; observe reads back renderRule exactly', async () => {
       processes = [];
-      const result = await driver.applyChains([filterChain, natChain]);
+      const result = await applyChains([filterChain, natChain]);
       expect(result, result.stderr).toMatchObject({ ok: true });
-      expect(processes).toEqual([`${family}-restore --noflush --wait=10`, `${family}-restore --noflush --wait=10`]);
+      expect(processes).toEqual([`${family}-restore --noflush --wait=10`]);
       const observed = await driver.observe();
       expect(observed.chains).toEqual([
         { table: 'filter', name: 'CROSSDOCK-FORWARD', rules: rendered(filterChain) },
@@ -285,18 +289,18 @@ describe.skipIf(missing('root', 'netns', 'iptables'))('IptablesDriver in a netwo
     });
 
     it('is idempotent, and replaces a chain whole', async () => {
-      expect((await driver.applyChains([filterChain])).ok).toBe(true);
+      expect((await applyChains([filterChain])).ok).toBe(true);
       expect((await driver.observe()).chains[0]?.rules).toEqual(rendered(filterChain));
       const smaller: FirewallChain = { ...filterChain, rules: [{ destination: '10.1.0.0/24', target: 'ACCEPT' }] };
-      expect((await driver.applyChains([smaller])).ok).toBe(true);
+      expect((await applyChains([smaller])).ok).toBe(true);
       expect((await driver.observe()).chains[0]?.rules).toEqual(['-A CROSSDOCK-FORWARD -d 10.1.0.0/24 -j ACCEPT']);
-      expect((await driver.applyChains([filterChain])).ok).toBe(true);
+      expect((await applyChains([filterChain])).ok).toBe(true);
     });
 
     it('ensures a jump once, however often it is asked', async () => {
       for (let i = 0; i < 2; i++) {
-        expect((await driver.ensureJump(forwardJump)).ok).toBe(true);
-        expect((await driver.ensureJump(natJump)).ok).toBe(true);
+        expect((await ensureJump(forwardJump)).ok).toBe(true);
+        expect((await ensureJump(natJump)).ok).toBe(true);
       }
       expect((await driver.observe()).jumps).toEqual([
         { table: 'filter', from: 'DOCKER-USER', to: 'CROSSDOCK-FORWARD', position: 1 },
@@ -310,18 +314,18 @@ describe.skipIf(missing('root', 'netns', 'iptables'))('IptablesDriver in a netwo
     it('collapses duplicate jumps into one at the wanted position', async () => {
       inNs(ns, [family, '-t', 'filter', '-A', 'DOCKER-USER', '-j', 'CROSSDOCK-FORWARD']);
       inNs(ns, [family, '-t', 'filter', '-A', 'DOCKER-USER', '-j', 'CROSSDOCK-FORWARD']);
-      expect((await driver.ensureJump(forwardJump)).ok).toBe(true);
+      expect((await ensureJump(forwardJump)).ok).toBe(true);
       expect((await driver.observe()).jumps.filter((j) => j.table === 'filter')).toEqual([
         { table: 'filter', from: 'DOCKER-USER', to: 'CROSSDOCK-FORWARD', position: 1 },
       ]);
     });
 
     it('puts a jump last when the chain is shorter than the position asked for', async () => {
-      const result = await driver.ensureJump({ ...forwardJump, from: 'FORWARD', position: 10 });
+      const result = await ensureJump({ ...forwardJump, from: 'FORWARD', position: 10 });
       expect(result, result.stderr).toMatchObject({ ok: true });
       expect((await driver.observe()).jumps).toContainEqual({ table: 'filter', from: 'FORWARD', to: 'CROSSDOCK-FORWARD', position: 4 });
-      expect((await driver.ensureJump({ ...forwardJump, from: 'FORWARD', position: 10 })).stdout).toContain('already at position 4');
-      expect((await driver.removeJump('filter', 'FORWARD', 'CROSSDOCK-FORWARD')).ok).toBe(true);
+      expect((await ensureJump({ ...forwardJump, from: 'FORWARD', position: 10 })).stdout).toContain('already at position 4');
+      inNs(ns, [`${family}-restore`, '--noflush'], '*filter\n-D FORWARD -j CROSSDOCK-FORWARD\nCOMMIT\n');
       expect((await driver.observe()).jumps.some((j) => j.from === 'FORWARD')).toBe(false);
     });
 

@@ -42,18 +42,13 @@ export interface ObservedFirewall {
 
 export interface IptablesDriver {
   observe(): Promise<ObservedFirewall>;
-  /** Replaces each chain whole: one iptables-restore --noflush per table. */
-  applyChains(commands: readonly FirewallChain[]): Promise<CommandResult>;
-  /** Exactly one `-j to` in `from`, at `position` (or last, if the chain is shorter). */
-  ensureJump(command: FirewallJump): Promise<CommandResult>;
   /**
-   * applyChains and ensureJump for every jump, from one iptables-save: each table's chains and
-   * jump changes are one transaction (a jump never points at a chain that is not there), all
-   * tables in one iptables-restore --noflush. One result for the chains, one per jump (in order).
+   * Replaces each chain whole and ensures exactly one `-j to` in each jump's `from`, at its
+   * `position` (or last, if the chain is shorter), from one iptables-save: each table's chains
+   * and jump changes are one transaction (a jump never points at a chain that is not there),
+   * all tables in one iptables-restore --noflush. One result for the chains, one per jump (in order).
    */
   applyFirewall(chains: readonly FirewallChain[], jumps: readonly FirewallJump[]): Promise<FirewallResults>;
-  /** Deletes every plain jump from `from` to `to`, e.g. after Docker's DOCKER-USER appeared. */
-  removeJump(table: FirewallTable, from: JumpSource, to: string): Promise<CommandResult>;
   /** For a revoked host: deletes every jump to CROSSDOCK-* chains, then flushes and deletes them. */
   removeAll(): Promise<CommandResult>;
 }
@@ -242,31 +237,6 @@ export function createIptablesDriver(options: IptablesDriverOptions = {}): Iptab
       return summarizeSaved(await readSaved());
     },
 
-    async applyChains(commands) {
-      const started = performance.now();
-      const invalid = firstInvalid(commands);
-      if (invalid) return resultWithoutProcess(false, '', `${invalid}\n`, started);
-      const results: CommandResult[] = [];
-      for (const table of FIREWALL_TABLES) {
-        const chains = commands.filter((c) => c.table === table);
-        if (chains.length > 0) results.push(labelled(table, await restore(renderRestore(table, chains))));
-      }
-      return combine(results, started);
-    },
-
-    async ensureJump(command) {
-      const started = performance.now();
-      const invalid = firstInvalid([command]);
-      if (invalid) return resultWithoutProcess(false, '', `${invalid}\n`, started);
-      const { table, from, to } = command;
-      const plan = planJump(await readTables(), command);
-      if (plan.done) return resultWithoutProcess(plan.ok, plan.stdout, plan.stderr, started);
-      if (plan.duplicates === 0) {
-        return timed(await run([family, '--wait', XTABLES_LOCK_WAIT_S, '-t', table, '-I', from, String(plan.wanted), '-j', to]), started);
-      }
-      return timed(await restore([`*${table}`, ...plan.lines, 'COMMIT', ''].join('\n')), started);
-    },
-
     async applyFirewall(chains, jumps) {
       const started = performance.now();
       const invalid = firstInvalid(chains) ?? firstInvalid(jumps);
@@ -307,14 +277,6 @@ export function createIptablesDriver(options: IptablesDriverOptions = {}): Iptab
         chains: chains.length === 0 ? resultWithoutProcess(true, 'no chains\n', '', started) : combine(chainTables.map((t) => byTable.get(t)!), started),
         jumps: jumpResults.map((r) => (typeof r === 'string' ? timed(byTable.get(r)!, started) : r)),
       };
-    },
-
-    async removeJump(table, from, to) {
-      const started = performance.now();
-      const rules = (await readTables()).tables.get(table)?.rules.get(from) ?? [];
-      const count = plainJumpPositions(rules, from, to).length;
-      if (count === 0) return resultWithoutProcess(true, `no jump from ${from} to ${to} in ${table}\n`, '', started);
-      return timed(await restore([`*${table}`, ...Array.from({ length: count }, () => `-D ${from} -j ${to}`), 'COMMIT', ''].join('\n')), started);
     },
 
     async removeAll() {
