@@ -1,7 +1,7 @@
 // The fakes must behave like the real drivers where other suites rely on it.
 import { describe, expect, it } from 'vitest';
 import { renderRule, type FirewallChain, type FirewallJump } from '@crossdock/shared';
-import { FakeDockerDriver, FakeIpDriver, FakeIptablesDriver, FakeSysctlDriver } from './fake.ts';
+import { FakeDockerDriver, FakeIptablesDriver, FakeSysctlDriver } from './fake.ts';
 
 const chain: FirewallChain = {
   kind: 'firewall.chain',
@@ -10,20 +10,6 @@ const chain: FirewallChain = {
   rules: [{ source: '10.1.0.0/24', destination: '10.100.0.0/16', comment: 'crossdock peer', target: 'ACCEPT' }],
 };
 const jump: FirewallJump = { kind: 'firewall.jump', table: 'filter', from: 'DOCKER-USER', to: 'CROSSDOCK-FORWARD', position: 1 };
-
-describe('FakeIpDriver', () => {
-  it('applies replaces and deletes, tolerates deletes of absent routes, refuses foreign destinations', async () => {
-    const ip = new FakeIpDriver();
-    ip.foreignRoutes.set('10.9.0.0/24', { dst: '10.9.0.0/24', via: '198.51.100.1', dev: 'eth0' });
-    expect((await ip.applyRoutes([{ kind: 'route.replace', dst: '10.2.0.0/24', via: '198.51.100.12', dev: 'eth0' }, { kind: 'route.delete', dst: '10.3.0.0/24' }])).ok).toBe(true);
-    expect(await ip.observeRoutes()).toEqual([{ dst: '10.2.0.0/24', via: '198.51.100.12', dev: 'eth0' }]);
-    expect((await ip.applyRoutes([{ kind: 'route.replace', dst: '10.9.0.0/24', via: '198.51.100.12', dev: 'eth0' }])).ok).toBe(false);
-    ip.failures.set('10.4.0.0/24', 'Error: Nexthop has invalid gateway.');
-    const failed = await ip.applyRoutes([{ kind: 'route.replace', dst: '10.4.0.0/24', via: '198.51.100.12', dev: 'eth0' }]);
-    expect(failed.stderr).toContain('Nexthop has invalid gateway');
-    expect(ip.batches).toHaveLength(3);
-  });
-});
 
 describe('FakeIptablesDriver', () => {
   it('observes what the real driver would: rendered rules, one jump, foreign rules kept', async () => {

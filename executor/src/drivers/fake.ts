@@ -3,7 +3,6 @@
 import {
   MANAGED_LABEL,
   networkLabels,
-  renderIpBatchLine,
   renderRule,
   type CommandResult,
   type DockerDaemonBip,
@@ -16,8 +15,10 @@ import {
   type SysctlSet,
 } from '@crossdock/shared';
 import type { DockerDriver, ObservedDocker, ObservedDockerNetwork, SetBipOptions } from './docker.ts';
-import type { IpDriver, ObservedInterface, ObservedRoute, RouteCommand } from './ip.ts';
+import { emulatedIp, type EmulatedIpHost, type ForeignRoute } from './emulated-ip.ts';
+import { createIpDriver, type IpDriver, type ObservedInterface, type ObservedRoute, type RouteCommand } from './ip.ts';
 import { isCrossdockChain, jumpTarget, summarizeSaved, type FirewallResults, type IptablesDriver, type ObservedFirewall, type SavedTable } from './iptables.ts';
+import type { Runner } from './run.ts';
 import type { SysctlDriver } from './sysctl.ts';
 
 const result = (ok: boolean, stdout = '', stderr = ''): CommandResult => ({
@@ -28,45 +29,33 @@ const result = (ok: boolean, stdout = '', stderr = ''): CommandResult => ({
   durationMs: 0,
 });
 
-export class FakeIpDriver implements IpDriver {
-  /** routes tagged with crossdock's protocol, by destination */
+/** The real ip driver over an emulated `ip` (emulated-ip.ts): set the state directly, assert on it afterwards. */
+export class FakeIpDriver implements IpDriver, EmulatedIpHost {
   routes = new Map<string, ObservedRoute>();
   /** routes someone else made: never changed, and a replace of their destination is refused */
-  foreignRoutes = new Map<string, ObservedRoute>();
+  foreignRoutes = new Map<string, ForeignRoute>();
   interfaces: ObservedInterface[] = [
     { name: 'lo', mtu: 65536, addresses: ['127.0.0.1/8'] },
     { name: 'eth0', mtu: 1500, addresses: ['198.51.100.11/24'] },
   ];
-  /** destination -> error: the next apply fails that line with it (named as the real driver names it) */
   failures = new Map<string, string>();
   /** every applyRoutes call, in order */
   batches: RouteCommand[][] = [];
+  /** the `ip` tool the driver runs; tests may wrap it */
+  runner: Runner = emulatedIp(this);
+  private readonly driver = createIpDriver({ runner: (argv, options) => this.runner(argv, options) });
 
-  async observeRoutes(): Promise<ObservedRoute[]> {
-    return [...this.routes.values()].map((r) => ({ ...r }));
+  observeRoutes(): Promise<ObservedRoute[]> {
+    return this.driver.observeRoutes();
   }
 
-  async applyRoutes(commands: readonly RouteCommand[]): Promise<CommandResult> {
+  applyRoutes(commands: readonly RouteCommand[]): Promise<CommandResult> {
     this.batches.push([...commands]);
-    const errors: string[] = [];
-    for (const c of commands) {
-      const failure = this.failures.get(c.dst);
-      if (failure !== undefined) {
-        this.failures.delete(c.dst);
-        errors.push(`${renderIpBatchLine(c)}: ${failure}`);
-      } else if (c.kind === 'route.delete') {
-        this.routes.delete(c.dst);
-      } else if (this.foreignRoutes.has(c.dst)) {
-        errors.push(`${renderIpBatchLine(c)}: refused: ${c.dst} already has a route crossdock did not make`);
-      } else {
-        this.routes.set(c.dst, { dst: c.dst, via: c.via, dev: c.dev });
-      }
-    }
-    return result(errors.length === 0, `${commands.length - errors.length} route commands applied`, errors.join('\n'));
+    return this.driver.applyRoutes(commands);
   }
 
-  async observeInterfaces(): Promise<ObservedInterface[]> {
-    return this.interfaces.map((i) => ({ ...i, addresses: [...i.addresses] }));
+  observeInterfaces(): Promise<ObservedInterface[]> {
+    return this.driver.observeInterfaces();
   }
 }
 

@@ -4,7 +4,7 @@ import { renderRule, type CommandResult, type FirewallChain, type FirewallJump }
 import { missing } from '../../../test/support/requirements.ts';
 import { createIptablesDriver, parseIptablesSave, summarizeSaved, type IptablesDriverOptions } from './iptables.ts';
 import { createRunner, type Runner } from './run.ts';
-import { cleanLeftoverNamespaces, createNamespace, deleteNamespace, inNs } from './test-netns.ts';
+import { cleanLeftoverNamespaces, createNamespace, deleteNamespace, inNs } from '../../../test/support/netns.ts';
 
 // What a host looks like after dockerd started (policy DROP: it enabled forwarding itself),
 // plus a rule of the operator's own.
