@@ -1,9 +1,10 @@
 // In-memory drivers with the real ones' semantics, for unit tests of the executor and the
-// planner. State is public: set it up directly, assert on it afterwards.
+// planner. State is public: set it up directly, assert on it afterwards. The ip and iptables
+// fakes are the real drivers over emulated tools; test/drivers/*.contract.test.ts runs each
+// fake and its real driver through the same cases.
 import {
   MANAGED_LABEL,
   networkLabels,
-  renderRule,
   type CommandResult,
   type DockerDaemonBip,
   type DockerNetworkCreate,
@@ -16,8 +17,9 @@ import {
 } from '@crossdock/shared';
 import type { DockerDriver, ObservedDocker, ObservedDockerNetwork, SetBipOptions } from './docker.ts';
 import { emulatedIp, type EmulatedIpHost, type ForeignRoute } from './emulated-ip.ts';
+import { emptyTable, emulatedIptables, type EmulatedIptablesHost } from './emulated-iptables.ts';
 import { createIpDriver, type IpDriver, type ObservedInterface, type ObservedRoute, type RouteCommand } from './ip.ts';
-import { isCrossdockChain, jumpTarget, summarizeSaved, type FirewallResults, type IptablesDriver, type ObservedFirewall, type SavedTable } from './iptables.ts';
+import { createIptablesDriver, type FirewallResults, type IptablesDriver, type ObservedFirewall, type SavedTable } from './iptables.ts';
 import type { Runner } from './run.ts';
 import type { SysctlDriver } from './sysctl.ts';
 
@@ -66,77 +68,42 @@ export interface FakeIptablesOptions {
   backend?: ObservedFirewall['backend'];
 }
 
-export class FakeIptablesDriver implements IptablesDriver {
-  /** table -> chains and their rules, as iptables-save lines */
+/** The real iptables driver over emulated iptables-save/-restore (emulated-iptables.ts). */
+export class FakeIptablesDriver implements IptablesDriver, EmulatedIptablesHost {
   tables = new Map<FirewallTable, SavedTable>();
   backend: ObservedFirewall['backend'];
+  /** the tools the driver runs; tests may wrap them */
+  runner: Runner = emulatedIptables(this);
+  private readonly driver = createIptablesDriver({ runner: (argv, options) => this.runner(argv, options) });
 
   constructor(options: FakeIptablesOptions = {}) {
     this.backend = options.backend ?? 'nf_tables';
-    const filter: SavedTable = { chains: new Map([['INPUT', 'ACCEPT'], ['FORWARD', options.forwardPolicy ?? 'ACCEPT'], ['OUTPUT', 'ACCEPT']]), rules: new Map() };
+    const filter = emptyTable('filter');
+    filter.chains.set('FORWARD', options.forwardPolicy ?? 'ACCEPT');
     if (options.dockerUser ?? true) {
       filter.chains.set('DOCKER-USER', '-');
       filter.rules.set('FORWARD', ['-A FORWARD -j DOCKER-USER']);
       filter.rules.set('DOCKER-USER', ['-A DOCKER-USER -j RETURN']);
     }
-    const nat: SavedTable = { chains: new Map([['PREROUTING', 'ACCEPT'], ['INPUT', 'ACCEPT'], ['OUTPUT', 'ACCEPT'], ['POSTROUTING', 'ACCEPT']]), rules: new Map() };
     this.tables.set('filter', filter);
-    this.tables.set('nat', nat);
+    this.tables.set('nat', emptyTable('nat'));
   }
 
   /** The rules of one chain (any chain), as iptables-save prints them. */
   rulesOf(table: FirewallTable, chain: string): string[] {
-    return this.table(table).rules.get(chain) ?? [];
+    return this.tables.get(table)?.rules.get(chain) ?? [];
   }
 
-  async observe(): Promise<ObservedFirewall> {
-    return summarizeSaved({ backend: this.backend, tables: this.tables });
+  observe(): Promise<ObservedFirewall> {
+    return this.driver.observe();
   }
 
-  private applyChains(commands: readonly FirewallChain[]): CommandResult {
-    for (const c of commands) {
-      const t = this.table(c.table);
-      t.chains.set(c.chain, '-');
-      t.rules.set(c.chain, c.rules.map((rule) => renderRule(c.chain, rule)));
-    }
-    return result(true, `${commands.length} chains replaced`);
+  applyFirewall(chains: readonly FirewallChain[], jumps: readonly FirewallJump[]): Promise<FirewallResults> {
+    return this.driver.applyFirewall(chains, jumps);
   }
 
-  private ensureJump({ table, from, to, position }: FirewallJump): CommandResult {
-    const t = this.table(table);
-    if (!t.chains.has(from)) return result(false, '', `chain ${from} does not exist in table ${table}`);
-    if (!t.chains.has(to)) return result(false, '', `chain ${to} does not exist in table ${table}; apply its firewall.chain first`);
-    const plain = `-A ${from} -j ${to}`;
-    const others = (t.rules.get(from) ?? []).filter((rule) => rule !== plain);
-    const wanted = Math.min(position, others.length + 1);
-    others.splice(wanted - 1, 0, plain);
-    t.rules.set(from, others);
-    return result(true, `${plain} at position ${wanted}`);
-  }
-
-  /** Chains first, then each jump: what the real driver does in one transaction per table. */
-  async applyFirewall(chains: readonly FirewallChain[], jumps: readonly FirewallJump[]): Promise<FirewallResults> {
-    const chainsResult = chains.length > 0 ? this.applyChains(chains) : result(true, 'no chains');
-    const jumpResults: CommandResult[] = [];
-    for (const jump of jumps) jumpResults.push(this.ensureJump(jump));
-    return { chains: chainsResult, jumps: jumpResults };
-  }
-
-  async removeAll(): Promise<CommandResult> {
-    for (const t of this.tables.values()) {
-      for (const name of [...t.chains.keys()].filter(isCrossdockChain)) {
-        t.chains.delete(name);
-        t.rules.delete(name);
-      }
-      for (const [chain, rules] of t.rules) t.rules.set(chain, rules.filter((rule) => jumpTarget(rule) === null));
-    }
-    return result(true, 'crossdock chains removed');
-  }
-
-  private table(name: FirewallTable): SavedTable {
-    const t = this.tables.get(name) ?? { chains: new Map(), rules: new Map() };
-    this.tables.set(name, t);
-    return t;
+  removeAll(): Promise<CommandResult> {
+    return this.driver.removeAll();
   }
 }
 

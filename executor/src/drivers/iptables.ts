@@ -288,7 +288,9 @@ export function createIptablesDriver(options: IptablesDriverOptions = {}): Iptab
         return resultWithoutProcess(false, '', `${(error as Error).message}; nothing was removed\n`, started);
       }
       const results: CommandResult[] = [];
-      for (const [table, t] of saved.tables) {
+      // Ours first, in a fixed order: legacy's iptables-save lists tables in the order they were loaded.
+      const tables = [...saved.tables].sort(([a], [b]) => tableRank(a) - tableRank(b));
+      for (const [table, t] of tables) {
         const ours = [...t.chains.keys()].filter((name) => OURS.test(name));
         // Rules outside our chains that jump into them, whatever else they match.
         const jumps = [...t.rules].flatMap(([chain, rules]) =>
@@ -309,9 +311,14 @@ function timed(result: CommandResult, started: number): CommandResult {
   return { ...result, durationMs: Math.round(performance.now() - started) };
 }
 
+function tableRank(table: string): number {
+  const rank = (FIREWALL_TABLES as readonly string[]).indexOf(table);
+  return rank < 0 ? FIREWALL_TABLES.length : rank;
+}
+
 function labelled(table: string, result: CommandResult): CommandResult {
   const tag = (text: string) => (text === '' ? '' : text.replace(/^(?=.)/gm, `[${table}] `));
-  return { ...result, stdout: tag(result.stdout) || `[${table}] ok\n`, stderr: tag(result.stderr) };
+  return { ...result, stdout: tag(result.stdout) || (result.ok ? `[${table}] ok\n` : ''), stderr: tag(result.stderr) };
 }
 
 /** One result for several processes: failed if any failed, exit code of the first failure. */
