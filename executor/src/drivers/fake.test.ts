@@ -1,6 +1,6 @@
 // The fakes must behave like the real drivers where other suites rely on it.
 import { describe, expect, it } from 'vitest';
-import { FakeDockerDriver, FakeSysctlDriver } from './fake.ts';
+import { FakeDockerDriver } from './fake.ts';
 
 describe('FakeDockerDriver', () => {
   it('creates, observes and removes managed networks; refuses the others', async () => {
@@ -21,13 +21,5 @@ describe('FakeDockerDriver', () => {
     expect((await docker.setBip(bip, { daemonJsonPath: '/etc/docker/daemon.json', restartCommand: null })).stderr).toContain('--allow-engine-restart');
     expect((await docker.setBip(bip, { daemonJsonPath: '/etc/docker/daemon.json', restartCommand: ['true'] })).ok).toBe(true);
     expect(docker).toMatchObject({ bip: '10.1.0.1/24', restarts: 1, daemonJson: { bip: '10.1.0.1/24' } });
-  });
-});
-
-describe('FakeSysctlDriver', () => {
-  it('keeps values', async () => {
-    const sysctl = new FakeSysctlDriver();
-    await sysctl.write({ kind: 'sysctl.set', key: 'net.ipv4.ip_forward', value: '1' });
-    expect(await sysctl.observe()).toEqual({ 'net.ipv4.ip_forward': '1' });
   });
 });

@@ -2,6 +2,7 @@
 // planner. State is public: set it up directly, assert on it afterwards. The ip and iptables
 // fakes are the real drivers over emulated tools; test/drivers/*.contract.test.ts runs each
 // fake and its real driver through the same cases.
+import { performance } from 'node:perf_hooks';
 import {
   MANAGED_LABEL,
   networkLabels,
@@ -20,7 +21,7 @@ import { emulatedIp, type EmulatedIpHost, type ForeignRoute } from './emulated-i
 import { emptyTable, emulatedIptables, type EmulatedIptablesHost } from './emulated-iptables.ts';
 import { createIpDriver, type IpDriver, type ObservedInterface, type ObservedRoute, type RouteCommand } from './ip.ts';
 import { createIptablesDriver, type FirewallResults, type IptablesDriver, type ObservedFirewall, type SavedTable } from './iptables.ts';
-import type { Runner } from './run.ts';
+import { firstInvalid, resultWithoutProcess, type Runner } from './run.ts';
 import type { SysctlDriver } from './sysctl.ts';
 
 const result = (ok: boolean, stdout = '', stderr = ''): CommandResult => ({
@@ -160,20 +161,22 @@ export class FakeDockerDriver implements DockerDriver {
 }
 
 export class FakeSysctlDriver implements SysctlDriver {
+  /** null: the kernel has no such file */
   values: Record<SysctlKey, string | null> = { 'net.ipv4.ip_forward': '0' };
 
   async observe(): Promise<Record<SysctlKey, string | null>> {
     return { ...this.values };
   }
 
-  async read(key: SysctlKey): Promise<string> {
-    const value = this.values[key];
-    if (value === null) throw new Error(`no sysctl ${key}`);
-    return value;
-  }
-
-  async write({ key, value }: SysctlSet): Promise<CommandResult> {
+  async write(command: SysctlSet): Promise<CommandResult> {
+    const started = performance.now();
+    const invalid = firstInvalid([command]);
+    if (invalid) return resultWithoutProcess(false, '', `${invalid}\n`, started);
+    const { key, value } = command;
+    if (this.values[key] === null) {
+      return resultWithoutProcess(false, '', `cannot set ${key}: ENOENT: no such file or directory, open '/proc/sys/${key.replaceAll('.', '/')}'\n`, started);
+    }
     this.values[key] = value;
-    return result(true, `${key} = ${value}`);
+    return resultWithoutProcess(true, `${key} = ${value}\n`, '', started);
   }
 }
