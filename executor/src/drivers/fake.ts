@@ -16,7 +16,7 @@ import {
   type SysctlKey,
   type SysctlSet,
 } from '@crossdock/shared';
-import type { DockerDriver, ObservedDocker, ObservedDockerNetwork, SetBipOptions } from './docker.ts';
+import { networkDifference, type DockerDriver, type ObservedDocker, type ObservedDockerNetwork, type SetBipOptions } from './docker.ts';
 import { emulatedIp, type EmulatedIpHost, type ForeignRoute } from './emulated-ip.ts';
 import { emptyTable, emulatedIptables, type EmulatedIptablesHost } from './emulated-iptables.ts';
 import { createIpDriver, type IpDriver, type ObservedInterface, type ObservedRoute, type RouteCommand } from './ip.ts';
@@ -24,13 +24,8 @@ import { createIptablesDriver, type FirewallResults, type IptablesDriver, type O
 import { firstInvalid, resultWithoutProcess, type Runner } from './run.ts';
 import type { SysctlDriver } from './sysctl.ts';
 
-const result = (ok: boolean, stdout = '', stderr = ''): CommandResult => ({
-  ok,
-  exitCode: ok ? 0 : 1,
-  stdout: stdout && `${stdout}\n`,
-  stderr: stderr && `${stderr}\n`,
-  durationMs: 0,
-});
+/** What dockerode says when no engine listens on the default socket. */
+const NO_ENGINE = 'connect ENOENT /var/run/docker.sock';
 
 /** The real ip driver over an emulated `ip` (emulated-ip.ts): set the state directly, assert on it afterwards. */
 export class FakeIpDriver implements IpDriver, EmulatedIpHost {
@@ -108,12 +103,16 @@ export class FakeIptablesDriver implements IptablesDriver, EmulatedIptablesHost 
   }
 }
 
+/** A network on the fake engine, with the names of the containers attached to it. */
+export type FakeDockerNetwork = Omit<ObservedDockerNetwork, 'containers'> & { containers: string[] };
+
+/** The real driver's decisions and messages on an engine in memory; daemon.json is kept in memory too. */
 export class FakeDockerDriver implements DockerDriver {
   available = true;
   version = '20.10.24';
   bip: string | null = '172.17.0.1/16';
   /** every network on the engine by name, managed or not */
-  networks = new Map<string, ObservedDockerNetwork>();
+  networks = new Map<string, FakeDockerNetwork>();
   daemonJson: Record<string, unknown> = {};
   restarts = 0;
   private nextId = 1;
@@ -121,42 +120,65 @@ export class FakeDockerDriver implements DockerDriver {
   async observe(): Promise<ObservedDocker> {
     if (!this.available) return { available: false, version: null, networks: [], bip: null };
     const managed = [...this.networks.values()].filter((n) => n.labels[MANAGED_LABEL] === 'true');
-    return { available: true, version: this.version, networks: managed.map((n) => structuredClone(n)), bip: this.bip };
+    return { available: true, version: this.version, networks: managed.map((n) => ({ ...structuredClone(n), containers: n.containers.length })), bip: this.bip };
   }
 
-  async createNetwork(c: DockerNetworkCreate): Promise<CommandResult> {
-    if (!this.available) return result(false, '', 'docker: connect ENOENT /var/run/docker.sock');
-    const labels = networkLabels(c);
-    const existing = this.networks.get(c.name);
+  async createNetwork(command: DockerNetworkCreate): Promise<CommandResult> {
+    const started = performance.now();
+    const invalid = firstInvalid([command]);
+    if (invalid) return resultWithoutProcess(false, '', `${invalid}\n`, started);
+    if (!this.available) return resultWithoutProcess(false, '', `docker: ${NO_ENGINE}\n`, started);
+    const { name } = command;
+    const labels = networkLabels(command);
+    const existing = this.networks.get(name);
     if (existing) {
-      const same = existing.subnet === c.subnet && existing.gateway === c.gateway && Object.entries(labels).every(([k, v]) => existing.labels[k] === v);
-      return same ? result(true, `network ${c.name} already exists as wanted`) : result(false, '', `network ${c.name} already exists but differs; remove it first`);
+      const difference = networkDifference(existing, command, labels);
+      return difference === null
+        ? resultWithoutProcess(true, `network ${name} already exists as wanted (${existing.id.slice(0, 12)})\n`, '', started)
+        : resultWithoutProcess(false, '', `network ${name} already exists but ${difference}; remove it first (docker network rm ${name})\n`, started);
     }
     const id = (this.nextId++).toString(16).padStart(64, '0');
-    this.networks.set(c.name, { id, name: c.name, subnet: c.subnet, gateway: c.gateway, labels, options: { ...c.options }, containers: 0 });
-    return result(true, `created network ${c.name}`);
+    this.networks.set(name, { id, name, subnet: command.subnet, gateway: command.gateway, labels, options: { ...command.options }, containers: [] });
+    return resultWithoutProcess(true, `created network ${name} (${id.slice(0, 12)})\n`, '', started);
   }
 
-  async removeNetwork({ name }: DockerNetworkRemove): Promise<CommandResult> {
+  async removeNetwork(command: DockerNetworkRemove): Promise<CommandResult> {
+    const started = performance.now();
+    const invalid = firstInvalid([command]);
+    if (invalid) return resultWithoutProcess(false, '', `${invalid}\n`, started);
+    if (!this.available) return resultWithoutProcess(false, '', `docker: ${NO_ENGINE}\n`, started);
+    const { name } = command;
     const existing = this.networks.get(name);
-    if (!existing) return result(true, `network ${name} is already gone`);
+    if (!existing) return resultWithoutProcess(true, `network ${name} is already gone\n`, '', started);
     if (existing.labels[MANAGED_LABEL] !== 'true') {
-      return result(false, '', `network ${name} is not labelled ${MANAGED_LABEL}=true; crossdock removes only networks it created`);
+      return resultWithoutProcess(false, '', `network ${name} is not labelled ${MANAGED_LABEL}=true; crossdock removes only networks it created\n`, started);
     }
-    if (existing.containers > 0) return result(false, '', `network ${name} still has containers: ${existing.containers}; stop them first`);
+    if (existing.containers.length > 0) {
+      return resultWithoutProcess(false, '', `network ${name} still has containers: ${existing.containers.join(', ')}; stop them or disconnect them from ${name} first\n`, started);
+    }
     this.networks.delete(name);
-    return result(true, `removed network ${name}`);
+    return resultWithoutProcess(true, `removed network ${name}\n`, '', started);
   }
 
-  async setBip({ bip }: DockerDaemonBip, { restartCommand }: SetBipOptions): Promise<CommandResult> {
-    if (this.daemonJson.bip === bip && this.bip === bip) return result(true, `bip is already ${bip}`);
+  async setBip(command: DockerDaemonBip, { daemonJsonPath, restartCommand }: SetBipOptions): Promise<CommandResult> {
+    const started = performance.now();
+    const invalid = firstInvalid([command]);
+    if (invalid) return resultWithoutProcess(false, '', `${invalid}\n`, started);
+    const { bip } = command;
+    if (this.daemonJson.bip === bip && this.bip === bip) return resultWithoutProcess(true, `bip is already ${bip}\n`, '', started);
     if (restartCommand === null) {
-      return result(false, '', `setting bip ${bip} needs an engine restart; start the executor with --allow-engine-restart`);
+      return resultWithoutProcess(
+        false,
+        '',
+        `setting bip ${bip} needs an engine restart, which this executor may not do; start it with --allow-engine-restart, ` +
+          `or set "bip": "${bip}" in ${daemonJsonPath} and restart dockerd by hand\n`,
+        started,
+      );
     }
     this.daemonJson = { ...this.daemonJson, bip };
     this.bip = bip;
     this.restarts += 1;
-    return result(true, `wrote "bip": "${bip}"; the engine answers with it`);
+    return resultWithoutProcess(true, `wrote "bip": "${bip}" to ${daemonJsonPath}; the engine answers with it\n`, '', started);
   }
 }
 
