@@ -13,6 +13,7 @@ import {
   type JobMessage,
 } from '@crossdock/shared';
 import { backoffDelay, realSleep, type Sleep } from './backoff.ts';
+import { createLogger, type Logger } from './log.ts';
 import { observeHost, type Drivers } from './observe.ts';
 import { runJob, type JobOptions, type JobOutcome } from './run-job.ts';
 import { removeEverything } from './revoke.ts';
@@ -29,12 +30,6 @@ const POLL_WAIT_S = 25;
 const HTTP_TIMEOUT_MS = (POLL_WAIT_S + 15) * 1000;
 
 export type Transport = 'auto' | 'websocket' | 'polling';
-
-export interface Logger {
-  info(message: string, fields?: Record<string, unknown>): void;
-  warn(message: string, fields?: Record<string, unknown>): void;
-  error(message: string, fields?: Record<string, unknown>): void;
-}
 
 export interface AgentOptions {
   controllerUrl: string;
@@ -81,7 +76,7 @@ export class Agent {
 
   constructor(private readonly options: AgentOptions) {
     this.sleep = options.sleep ?? realSleep;
-    this.log = options.log ?? consoleLogger;
+    this.log = options.log ?? createLogger();
     this.reconcileIntervalMs = options.reconcileIntervalMs ?? DEFAULT_RECONCILE_INTERVAL_MS;
   }
 
@@ -102,7 +97,7 @@ export class Agent {
         else openedAtAll = await this.runWebSocket();
       } catch (error) {
         const auth = error instanceof AuthError;
-        this.log[auth ? 'error' : 'warn'](auth ? error.message : 'controller connection failed', { error: (error as Error).message, controller: this.options.controllerUrl });
+        this.log[auth ? 'error' : 'warn']({ error: (error as Error).message, controller: this.options.controllerUrl }, auth ? error.message : 'controller connection failed');
         if (!usePolling && !auth && !isUnreachable(error)) websocketFailures++;
       }
       this.connected = false;
@@ -118,7 +113,7 @@ export class Agent {
         continue;
       }
       const delay = backoffDelay(this.attempts++, this.options.random);
-      this.log.info('reconnecting', { inMs: delay, attempt: this.attempts });
+      this.log.info({ inMs: delay, attempt: this.attempts }, 'reconnecting');
       await this.sleep(delay, this.abort.signal);
     }
     await this.queue.catch(() => {});
@@ -178,7 +173,7 @@ export class Agent {
         this.send = async (message) => {
           if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
         };
-        this.log.info('connected to the controller', { transport: 'websocket' });
+        this.log.info({ transport: 'websocket' }, 'connected to the controller');
         void this.enqueue(() => this.hello());
         this.armReports();
       });
@@ -188,7 +183,7 @@ export class Agent {
         this.receive(data.toString());
       });
       socket.on('close', (code, reason) => {
-        if (opened) this.log.warn('controller connection closed', { code, reason: reason.toString() });
+        if (opened) this.log.warn({ code, reason: reason.toString() }, 'controller connection closed');
         finish();
       });
       socket.on('error', (error) => finish(error));
@@ -207,7 +202,7 @@ export class Agent {
     let lastReport = Date.now();
     await this.enqueue(() => this.hello());
     this.connected = true;
-    this.log.info('connected to the controller', { transport: 'polling' });
+    this.log.info({ transport: 'polling' }, 'connected to the controller');
     while (!this.abort.signal.aborted && this.revoked === undefined && Date.now() < until) {
       // Never wait past the next state report: drift is caught on the same schedule as over
       // a WebSocket. Under a second to go, wait here rather than poll in a tight loop.
@@ -244,7 +239,7 @@ export class Agent {
   private receive(raw: unknown): void {
     const parsed = parseControllerMessage(typeof raw === 'string' ? raw : JSON.stringify(raw));
     if (!parsed.ok) {
-      this.log.warn('ignored a message from the controller', { error: parsed.error });
+      this.log.warn({ error: parsed.error }, 'ignored a message from the controller');
       return;
     }
     const message: ControllerMessage = parsed.message;
@@ -253,7 +248,7 @@ export class Agent {
         this.heartbeatIntervalMs = message.heartbeatIntervalMs;
         if (this.options.reconcileIntervalMs === undefined) this.reconcileIntervalMs = message.reconcileIntervalMs;
         if (this.transportInUse === 'websocket') this.armReports();
-        this.log.info('welcomed', { host: message.host.name, reconcileIntervalMs: this.reconcileIntervalMs });
+        this.log.info({ host: message.host.name, reconcileIntervalMs: this.reconcileIntervalMs }, 'welcomed');
         return;
       case 'job':
         void this.enqueue(() => this.runJob(message));
@@ -284,7 +279,7 @@ export class Agent {
   }
 
   private enqueue(task: () => Promise<void>): Promise<void> {
-    const next = this.queue.then(task).catch((error: unknown) => this.log.error('step failed', { error: (error as Error).message }));
+    const next = this.queue.then(task).catch((error: unknown) => this.log.error({ error: (error as Error).message }, 'step failed'));
     this.queue = next;
     return next;
   }
@@ -309,13 +304,13 @@ export class Agent {
       (error: unknown): JobOutcome => ({ accepted: false, error: `the executor failed while running the job (some commands may have run): ${(error as Error).message}`, results: [] }),
     );
     const failed = outcome.results.filter((r) => !r.ok).length;
-    if (!outcome.accepted) this.log.error('refused a job', { jobId: job.jobId, error: outcome.error });
-    else this.log[failed ? 'warn' : 'info']('ran a job', { jobId: job.jobId, commands: outcome.results.length, failed });
+    if (!outcome.accepted) this.log.error({ jobId: job.jobId, error: outcome.error }, 'refused a job');
+    else this.log[failed ? 'warn' : 'info']({ jobId: job.jobId, commands: outcome.results.length, failed }, 'ran a job');
     let observed: { digest: string } | { observeError: string };
     try {
       observed = { digest: observedDigest(await observeHost(this.options.drivers)) };
     } catch (error) {
-      this.log.warn('could not observe the host after a job; reporting the result without a digest', { jobId: job.jobId, error: (error as Error).message });
+      this.log.warn({ jobId: job.jobId, error: (error as Error).message }, 'could not observe the host after a job; reporting the result without a digest');
       observed = { observeError: (error as Error).message.slice(0, 4096) };
     }
     await this.send({
@@ -330,10 +325,10 @@ export class Agent {
   }
 
   private async revoke(reason: string): Promise<void> {
-    this.log.warn('this host was revoked by the controller; removing what crossdock created', { reason });
+    this.log.warn({ reason }, 'this host was revoked by the controller; removing what crossdock created');
     const report = await removeEverything(this.options.drivers);
     for (const line of report.refused) this.log.warn(line);
-    this.log.info('removed crossdock state', { routes: report.routes, networks: report.networks });
+    this.log.info({ routes: report.routes, networks: report.networks }, 'removed crossdock state');
     this.revoked = reason;
     this.abort.abort();
   }
@@ -346,9 +341,3 @@ function safeErrorMessage(body: string): string | undefined {
     return undefined;
   }
 }
-
-export const consoleLogger: Logger = {
-  info: (message, fields) => console.log(JSON.stringify({ level: 'info', time: new Date().toISOString(), msg: message, ...fields })),
-  warn: (message, fields) => console.warn(JSON.stringify({ level: 'warn', time: new Date().toISOString(), msg: message, ...fields })),
-  error: (message, fields) => console.error(JSON.stringify({ level: 'error', time: new Date().toISOString(), msg: message, ...fields })),
-};

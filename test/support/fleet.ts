@@ -2,11 +2,10 @@
 // executors with in-memory fake drivers: the channel and the reconcile loop end to end,
 // without touching the machine.
 import { createTestApp } from '../../controller/src/test-support.ts';
-import { Agent, type Logger, type Transport } from '../../executor/src/agent.ts';
+import { Agent, type Transport } from '../../executor/src/agent.ts';
 import { FakeDockerDriver, FakeIpDriver, FakeIptablesDriver, FakeSysctlDriver } from '../../executor/src/drivers/fake.ts';
+import { silentLogger } from '../../executor/src/log.ts';
 import type { Drivers } from '../../executor/src/observe.ts';
-
-export const quietLogger: Logger = { info: () => {}, warn: () => {}, error: () => {} };
 
 export interface FakeHost {
   drivers: Drivers & { ip: FakeIpDriver; iptables: FakeIptablesDriver; docker: FakeDockerDriver; sysctl: FakeSysctlDriver };
@@ -48,7 +47,7 @@ export async function startFleetController(options: { reconcileIntervalMs?: numb
       drivers,
       job: { daemonJsonPath: '/nonexistent/daemon.json', engineRestartCommand: ['true'] },
       transport: opts.transport ?? 'websocket',
-      log: quietLogger,
+      log: silentLogger,
       ...(opts.sleep ? { sleep: opts.sleep } : {}),
     });
     const host = { drivers, agent, done: agent.run() };
