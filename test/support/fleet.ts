@@ -7,6 +7,9 @@ import { FakeDockerDriver, FakeIpDriver, FakeIptablesDriver, FakeSysctlDriver } 
 import { silentLogger } from '../../executor/src/log.ts';
 import type { Drivers } from '../../executor/src/observe.ts';
 
+/** How long a test waits for the fleet to converge (vi.waitFor), and how often it looks. */
+export const SETTLED = { timeout: 10_000, interval: 25 } as const;
+
 export interface FakeHost {
   drivers: Drivers & { ip: FakeIpDriver; iptables: FakeIptablesDriver; docker: FakeDockerDriver; sysctl: FakeSysctlDriver };
   agent: Agent;
@@ -69,18 +72,4 @@ export async function startFleetController(options: { reconcileIntervalMs?: numb
       await t.close();
     },
   };
-}
-
-export async function eventually<T>(check: () => T | Promise<T>, what: string, timeoutMs = 10_000): Promise<T> {
-  const started = Date.now();
-  let last: unknown;
-  for (;;) {
-    try {
-      return await check();
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() - started > timeoutMs) throw new Error(`${what} did not happen within ${timeoutMs} ms: ${(last as Error)?.message ?? last}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
