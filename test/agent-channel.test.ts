@@ -44,10 +44,14 @@ describe('controller-executor channel', () => {
     }, SETTLED);
     expect(host.generation.desired).toBeGreaterThanOrEqual(1);
 
-    const jobs = await fleet.call('GET', '/v1/jobs?host=node-a');
-    expect(jobs.body.items.length).toBeGreaterThanOrEqual(2);
-    const routeJob = jobs.body.items.find((j: { reason: string }) => j.reason.includes('node-b'));
-    expect(routeJob.status).toBe('succeeded');
+    // The generation is applied when the result arrives; the job's record is written just after.
+    const routeJob = await vi.waitFor(async () => {
+      const jobs = await fleet!.call('GET', '/v1/jobs?host=node-a');
+      expect(jobs.body.items.length).toBeGreaterThanOrEqual(2);
+      const job = jobs.body.items.find((j: { reason: string }) => j.reason.includes('node-b'));
+      expect(job.status).toBe('succeeded');
+      return job;
+    }, SETTLED);
     const detail = await fleet.call('GET', `/v1/jobs/${routeJob.id}`);
     expect(detail.body.results).toHaveLength(1);
     expect(detail.body.results[0]).toMatchObject({ ok: true, text: `ip route replace ${bSubnet} via 198.51.100.12 dev eth0 proto 252` });
