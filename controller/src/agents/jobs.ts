@@ -6,7 +6,8 @@ import { prismaTimestamp } from '../db/timestamp.ts';
 import type { PrismaClient } from '../generated/prisma/client.ts';
 import type { SerialWriter, Tx } from '../ipam/writer.ts';
 
-export type JobStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'timeout';
+/** A job is created running (sent at once); the API's status also admits 'pending' (DESIGN.md). */
+export type JobStatus = 'running' | 'succeeded' | 'failed' | 'timeout';
 
 export interface NewJob {
   hostId: number;
