@@ -6,6 +6,7 @@ import os from 'node:os';
 import WebSocket from 'ws';
 import {
   PROTOCOL_VERSION,
+  RESULT_ERROR_MAX_CHARS,
   observedDigest,
   parseControllerMessage,
   type ControllerMessage,
@@ -27,7 +28,19 @@ const MISSED_HEARTBEATS_BEFORE_RECONNECT = 3;
 const WEBSOCKET_FAILURES_BEFORE_POLLING = 3;
 const POLLING_FALLBACK_PERIOD_MS = 5 * 60_000;
 const POLL_WAIT_S = 25;
-const HTTP_TIMEOUT_MS = (POLL_WAIT_S + 15) * 1000;
+/** A long poll's ?wait= counts whole seconds. */
+const POLL_WAIT_GRANULARITY_MS = 1_000;
+/** How long past a long poll's wait an HTTP request may take. */
+const HTTP_SLACK_S = 15;
+const HTTP_TIMEOUT_MS = (POLL_WAIT_S + HTTP_SLACK_S) * 1000;
+const WEBSOCKET_HANDSHAKE_TIMEOUT_MS = 10_000;
+/** A job for a host in a large fleet carries a route to every peer subnet. */
+const MAX_CONTROLLER_MESSAGE_BYTES = 256 * 2 ** 20;
+const HEARTBEAT_CHECK_INTERVAL_MS = 1_000;
+/** WebSocket close code: the endpoint is going away. */
+const CLOSE_GOING_AWAY = 1001;
+/** How much of an error response that is not ours (a proxy's page) goes into a message. */
+const FOREIGN_ERROR_EXCERPT_CHARS = 200;
 
 export type Transport = 'auto' | 'websocket' | 'polling';
 
@@ -135,7 +148,7 @@ export class Agent {
   /** One WebSocket session; resolves when it ends. Returns whether it ever opened. */
   private runWebSocket(): Promise<boolean> {
     return new Promise((resolve, reject) => {
-      const socket = new WebSocket(this.agentUrl('', true), { headers: { authorization: `Bearer ${this.options.token}` }, handshakeTimeout: 10_000, maxPayload: 256 * 1024 * 1024 });
+      const socket = new WebSocket(this.agentUrl('', true), { headers: { authorization: `Bearer ${this.options.token}` }, handshakeTimeout: WEBSOCKET_HANDSHAKE_TIMEOUT_MS, maxPayload: MAX_CONTROLLER_MESSAGE_BYTES });
       let opened = false;
       let lastHeard = Date.now();
       const watchdog = setInterval(() => {
@@ -143,8 +156,8 @@ export class Agent {
           this.log.warn('controller stopped answering heartbeats; reconnecting');
           socket.terminate();
         }
-      }, 1_000);
-      const onAbort = () => socket.close(1001, 'executor stopping');
+      }, HEARTBEAT_CHECK_INTERVAL_MS);
+      const onAbort = () => socket.close(CLOSE_GOING_AWAY, 'executor stopping');
       this.abort.signal.addEventListener('abort', onAbort, { once: true });
       const finish = (error?: Error) => {
         clearInterval(watchdog);
@@ -208,8 +221,8 @@ export class Agent {
       // a WebSocket. Under a second to go, wait here rather than poll in a tight loop.
       const nextReport = lastReport + this.reconcileIntervalMs;
       const remainingMs = nextReport - Date.now();
-      if (remainingMs > 0 && remainingMs < 1_000) await this.sleep(remainingMs, this.abort.signal);
-      const waitS = Math.max(0, Math.min(POLL_WAIT_S, Math.floor((nextReport - Date.now()) / 1000)));
+      if (remainingMs > 0 && remainingMs < POLL_WAIT_GRANULARITY_MS) await this.sleep(remainingMs, this.abort.signal);
+      const waitS = Math.max(0, Math.min(POLL_WAIT_S, Math.floor((nextReport - Date.now()) / POLL_WAIT_GRANULARITY_MS)));
       const reply = await this.http('GET', `/jobs?wait=${waitS}`);
       for (const item of reply.items) this.receive(item);
       if (Date.now() >= lastReport + this.reconcileIntervalMs) {
@@ -230,7 +243,7 @@ export class Agent {
     });
     const text = await response.text();
     if (response.status === 401) throw new AuthError(`the controller refused this host's token: ${safeErrorMessage(text) ?? 'HTTP 401'}`);
-    if (!response.ok) throw new Error(`controller answered ${response.status} to ${method} ${path}: ${safeErrorMessage(text) ?? text.slice(0, 200)}`);
+    if (!response.ok) throw new Error(`controller answered ${response.status} to ${method} ${path}: ${safeErrorMessage(text) ?? text.slice(0, FOREIGN_ERROR_EXCERPT_CHARS)}`);
     return text ? (JSON.parse(text) as { items: unknown[] }) : { items: [] };
   }
 
@@ -311,14 +324,14 @@ export class Agent {
       observed = { digest: observedDigest(await observeHost(this.options.drivers)) };
     } catch (error) {
       this.log.warn({ jobId: job.jobId, error: (error as Error).message }, 'could not observe the host after a job; reporting the result without a digest');
-      observed = { observeError: (error as Error).message.slice(0, 4096) };
+      observed = { observeError: (error as Error).message.slice(0, RESULT_ERROR_MAX_CHARS) };
     }
     await this.send({
       type: 'result',
       jobId: job.jobId,
       generation: job.generation,
       accepted: outcome.accepted,
-      ...(outcome.accepted ? {} : { error: outcome.error.slice(0, 4096) }),
+      ...(outcome.accepted ? {} : { error: outcome.error.slice(0, RESULT_ERROR_MAX_CHARS) }),
       results: outcome.results,
       ...observed,
     });

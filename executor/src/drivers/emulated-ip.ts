@@ -41,6 +41,8 @@ interface ListedRoute {
 const OURS = String(CROSSDOCK_ROUTE_PROTOCOL);
 const KERNEL_PROTOCOL = '2';
 const LINK_SCOPE = '253';
+/** ip's exit status for a command it does not know. */
+const EXIT_UNKNOWN_COMMAND = 255;
 
 const done = (ok: boolean, stdout: string, stderr = '', exitCode = ok ? 0 : 1): CommandResult => ({ ok, exitCode, stdout, stderr, durationMs: 0 });
 
@@ -56,7 +58,7 @@ export function emulatedIp(host: EmulatedIpHost): Runner {
       return done(true, JSON.stringify(host.interfaces.map((i) => ({ ifname: i.name, mtu: i.mtu, addr_info: i.addresses.map(inet) }))));
     }
     if (command === 'ip -force -batch -') return batch(host, options.input ?? '');
-    return done(false, '', `the emulated ip does not run "${command}"\n`, 255);
+    return done(false, '', `the emulated ip does not run "${command}"\n`, EXIT_UNKNOWN_COMMAND);
   };
 }
 
