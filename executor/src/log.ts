@@ -6,7 +6,7 @@ import { pino, type DestinationStream, type Logger as PinoLogger } from 'pino';
 export type Logger = Pick<PinoLogger, 'info' | 'warn' | 'error'>;
 
 /** Fields that may carry the host token (a token, an Authorization header), at any of the first levels. */
-export const REDACTED_PATHS = ['token', 'authorization', '*.token', '*.authorization', '*.headers.authorization'];
+const REDACTED_PATHS = ['token', 'authorization', '*.token', '*.authorization', '*.headers.authorization'];
 
 /** Writes to stdout unless given somewhere else (tests). */
 export function createLogger(options: { level?: string } = {}, destination?: DestinationStream): PinoLogger {

@@ -66,7 +66,6 @@ export interface IptablesDriverOptions extends DriverOptions {
 /** Seconds iptables waits for the xtables lock that Docker also takes (legacy backend). */
 const XTABLES_LOCK_WAIT_S = '10';
 const OURS = /^CROSSDOCK-[A-Z0-9-]+$/;
-export const isCrossdockChain = (name: string) => OURS.test(name);
 
 export interface SavedTable {
   /** chain name -> policy ("-" for user chains) */
@@ -129,13 +128,13 @@ export function summarizeSaved(saved: Saved): ObservedFirewall {
 }
 
 /** The target of a rule that jumps (or goes) to one of our chains, else null. */
-export function jumpTarget(rule: string): string | null {
+function jumpTarget(rule: string): string | null {
   const match = / -[jg] (CROSSDOCK-[A-Z0-9-]+)$/.exec(rule);
   return match?.[1] ?? null;
 }
 
 /** Positions (1-based) of the plain `-A from -j to` rules. */
-export function plainJumpPositions(rules: readonly string[], from: string, to: string): number[] {
+function plainJumpPositions(rules: readonly string[], from: string, to: string): number[] {
   const plain = `-A ${from} -j ${to}`;
   return rules.flatMap((rule, i) => (rule === plain ? [i + 1] : []));
 }
