@@ -1,9 +1,9 @@
 // The controller-executor channel over real WebSockets and HTTP polling, with executors on
 // in-memory fake drivers: jobs, results, drift repair, revocation, auth, replacement,
 // heartbeats and reconnect backoff.
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
-import { eventually, startFleetController } from './support/fleet.ts';
+import { SETTLED, startFleetController } from './support/fleet.ts';
 
 type Fleet = Awaited<ReturnType<typeof startFleetController>>;
 
@@ -24,7 +24,7 @@ describe('controller-executor channel', () => {
     fleet = await startFleetController();
     const a = await register('node-a', '198.51.100.11');
     const hostA = fleet.startExecutor(a.token);
-    await eventually(() => expect(hostA.drivers.docker.networks.get('crossdock')?.subnet).toBe(a.host.subnets[0]!.cidr), 'network on A');
+    await vi.waitFor(() => expect(hostA.drivers.docker.networks.get('crossdock')?.subnet).toBe(a.host.subnets[0]!.cidr), SETTLED);
     expect(hostA.drivers.sysctl.values['net.ipv4.ip_forward']).toBe('1');
     expect(hostA.drivers.iptables.rulesOf('filter', 'DOCKER-USER')[0]).toBe('-A DOCKER-USER -j CROSSDOCK-FORWARD');
     expect(hostA.drivers.iptables.rulesOf('nat', 'POSTROUTING')[0]).toBe('-A POSTROUTING -j CROSSDOCK-POSTROUTING');
@@ -34,20 +34,24 @@ describe('controller-executor channel', () => {
 
     const b = await register('node-b', '198.51.100.12');
     const bSubnet = b.host.subnets[0]!.cidr;
-    await eventually(() => expect(hostA.drivers.ip.routes.get(bSubnet)).toEqual({ dst: bSubnet, via: '198.51.100.12', dev: 'eth0' }), 'route to B on A');
+    await vi.waitFor(() => expect(hostA.drivers.ip.routes.get(bSubnet)).toEqual({ dst: bSubnet, via: '198.51.100.12', dev: 'eth0' }), SETTLED);
 
-    const host = await eventually(async () => {
+    const host = await vi.waitFor(async () => {
       const r = await fleet!.call('GET', '/v1/hosts/node-a');
       expect(r.body.status).toBe('online');
       expect(r.body.generation.applied).toBe(r.body.generation.desired);
       return r.body;
-    }, 'A applied its desired generation');
+    }, SETTLED);
     expect(host.generation.desired).toBeGreaterThanOrEqual(1);
 
-    const jobs = await fleet.call('GET', '/v1/jobs?host=node-a');
-    expect(jobs.body.items.length).toBeGreaterThanOrEqual(2);
-    const routeJob = jobs.body.items.find((j: { reason: string }) => j.reason.includes('node-b'));
-    expect(routeJob.status).toBe('succeeded');
+    // The generation is applied when the result arrives; the job's record is written just after.
+    const routeJob = await vi.waitFor(async () => {
+      const jobs = await fleet!.call('GET', '/v1/jobs?host=node-a');
+      expect(jobs.body.items.length).toBeGreaterThanOrEqual(2);
+      const job = jobs.body.items.find((j: { reason: string }) => j.reason.includes('node-b'));
+      expect(job.status).toBe('succeeded');
+      return job;
+    }, SETTLED);
     const detail = await fleet.call('GET', `/v1/jobs/${routeJob.id}`);
     expect(detail.body.results).toHaveLength(1);
     expect(detail.body.results[0]).toMatchObject({ ok: true, text: `ip route replace ${bSubnet} via 198.51.100.12 dev eth0 proto 252` });
@@ -60,15 +64,15 @@ describe('controller-executor channel', () => {
     const b = await register('node-b', '198.51.100.12');
     const hostA = fleet.startExecutor(a.token);
     const bSubnet = b.host.subnets[0]!.cidr;
-    await eventually(() => expect(hostA.drivers.ip.routes.has(bSubnet)).toBe(true), 'route on A');
+    await vi.waitFor(() => expect(hostA.drivers.ip.routes.has(bSubnet)).toBe(true), SETTLED);
     hostA.drivers.ip.foreignRoutes.set('192.0.2.0/24', { dst: '192.0.2.0/24', via: '198.51.100.1', dev: 'eth0' });
     hostA.drivers.ip.routes.delete(bSubnet);
-    await eventually(() => expect(hostA.drivers.ip.routes.get(bSubnet)?.via).toBe('198.51.100.12'), 'route repaired', 5_000);
+    await vi.waitFor(() => expect(hostA.drivers.ip.routes.get(bSubnet)?.via).toBe('198.51.100.12'), { ...SETTLED, timeout: 5_000 });
     expect(hostA.drivers.ip.foreignRoutes.has('192.0.2.0/24')).toBe(true);
-    await eventually(async () => {
+    await vi.waitFor(async () => {
       const drift = await fleet!.call('GET', '/v1/jobs?host=node-a');
       expect(drift.body.items.some((j: { reason: string; status: string }) => j.reason === 'drift' && j.status === 'succeeded')).toBe(true);
-    }, 'the drift job recorded as succeeded');
+    }, SETTLED);
   });
 
   it('follows an address change and a deletion; a deleted host is revoked and cleans up', async () => {
@@ -79,12 +83,12 @@ describe('controller-executor channel', () => {
     const hostB = fleet.startExecutor(b.token);
     const bSubnet = b.host.subnets[0]!.cidr;
     const aSubnet = a.host.subnets[0]!.cidr;
-    await eventually(() => expect(hostB.drivers.ip.routes.has(aSubnet)).toBe(true), 'route on B');
+    await vi.waitFor(() => expect(hostB.drivers.ip.routes.has(aSubnet)).toBe(true), SETTLED);
     expect((await fleet.call('PATCH', '/v1/hosts/node-b', { address: '198.51.100.22' })).status).toBe(200);
-    await eventually(() => expect(hostA.drivers.ip.routes.get(bSubnet)?.via).toBe('198.51.100.22'), 'A follows B to its new address');
+    await vi.waitFor(() => expect(hostA.drivers.ip.routes.get(bSubnet)?.via).toBe('198.51.100.22'), SETTLED);
 
     expect((await fleet.call('DELETE', '/v1/hosts/node-b')).status).toBe(204);
-    await eventually(() => expect(hostA.drivers.ip.routes.has(bSubnet)).toBe(false), 'route to B removed from A');
+    await vi.waitFor(() => expect(hostA.drivers.ip.routes.has(bSubnet)).toBe(false), SETTLED);
     expect(await hostB.done).toMatchObject({ reason: 'revoked' });
     expect(hostB.drivers.ip.routes.size).toBe(0);
     expect(hostB.drivers.docker.networks.size).toBe(0);
@@ -118,10 +122,10 @@ describe('controller-executor channel', () => {
     // autoPong off: this client never answers the controller's pings.
     const silent = new WebSocket(`${fleet.url.replace('http', 'ws')}/v1/agent`, { headers: { authorization: `Bearer ${a.token}` }, autoPong: false });
     await new Promise((r) => silent.once('open', r));
-    await eventually(async () => expect((await fleet!.call('GET', '/v1/hosts/node-a')).body.status).toBe('online'), 'online');
+    await vi.waitFor(async () => expect((await fleet!.call('GET', '/v1/hosts/node-a')).body.status).toBe('online'), SETTLED);
     const closed = await new Promise<number>((resolve) => silent.on('close', (code) => resolve(code)));
     expect(closed).toBe(1006);
-    await eventually(async () => expect((await fleet!.call('GET', '/v1/hosts/node-a')).body.status).toBe('offline'), 'offline');
+    await vi.waitFor(async () => expect((await fleet!.call('GET', '/v1/hosts/node-a')).body.status).toBe('offline'), SETTLED);
   });
 
   it('reconnects with growing, jittered delays when the controller is unreachable (no real sleeping)', async () => {
@@ -151,18 +155,18 @@ describe('controller-executor channel', () => {
     fleet = await startFleetController();
     const a = await register('node-a', '198.51.100.11');
     const hostA = fleet.startExecutor(a.token, { transport: 'polling' });
-    await eventually(() => expect(hostA.drivers.docker.networks.has('crossdock')).toBe(true), 'network over polling');
+    await vi.waitFor(() => expect(hostA.drivers.docker.networks.has('crossdock')).toBe(true), SETTLED);
     const b = await register('node-b', '198.51.100.12');
     const bSubnet = b.host.subnets[0]!.cidr;
-    await eventually(() => expect(hostA.drivers.ip.routes.get(bSubnet)?.via).toBe('198.51.100.12'), 'route over polling');
+    await vi.waitFor(() => expect(hostA.drivers.ip.routes.get(bSubnet)?.via).toBe('198.51.100.12'), SETTLED);
     expect(hostA.agent.transportInUse).toBe('polling');
     // Drift is caught on the reconcile schedule over polling too, not only when a long poll ends.
     hostA.drivers.ip.routes.delete(bSubnet);
-    await eventually(() => expect(hostA.drivers.ip.routes.get(bSubnet)?.via).toBe('198.51.100.12'), 'route repaired over polling', 3_000);
-    await eventually(async () => {
+    await vi.waitFor(() => expect(hostA.drivers.ip.routes.get(bSubnet)?.via).toBe('198.51.100.12'), { ...SETTLED, timeout: 3_000 });
+    await vi.waitFor(async () => {
       const jobs = await fleet!.call('GET', '/v1/jobs?host=node-a&status=succeeded');
       expect(jobs.body.items.some((j: { reason: string }) => j.reason.includes('node-b'))).toBe(true);
-    }, 'the route job recorded as succeeded');
+    }, SETTLED);
     expect((await fleet.call('GET', '/v1/hosts/node-a')).body.status).toBe('online');
   });
 });

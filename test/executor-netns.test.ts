@@ -6,10 +6,10 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { missing } from './support/requirements.ts';
 import { REPO_ROOT, api, startController, type ControllerProcess } from './support/controller-process.ts';
-import { eventually } from './support/fleet.ts';
+import { SETTLED } from './support/fleet.ts';
 
 const NS = 'cdtest-int-a';
 const ROOT_SIDE = 'cdtint0';
@@ -69,7 +69,7 @@ describe.skipIf(missing('root', 'netns', 'iptables'))('executor in a network nam
     );
     executor.stdout!.on('data', (d: Buffer) => (executorLog += d.toString()));
     executor.stderr!.on('data', (d: Buffer) => (executorLog += d.toString()));
-    await eventually(async () => expect((await call('GET', '/v1/hosts/host-a')).body.status).toBe('online'), 'executor online', 30_000);
+    await vi.waitFor(async () => expect((await call('GET', '/v1/hosts/host-a')).body.status).toBe('online'), { ...SETTLED, timeout: 30_000 });
   });
 
   afterAll(async () => {
@@ -83,13 +83,13 @@ describe.skipIf(missing('root', 'netns', 'iptables'))('executor in a network nam
   });
 
   it('applies chains, jumps and ip_forward on connect', async () => {
-    await eventually(() => {
+    await vi.waitFor(() => {
       const saved = inNs('iptables-save');
       expect(saved).toContain(':CROSSDOCK-FORWARD');
       expect(saved).toContain('-A FORWARD -j CROSSDOCK-FORWARD');
       expect(saved).toContain('-A POSTROUTING -j CROSSDOCK-POSTROUTING');
       expect(saved).toMatch(/-A CROSSDOCK-POSTROUTING -s 10\.100\.0\.0\/24 -d 10\.100\.0\.0\/16 -m comment --comment crossdock -j ACCEPT/);
-    }, 'chains on host-a', 15_000);
+    }, { ...SETTLED, timeout: 15_000 });
     expect(inNs('cat', '/proc/sys/net/ipv4/ip_forward').trim()).toBe('1');
   });
 
@@ -97,18 +97,18 @@ describe.skipIf(missing('root', 'netns', 'iptables'))('executor in a network nam
     const b = await call('POST', '/v1/hosts', { name: 'host-b', address: HOST_B });
     expect(b.status).toBe(201);
     bSubnet = b.body.host.subnets[0].cidr;
-    await eventually(() => expect(inNs('ip', 'route', 'show', bSubnet)).toContain(`${bSubnet} via ${HOST_B} dev eth0 proto 252`), 'route to host-b', 15_000);
-    await eventually(async () => {
+    await vi.waitFor(() => expect(inNs('ip', 'route', 'show', bSubnet)).toContain(`${bSubnet} via ${HOST_B} dev eth0 proto 252`), { ...SETTLED, timeout: 15_000 });
+    await vi.waitFor(async () => {
       const jobs = await call('GET', '/v1/jobs?host=host-a&status=succeeded');
       expect(jobs.body.items.some((j: { reason: string }) => j.reason.includes('host-b'))).toBe(true);
-    }, 'job recorded');
+    }, SETTLED);
   });
 
   it('puts back a route deleted by hand within the reconcile interval, and leaves a foreign route alone', async () => {
     inNs('ip', 'route', 'add', '198.51.100.0/24', 'via', HOST_B, 'dev', 'eth0');
     inNs('ip', 'route', 'delete', bSubnet);
     const deletedAt = Date.now();
-    await eventually(() => expect(inNs('ip', 'route', 'show', bSubnet)).toContain(`via ${HOST_B}`), 'route repaired', 15_000);
+    await vi.waitFor(() => expect(inNs('ip', 'route', 'show', bSubnet)).toContain(`via ${HOST_B}`), { ...SETTLED, timeout: 15_000 });
     // Detected at the next report, repaired by the job that follows it.
     expect(Date.now() - deletedAt).toBeLessThan(RECONCILE_INTERVAL_MS * 4 + 2_000);
     expect(inNs('ip', 'route', 'show', '198.51.100.0/24')).toContain('via 203.0.113.3');
@@ -116,7 +116,7 @@ describe.skipIf(missing('root', 'netns', 'iptables'))('executor in a network nam
 
   it('removes the route when the second host is deleted', async () => {
     expect((await call('DELETE', '/v1/hosts/host-b')).status).toBe(204);
-    await eventually(() => expect(inNs('ip', 'route', 'show', bSubnet).trim()).toBe(''), 'route removed', 15_000);
+    await vi.waitFor(() => expect(inNs('ip', 'route', 'show', bSubnet).trim()).toBe(''), { ...SETTLED, timeout: 15_000 });
     expect(inNs('ip', 'route', 'show', '198.51.100.0/24')).toContain('via 203.0.113.3');
     expect(executorLog).not.toContain('"level":"error"');
   });

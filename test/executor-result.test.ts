@@ -7,8 +7,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Agent } from '../executor/src/agent.ts';
 import { FakeDockerDriver, FakeIpDriver, FakeIptablesDriver, FakeSysctlDriver } from '../executor/src/drivers/fake.ts';
+import { silentLogger } from '../executor/src/log.ts';
 import { api, startController, type ControllerProcess } from './support/controller-process.ts';
-import { quietLogger } from './support/fleet.ts';
 
 const ADMIN = 'cda_executor-result-admin-token-00';
 
@@ -40,7 +40,7 @@ describe('executor results when observation fails', () => {
       drivers,
       job: { daemonJsonPath: '/nonexistent/daemon.json', engineRestartCommand: null },
       transport: 'websocket',
-      log: quietLogger,
+      log: silentLogger,
     });
     done = agent.run();
     await vi.waitFor(async () => expect((await call('GET', '/v1/hosts/node-a')).body.generation.applied).toBeGreaterThanOrEqual(0), { timeout: 10_000 });

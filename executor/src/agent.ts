@@ -6,6 +6,7 @@ import os from 'node:os';
 import WebSocket from 'ws';
 import {
   PROTOCOL_VERSION,
+  RESULT_ERROR_MAX_CHARS,
   observedDigest,
   parseControllerMessage,
   type ControllerMessage,
@@ -13,6 +14,7 @@ import {
   type JobMessage,
 } from '@crossdock/shared';
 import { backoffDelay, realSleep, type Sleep } from './backoff.ts';
+import { createLogger, type Logger } from './log.ts';
 import { observeHost, type Drivers } from './observe.ts';
 import { runJob, type JobOptions, type JobOutcome } from './run-job.ts';
 import { removeEverything } from './revoke.ts';
@@ -26,15 +28,21 @@ const MISSED_HEARTBEATS_BEFORE_RECONNECT = 3;
 const WEBSOCKET_FAILURES_BEFORE_POLLING = 3;
 const POLLING_FALLBACK_PERIOD_MS = 5 * 60_000;
 const POLL_WAIT_S = 25;
-const HTTP_TIMEOUT_MS = (POLL_WAIT_S + 15) * 1000;
+/** A long poll's ?wait= counts whole seconds. */
+const POLL_WAIT_GRANULARITY_MS = 1_000;
+/** How long past a long poll's wait an HTTP request may take. */
+const HTTP_SLACK_S = 15;
+const HTTP_TIMEOUT_MS = (POLL_WAIT_S + HTTP_SLACK_S) * 1000;
+const WEBSOCKET_HANDSHAKE_TIMEOUT_MS = 10_000;
+/** A job for a host in a large fleet carries a route to every peer subnet. */
+const MAX_CONTROLLER_MESSAGE_BYTES = 256 * 2 ** 20;
+const HEARTBEAT_CHECK_INTERVAL_MS = 1_000;
+/** WebSocket close code: the endpoint is going away. */
+const CLOSE_GOING_AWAY = 1001;
+/** How much of an error response that is not ours (a proxy's page) goes into a message. */
+const FOREIGN_ERROR_EXCERPT_CHARS = 200;
 
 export type Transport = 'auto' | 'websocket' | 'polling';
-
-export interface Logger {
-  info(message: string, fields?: Record<string, unknown>): void;
-  warn(message: string, fields?: Record<string, unknown>): void;
-  error(message: string, fields?: Record<string, unknown>): void;
-}
 
 export interface AgentOptions {
   controllerUrl: string;
@@ -81,7 +89,7 @@ export class Agent {
 
   constructor(private readonly options: AgentOptions) {
     this.sleep = options.sleep ?? realSleep;
-    this.log = options.log ?? consoleLogger;
+    this.log = options.log ?? createLogger();
     this.reconcileIntervalMs = options.reconcileIntervalMs ?? DEFAULT_RECONCILE_INTERVAL_MS;
   }
 
@@ -102,7 +110,7 @@ export class Agent {
         else openedAtAll = await this.runWebSocket();
       } catch (error) {
         const auth = error instanceof AuthError;
-        this.log[auth ? 'error' : 'warn'](auth ? error.message : 'controller connection failed', { error: (error as Error).message, controller: this.options.controllerUrl });
+        this.log[auth ? 'error' : 'warn']({ error: (error as Error).message, controller: this.options.controllerUrl }, auth ? error.message : 'controller connection failed');
         if (!usePolling && !auth && !isUnreachable(error)) websocketFailures++;
       }
       this.connected = false;
@@ -118,7 +126,7 @@ export class Agent {
         continue;
       }
       const delay = backoffDelay(this.attempts++, this.options.random);
-      this.log.info('reconnecting', { inMs: delay, attempt: this.attempts });
+      this.log.info({ inMs: delay, attempt: this.attempts }, 'reconnecting');
       await this.sleep(delay, this.abort.signal);
     }
     await this.queue.catch(() => {});
@@ -140,7 +148,7 @@ export class Agent {
   /** One WebSocket session; resolves when it ends. Returns whether it ever opened. */
   private runWebSocket(): Promise<boolean> {
     return new Promise((resolve, reject) => {
-      const socket = new WebSocket(this.agentUrl('', true), { headers: { authorization: `Bearer ${this.options.token}` }, handshakeTimeout: 10_000, maxPayload: 256 * 1024 * 1024 });
+      const socket = new WebSocket(this.agentUrl('', true), { headers: { authorization: `Bearer ${this.options.token}` }, handshakeTimeout: WEBSOCKET_HANDSHAKE_TIMEOUT_MS, maxPayload: MAX_CONTROLLER_MESSAGE_BYTES });
       let opened = false;
       let lastHeard = Date.now();
       const watchdog = setInterval(() => {
@@ -148,8 +156,8 @@ export class Agent {
           this.log.warn('controller stopped answering heartbeats; reconnecting');
           socket.terminate();
         }
-      }, 1_000);
-      const onAbort = () => socket.close(1001, 'executor stopping');
+      }, HEARTBEAT_CHECK_INTERVAL_MS);
+      const onAbort = () => socket.close(CLOSE_GOING_AWAY, 'executor stopping');
       this.abort.signal.addEventListener('abort', onAbort, { once: true });
       const finish = (error?: Error) => {
         clearInterval(watchdog);
@@ -178,7 +186,7 @@ export class Agent {
         this.send = async (message) => {
           if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
         };
-        this.log.info('connected to the controller', { transport: 'websocket' });
+        this.log.info({ transport: 'websocket' }, 'connected to the controller');
         void this.enqueue(() => this.hello());
         this.armReports();
       });
@@ -188,7 +196,7 @@ export class Agent {
         this.receive(data.toString());
       });
       socket.on('close', (code, reason) => {
-        if (opened) this.log.warn('controller connection closed', { code, reason: reason.toString() });
+        if (opened) this.log.warn({ code, reason: reason.toString() }, 'controller connection closed');
         finish();
       });
       socket.on('error', (error) => finish(error));
@@ -207,14 +215,14 @@ export class Agent {
     let lastReport = Date.now();
     await this.enqueue(() => this.hello());
     this.connected = true;
-    this.log.info('connected to the controller', { transport: 'polling' });
+    this.log.info({ transport: 'polling' }, 'connected to the controller');
     while (!this.abort.signal.aborted && this.revoked === undefined && Date.now() < until) {
       // Never wait past the next state report: drift is caught on the same schedule as over
       // a WebSocket. Under a second to go, wait here rather than poll in a tight loop.
       const nextReport = lastReport + this.reconcileIntervalMs;
       const remainingMs = nextReport - Date.now();
-      if (remainingMs > 0 && remainingMs < 1_000) await this.sleep(remainingMs, this.abort.signal);
-      const waitS = Math.max(0, Math.min(POLL_WAIT_S, Math.floor((nextReport - Date.now()) / 1000)));
+      if (remainingMs > 0 && remainingMs < POLL_WAIT_GRANULARITY_MS) await this.sleep(remainingMs, this.abort.signal);
+      const waitS = Math.max(0, Math.min(POLL_WAIT_S, Math.floor((nextReport - Date.now()) / POLL_WAIT_GRANULARITY_MS)));
       const reply = await this.http('GET', `/jobs?wait=${waitS}`);
       for (const item of reply.items) this.receive(item);
       if (Date.now() >= lastReport + this.reconcileIntervalMs) {
@@ -235,7 +243,7 @@ export class Agent {
     });
     const text = await response.text();
     if (response.status === 401) throw new AuthError(`the controller refused this host's token: ${safeErrorMessage(text) ?? 'HTTP 401'}`);
-    if (!response.ok) throw new Error(`controller answered ${response.status} to ${method} ${path}: ${safeErrorMessage(text) ?? text.slice(0, 200)}`);
+    if (!response.ok) throw new Error(`controller answered ${response.status} to ${method} ${path}: ${safeErrorMessage(text) ?? text.slice(0, FOREIGN_ERROR_EXCERPT_CHARS)}`);
     return text ? (JSON.parse(text) as { items: unknown[] }) : { items: [] };
   }
 
@@ -244,7 +252,7 @@ export class Agent {
   private receive(raw: unknown): void {
     const parsed = parseControllerMessage(typeof raw === 'string' ? raw : JSON.stringify(raw));
     if (!parsed.ok) {
-      this.log.warn('ignored a message from the controller', { error: parsed.error });
+      this.log.warn({ error: parsed.error }, 'ignored a message from the controller');
       return;
     }
     const message: ControllerMessage = parsed.message;
@@ -253,7 +261,7 @@ export class Agent {
         this.heartbeatIntervalMs = message.heartbeatIntervalMs;
         if (this.options.reconcileIntervalMs === undefined) this.reconcileIntervalMs = message.reconcileIntervalMs;
         if (this.transportInUse === 'websocket') this.armReports();
-        this.log.info('welcomed', { host: message.host.name, reconcileIntervalMs: this.reconcileIntervalMs });
+        this.log.info({ host: message.host.name, reconcileIntervalMs: this.reconcileIntervalMs }, 'welcomed');
         return;
       case 'job':
         void this.enqueue(() => this.runJob(message));
@@ -284,7 +292,7 @@ export class Agent {
   }
 
   private enqueue(task: () => Promise<void>): Promise<void> {
-    const next = this.queue.then(task).catch((error: unknown) => this.log.error('step failed', { error: (error as Error).message }));
+    const next = this.queue.then(task).catch((error: unknown) => this.log.error({ error: (error as Error).message }, 'step failed'));
     this.queue = next;
     return next;
   }
@@ -309,31 +317,31 @@ export class Agent {
       (error: unknown): JobOutcome => ({ accepted: false, error: `the executor failed while running the job (some commands may have run): ${(error as Error).message}`, results: [] }),
     );
     const failed = outcome.results.filter((r) => !r.ok).length;
-    if (!outcome.accepted) this.log.error('refused a job', { jobId: job.jobId, error: outcome.error });
-    else this.log[failed ? 'warn' : 'info']('ran a job', { jobId: job.jobId, commands: outcome.results.length, failed });
+    if (!outcome.accepted) this.log.error({ jobId: job.jobId, error: outcome.error }, 'refused a job');
+    else this.log[failed ? 'warn' : 'info']({ jobId: job.jobId, commands: outcome.results.length, failed }, 'ran a job');
     let observed: { digest: string } | { observeError: string };
     try {
       observed = { digest: observedDigest(await observeHost(this.options.drivers)) };
     } catch (error) {
-      this.log.warn('could not observe the host after a job; reporting the result without a digest', { jobId: job.jobId, error: (error as Error).message });
-      observed = { observeError: (error as Error).message.slice(0, 4096) };
+      this.log.warn({ jobId: job.jobId, error: (error as Error).message }, 'could not observe the host after a job; reporting the result without a digest');
+      observed = { observeError: (error as Error).message.slice(0, RESULT_ERROR_MAX_CHARS) };
     }
     await this.send({
       type: 'result',
       jobId: job.jobId,
       generation: job.generation,
       accepted: outcome.accepted,
-      ...(outcome.accepted ? {} : { error: outcome.error.slice(0, 4096) }),
+      ...(outcome.accepted ? {} : { error: outcome.error.slice(0, RESULT_ERROR_MAX_CHARS) }),
       results: outcome.results,
       ...observed,
     });
   }
 
   private async revoke(reason: string): Promise<void> {
-    this.log.warn('this host was revoked by the controller; removing what crossdock created', { reason });
+    this.log.warn({ reason }, 'this host was revoked by the controller; removing what crossdock created');
     const report = await removeEverything(this.options.drivers);
     for (const line of report.refused) this.log.warn(line);
-    this.log.info('removed crossdock state', { routes: report.routes, networks: report.networks });
+    this.log.info({ routes: report.routes, networks: report.networks }, 'removed crossdock state');
     this.revoked = reason;
     this.abort.abort();
   }
@@ -346,9 +354,3 @@ function safeErrorMessage(body: string): string | undefined {
     return undefined;
   }
 }
-
-export const consoleLogger: Logger = {
-  info: (message, fields) => console.log(JSON.stringify({ level: 'info', time: new Date().toISOString(), msg: message, ...fields })),
-  warn: (message, fields) => console.warn(JSON.stringify({ level: 'warn', time: new Date().toISOString(), msg: message, ...fields })),
-  error: (message, fields) => console.error(JSON.stringify({ level: 'error', time: new Date().toISOString(), msg: message, ...fields })),
-};

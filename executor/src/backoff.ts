@@ -1,11 +1,12 @@
-// Reconnect delays: 1 s doubling to 30 s, with full jitter, so a controller restart does not
-// get every executor back in the same millisecond.
+// Reconnect delays: 1 s doubling to 30 s, with equal jitter (half the delay fixed, half random),
+// so a controller restart does not get every executor back in the same millisecond, and no
+// executor retries at once in a tight loop as full jitter's zero delays would let it.
 export const RECONNECT_BASE_DELAY_MS = 1_000;
 export const RECONNECT_MAX_DELAY_MS = 30_000;
 
 export function backoffDelay(attempt: number, random: () => number = Math.random): number {
   const ceiling = Math.min(RECONNECT_MAX_DELAY_MS, RECONNECT_BASE_DELAY_MS * 2 ** Math.max(0, attempt));
-  // Half fixed, half random: never a zero delay, never above the ceiling.
+  // Never a zero delay, never above the ceiling.
   return Math.round(ceiling / 2 + (random() * ceiling) / 2);
 }
 

@@ -1,6 +1,7 @@
 // Executor settings: flags first, then environment (DESIGN.md, Configuration).
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { MIN_INTERVAL_MS } from '@crossdock/shared';
 import type { Transport } from './agent.ts';
 
 export interface ExecutorConfig {
@@ -81,8 +82,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ExecutorConf
 
   const intervalText = values['reconcile-interval-ms'] ?? env.CROSSDOCK_RECONCILE_INTERVAL_MS;
   const reconcileIntervalMs = intervalText === undefined ? undefined : Number(intervalText);
-  if (reconcileIntervalMs !== undefined && (!Number.isInteger(reconcileIntervalMs) || reconcileIntervalMs < 100)) {
-    throw new ConfigError(`reconcile interval "${intervalText}" must be a whole number of milliseconds, at least 100`);
+  if (reconcileIntervalMs !== undefined && (!Number.isInteger(reconcileIntervalMs) || reconcileIntervalMs < MIN_INTERVAL_MS)) {
+    throw new ConfigError(`reconcile interval "${intervalText}" must be a whole number of milliseconds, at least ${MIN_INTERVAL_MS}`);
   }
 
   const allowRestart = values['allow-engine-restart'] ?? env.CROSSDOCK_ALLOW_ENGINE_RESTART === 'true';

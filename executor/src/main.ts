@@ -1,7 +1,8 @@
 // Entry point of the executor: reads its configuration, builds the real drivers, runs the agent.
-import { Agent, consoleLogger } from './agent.ts';
+import { Agent } from './agent.ts';
 import { ConfigError, USAGE, loadConfig } from './config.ts';
 import { createDockerDriver, createIpDriver, createIptablesDriver, createSysctlDriver } from './drivers/index.ts';
+import { createLogger } from './log.ts';
 
 function fail(message: string): never {
   console.error(`crossdock-executor: ${message}`);
@@ -20,6 +21,7 @@ if (config === 'help') {
   process.exit(0);
 }
 
+const log = createLogger();
 const agent = new Agent({
   controllerUrl: config.controllerUrl,
   token: config.token,
@@ -32,15 +34,15 @@ const agent = new Agent({
     sysctl: createSysctlDriver(),
   },
   job: { daemonJsonPath: config.daemonJsonPath, engineRestartCommand: config.engineRestartCommand },
-  log: consoleLogger,
+  log,
 });
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.once(signal, () => {
-    consoleLogger.info('stopping; the host keeps what was applied', { signal });
+    log.info({ signal }, 'stopping; the host keeps what was applied');
     agent.stop();
   });
 }
-consoleLogger.info('crossdock executor starting', { controller: config.controllerUrl, transport: config.transport, dockerHost: config.dockerHost });
+log.info({ controller: config.controllerUrl, transport: config.transport, dockerHost: config.dockerHost }, 'crossdock executor starting');
 const exit = await agent.run();
-if (exit.reason === 'revoked') consoleLogger.warn('exiting: this host was deleted from the controller', { reason: exit.message });
+if (exit.reason === 'revoked') log.warn({ reason: exit.message }, 'exiting: this host was deleted from the controller');
 process.exit(0);

@@ -24,17 +24,18 @@ beforeEach(async () => {
   // what a host in a three-host cluster has, plus things that are not crossdock's
   for (const dst of ['10.100.2.0/24', '10.100.3.0/24']) ip.routes.set(dst, { dst, via: '198.51.100.12', dev: 'eth0' });
   ip.foreignRoutes.set('192.0.2.0/24', { dst: '192.0.2.0/24', via: '198.51.100.1', dev: 'eth0' });
-  await iptables.applyChains(chains);
-  await iptables.ensureJump({ kind: 'firewall.jump', table: 'filter', from: 'DOCKER-USER', to: 'CROSSDOCK-FORWARD', position: 1 });
-  await iptables.ensureJump({ kind: 'firewall.jump', table: 'nat', from: 'POSTROUTING', to: 'CROSSDOCK-POSTROUTING', position: 1 });
+  await iptables.applyFirewall(chains, [
+    { kind: 'firewall.jump', table: 'filter', from: 'DOCKER-USER', to: 'CROSSDOCK-FORWARD', position: 1 },
+    { kind: 'firewall.jump', table: 'nat', from: 'POSTROUTING', to: 'CROSSDOCK-POSTROUTING', position: 1 },
+  ]);
   // a stale jump from FORWARD, from before Docker made DOCKER-USER
   iptables.tables.get('filter')!.rules.get('FORWARD')!.push('-A FORWARD -j CROSSDOCK-FORWARD');
   iptables.tables.get('nat')!.rules.set('POSTROUTING', [...iptables.rulesOf('nat', 'POSTROUTING'), '-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE']);
   iptables.tables.get('filter')!.chains.set('MY-RULES', '-');
   iptables.tables.get('filter')!.rules.set('MY-RULES', ['-A MY-RULES -s 10.100.1.0/24 -j DROP']);
-  docker.networks.set('crossdock', { id: '1', name: 'crossdock', subnet: '10.100.1.0/24', gateway: '10.100.1.1', labels: { ...MANAGED }, options: {}, containers: 0 });
-  docker.networks.set('crossdock-2', { id: '2', name: 'crossdock-2', subnet: '10.100.4.0/24', gateway: '10.100.4.1', labels: { ...MANAGED }, options: {}, containers: 2 });
-  docker.networks.set('theirs', { id: '3', name: 'theirs', subnet: '172.18.0.0/16', gateway: '172.18.0.1', labels: {}, options: {}, containers: 0 });
+  docker.networks.set('crossdock', { id: '1', name: 'crossdock', subnet: '10.100.1.0/24', gateway: '10.100.1.1', labels: { ...MANAGED }, options: {}, containers: [] });
+  docker.networks.set('crossdock-2', { id: '2', name: 'crossdock-2', subnet: '10.100.4.0/24', gateway: '10.100.4.1', labels: { ...MANAGED }, options: {}, containers: ['web', 'db'] });
+  docker.networks.set('theirs', { id: '3', name: 'theirs', subnet: '172.18.0.0/16', gateway: '172.18.0.1', labels: {}, options: {}, containers: [] });
 });
 
 describe('removeEverything', () => {
@@ -43,7 +44,7 @@ describe('removeEverything', () => {
     expect(report).toStrictEqual({
       routes: 2,
       networks: 1,
-      refused: ['network crossdock-2 was kept: network crossdock-2 still has containers: 2; stop them first'],
+      refused: ['network crossdock-2 was kept: network crossdock-2 still has containers: web, db; stop them or disconnect them from crossdock-2 first'],
     });
     // routes: ours gone in one batch, the foreign one untouched
     expect(ip.batches).toStrictEqual([[{ kind: 'route.delete', dst: '10.100.2.0/24' }, { kind: 'route.delete', dst: '10.100.3.0/24' }]]);
@@ -61,7 +62,7 @@ describe('removeEverything', () => {
   });
 
   it('never asks Docker to remove a network without our label, even if the driver lists one', async () => {
-    vi.spyOn(docker, 'observe').mockResolvedValue({ available: true, version: '20.10.24', networks: structuredClone([...docker.networks.values()]), bip: null });
+    vi.spyOn(docker, 'observe').mockResolvedValue({ available: true, version: '20.10.24', networks: [...docker.networks.values()].map((n) => ({ ...structuredClone(n), containers: n.containers.length })), bip: null });
     const remove = vi.spyOn(docker, 'removeNetwork');
     await removeEverything(drivers);
     expect(remove.mock.calls.map(([c]) => c.name).sort()).toStrictEqual(['crossdock', 'crossdock-2']);
@@ -93,7 +94,7 @@ describe('removeEverything', () => {
     expect(await removeEverything(drivers)).toStrictEqual({
       routes: 0,
       networks: 0,
-      refused: ['network crossdock-2 was kept: network crossdock-2 still has containers: 2; stop them first'],
+      refused: ['network crossdock-2 was kept: network crossdock-2 still has containers: web, db; stop them or disconnect them from crossdock-2 first'],
     });
     expect(ip.batches).toStrictEqual([]);
   });

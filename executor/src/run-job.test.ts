@@ -1,10 +1,7 @@
 // runJob with the in-memory drivers: all or nothing on validation, phases, one batch per kind,
 // results in the order the commands came in.
 import { beforeEach, describe, expect, it, vi } from 'vitest';
-import { addHash, formatDigest, itemHash, observedDigest, renderCommand, type Command, type CommandResult } from '@crossdock/shared';
-// The planner, to check that what it plans is what the executor applies (a cross-package check).
-import { desiredState, environmentOf, localItems, localState, routeItem, type PlanHost } from '../../controller/src/planner/desired.ts';
-import { plan } from '../../controller/src/planner/plan.ts';
+import { renderCommand, type Command, type CommandResult } from '@crossdock/shared';
 import { FakeDockerDriver, FakeIpDriver, FakeIptablesDriver, FakeSysctlDriver } from './drivers/fake.ts';
 import { observeHost, type Drivers } from './observe.ts';
 import { runJob, type JobOptions } from './run-job.ts';
@@ -110,12 +107,12 @@ describe('runJob: a valid job', () => {
 
   it('runs every route in one batch and every chain in one call, results in the original order with their text', async () => {
     ip.routes.set('10.100.9.0/24', { dst: '10.100.9.0/24', via: '198.51.100.19', dev: 'eth0' });
-    const applyChains = vi.spyOn(iptables, 'applyChains');
+    const applyFirewall = vi.spyOn(iptables, 'applyFirewall');
     const outcome = await runJob(job, drivers, NO_RESTART);
     expect(outcome.accepted).toBe(true);
     expect(ip.batches).toStrictEqual([[job[0], job[3], job[6]]]);
-    expect(applyChains).toHaveBeenCalledTimes(1);
-    expect(applyChains).toHaveBeenCalledWith([natChain, forwardChain]);
+    expect(applyFirewall).toHaveBeenCalledTimes(1);
+    expect(applyFirewall).toHaveBeenCalledWith([natChain, forwardChain], [natJump, filterJump]);
     expect(outcome.results.map((r) => [r.index, r.ok, r.text])).toStrictEqual(job.map((c, i) => [i, true, renderCommand(c)]));
     expect(outcome.results[0]!.text).toBe('ip route replace 10.100.2.0/24 via 198.51.100.12 dev eth0 proto 252');
     // the job did what it says
@@ -183,7 +180,7 @@ describe('runJob: phases', () => {
     expect(docker.networks.get('crossdock')).toMatchObject({ subnet: '10.100.1.0/24', gateway: '10.100.1.1' });
   });
 
-  it('runs sysctl, bip, network remove, network create, chains, jumps, routes in that order', async () => {
+  it('runs sysctl, bip, network remove, network create, chains with their jumps, routes in that order', async () => {
     const calls: string[] = [];
     const trace = <T extends object>(target: T, name: string, methods: Array<keyof T & string>) => {
       for (const method of methods) {
@@ -196,7 +193,7 @@ describe('runJob: phases', () => {
     };
     trace(sysctl, 'sysctl', ['write']);
     trace(docker, 'docker', ['setBip', 'removeNetwork', 'createNetwork']);
-    trace(iptables, 'iptables', ['applyChains', 'ensureJump']);
+    trace(iptables, 'iptables', ['applyFirewall']);
     trace(ip, 'ip', ['applyRoutes']);
     const job: Command[] = [
       replace('10.100.2.0/24'),
@@ -213,8 +210,7 @@ describe('runJob: phases', () => {
       'docker.setBip',
       'docker.removeNetwork',
       'docker.createNetwork',
-      'iptables.applyChains',
-      'iptables.ensureJump',
+      'iptables.applyFirewall',
       'ip.applyRoutes',
     ]);
     // the jump needs its chain: it worked because the chain came first
@@ -251,63 +247,5 @@ describe('runJob: bip', () => {
     expect(outcome).toMatchObject({ accepted: false, error: expect.stringMatching(/^command 1: docker\.daemon\.bip bip: 10\.100\.5\.0 is the network address .*use a host address such as 10\.100\.5\.1\/24/) });
     expect(sysctl.values['net.ipv4.ip_forward']).toBe('0');
     expect(docker.restarts).toBe(0);
-  });
-});
-
-describe('the planner and the executor agree', () => {
-  const POOLS = ['10.100.0.0/16'];
-  const A: PlanHost = { id: 1, name: 'node-a', address: '198.51.100.11', interface: 'eth0', subnets: [{ id: 1, cidr: '10.100.1.0/24', gateway: '10.100.1.1', network: 'crossdock', mode: 'network' }] };
-  const B: PlanHost = { id: 2, name: 'node-b', address: '198.51.100.12', interface: 'eth0', subnets: [{ id: 2, cidr: '10.100.2.0/24', gateway: '10.100.2.1', network: 'crossdock', mode: 'network' }] };
-  const C: PlanHost = { id: 3, name: 'node-c', address: '198.51.100.13', interface: 'eth0', subnets: [{ id: 3, cidr: '10.100.3.0/24', gateway: '10.100.3.1', network: 'crossdock', mode: 'network' }] };
-
-  async function converge(hosts: PlanHost[], self = A) {
-    const before = await observeHost(drivers);
-    const env = environmentOf(before);
-    const commands = plan(desiredState(self, hosts, POOLS, env), before);
-    const outcome = await runJob(commands, drivers, RESTART);
-    const after = await observeHost(drivers);
-    let sum = 0;
-    for (const r of desiredState(self, hosts, POOLS, environmentOf(after)).routes) sum = addHash(sum, itemHash(routeItem(r)));
-    for (const item of localItems(localState(self, POOLS, environmentOf(after)), environmentOf(after))) sum = addHash(sum, itemHash(item));
-    return { commands, outcome, after, replan: plan(desiredState(self, hosts, POOLS, environmentOf(after)), after), expected: formatDigest(sum) };
-  }
-
-  it.each([
-    ['engine 20 with DOCKER-USER', () => {}],
-    ['engine 28', () => void (docker.version = '28.0.4')],
-    ['no DOCKER-USER (Docker not installed)', () => {
-      iptables = new FakeIptablesDriver({ dockerUser: false });
-      docker.available = false;
-      drivers = { ip, iptables, docker, sysctl };
-    }],
-  ])('%s: after one job there is nothing left to do, and the digests match', async (_name, setup) => {
-    setup();
-    const first = await converge([A, B, C]);
-    expect(first.commands.length).toBeGreaterThan(0);
-    expect(first.outcome).toMatchObject({ accepted: true });
-    expect(first.outcome.results.filter((r) => !r.ok)).toStrictEqual([]);
-    expect(first.replan).toStrictEqual([]);
-    expect(observedDigest(first.after)).toBe(first.expected);
-
-    // a peer leaves, another is re-addressed, the host gets a second subnet: one more job converges
-    const A2: PlanHost = { ...A, subnets: [...A.subnets, { id: 4, cidr: '10.100.4.0/24', gateway: '10.100.4.1', network: 'crossdock-2', mode: 'network' }] };
-    const second = await converge([A2, { ...B, address: '198.51.100.22' }], A2);
-    expect(second.commands.map((c) => c.kind).sort()).toStrictEqual(
-      (docker.available ? ['docker.network.create'] : []).concat(['firewall.chain', 'firewall.chain', 'route.delete', 'route.replace']).sort(),
-    );
-    expect(second.replan).toStrictEqual([]);
-    expect(observedDigest(second.after)).toBe(second.expected);
-  });
-
-  it('repairs drift made by hand in one job', async () => {
-    await converge([A, B, C]);
-    ip.routes.delete('10.100.2.0/24');
-    iptables.tables.get('filter')!.rules.set('DOCKER-USER', ['-A DOCKER-USER -j RETURN', '-A DOCKER-USER -j CROSSDOCK-FORWARD']);
-    iptables.tables.get('nat')!.rules.set('CROSSDOCK-POSTROUTING', []);
-    sysctl.values['net.ipv4.ip_forward'] = '0';
-    const repaired = await converge([A, B, C]);
-    expect(repaired.commands.map((c) => c.kind)).toStrictEqual(['sysctl.set', 'firewall.chain', 'firewall.jump', 'route.replace']);
-    expect(repaired.replan).toStrictEqual([]);
-    expect(observedDigest(repaired.after)).toBe(repaired.expected);
   });
 });

@@ -2,11 +2,13 @@
 // executors with in-memory fake drivers: the channel and the reconcile loop end to end,
 // without touching the machine.
 import { createTestApp } from '../../controller/src/test-support.ts';
-import { Agent, type Logger, type Transport } from '../../executor/src/agent.ts';
+import { Agent, type Transport } from '../../executor/src/agent.ts';
 import { FakeDockerDriver, FakeIpDriver, FakeIptablesDriver, FakeSysctlDriver } from '../../executor/src/drivers/fake.ts';
+import { silentLogger } from '../../executor/src/log.ts';
 import type { Drivers } from '../../executor/src/observe.ts';
 
-export const quietLogger: Logger = { info: () => {}, warn: () => {}, error: () => {} };
+/** How long a test waits for the fleet to converge (vi.waitFor), and how often it looks. */
+export const SETTLED = { timeout: 10_000, interval: 25 } as const;
 
 export interface FakeHost {
   drivers: Drivers & { ip: FakeIpDriver; iptables: FakeIptablesDriver; docker: FakeDockerDriver; sysctl: FakeSysctlDriver };
@@ -48,7 +50,7 @@ export async function startFleetController(options: { reconcileIntervalMs?: numb
       drivers,
       job: { daemonJsonPath: '/nonexistent/daemon.json', engineRestartCommand: ['true'] },
       transport: opts.transport ?? 'websocket',
-      log: quietLogger,
+      log: silentLogger,
       ...(opts.sleep ? { sleep: opts.sleep } : {}),
     });
     const host = { drivers, agent, done: agent.run() };
@@ -70,18 +72,4 @@ export async function startFleetController(options: { reconcileIntervalMs?: numb
       await t.close();
     },
   };
-}
-
-export async function eventually<T>(check: () => T | Promise<T>, what: string, timeoutMs = 10_000): Promise<T> {
-  const started = Date.now();
-  let last: unknown;
-  for (;;) {
-    try {
-      return await check();
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() - started > timeoutMs) throw new Error(`${what} did not happen within ${timeoutMs} ms: ${(last as Error)?.message ?? last}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }

@@ -7,7 +7,8 @@ import type { PrismaClient } from '../generated/prisma/client.ts';
 import { writeFinishes } from '../db/raw-sql.ts';
 import type { DatabaseWriter } from '../db/writer.ts';
 
-export type JobStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'timeout';
+/** A job is created running (sent at once); the API's status also admits 'pending' (DESIGN.md). */
+export type JobStatus = 'running' | 'succeeded' | 'failed' | 'timeout';
 
 export interface NewJob {
   hostId: number;

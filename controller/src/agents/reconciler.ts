@@ -7,7 +7,6 @@
 // snapshot and send the full diff.
 import {
   addHash,
-  formatDigest,
   itemHash,
   subtractHash,
   type Command,
@@ -21,12 +20,13 @@ import type { IpamChange } from '../ipam/ipam.ts';
 import {
   UNKNOWN_ENVIRONMENT,
   bipOf,
+  desiredDigest,
   desiredState,
   dockerNetwork,
   environmentOf,
-  localItems,
   localState,
   peerRoute,
+  routeDigestSum,
   routeItem,
   type HostEnvironment,
   type PlanHost,
@@ -344,17 +344,8 @@ export class Reconciler {
     const host = this.cluster.hosts.get(hostId);
     if (!host) return undefined;
     const rt = this.runtime(hostId);
-    if (rt.routeSum === null) {
-      let sum = 0;
-      for (const peer of this.cluster.hosts.values()) {
-        if (peer.id === hostId) continue;
-        for (const subnet of peer.subnets) sum = addHash(sum, itemHash(routeItem(peerRoute(host, peer, subnet))));
-      }
-      rt.routeSum = sum;
-    }
-    let sum = rt.routeSum;
-    for (const item of localItems(localState(host, this.cluster.pools, rt.env), rt.env)) sum = addHash(sum, itemHash(item));
-    return formatDigest(sum);
+    rt.routeSum ??= routeDigestSum(host, this.cluster.hosts.values());
+    return desiredDigest(host, this.cluster.pools, rt.env, rt.routeSum);
   }
 
   // ---- IPAM changes ----

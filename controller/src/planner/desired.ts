@@ -3,8 +3,11 @@
 import {
   MANAGED_CHAINS,
   MANAGED_LABEL,
+  addHash,
   digestItem,
+  formatDigest,
   forwardJumpSource,
+  itemHash,
   renderRule,
   type DockerDaemonBip,
   type DockerNetworkCreate,
@@ -154,4 +157,24 @@ export function localItems(local: LocalState, env: HostEnvironment): string[] {
 
 export function routeItem(route: RouteReplace): string {
   return digestItem.route(route.dst, route.via, route.dev);
+}
+
+/** Sum of the digest items of a host's routes to its peers: the part a change updates incrementally. */
+export function routeDigestSum(host: PlanHost, hosts: Iterable<PlanHost>): number {
+  let sum = 0;
+  for (const peer of hosts) {
+    if (peer.id === host.id) continue;
+    for (const subnet of peer.subnets) sum = addHash(sum, itemHash(routeItem(peerRoute(host, peer, subnet))));
+  }
+  return sum;
+}
+
+/**
+ * The digest the host's executor reports once it has applied its desired state. `routeSum` is
+ * routeDigestSum(host, hosts), which the reconciler keeps current change by change.
+ */
+export function desiredDigest(host: PlanHost, pools: readonly string[], env: HostEnvironment, routeSum: number): string {
+  let sum = routeSum;
+  for (const item of localItems(localState(host, pools, env), env)) sum = addHash(sum, itemHash(item));
+  return formatDigest(sum);
 }

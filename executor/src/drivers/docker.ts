@@ -139,7 +139,7 @@ export function createDockerDriver(options: DockerDriverOptions = {}): DockerDri
       try {
         const [existing] = await networksNamed(command.name);
         if (existing) {
-          const difference = differenceFrom(existing, command, labels);
+          const difference = networkDifference(toObserved(existing), command, labels);
           return difference === null
             ? resultWithoutProcess(true, `network ${command.name} already exists as wanted (${existing.Id.slice(0, 12)})\n`, '', started)
             : resultWithoutProcess(false, '', `network ${command.name} already exists but ${difference}; remove it first (docker network rm ${command.name})\n`, started);
@@ -248,14 +248,17 @@ function toObserved(n: NetworkInfo): ObservedDockerNetwork {
 }
 
 /** What keeps an existing network from being the one asked for, or null. */
-function differenceFrom(existing: NetworkInfo, command: DockerNetworkCreate, labels: Record<string, string>): string | null {
-  const config = existing.IPAM?.Config?.[0];
-  if (existing.Labels?.[MANAGED_LABEL] !== 'true') return `it is not labelled ${MANAGED_LABEL}=true`;
-  if (config?.Subnet !== command.subnet || config.Gateway !== command.gateway) {
-    return `its subnet is ${config?.Subnet ?? 'none'} gateway ${config?.Gateway ?? 'none'}, not ${command.subnet} gateway ${command.gateway}`;
+export function networkDifference(
+  existing: Pick<ObservedDockerNetwork, 'subnet' | 'gateway' | 'labels' | 'options'>,
+  command: DockerNetworkCreate,
+  labels: Record<string, string>,
+): string | null {
+  if (existing.labels[MANAGED_LABEL] !== 'true') return `it is not labelled ${MANAGED_LABEL}=true`;
+  if (existing.subnet !== command.subnet || existing.gateway !== command.gateway) {
+    return `its subnet is ${existing.subnet ?? 'none'} gateway ${existing.gateway ?? 'none'}, not ${command.subnet} gateway ${command.gateway}`;
   }
   // Newer engines add options of their own, so only the ones asked for are compared.
-  for (const [kind, wanted, actual] of [['option', command.options, existing.Options ?? {}], ['label', labels, existing.Labels ?? {}]] as const) {
+  for (const [kind, wanted, actual] of [['option', command.options, existing.options], ['label', labels, existing.labels]] as const) {
     for (const [key, value] of Object.entries(wanted)) {
       if (actual[key] !== value) return `its ${kind} ${key} is ${actual[key] === undefined ? 'unset' : `"${actual[key]}"`}, not "${value}"`;
     }

@@ -1,10 +1,11 @@
 // In-memory drivers with the real ones' semantics, for unit tests of the executor and the
-// planner. State is public: set it up directly, assert on it afterwards.
+// planner. State is public: set it up directly, assert on it afterwards. The ip and iptables
+// fakes are the real drivers over emulated tools; test/drivers/*.contract.test.ts runs each
+// fake and its real driver through the same cases.
+import { performance } from 'node:perf_hooks';
 import {
   MANAGED_LABEL,
   networkLabels,
-  renderIpBatchLine,
-  renderRule,
   type CommandResult,
   type DockerDaemonBip,
   type DockerNetworkCreate,
@@ -12,62 +13,47 @@ import {
   type FirewallChain,
   type FirewallJump,
   type FirewallTable,
-  type JumpSource,
   type SysctlKey,
   type SysctlSet,
 } from '@crossdock/shared';
-import type { DockerDriver, ObservedDocker, ObservedDockerNetwork, SetBipOptions } from './docker.ts';
-import type { IpDriver, ObservedInterface, ObservedRoute, RouteCommand } from './ip.ts';
-import { isCrossdockChain, jumpTarget, plainJumpPositions, summarizeSaved, type FirewallResults, type IptablesDriver, type ObservedFirewall, type SavedTable } from './iptables.ts';
+import { networkDifference, type DockerDriver, type ObservedDocker, type ObservedDockerNetwork, type SetBipOptions } from './docker.ts';
+import { emulatedIp, type EmulatedIpHost, type ForeignRoute } from './emulated-ip.ts';
+import { emptyTable, emulatedIptables, type EmulatedIptablesHost } from './emulated-iptables.ts';
+import { createIpDriver, type IpDriver, type ObservedInterface, type ObservedRoute, type RouteCommand } from './ip.ts';
+import { createIptablesDriver, type FirewallResults, type IptablesDriver, type ObservedFirewall, type SavedTable } from './iptables.ts';
+import { firstInvalid, resultWithoutProcess, type Runner } from './run.ts';
 import type { SysctlDriver } from './sysctl.ts';
 
-const result = (ok: boolean, stdout = '', stderr = ''): CommandResult => ({
-  ok,
-  exitCode: ok ? 0 : 1,
-  stdout: stdout && `${stdout}\n`,
-  stderr: stderr && `${stderr}\n`,
-  durationMs: 0,
-});
+/** What dockerode says when no engine listens on the default socket. */
+const NO_ENGINE = 'connect ENOENT /var/run/docker.sock';
 
-export class FakeIpDriver implements IpDriver {
-  /** routes tagged with crossdock's protocol, by destination */
+/** The real ip driver over an emulated `ip` (emulated-ip.ts): set the state directly, assert on it afterwards. */
+export class FakeIpDriver implements IpDriver, EmulatedIpHost {
   routes = new Map<string, ObservedRoute>();
   /** routes someone else made: never changed, and a replace of their destination is refused */
-  foreignRoutes = new Map<string, ObservedRoute>();
+  foreignRoutes = new Map<string, ForeignRoute>();
   interfaces: ObservedInterface[] = [
     { name: 'lo', mtu: 65536, addresses: ['127.0.0.1/8'] },
     { name: 'eth0', mtu: 1500, addresses: ['198.51.100.11/24'] },
   ];
-  /** destination -> error: the next apply fails that line with it (named as the real driver names it) */
   failures = new Map<string, string>();
   /** every applyRoutes call, in order */
   batches: RouteCommand[][] = [];
+  /** the `ip` tool the driver runs; tests may wrap it */
+  runner: Runner = emulatedIp(this);
+  private readonly driver = createIpDriver({ runner: (argv, options) => this.runner(argv, options) });
 
-  async observeRoutes(): Promise<ObservedRoute[]> {
-    return [...this.routes.values()].map((r) => ({ ...r }));
+  observeRoutes(): Promise<ObservedRoute[]> {
+    return this.driver.observeRoutes();
   }
 
-  async applyRoutes(commands: readonly RouteCommand[]): Promise<CommandResult> {
+  applyRoutes(commands: readonly RouteCommand[]): Promise<CommandResult> {
     this.batches.push([...commands]);
-    const errors: string[] = [];
-    for (const c of commands) {
-      const failure = this.failures.get(c.dst);
-      if (failure !== undefined) {
-        this.failures.delete(c.dst);
-        errors.push(`${renderIpBatchLine(c)}: ${failure}`);
-      } else if (c.kind === 'route.delete') {
-        this.routes.delete(c.dst);
-      } else if (this.foreignRoutes.has(c.dst)) {
-        errors.push(`${renderIpBatchLine(c)}: refused: ${c.dst} already has a route crossdock did not make`);
-      } else {
-        this.routes.set(c.dst, { dst: c.dst, via: c.via, dev: c.dev });
-      }
-    }
-    return result(errors.length === 0, `${commands.length - errors.length} route commands applied`, errors.join('\n'));
+    return this.driver.applyRoutes(commands);
   }
 
-  async observeInterfaces(): Promise<ObservedInterface[]> {
-    return this.interfaces.map((i) => ({ ...i, addresses: [...i.addresses] }));
+  observeInterfaces(): Promise<ObservedInterface[]> {
+    return this.driver.observeInterfaces();
   }
 }
 
@@ -78,93 +64,55 @@ export interface FakeIptablesOptions {
   backend?: ObservedFirewall['backend'];
 }
 
-export class FakeIptablesDriver implements IptablesDriver {
-  /** table -> chains and their rules, as iptables-save lines */
+/** The real iptables driver over emulated iptables-save/-restore (emulated-iptables.ts). */
+export class FakeIptablesDriver implements IptablesDriver, EmulatedIptablesHost {
   tables = new Map<FirewallTable, SavedTable>();
   backend: ObservedFirewall['backend'];
+  /** the tools the driver runs; tests may wrap them */
+  runner: Runner = emulatedIptables(this);
+  private readonly driver = createIptablesDriver({ runner: (argv, options) => this.runner(argv, options) });
 
   constructor(options: FakeIptablesOptions = {}) {
     this.backend = options.backend ?? 'nf_tables';
-    const filter: SavedTable = { chains: new Map([['INPUT', 'ACCEPT'], ['FORWARD', options.forwardPolicy ?? 'ACCEPT'], ['OUTPUT', 'ACCEPT']]), rules: new Map() };
+    const filter = emptyTable('filter');
+    filter.chains.set('FORWARD', options.forwardPolicy ?? 'ACCEPT');
     if (options.dockerUser ?? true) {
       filter.chains.set('DOCKER-USER', '-');
       filter.rules.set('FORWARD', ['-A FORWARD -j DOCKER-USER']);
       filter.rules.set('DOCKER-USER', ['-A DOCKER-USER -j RETURN']);
     }
-    const nat: SavedTable = { chains: new Map([['PREROUTING', 'ACCEPT'], ['INPUT', 'ACCEPT'], ['OUTPUT', 'ACCEPT'], ['POSTROUTING', 'ACCEPT']]), rules: new Map() };
     this.tables.set('filter', filter);
-    this.tables.set('nat', nat);
+    this.tables.set('nat', emptyTable('nat'));
   }
 
   /** The rules of one chain (any chain), as iptables-save prints them. */
   rulesOf(table: FirewallTable, chain: string): string[] {
-    return this.table(table).rules.get(chain) ?? [];
+    return this.tables.get(table)?.rules.get(chain) ?? [];
   }
 
-  async observe(): Promise<ObservedFirewall> {
-    return summarizeSaved({ backend: this.backend, tables: this.tables });
+  observe(): Promise<ObservedFirewall> {
+    return this.driver.observe();
   }
 
-  async applyChains(commands: readonly FirewallChain[]): Promise<CommandResult> {
-    for (const c of commands) {
-      const t = this.table(c.table);
-      t.chains.set(c.chain, '-');
-      t.rules.set(c.chain, c.rules.map((rule) => renderRule(c.chain, rule)));
-    }
-    return result(true, `${commands.length} chains replaced`);
+  applyFirewall(chains: readonly FirewallChain[], jumps: readonly FirewallJump[]): Promise<FirewallResults> {
+    return this.driver.applyFirewall(chains, jumps);
   }
 
-  async ensureJump({ table, from, to, position }: FirewallJump): Promise<CommandResult> {
-    const t = this.table(table);
-    if (!t.chains.has(from)) return result(false, '', `chain ${from} does not exist in table ${table}`);
-    if (!t.chains.has(to)) return result(false, '', `chain ${to} does not exist in table ${table}; apply its firewall.chain first`);
-    const plain = `-A ${from} -j ${to}`;
-    const others = (t.rules.get(from) ?? []).filter((rule) => rule !== plain);
-    const wanted = Math.min(position, others.length + 1);
-    others.splice(wanted - 1, 0, plain);
-    t.rules.set(from, others);
-    return result(true, `${plain} at position ${wanted}`);
-  }
-
-  /** Chains first, then each jump: what the real driver does in one transaction per table. */
-  async applyFirewall(chains: readonly FirewallChain[], jumps: readonly FirewallJump[]): Promise<FirewallResults> {
-    const chainsResult = chains.length > 0 ? await this.applyChains(chains) : result(true, 'no chains');
-    const jumpResults: CommandResult[] = [];
-    for (const jump of jumps) jumpResults.push(await this.ensureJump(jump));
-    return { chains: chainsResult, jumps: jumpResults };
-  }
-
-  async removeJump(table: FirewallTable, from: JumpSource, to: string): Promise<CommandResult> {
-    const rules = this.rulesOf(table, from);
-    const count = plainJumpPositions(rules, from, to).length;
-    this.table(table).rules.set(from, rules.filter((rule) => rule !== `-A ${from} -j ${to}`));
-    return result(true, `${count} jumps removed`);
-  }
-
-  async removeAll(): Promise<CommandResult> {
-    for (const t of this.tables.values()) {
-      for (const name of [...t.chains.keys()].filter(isCrossdockChain)) {
-        t.chains.delete(name);
-        t.rules.delete(name);
-      }
-      for (const [chain, rules] of t.rules) t.rules.set(chain, rules.filter((rule) => jumpTarget(rule) === null));
-    }
-    return result(true, 'crossdock chains removed');
-  }
-
-  private table(name: FirewallTable): SavedTable {
-    const t = this.tables.get(name) ?? { chains: new Map(), rules: new Map() };
-    this.tables.set(name, t);
-    return t;
+  removeAll(): Promise<CommandResult> {
+    return this.driver.removeAll();
   }
 }
 
+/** A network on the fake engine, with the names of the containers attached to it. */
+export type FakeDockerNetwork = Omit<ObservedDockerNetwork, 'containers'> & { containers: string[] };
+
+/** The real driver's decisions and messages on an engine in memory; daemon.json is kept in memory too. */
 export class FakeDockerDriver implements DockerDriver {
   available = true;
   version = '20.10.24';
   bip: string | null = '172.17.0.1/16';
   /** every network on the engine by name, managed or not */
-  networks = new Map<string, ObservedDockerNetwork>();
+  networks = new Map<string, FakeDockerNetwork>();
   daemonJson: Record<string, unknown> = {};
   restarts = 0;
   private nextId = 1;
@@ -172,60 +120,85 @@ export class FakeDockerDriver implements DockerDriver {
   async observe(): Promise<ObservedDocker> {
     if (!this.available) return { available: false, version: null, networks: [], bip: null };
     const managed = [...this.networks.values()].filter((n) => n.labels[MANAGED_LABEL] === 'true');
-    return { available: true, version: this.version, networks: managed.map((n) => structuredClone(n)), bip: this.bip };
+    return { available: true, version: this.version, networks: managed.map((n) => ({ ...structuredClone(n), containers: n.containers.length })), bip: this.bip };
   }
 
-  async createNetwork(c: DockerNetworkCreate): Promise<CommandResult> {
-    if (!this.available) return result(false, '', 'docker: connect ENOENT /var/run/docker.sock');
-    const labels = networkLabels(c);
-    const existing = this.networks.get(c.name);
+  async createNetwork(command: DockerNetworkCreate): Promise<CommandResult> {
+    const started = performance.now();
+    const invalid = firstInvalid([command]);
+    if (invalid) return resultWithoutProcess(false, '', `${invalid}\n`, started);
+    if (!this.available) return resultWithoutProcess(false, '', `docker: ${NO_ENGINE}\n`, started);
+    const { name } = command;
+    const labels = networkLabels(command);
+    const existing = this.networks.get(name);
     if (existing) {
-      const same = existing.subnet === c.subnet && existing.gateway === c.gateway && Object.entries(labels).every(([k, v]) => existing.labels[k] === v);
-      return same ? result(true, `network ${c.name} already exists as wanted`) : result(false, '', `network ${c.name} already exists but differs; remove it first`);
+      const difference = networkDifference(existing, command, labels);
+      return difference === null
+        ? resultWithoutProcess(true, `network ${name} already exists as wanted (${existing.id.slice(0, 12)})\n`, '', started)
+        : resultWithoutProcess(false, '', `network ${name} already exists but ${difference}; remove it first (docker network rm ${name})\n`, started);
     }
     const id = (this.nextId++).toString(16).padStart(64, '0');
-    this.networks.set(c.name, { id, name: c.name, subnet: c.subnet, gateway: c.gateway, labels, options: { ...c.options }, containers: 0 });
-    return result(true, `created network ${c.name}`);
+    this.networks.set(name, { id, name, subnet: command.subnet, gateway: command.gateway, labels, options: { ...command.options }, containers: [] });
+    return resultWithoutProcess(true, `created network ${name} (${id.slice(0, 12)})\n`, '', started);
   }
 
-  async removeNetwork({ name }: DockerNetworkRemove): Promise<CommandResult> {
+  async removeNetwork(command: DockerNetworkRemove): Promise<CommandResult> {
+    const started = performance.now();
+    const invalid = firstInvalid([command]);
+    if (invalid) return resultWithoutProcess(false, '', `${invalid}\n`, started);
+    if (!this.available) return resultWithoutProcess(false, '', `docker: ${NO_ENGINE}\n`, started);
+    const { name } = command;
     const existing = this.networks.get(name);
-    if (!existing) return result(true, `network ${name} is already gone`);
+    if (!existing) return resultWithoutProcess(true, `network ${name} is already gone\n`, '', started);
     if (existing.labels[MANAGED_LABEL] !== 'true') {
-      return result(false, '', `network ${name} is not labelled ${MANAGED_LABEL}=true; crossdock removes only networks it created`);
+      return resultWithoutProcess(false, '', `network ${name} is not labelled ${MANAGED_LABEL}=true; crossdock removes only networks it created\n`, started);
     }
-    if (existing.containers > 0) return result(false, '', `network ${name} still has containers: ${existing.containers}; stop them first`);
+    if (existing.containers.length > 0) {
+      return resultWithoutProcess(false, '', `network ${name} still has containers: ${existing.containers.join(', ')}; stop them or disconnect them from ${name} first\n`, started);
+    }
     this.networks.delete(name);
-    return result(true, `removed network ${name}`);
+    return resultWithoutProcess(true, `removed network ${name}\n`, '', started);
   }
 
-  async setBip({ bip }: DockerDaemonBip, { restartCommand }: SetBipOptions): Promise<CommandResult> {
-    if (this.daemonJson.bip === bip && this.bip === bip) return result(true, `bip is already ${bip}`);
+  async setBip(command: DockerDaemonBip, { daemonJsonPath, restartCommand }: SetBipOptions): Promise<CommandResult> {
+    const started = performance.now();
+    const invalid = firstInvalid([command]);
+    if (invalid) return resultWithoutProcess(false, '', `${invalid}\n`, started);
+    const { bip } = command;
+    if (this.daemonJson.bip === bip && this.bip === bip) return resultWithoutProcess(true, `bip is already ${bip}\n`, '', started);
     if (restartCommand === null) {
-      return result(false, '', `setting bip ${bip} needs an engine restart; start the executor with --allow-engine-restart`);
+      return resultWithoutProcess(
+        false,
+        '',
+        `setting bip ${bip} needs an engine restart, which this executor may not do; start it with --allow-engine-restart, ` +
+          `or set "bip": "${bip}" in ${daemonJsonPath} and restart dockerd by hand\n`,
+        started,
+      );
     }
     this.daemonJson = { ...this.daemonJson, bip };
     this.bip = bip;
     this.restarts += 1;
-    return result(true, `wrote "bip": "${bip}"; the engine answers with it`);
+    return resultWithoutProcess(true, `wrote "bip": "${bip}" to ${daemonJsonPath}; the engine answers with it\n`, '', started);
   }
 }
 
 export class FakeSysctlDriver implements SysctlDriver {
+  /** null: the kernel has no such file */
   values: Record<SysctlKey, string | null> = { 'net.ipv4.ip_forward': '0' };
 
   async observe(): Promise<Record<SysctlKey, string | null>> {
     return { ...this.values };
   }
 
-  async read(key: SysctlKey): Promise<string> {
-    const value = this.values[key];
-    if (value === null) throw new Error(`no sysctl ${key}`);
-    return value;
-  }
-
-  async write({ key, value }: SysctlSet): Promise<CommandResult> {
+  async write(command: SysctlSet): Promise<CommandResult> {
+    const started = performance.now();
+    const invalid = firstInvalid([command]);
+    if (invalid) return resultWithoutProcess(false, '', `${invalid}\n`, started);
+    const { key, value } = command;
+    if (this.values[key] === null) {
+      return resultWithoutProcess(false, '', `cannot set ${key}: ENOENT: no such file or directory, open '/proc/sys/${key.replaceAll('.', '/')}'\n`, started);
+    }
     this.values[key] = value;
-    return result(true, `${key} = ${value}`);
+    return resultWithoutProcess(true, `${key} = ${value}\n`, '', started);
   }
 }

@@ -78,9 +78,15 @@ export function createIpDriver(options: DriverOptions = {}): IpDriver {
       if (commands.length === 0) return resultWithoutProcess(true, 'no route commands\n', '', started);
 
       // One read of the table decides what the batch may touch.
+      let table: JsonRoute[];
+      try {
+        table = await showRoutes();
+      } catch (error) {
+        return resultWithoutProcess(false, '', `${(error as Error).message}; no route command was run\n`, started);
+      }
       const ours = new Set<string>();
       const foreign = new Map<string, JsonRoute>();
-      for (const route of await showRoutes()) {
+      for (const route of table) {
         const dst = normalizeDst(route.dst);
         if (route.protocol === OUR_PROTOCOL) ours.add(dst);
         // `replace` matches on destination and metric, whatever the protocol.

@@ -1,10 +1,9 @@
-import { existsSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+// The iptables driver's parsing and decisions against a scripted runner. Against the real tools,
+// next to the fake: test/drivers/iptables.contract.test.ts.
+import { describe, expect, it } from 'vitest';
 import { renderRule, type CommandResult, type FirewallChain, type FirewallJump } from '@crossdock/shared';
-import { missing } from '../../../test/support/requirements.ts';
-import { createIptablesDriver, parseIptablesSave, summarizeSaved, type IptablesDriverOptions } from './iptables.ts';
-import { createRunner, type Runner } from './run.ts';
-import { cleanLeftoverNamespaces, createNamespace, deleteNamespace, inNs } from './test-netns.ts';
+import { createIptablesDriver, parseIptablesSave, summarizeSaved } from './iptables.ts';
+import type { Runner } from './run.ts';
 
 // What a host looks like after dockerd started (policy DROP: it enabled forwarding itself),
 // plus a rule of the operator's own.
@@ -104,44 +103,45 @@ describe('parsing iptables-save', () => {
 });
 
 describe('IptablesDriver with a scripted runner', () => {
-  it('replaces chains with one iptables-restore --noflush per table', async () => {
+  it('replaces chains whole in one iptables-restore --noflush, without reading the tables when there are no jumps', async () => {
     const { runner, calls } = scripted('');
-    const result = await createIptablesDriver({ runner }).applyChains([filterChain, natChain]);
-    expect(result.ok).toBe(true);
-    expect(calls.map((c) => c.argv.join(' '))).toEqual(['iptables-restore --noflush --wait=10', 'iptables-restore --noflush --wait=10']);
-    expect(calls[0]?.input).toBe(['*filter', ':CROSSDOCK-FORWARD - [0:0]', '-F CROSSDOCK-FORWARD', ...rendered(filterChain), 'COMMIT', ''].join('\n'));
-    expect(calls[1]?.input?.startsWith('*nat\n')).toBe(true);
+    const result = await createIptablesDriver({ runner }).applyFirewall([filterChain, natChain], []);
+    expect(result).toMatchObject({ chains: { ok: true, stdout: '[filter] ok\n[nat] ok\n' }, jumps: [] });
+    expect(calls.map((c) => c.argv.join(' '))).toEqual(['iptables-restore --noflush --wait=10']);
+    expect(calls[0]?.input).toBe(
+      ['*filter', ':CROSSDOCK-FORWARD - [0:0]', '-F CROSSDOCK-FORWARD', ...rendered(filterChain), 'COMMIT', '*nat', ':CROSSDOCK-POSTROUTING - [0:0]', '-F CROSSDOCK-POSTROUTING', ...rendered(natChain), 'COMMIT', ''].join('\n'),
+    );
   });
 
   it('names the input line iptables-restore failed on', async () => {
     const { runner } = scripted('', { ok: false, exitCode: 1, stdout: '', stderr: 'iptables-restore: line 4 failed\n', durationMs: 1 });
-    const result = await createIptablesDriver({ runner }).applyChains([filterChain]);
-    expect(result.ok).toBe(false);
-    expect(result.stderr).toContain(`[filter] the failing input line: ${rendered(filterChain)[0]}`);
+    const { chains } = await createIptablesDriver({ runner }).applyFirewall([filterChain], []);
+    expect(chains.ok).toBe(false);
+    expect(chains.stderr).toContain(`[filter] the failing input line: ${rendered(filterChain)[0]}`);
   });
 
-  it('does nothing when the jump is already where it belongs', async () => {
+  it('runs nothing when the jump is already where it belongs', async () => {
     const { runner, calls } = scripted(DOCKER_HOST_SAVE);
-    const result = await createIptablesDriver({ runner }).ensureJump(forwardJump);
-    expect(result).toMatchObject({ ok: true, stdout: '-A DOCKER-USER -j CROSSDOCK-FORWARD already at position 1 in filter\n' });
+    const { jumps } = await createIptablesDriver({ runner }).applyFirewall([], [forwardJump]);
+    expect(jumps).toMatchObject([{ ok: true, stdout: '-A DOCKER-USER -j CROSSDOCK-FORWARD already at position 1 in filter\n' }]);
     expect(calls).toHaveLength(1);
   });
 
   it('refuses a jump from DOCKER-USER where Docker has not made it', async () => {
     const { runner } = scripted(DOCKER_HOST_SAVE.replace(':DOCKER-USER - [0:0]\n', ''));
-    const result = await createIptablesDriver({ runner }).ensureJump(forwardJump);
-    expect(result.stderr).toBe('chain DOCKER-USER does not exist in table filter (Docker creates it); jump from FORWARD instead\n');
+    const { jumps } = await createIptablesDriver({ runner }).applyFirewall([], [forwardJump]);
+    expect(jumps[0]?.stderr).toBe('chain DOCKER-USER does not exist in table filter (Docker creates it); jump from FORWARD instead\n');
   });
 
-  it('refuses a jump to a chain that does not exist yet', async () => {
+  it('refuses a jump to a chain that neither exists nor is created with it', async () => {
     const { runner } = scripted(DOCKER_HOST_SAVE);
-    const result = await createIptablesDriver({ runner }).ensureJump({ ...forwardJump, to: 'CROSSDOCK-OTHER' });
-    expect(result.stderr).toBe('chain CROSSDOCK-OTHER does not exist in table filter; apply its firewall.chain first\n');
+    const { jumps } = await createIptablesDriver({ runner }).applyFirewall([], [{ ...forwardJump, to: 'CROSSDOCK-OTHER' }]);
+    expect(jumps[0]?.stderr).toBe('chain CROSSDOCK-OTHER does not exist in table filter; apply its firewall.chain first\n');
   });
 
   it('moves a misplaced jump in one transaction', async () => {
     const { runner, calls } = scripted(DOCKER_HOST_SAVE);
-    await createIptablesDriver({ runner }).ensureJump({ ...forwardJump, position: 2 });
+    await createIptablesDriver({ runner }).applyFirewall([], [{ ...forwardJump, position: 2 }]);
     expect(calls[1]?.input).toBe('*filter\n-D DOCKER-USER -j CROSSDOCK-FORWARD\n-I DOCKER-USER 2 -j CROSSDOCK-FORWARD\nCOMMIT\n');
   });
 
@@ -187,6 +187,22 @@ describe('IptablesDriver with a scripted runner', () => {
     expect(failedFirst.chains.stderr).toContain('[nat] not applied: iptables-restore stopped at line 4, in a table before this one');
   });
 
+  it('applyFirewall and removeAll return failed results, running nothing, when the tables cannot be read', async () => {
+    const calls: string[] = [];
+    const runner: Runner = async (argv) => {
+      calls.push(argv.join(' '));
+      return { ok: false, exitCode: 1, stdout: '', stderr: 'iptables-save: Permission denied (you must be root)\n', durationMs: 1 };
+    };
+    const driver = createIptablesDriver({ runner });
+    const unread = 'iptables-save failed: iptables-save: Permission denied (you must be root); nothing was applied\n';
+    expect(await driver.applyFirewall([filterChain], [forwardJump, natJump])).toMatchObject({
+      chains: { ok: false, stderr: unread },
+      jumps: [{ ok: false, stderr: unread }, { ok: false, stderr: unread }],
+    });
+    expect(await driver.removeAll()).toMatchObject({ ok: false, stderr: unread.replace('applied', 'removed') });
+    expect(calls).toEqual(['iptables-save', 'iptables-save']);
+  });
+
   it('applyFirewall: a failed table fails its chains and its jumps alike', async () => {
     const { runner } = scripted(DOCKER_HOST_SAVE.replace('-A DOCKER-USER -j CROSSDOCK-FORWARD\n', ''), {
       ok: false, exitCode: 1, stdout: '', stderr: 'iptables-restore: line 4 failed\n', durationMs: 1,
@@ -195,163 +211,5 @@ describe('IptablesDriver with a scripted runner', () => {
     expect(result.chains.ok).toBe(false);
     expect(result.jumps[0]).toMatchObject({ ok: false });
     expect(result.jumps[0]?.stderr).toContain(`[filter] the failing input line: ${rendered(filterChain)[0]}`);
-  });
-});
-
-type Family = NonNullable<IptablesDriverOptions['family']>;
-const families: [Family][] = [['iptables'], ...(existsSync('/usr/sbin/iptables-legacy') ? [['iptables-legacy'] as [Family]] : [])];
-
-describe.skipIf(missing('root', 'netns', 'iptables'))('IptablesDriver in a network namespace (needs root, netns)', () => {
-  beforeAll(() => cleanLeftoverNamespaces());
-
-  describe.each(families)('%s', (family) => {
-    let ns = '';
-    let driver: ReturnType<typeof createIptablesDriver>;
-    let processes: string[] = [];
-    const save = () => inNs(ns, [`${family}-save`]);
-    /** the ruleset without comments and counters, for before/after comparisons */
-    const ruleset = () =>
-      save()
-        .split('\n')
-        .filter((line) => !line.startsWith('#'))
-        .join('\n');
-    let foreignRuleset = '';
-
-    beforeAll(() => {
-      ns = createNamespace('ipt');
-      // A host as dockerd leaves it, plus an operator's own rules.
-      inNs(ns, [`${family}-restore`], [
-        '*filter', ':FORWARD DROP [0:0]', ':DOCKER-USER - [0:0]', ':DOCKER - [0:0]',
-        '-A FORWARD -j DOCKER-USER',
-        '-A FORWARD -s 203.0.113.0/24 -m comment --comment "operator rule" -j ACCEPT',
-        '-A FORWARD -o docker0 -j DOCKER',
-        '-A DOCKER-USER -j RETURN',
-        'COMMIT',
-        '*nat', '-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE', 'COMMIT', '',
-      ].join('\n'));
-      foreignRuleset = ruleset();
-      const real = createRunner({ netns: ns });
-      const options: IptablesDriverOptions = {
-        family,
-        runner: (argv, opts) => {
-          processes.push(argv.join(' '));
-          return real(argv, opts);
-        },
-      };
-      driver = createIptablesDriver(options);
-    });
-    afterAll(() => deleteNamespace(ns));
-
-    it('observes the host before crossdock touched it', async () => {
-      expect(await driver.observe()).toEqual({
-        backend: family === 'iptables-legacy' ? 'legacy' : 'nf_tables',
-        chains: [],
-        jumps: [],
-        builtinChains: [
-          { table: 'filter', name: 'DOCKER-USER' },
-          { table: 'filter', name: 'FORWARD' },
-          { table: 'nat', name: 'POSTROUTING' },
-        ],
-        forwardPolicy: 'DROP',
-      });
-    });
-
-    it('applies chains in one iptables-restore per table; observe reads back renderRule exactly', async () => {
-      processes = [];
-      const result = await driver.applyChains([filterChain, natChain]);
-      expect(result, result.stderr).toMatchObject({ ok: true });
-      expect(processes).toEqual([`${family}-restore --noflush --wait=10`, `${family}-restore --noflush --wait=10`]);
-      const observed = await driver.observe();
-      expect(observed.chains).toEqual([
-        { table: 'filter', name: 'CROSSDOCK-FORWARD', rules: rendered(filterChain) },
-        { table: 'nat', name: 'CROSSDOCK-POSTROUTING', rules: rendered(natChain) },
-      ]);
-    });
-
-    it('is idempotent, and replaces a chain whole', async () => {
-      expect((await driver.applyChains([filterChain])).ok).toBe(true);
-      expect((await driver.observe()).chains[0]?.rules).toEqual(rendered(filterChain));
-      const smaller: FirewallChain = { ...filterChain, rules: [{ destination: '10.1.0.0/24', target: 'ACCEPT' }] };
-      expect((await driver.applyChains([smaller])).ok).toBe(true);
-      expect((await driver.observe()).chains[0]?.rules).toEqual(['-A CROSSDOCK-FORWARD -d 10.1.0.0/24 -j ACCEPT']);
-      expect((await driver.applyChains([filterChain])).ok).toBe(true);
-    });
-
-    it('ensures a jump once, however often it is asked', async () => {
-      for (let i = 0; i < 2; i++) {
-        expect((await driver.ensureJump(forwardJump)).ok).toBe(true);
-        expect((await driver.ensureJump(natJump)).ok).toBe(true);
-      }
-      expect((await driver.observe()).jumps).toEqual([
-        { table: 'filter', from: 'DOCKER-USER', to: 'CROSSDOCK-FORWARD', position: 1 },
-        { table: 'nat', from: 'POSTROUTING', to: 'CROSSDOCK-POSTROUTING', position: 1 },
-      ]);
-      expect(inNs(ns, [family, '-t', 'filter', '-S', 'DOCKER-USER'])).toBe(
-        '-N DOCKER-USER\n-A DOCKER-USER -j CROSSDOCK-FORWARD\n-A DOCKER-USER -j RETURN\n',
-      );
-    });
-
-    it('collapses duplicate jumps into one at the wanted position', async () => {
-      inNs(ns, [family, '-t', 'filter', '-A', 'DOCKER-USER', '-j', 'CROSSDOCK-FORWARD']);
-      inNs(ns, [family, '-t', 'filter', '-A', 'DOCKER-USER', '-j', 'CROSSDOCK-FORWARD']);
-      expect((await driver.ensureJump(forwardJump)).ok).toBe(true);
-      expect((await driver.observe()).jumps.filter((j) => j.table === 'filter')).toEqual([
-        { table: 'filter', from: 'DOCKER-USER', to: 'CROSSDOCK-FORWARD', position: 1 },
-      ]);
-    });
-
-    it('puts a jump last when the chain is shorter than the position asked for', async () => {
-      const result = await driver.ensureJump({ ...forwardJump, from: 'FORWARD', position: 10 });
-      expect(result, result.stderr).toMatchObject({ ok: true });
-      expect((await driver.observe()).jumps).toContainEqual({ table: 'filter', from: 'FORWARD', to: 'CROSSDOCK-FORWARD', position: 4 });
-      expect((await driver.ensureJump({ ...forwardJump, from: 'FORWARD', position: 10 })).stdout).toContain('already at position 4');
-      expect((await driver.removeJump('filter', 'FORWARD', 'CROSSDOCK-FORWARD')).ok).toBe(true);
-      expect((await driver.observe()).jumps.some((j) => j.from === 'FORWARD')).toBe(false);
-    });
-
-    it('removeAll removes our chains and every jump to them, and nothing else', async () => {
-      // a jump with an extra match, as an operator might add by hand
-      inNs(ns, [family, '-t', 'filter', '-I', 'FORWARD', '2', '-i', 'eth0', '-j', 'CROSSDOCK-FORWARD']);
-      const result = await driver.removeAll();
-      expect(result, result.stderr).toMatchObject({ ok: true });
-      const observed = await driver.observe();
-      expect(observed).toMatchObject({ chains: [], jumps: [], forwardPolicy: 'DROP' });
-      expect(ruleset()).toBe(foreignRuleset);
-      expect(await driver.removeAll()).toMatchObject({ ok: true, stdout: 'no crossdock chains or jumps\n' });
-    });
-
-    it('applyFirewall from nothing: one read and one iptables-restore; again: the jumps are left alone', async () => {
-      processes = [];
-      const first = await driver.applyFirewall([filterChain, natChain], [forwardJump, natJump]);
-      expect(first.chains, first.chains.stderr).toMatchObject({ ok: true });
-      expect(first.jumps.map((j) => j.ok)).toEqual([true, true]);
-      expect(processes).toEqual([`${family}-save`, `${family}-restore --noflush --wait=10`]);
-      const observed = await driver.observe();
-      expect(observed.chains).toEqual([
-        { table: 'filter', name: 'CROSSDOCK-FORWARD', rules: rendered(filterChain) },
-        { table: 'nat', name: 'CROSSDOCK-POSTROUTING', rules: rendered(natChain) },
-      ]);
-      expect(observed.jumps).toEqual([
-        { table: 'filter', from: 'DOCKER-USER', to: 'CROSSDOCK-FORWARD', position: 1 },
-        { table: 'nat', from: 'POSTROUTING', to: 'CROSSDOCK-POSTROUTING', position: 1 },
-      ]);
-      const again = await driver.applyFirewall([filterChain, natChain], [forwardJump, natJump]);
-      expect(again.jumps.map((j) => j.stdout)).toEqual([
-        '-A DOCKER-USER -j CROSSDOCK-FORWARD already at position 1 in filter\n',
-        '-A POSTROUTING -j CROSSDOCK-POSTROUTING already at position 1 in nat\n',
-      ]);
-      expect((await driver.observe()).jumps).toEqual(observed.jumps);
-      expect((await driver.removeAll()).ok).toBe(true);
-      expect(ruleset()).toBe(foreignRuleset);
-    });
-
-    it('the tool commits table by table: a failing nat block leaves the filter block before it applied (applyFirewall relies on it)', async () => {
-      const text = ['*filter', ':CROSSDOCK-T1 - [0:0]', '-A CROSSDOCK-T1 -j ACCEPT', 'COMMIT', '*nat', ':CROSSDOCK-T2 - [0:0]', '-A CROSSDOCK-T2 -j CROSSDOCK-NOPE', 'COMMIT', ''].join('\n');
-      expect(() => inNs(ns, [`${family}-restore`, '--noflush'], text)).toThrow(/line:? [78]\b/); // legacy names the rule's line, nf_tables the COMMIT's
-      const observed = await driver.observe();
-      expect(observed.chains.map((c) => `${c.table}/${c.name}`)).toEqual(['filter/CROSSDOCK-T1']);
-      expect((await driver.removeAll()).ok).toBe(true);
-      expect(ruleset()).toBe(foreignRuleset);
-    });
   });
 });

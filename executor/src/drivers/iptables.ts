@@ -42,18 +42,13 @@ export interface ObservedFirewall {
 
 export interface IptablesDriver {
   observe(): Promise<ObservedFirewall>;
-  /** Replaces each chain whole: one iptables-restore --noflush per table. */
-  applyChains(commands: readonly FirewallChain[]): Promise<CommandResult>;
-  /** Exactly one `-j to` in `from`, at `position` (or last, if the chain is shorter). */
-  ensureJump(command: FirewallJump): Promise<CommandResult>;
   /**
-   * applyChains and ensureJump for every jump, from one iptables-save: each table's chains and
-   * jump changes are one transaction (a jump never points at a chain that is not there), all
-   * tables in one iptables-restore --noflush. One result for the chains, one per jump (in order).
+   * Replaces each chain whole and ensures exactly one `-j to` in each jump's `from`, at its
+   * `position` (or last, if the chain is shorter), from one iptables-save: each table's chains
+   * and jump changes are one transaction (a jump never points at a chain that is not there),
+   * all tables in one iptables-restore --noflush. One result for the chains, one per jump (in order).
    */
   applyFirewall(chains: readonly FirewallChain[], jumps: readonly FirewallJump[]): Promise<FirewallResults>;
-  /** Deletes every plain jump from `from` to `to`, e.g. after Docker's DOCKER-USER appeared. */
-  removeJump(table: FirewallTable, from: JumpSource, to: string): Promise<CommandResult>;
   /** For a revoked host: deletes every jump to CROSSDOCK-* chains, then flushes and deletes them. */
   removeAll(): Promise<CommandResult>;
 }
@@ -71,7 +66,6 @@ export interface IptablesDriverOptions extends DriverOptions {
 /** Seconds iptables waits for the xtables lock that Docker also takes (legacy backend). */
 const XTABLES_LOCK_WAIT_S = '10';
 const OURS = /^CROSSDOCK-[A-Z0-9-]+$/;
-export const isCrossdockChain = (name: string) => OURS.test(name);
 
 export interface SavedTable {
   /** chain name -> policy ("-" for user chains) */
@@ -134,13 +128,13 @@ export function summarizeSaved(saved: Saved): ObservedFirewall {
 }
 
 /** The target of a rule that jumps (or goes) to one of our chains, else null. */
-export function jumpTarget(rule: string): string | null {
+function jumpTarget(rule: string): string | null {
   const match = / -[jg] (CROSSDOCK-[A-Z0-9-]+)$/.exec(rule);
   return match?.[1] ?? null;
 }
 
 /** Positions (1-based) of the plain `-A from -j to` rules. */
-export function plainJumpPositions(rules: readonly string[], from: string, to: string): number[] {
+function plainJumpPositions(rules: readonly string[], from: string, to: string): number[] {
   const plain = `-A ${from} -j ${to}`;
   return rules.flatMap((rule, i) => (rule === plain ? [i + 1] : []));
 }
@@ -242,31 +236,6 @@ export function createIptablesDriver(options: IptablesDriverOptions = {}): Iptab
       return summarizeSaved(await readSaved());
     },
 
-    async applyChains(commands) {
-      const started = performance.now();
-      const invalid = firstInvalid(commands);
-      if (invalid) return resultWithoutProcess(false, '', `${invalid}\n`, started);
-      const results: CommandResult[] = [];
-      for (const table of FIREWALL_TABLES) {
-        const chains = commands.filter((c) => c.table === table);
-        if (chains.length > 0) results.push(labelled(table, await restore(renderRestore(table, chains))));
-      }
-      return combine(results, started);
-    },
-
-    async ensureJump(command) {
-      const started = performance.now();
-      const invalid = firstInvalid([command]);
-      if (invalid) return resultWithoutProcess(false, '', `${invalid}\n`, started);
-      const { table, from, to } = command;
-      const plan = planJump(await readTables(), command);
-      if (plan.done) return resultWithoutProcess(plan.ok, plan.stdout, plan.stderr, started);
-      if (plan.duplicates === 0) {
-        return timed(await run([family, '--wait', XTABLES_LOCK_WAIT_S, '-t', table, '-I', from, String(plan.wanted), '-j', to]), started);
-      }
-      return timed(await restore([`*${table}`, ...plan.lines, 'COMMIT', ''].join('\n')), started);
-    },
-
     async applyFirewall(chains, jumps) {
       const started = performance.now();
       const invalid = firstInvalid(chains) ?? firstInvalid(jumps);
@@ -275,7 +244,13 @@ export function createIptablesDriver(options: IptablesDriverOptions = {}): Iptab
         return { chains: refused, jumps: jumps.map(() => refused) };
       }
       // Only jumps need to know what is there; chains are replaced whole whatever it is.
-      const saved = jumps.length > 0 ? await readTables() : null;
+      let saved: Saved | null = null;
+      try {
+        if (jumps.length > 0) saved = await readTables();
+      } catch (error) {
+        const unread = resultWithoutProcess(false, '', `${(error as Error).message}; nothing was applied\n`, started);
+        return { chains: unread, jumps: jumps.map(() => unread) };
+      }
       const jumpResults: Array<CommandResult | FirewallTable> = [];
       const jumpLines = new Map<FirewallTable, string[]>();
       for (const jump of jumps) {
@@ -303,19 +278,18 @@ export function createIptablesDriver(options: IptablesDriverOptions = {}): Iptab
       };
     },
 
-    async removeJump(table, from, to) {
-      const started = performance.now();
-      const rules = (await readTables()).tables.get(table)?.rules.get(from) ?? [];
-      const count = plainJumpPositions(rules, from, to).length;
-      if (count === 0) return resultWithoutProcess(true, `no jump from ${from} to ${to} in ${table}\n`, '', started);
-      return timed(await restore([`*${table}`, ...Array.from({ length: count }, () => `-D ${from} -j ${to}`), 'COMMIT', ''].join('\n')), started);
-    },
-
     async removeAll() {
       const started = performance.now();
-      const saved = await readTables();
+      let saved: Saved;
+      try {
+        saved = await readTables();
+      } catch (error) {
+        return resultWithoutProcess(false, '', `${(error as Error).message}; nothing was removed\n`, started);
+      }
       const results: CommandResult[] = [];
-      for (const [table, t] of saved.tables) {
+      // Ours first, in a fixed order: legacy's iptables-save lists tables in the order they were loaded.
+      const tables = [...saved.tables].sort(([a], [b]) => tableRank(a) - tableRank(b));
+      for (const [table, t] of tables) {
         const ours = [...t.chains.keys()].filter((name) => OURS.test(name));
         // Rules outside our chains that jump into them, whatever else they match.
         const jumps = [...t.rules].flatMap(([chain, rules]) =>
@@ -336,9 +310,14 @@ function timed(result: CommandResult, started: number): CommandResult {
   return { ...result, durationMs: Math.round(performance.now() - started) };
 }
 
+function tableRank(table: string): number {
+  const rank = (FIREWALL_TABLES as readonly string[]).indexOf(table);
+  return rank < 0 ? FIREWALL_TABLES.length : rank;
+}
+
 function labelled(table: string, result: CommandResult): CommandResult {
   const tag = (text: string) => (text === '' ? '' : text.replace(/^(?=.)/gm, `[${table}] `));
-  return { ...result, stdout: tag(result.stdout) || `[${table}] ok\n`, stderr: tag(result.stderr) };
+  return { ...result, stdout: tag(result.stdout) || (result.ok ? `[${table}] ok\n` : ''), stderr: tag(result.stderr) };
 }
 
 /** One result for several processes: failed if any failed, exit code of the first failure. */

@@ -8,7 +8,6 @@ import { firstInvalid, resultWithoutProcess } from './run.ts';
 export interface SysctlDriver {
   /** Every allow-listed key; null where the kernel has no such file. */
   observe(): Promise<Record<SysctlKey, string | null>>;
-  read(key: SysctlKey): Promise<string>;
   /** Writes, then reads back to confirm the kernel took the value. */
   write(command: SysctlSet): Promise<CommandResult>;
 }
@@ -31,8 +30,6 @@ export function createSysctlDriver(options: SysctlDriverOptions = {}): SysctlDri
       const entries = await Promise.all(SYSCTL_KEYS.map(async (key) => [key, await read(key).catch(() => null)] as const));
       return Object.fromEntries(entries) as Record<SysctlKey, string | null>;
     },
-
-    read,
 
     async write(command) {
       const started = performance.now();

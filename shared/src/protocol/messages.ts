@@ -7,6 +7,10 @@ import { clip, echo } from '../echo.ts';
 import { ObservedState } from './state.ts';
 
 export const PROTOCOL_VERSION = 1;
+/** Longest error text a result carries; the executor cuts a longer one to fit. */
+export const RESULT_ERROR_MAX_CHARS = 4096;
+/** Shortest reconcile or heartbeat interval either side accepts. */
+export const MIN_INTERVAL_MS = 100;
 
 const Digest = Type.String({ pattern: '^[0-9a-f]{12}$' });
 
@@ -51,12 +55,12 @@ export const JobResult = Type.Object(
     generation: Type.Integer({ minimum: 0 }),
     /** false when the job was refused as a whole (invalid command): nothing ran */
     accepted: Type.Boolean(),
-    error: Type.Optional(Type.String({ maxLength: 4096 })),
+    error: Type.Optional(Type.String({ maxLength: RESULT_ERROR_MAX_CHARS })),
     results: Type.Array(JobResultItem, { maxItems: 200_000 }),
     /** digest of the state observed after the job; absent when observing the host failed */
     digest: Type.Optional(Digest),
     /** why the host could not be observed after the job (the next report repairs the rest) */
-    observeError: Type.Optional(Type.String({ maxLength: 4096 })),
+    observeError: Type.Optional(Type.String({ maxLength: RESULT_ERROR_MAX_CHARS })),
   },
   { additionalProperties: false },
 );
@@ -72,8 +76,8 @@ export const Welcome = Type.Object(
     type: Type.Literal('welcome'),
     protocol: Type.Integer(),
     host: Type.Object({ name: Type.String(), address: Type.String(), interface: Type.String() }, { additionalProperties: false }),
-    reconcileIntervalMs: Type.Integer({ minimum: 100 }),
-    heartbeatIntervalMs: Type.Integer({ minimum: 100 }),
+    reconcileIntervalMs: Type.Integer({ minimum: MIN_INTERVAL_MS }),
+    heartbeatIntervalMs: Type.Integer({ minimum: MIN_INTERVAL_MS }),
   },
   { additionalProperties: false },
 );

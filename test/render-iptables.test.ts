@@ -4,9 +4,8 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { missing } from '../../../test/support/requirements.ts';
-import { renderRestore, renderRule } from './render.ts';
-import type { FirewallRule, FirewallTable } from './schema.ts';
+import { renderRestore, renderRule, type FirewallRule, type FirewallTable } from '@crossdock/shared';
+import { missing } from './support/requirements.ts';
 
 // Our own prefix inside cdtest-*: other suites may be using their namespaces right now.
 const NS_PREFIX = 'cdtest-cmd-';

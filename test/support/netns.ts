@@ -1,4 +1,4 @@
-// Throwaway network namespaces for the drivers' real tests. Test-only: nothing else imports it.
+// Throwaway network namespaces for the drivers' real tests.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 
