@@ -2,6 +2,7 @@
 // every pool. Loaded once, then refreshed row by row from IPAM change events, so a change
 // costs the rows it touched, not a reload of the world.
 import type { PrismaClient } from '../generated/prisma/client.ts';
+import { allowFromOf, type PoolFacts } from '../ipam/ipam.ts';
 import type { PlanHost, PlanSubnet } from '../planner/desired.ts';
 
 const hostSelect = {
@@ -26,21 +27,33 @@ function toPlanHost(row: HostRow): PlanHost {
 
 export class Cluster {
   readonly hosts = new Map<number, PlanHost>();
-  pools: string[] = [];
+  /** in id order, which is creation order */
+  private poolRows: PoolFacts[] = [];
 
   constructor(private readonly prisma: PrismaClient) {}
+
+  get pools(): string[] {
+    return this.poolRows.map((p) => p.cidr);
+  }
 
   async load(): Promise<void> {
     this.hosts.clear();
     for (const row of await this.prisma.host.findMany({ select: hostSelect })) this.hosts.set(row.id, toPlanHost(row));
-    await this.reloadPools();
-  }
-
-  async reloadPools(): Promise<void> {
-    this.pools = (await this.prisma.pool.findMany({ select: { cidr: true }, orderBy: { id: 'asc' } })).map((p) => p.cidr);
+    const pools = await this.prisma.pool.findMany({ select: { id: true, name: true, cidr: true, allowFrom: true }, orderBy: { id: 'asc' } });
+    this.poolRows = pools.map((p) => ({ ...p, allowFrom: allowFromOf(p.allowFrom) }));
   }
 
   // Updates from IPAM change events: each returns the host as it was before.
+
+  setPool(pool: PoolFacts): void {
+    const i = this.poolRows.findIndex((p) => p.id === pool.id);
+    if (i >= 0) this.poolRows[i] = pool;
+    else this.poolRows.push(pool); // ids only grow: still in id order
+  }
+
+  removePool(poolId: number): void {
+    this.poolRows = this.poolRows.filter((p) => p.id !== poolId);
+  }
 
   addHost(host: PlanHost): void {
     this.hosts.set(host.id, host);

@@ -374,14 +374,20 @@ export class Reconciler {
         await this.dispatch(this.peerRoutes(before, [], change.subnets.map((s) => s.cidr), `host ${change.name} deleted`));
         return;
       }
+      case 'pool.updated':
+        // allowFrom: nothing a host gets depends on it yet
+        this.cluster.setPool(change.pool);
+        return;
       case 'pool.created':
       case 'pool.deleted': {
-        await this.cluster.reloadPools();
+        if (change.type === 'pool.deleted') this.cluster.removePool(change.poolId);
+        else this.cluster.setPool(change.pool);
+        const name = change.type === 'pool.deleted' ? change.poolName : change.pool.name;
         const dispatches: Dispatch[] = [];
         for (const host of this.cluster.hosts.values()) {
           if (host.subnets.length === 0) continue;
           const commands = this.reachable(host.id) ? localState(host, this.cluster.pools, this.runtime(host.id).env).chains : [];
-          dispatches.push({ hostId: host.id, commands, reason: `pool ${change.poolName} ${change.type === 'pool.created' ? 'created' : 'deleted'}`, bump: true });
+          dispatches.push({ hostId: host.id, commands, reason: `pool ${name} ${change.type === 'pool.created' ? 'created' : 'deleted'}`, bump: true });
         }
         await this.dispatch(dispatches);
         return;
