@@ -1,9 +1,9 @@
 // runJob with the in-memory drivers: all or nothing on validation, phases, one batch per kind,
 // results in the order the commands came in.
 import { beforeEach, describe, expect, it, vi } from 'vitest';
-import { addHash, formatDigest, itemHash, observedDigest, renderCommand, type Command, type CommandResult } from '@crossdock/shared';
+import { addHash, formatDigest, itemHash, observedDigest, parseIPv4, renderCommand, type Command, type CommandResult } from '@crossdock/shared';
 // The planner, to check that what it plans is what the executor applies (a cross-package check).
-import { desiredState, environmentOf, localItems, localState, routeItem, type PlanHost } from '../../controller/src/planner/desired.ts';
+import { desiredState, environmentOf, firewallPolicy, localItems, localState, routeItem, type PlanHost } from '../../controller/src/planner/desired.ts';
 import { plan } from '../../controller/src/planner/plan.ts';
 import { FakeDockerDriver, FakeIpDriver, FakeIptablesDriver, FakeSysctlDriver } from './drivers/fake.ts';
 import { observeHost, type Drivers } from './observe.ts';
@@ -255,7 +255,8 @@ describe('runJob: bip', () => {
 });
 
 describe('the planner and the executor agree', () => {
-  const POOLS = ['10.100.0.0/16'];
+  const POOLS = [{ cidr: '10.100.0.0/16', allowFrom: ['192.0.2.0/24'] }];
+  const policyOf = (hosts: PlanHost[]) => firewallPolicy(POOLS, hosts.map((h) => parseIPv4(h.address)!));
   const A: PlanHost = { id: 1, name: 'node-a', address: '198.51.100.11', interface: 'eth0', subnets: [{ id: 1, cidr: '10.100.1.0/24', gateway: '10.100.1.1', network: 'crossdock', mode: 'network' }] };
   const B: PlanHost = { id: 2, name: 'node-b', address: '198.51.100.12', interface: 'eth0', subnets: [{ id: 2, cidr: '10.100.2.0/24', gateway: '10.100.2.1', network: 'crossdock', mode: 'network' }] };
   const C: PlanHost = { id: 3, name: 'node-c', address: '198.51.100.13', interface: 'eth0', subnets: [{ id: 3, cidr: '10.100.3.0/24', gateway: '10.100.3.1', network: 'crossdock', mode: 'network' }] };
@@ -263,13 +264,14 @@ describe('the planner and the executor agree', () => {
   async function converge(hosts: PlanHost[], self = A) {
     const before = await observeHost(drivers);
     const env = environmentOf(before);
-    const commands = plan(desiredState(self, hosts, POOLS, env), before);
+    const policy = policyOf(hosts);
+    const commands = plan(desiredState(self, hosts, policy, env), before);
     const outcome = await runJob(commands, drivers, RESTART);
     const after = await observeHost(drivers);
     let sum = 0;
-    for (const r of desiredState(self, hosts, POOLS, environmentOf(after)).routes) sum = addHash(sum, itemHash(routeItem(r)));
-    for (const item of localItems(localState(self, POOLS, environmentOf(after)), environmentOf(after))) sum = addHash(sum, itemHash(item));
-    return { commands, outcome, after, replan: plan(desiredState(self, hosts, POOLS, environmentOf(after)), after), expected: formatDigest(sum) };
+    for (const r of desiredState(self, hosts, policy, environmentOf(after)).routes) sum = addHash(sum, itemHash(routeItem(r)));
+    for (const item of localItems(localState(self, policy, environmentOf(after)), environmentOf(after))) sum = addHash(sum, itemHash(item));
+    return { commands, outcome, after, replan: plan(desiredState(self, hosts, policy, environmentOf(after)), after), expected: formatDigest(sum) };
   }
 
   it.each([

@@ -23,10 +23,12 @@ import {
   desiredState,
   dockerNetwork,
   environmentOf,
+  firewallChains,
   localItems,
   localState,
   peerRoute,
   routeItem,
+  type FirewallPolicy,
   type HostEnvironment,
   type PlanHost,
 } from '../planner/desired.ts';
@@ -244,7 +246,7 @@ export class Reconciler {
   planFor(hostId: number, observed: ObservedState): Command[] | undefined {
     const host = this.cluster.hosts.get(hostId);
     if (!host) return undefined;
-    return plan(desiredState(host, this.cluster.hosts.values(), this.cluster.pools, environmentOf(observed)), observed);
+    return plan(desiredState(host, this.cluster.hosts.values(), this.cluster.policy, environmentOf(observed)), observed);
   }
 
   private async planFromSnapshot(hostId: number, state: ObservedState, reason: string): Promise<void> {
@@ -252,7 +254,7 @@ export class Reconciler {
     if (!host) return;
     const rt = this.runtime(hostId);
     rt.env = environmentOf(state);
-    const desired = desiredState(host, this.cluster.hosts.values(), this.cluster.pools, rt.env);
+    const desired = desiredState(host, this.cluster.hosts.values(), this.cluster.policy, rt.env);
     let routeSum = 0;
     for (const route of desired.routes) routeSum = addHash(routeSum, itemHash(routeItem(route)));
     rt.routeSum = routeSum;
@@ -290,7 +292,7 @@ export class Reconciler {
       rt.routeSum = sum;
     }
     let sum = rt.routeSum;
-    for (const item of localItems(localState(host, this.cluster.pools, rt.env), rt.env)) sum = addHash(sum, itemHash(item));
+    for (const item of localItems(localState(host, this.cluster.policy, rt.env), rt.env)) sum = addHash(sum, itemHash(item));
     return formatDigest(sum);
   }
 
@@ -304,9 +306,11 @@ export class Reconciler {
     switch (change.type) {
       case 'host.created': {
         const after: PlanHost = { ...change.host, subnets: change.subnets };
+        const policy = this.cluster.policy;
         this.cluster.addHost(after);
         this.runtime(after.id);
-        await this.dispatch(this.peerRoutes(after, after.subnets.map((s) => s.cidr), [], `host ${after.name} registered`));
+        const reason = `host ${after.name} registered`;
+        await this.dispatch(this.withPolicy(policy, reason, this.peerRoutes(after, after.subnets.map((s) => s.cidr), [], reason)));
         return;
       }
       case 'subnet.created': {
@@ -317,7 +321,7 @@ export class Reconciler {
         const rt = this.runtime(after.id);
         const own: Command[] = [];
         if (this.reachable(after.id)) {
-          const local = localState(after, this.cluster.pools, rt.env);
+          const local = localState(after, this.cluster.policy, rt.env);
           if (rt.env.dockerAvailable) own.push(subnet.mode === 'bip' ? bipOf(subnet) : dockerNetwork(subnet, rt.env));
           own.push(...local.chains, ...local.jumps);
         }
@@ -333,15 +337,16 @@ export class Reconciler {
         const own: Command[] = [];
         if (this.reachable(after.id)) {
           if (removed && removed.mode === 'network' && rt.env.dockerAvailable) own.push({ kind: 'docker.network.remove', name: removed.network });
-          own.push(...localState(after, this.cluster.pools, rt.env).chains);
+          own.push(...localState(after, this.cluster.policy, rt.env).chains);
         }
         await this.dispatch([{ hostId: after.id, commands: own, reason, bump: true }, ...this.peerRoutes(before ?? after, [], [change.cidr], reason)]);
         return;
       }
       case 'host.updated': {
+        const policy = this.cluster.policy;
         const { before, after } = this.cluster.updateHost(change.hostId, change) ?? {};
         if (!before || !after) return;
-        const dispatches: Dispatch[] = [];
+        let dispatches: Dispatch[] = [];
         if (before.address !== after.address) {
           const reason = `host ${after.name} moved from ${before.address} to ${after.address}`;
           // Swap each peer's route to this host's subnets over to the new address.
@@ -355,6 +360,7 @@ export class Reconciler {
               }),
             ),
           );
+          dispatches = this.withPolicy(policy, reason, dispatches);
         }
         if (before.interface !== after.interface) {
           // Every route of this host changes device: replan it from a fresh snapshot.
@@ -366,33 +372,53 @@ export class Reconciler {
         return;
       }
       case 'host.deleted': {
+        const policy = this.cluster.policy;
         const before = this.cluster.removeHost(change.hostId);
         this.hub.send(change.hostId, { type: 'revoked', reason: `host ${change.name} was deleted from the controller` });
         this.hub.disconnect(change.hostId, CLOSE_REVOKED, 'host deleted');
         this.runtimes.delete(change.hostId);
         if (!before) return;
-        await this.dispatch(this.peerRoutes(before, [], change.subnets.map((s) => s.cidr), `host ${change.name} deleted`));
+        const reason = `host ${change.name} deleted`;
+        await this.dispatch(this.withPolicy(policy, reason, this.peerRoutes(before, [], change.subnets.map((s) => s.cidr), reason)));
         return;
       }
-      case 'pool.updated':
-        // allowFrom: nothing a host gets depends on it yet
-        this.cluster.setPool(change.pool);
-        return;
       case 'pool.created':
+      case 'pool.updated':
       case 'pool.deleted': {
+        const policy = this.cluster.policy;
         if (change.type === 'pool.deleted') this.cluster.removePool(change.poolId);
         else this.cluster.setPool(change.pool);
         const name = change.type === 'pool.deleted' ? change.poolName : change.pool.name;
-        const dispatches: Dispatch[] = [];
-        for (const host of this.cluster.hosts.values()) {
-          if (host.subnets.length === 0) continue;
-          const commands = this.reachable(host.id) ? localState(host, this.cluster.pools, this.runtime(host.id).env).chains : [];
-          dispatches.push({ hostId: host.id, commands, reason: `pool ${name} ${change.type === 'pool.created' ? 'created' : 'deleted'}`, bump: true });
-        }
-        await this.dispatch(dispatches);
+        const done = { 'pool.created': 'created', 'pool.updated': 'changed', 'pool.deleted': 'deleted' }[change.type];
+        await this.dispatch(this.withPolicy(policy, `pool ${name} ${done}`, []));
         return;
       }
     }
+  }
+
+  /**
+   * When a change altered the firewall policy (`before` is the policy it replaced), every host's
+   * chains change: attached hosts get them, added to whatever `dispatches` already gives them,
+   * and every host's generation moves. Otherwise `dispatches` as they are.
+   */
+  private withPolicy(before: FirewallPolicy, reason: string, dispatches: Dispatch[]): Dispatch[] {
+    const after = this.cluster.policy;
+    if (after === before) return dispatches;
+    // The nat chain depends on the pools alone: a host joining or leaving rewrites the filter chain only.
+    const poolsChanged = after.pools.length !== before.pools.length || after.pools.some((p, i) => p !== before.pools[i]);
+    const byHost = new Map(dispatches.map((d) => [d.hostId, d]));
+    const merged = [...dispatches];
+    for (const host of this.cluster.hosts.values()) {
+      const chains = this.reachable(host.id) ? firewallChains(host, after).filter((c) => poolsChanged || c.table === 'filter') : [];
+      const existing = byHost.get(host.id);
+      if (existing) {
+        existing.commands = [...existing.commands, ...chains];
+        existing.bump = true;
+      } else {
+        merged.push({ hostId: host.id, commands: chains, reason, bump: true });
+      }
+    }
+    return merged;
   }
 
   /** Route commands on every other host for subnets of `owner` that appeared or went away. */

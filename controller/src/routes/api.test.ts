@@ -571,10 +571,12 @@ describe('hosts', () => {
       const list = await call('GET', '/v1/hosts');
       expect(list.status).toBe(200);
       expect(Object.keys(list.body)).toEqual(['items']);
-      expect(list.body.items).toEqual([a.host, b.host]);
+      // node-2 joining changed what node-1 should have (its chain accepts node-2): a new generation
+      const aNow = { ...a.host, generation: { desired: a.host.generation.desired + 1, applied: 0 } };
+      expect(list.body.items).toEqual([aNow, b.host]);
       const got = await call('GET', '/v1/hosts/node-1');
       expect(got.status).toBe(200);
-      expect(got.body).toEqual(a.host);
+      expect(got.body).toEqual(aNow);
     });
 
     it('patch: address, interface and labels change; the same address again is a no-op', async () => {

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import {
   desiredState,
   environmentOf,
+  firewallPolicy,
   localItems,
   localState,
   routeItem,
@@ -11,11 +12,11 @@ import {
   type PlanHost,
 } from '../../../controller/src/planner/desired.ts';
 import { renderRule } from '../commands/render.ts';
+import { parseIPv4 } from '../ip/ipv4.ts';
 import { addHash, digestOf, formatDigest, itemHash, observedDigest, subtractHash } from './digest.ts';
 import { parseControllerMessage, parseExecutorMessage, parseObservedState } from './messages.ts';
 import { emptyObservedState, type ObservedState } from './state.ts';
 
-const POOLS = ['10.100.0.0/16'];
 const A: PlanHost = { id: 1, name: 'node-a', address: '198.51.100.11', interface: 'eth0', subnets: [{ id: 1, cidr: '10.100.1.0/24', gateway: '10.100.1.1', network: 'crossdock', mode: 'network' }] };
 const B: PlanHost = {
   id: 2,
@@ -29,6 +30,8 @@ const B: PlanHost = {
 };
 const C: PlanHost = { id: 3, name: 'node-c', address: '198.51.100.13', interface: 'eth0', subnets: [{ id: 3, cidr: '10.100.3.0/24', gateway: '10.100.3.1', network: 'crossdock', mode: 'bip' }] };
 const HOSTS = [A, B, C];
+// the fleet's hosts and an allowFrom network: comments with spaces, quoted by iptables-save
+const POLICY = firewallPolicy([{ cidr: '10.100.0.0/16', allowFrom: ['192.0.2.0/24'] }], HOSTS.map((h) => parseIPv4(h.address)!));
 
 interface Facts {
   dockerAvailable: boolean;
@@ -75,13 +78,13 @@ function applied(desired: DesiredState, facts: ObservedState): ObservedState {
 function controllerDigest(host: PlanHost, facts: ObservedState): string {
   const env = environmentOf(facts);
   let sum = 0;
-  for (const route of desiredState(host, HOSTS, POOLS, env).routes) sum = addHash(sum, itemHash(routeItem(route)));
-  for (const item of localItems(localState(host, POOLS, env), env)) sum = addHash(sum, itemHash(item));
+  for (const route of desiredState(host, HOSTS, POLICY, env).routes) sum = addHash(sum, itemHash(routeItem(route)));
+  for (const item of localItems(localState(host, POLICY, env), env)) sum = addHash(sum, itemHash(item));
   return formatDigest(sum);
 }
 
 function inSync(host: PlanHost, facts: ObservedState): ObservedState {
-  return applied(desiredState(host, HOSTS, POOLS, environmentOf(facts)), facts);
+  return applied(desiredState(host, HOSTS, POLICY, environmentOf(facts)), facts);
 }
 
 describe('digest parity: executor and controller agree on a host in sync', () => {
