@@ -58,6 +58,10 @@ describe('controller-executor channel', () => {
     expect(detail.body.results[0]).toMatchObject({ ok: true, text: `ip route replace ${bSubnet} via 198.51.100.12 dev eth0 proto 252` });
     expect(detail.body.results[1]).toMatchObject({ ok: true, command: { kind: 'firewall.chain', table: 'filter' } });
     expect(typeof detail.body.results[0].durationMs).toBe('number');
+    // the executor's texts are the controller's own renderings: not stored, rendered for the view
+    const stored = JSON.parse((await fleet.prisma.job.findUnique({ where: { id: routeJob.id } }))!.results!) as Array<Record<string, unknown>>;
+    expect(stored.map((r) => 'text' in r)).toEqual([false, false]);
+    expect(detail.body.results[1].text).toMatch(/^\*filter\n:CROSSDOCK-FORWARD/);
     expect(hostA.drivers.iptables.rulesOf('filter', 'CROSSDOCK-FORWARD')).toContain(
       '-A CROSSDOCK-FORWARD -s 198.51.100.12/32 -d 10.100.0.0/16 -m comment --comment "crossdock host" -j ACCEPT',
     );

@@ -9,10 +9,12 @@ import {
   addHash,
   formatDigest,
   itemHash,
+  renderCommand,
   subtractHash,
   type Command,
   type Hello,
   type JobResult,
+  type JobResultItem,
   type ObservedState,
 } from '@crossdock/shared';
 import type { FastifyBaseLogger } from 'fastify';
@@ -35,7 +37,7 @@ import {
 import { plan } from '../planner/plan.ts';
 import type { Cluster } from './cluster.ts';
 import { CLOSE_REVOKED, type AgentHub, type Session } from './hub.ts';
-import type { JobStatus, JobStore } from './jobs.ts';
+import type { JobStatus, JobStore, StoredResult } from './jobs.ts';
 import type { Presence } from './presence.ts';
 
 export interface ReconcilerOptions {
@@ -58,6 +60,7 @@ const SNAPSHOT_WAIT_MS = 5_000;
 interface Inflight {
   generation: number;
   deadline: number;
+  commands: Command[];
 }
 
 interface HostRuntime {
@@ -215,7 +218,7 @@ export class Reconciler {
       const expected = this.expectedDigest(hostId);
       const inSync = expected !== undefined && expected === result.digest && rt.inflight.size === 0;
       void this.jobs
-        .finish(result.jobId, { status, results: result.results, error: result.error })
+        .finish(result.jobId, { status, results: inflight ? withoutOwnTexts(result.results, inflight.commands) : result.results, error: result.error })
         .catch((error: unknown) => this.log.error({ err: error, jobId: result.jobId }, 'could not record a job result'));
       if (inSync) this.markApplied(hostId, rt);
       else if (ok && rt.inflight.size === 0) this.hub.send(hostId, { type: 'state.request' });
@@ -482,7 +485,7 @@ export class Reconciler {
     const deadline = Date.now() + this.options.jobTimeoutMs;
     toSend.forEach((job, i) => {
       const jobId = ids[i]!;
-      this.runtime(job.hostId).inflight.set(jobId, { generation: job.generation, deadline });
+      this.runtime(job.hostId).inflight.set(jobId, { generation: job.generation, deadline, commands: job.commands });
       this.jobbedHosts.add(job.hostId);
       this.hub.send(job.hostId, { type: 'job', jobId, generation: job.generation, commands: job.commands });
     });
@@ -513,4 +516,19 @@ export class Reconciler {
     this.jobbedHosts.clear();
     await this.jobs.prune(hosts).catch((error: unknown) => this.log.error({ err: error }, 'could not prune job history'));
   }
+}
+
+/**
+ * A result's text is the executor's rendering of its command. Where it is ours too, it is not
+ * stored (the jobs view renders the command): a chain's text is as large as the chain, and a
+ * host joining sends every host one, so storing them cost a 1,000-host fan-out 3 MB of writes.
+ * An executor of another version that renders differently keeps its own text on record.
+ */
+function withoutOwnTexts(results: JobResultItem[], commands: Command[]): StoredResult[] {
+  return results.map((r) => {
+    const command = commands[r.index];
+    if (command === undefined || r.text !== renderCommand(command)) return r;
+    const { text: _ours, ...rest } = r;
+    return rest;
+  });
 }
