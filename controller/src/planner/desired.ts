@@ -107,9 +107,14 @@ export interface FirewallPolicy {
  *
  * Hosts are matched exactly, as the fewest CIDR blocks holding their addresses: matching the
  * hosts' whole underlay subnets would also let in every other machine on those subnets, which is
- * what allowFrom is for. Hosts numbered in runs take few blocks (1,000 consecutive addresses,
- * 13 blocks); scattered ones take up to one each, and an allowFrom holding them makes their
- * blocks redundant, so they are left out.
+ * what allowFrom is for. An allowFrom network holding some hosts' blocks makes them redundant,
+ * so they are left out.
+ *
+ * Measured at 1,000 hosts (npm run bench -- reach): numbered in one run, 26 rules; in 4 runs on 4
+ * segments, 88; either applied in about 65 ms, mostly the processes' own start. Scattered among
+ * other machines on their segments, about a rule per host (1,748; 2,000 when no two hosts are
+ * adjacent), applied in 130 to 150 ms, and a packet matched last pays about 7 ns a rule; listing
+ * those segments in allowFrom brings it back to 8 rules, opening them as a choice.
  */
 export function firewallPolicy(pools: readonly PlanPool[], hostAddresses: Iterable<number>): FirewallPolicy {
   const blocks = coverAddresses(hostAddresses);
