@@ -123,6 +123,7 @@ function mustParseIPv4(address: string): number {
 function samePolicy(a: FirewallPolicy, b: FirewallPolicy): boolean {
   const rule = (r: FirewallRule) => `${r.source} ${r.destination} ${r.target} ${r.comment}`;
   return (
+    a.hostRulesLeftOut === b.hostRulesLeftOut &&
     a.pools.length === b.pools.length &&
     a.pools.every((p, i) => p === b.pools[i]) &&
     a.reach.length === b.reach.length &&

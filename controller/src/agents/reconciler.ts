@@ -28,6 +28,7 @@ import {
   firewallChains,
   localItems,
   localState,
+  MAX_REACH_RULES,
   peerRoute,
   routeItem,
   type FirewallPolicy,
@@ -107,6 +108,7 @@ export class Reconciler {
       rt.desiredGeneration = Math.max(g.desiredGeneration, fromJobs.get(g.id) ?? 0);
       rt.appliedGeneration = Math.min(g.appliedGeneration, rt.desiredGeneration);
     }
+    if (this.cluster.policy.hostRulesLeftOut > 0) this.warnHostRulesLeftOut();
     const abandoned = await this.jobs.abandonUnfinished();
     if (abandoned > 0) this.log.info({ abandoned }, 'marked jobs of the previous run as timed out');
     this.timers.push(setInterval(() => this.enqueue(() => this.sweep()), SWEEP_INTERVAL_MS));
@@ -407,6 +409,7 @@ export class Reconciler {
   private withPolicy(before: FirewallPolicy, reason: string, dispatches: Dispatch[]): Dispatch[] {
     const after = this.cluster.policy;
     if (after === before) return dispatches;
+    if (after.hostRulesLeftOut > 0 && before.hostRulesLeftOut === 0) this.warnHostRulesLeftOut();
     // The nat chain depends on the pools alone: a host joining or leaving rewrites the filter chain only.
     const poolsChanged = after.pools.length !== before.pools.length || after.pools.some((p, i) => p !== before.pools[i]);
     const byHost = new Map(dispatches.map((d) => [d.hostId, d]));
@@ -422,6 +425,13 @@ export class Reconciler {
       }
     }
     return merged;
+  }
+
+  private warnHostRulesLeftOut(): void {
+    this.log.warn(
+      { hostRules: this.cluster.policy.hostRulesLeftOut, max: MAX_REACH_RULES },
+      "the hosts' addresses need more firewall rules than a chain may hold, so hosts reach containers only where a host's FORWARD policy accepts them; list the hosts' segments in the pools' allowFrom (PATCH /v1/pools/:name)",
+    );
   }
 
   /** Route commands on every other host for subnets of `owner` that appeared or went away. */

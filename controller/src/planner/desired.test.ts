@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { digestItem, emptyObservedState, parseIPv4, renderRule, validateCommands, type ObservedState } from '@crossdock/shared';
 import {
+  MAX_REACH_RULES,
   UNKNOWN_ENVIRONMENT,
   bipOf,
   desiredState,
@@ -187,6 +188,17 @@ describe('firewallPolicy', () => {
       '-A CROSSDOCK-FORWARD -s 10.100.0.0/16 -d 192.0.2.0/24 -m comment --comment "crossdock allowFrom" -j ACCEPT',
     ]);
     expect(validateCommands(firewallChains(A, policy))).toMatchObject({ ok: true });
+  });
+
+  it('leaves the host rules out rather than exceed what a chain may hold (every job would be refused), and keeps allowFrom', () => {
+    const scattered = Array.from({ length: MAX_REACH_RULES / 2 + 1 }, (_, i) => ip('10.50.0.0') + 2 * i);
+    const over = firewallPolicy([pool(POOL, '192.0.2.0/24')], scattered);
+    expect(over.hostRulesLeftOut).toBe(MAX_REACH_RULES + 2);
+    expect(over.reach.map((r) => r.comment)).toStrictEqual(['crossdock allowFrom', 'crossdock allowFrom']);
+    const fits = firewallPolicy([pool(POOL)], scattered.slice(1));
+    expect(fits.hostRulesLeftOut).toBe(0);
+    expect(fits.reach).toHaveLength(MAX_REACH_RULES);
+    expect(validateCommands(firewallChains(B, fits))).toMatchObject({ ok: true });
   });
 
   it('stays compact at 1,000 hosts numbered in runs: 4 runs of 250 in one /16 take 4 x 7 blocks, 56 rules', () => {

@@ -97,13 +97,22 @@ export interface FirewallPolicy {
   pools: readonly string[];
   /** accept rules between the pools and the fleet's hosts and allowFrom networks */
   reach: readonly FirewallRule[];
+  /** host rules left out because there were more than MAX_REACH_RULES (0 normally) */
+  hostRulesLeftOut: number;
 }
 
 /**
- * Fleet hosts (their addresses as parseIPv4 gives them) and each pool's allowFrom networks reach the pool, whatever the receiving host's
- * FORWARD policy, and the pool answers them (both directions: a host whose FORWARD chain has
- * no Docker rules would drop the replies). On every host, also those without subnets of the
- * pool, so that an outside machine may route a pool through any host.
+ * Executors take at most 10,000 rules a chain (a longer chain is refused, and with it the whole
+ * job, routes included); the rest is room for the rules of the host's own subnets.
+ */
+export const MAX_REACH_RULES = 8_000;
+
+/**
+ * Fleet hosts (their addresses, as parseIPv4 gives them) and each pool's allowFrom networks
+ * reach the pool, whatever the receiving host's FORWARD policy, and the pool answers them (both
+ * directions: a host whose FORWARD chain has no Docker rules would drop the replies). On every
+ * host, also those without subnets of the pool, so that an outside machine may route a pool
+ * through any host.
  *
  * Hosts are matched exactly, as the fewest CIDR blocks holding their addresses: matching the
  * hosts' whole underlay subnets would also let in every other machine on those subnets, which is
@@ -118,19 +127,25 @@ export interface FirewallPolicy {
  */
 export function firewallPolicy(pools: readonly PlanPool[], hostAddresses: Iterable<number>): FirewallPolicy {
   const blocks = coverAddresses(hostAddresses);
+  const hostBlocks = pools.map((pool) => {
+    const allowed = pool.allowFrom.map(mustParseCidr);
+    return blocks.filter((block) => !allowed.some((network) => containsCidr(network, block))).map(formatCidr);
+  });
+  const hostRules = 2 * hostBlocks.reduce((n, b) => n + b.length, 0);
+  const allowRules = 2 * pools.reduce((n, p) => n + p.allowFrom.length, 0);
+  // Too many to hold: hosts reach containers as they did before (where FORWARD accepts), rather
+  // than every job being refused or the blocks widened past the hosts. The reconciler says so.
+  const withHosts = hostRules + allowRules <= MAX_REACH_RULES;
   const reach: FirewallRule[] = [];
   const both = (peer: string, pool: string, comment: string) => {
     reach.push({ source: peer, destination: pool, target: 'ACCEPT', comment });
     reach.push({ source: pool, destination: peer, target: 'ACCEPT', comment });
   };
-  for (const pool of pools) {
-    const allowed = pool.allowFrom.map(mustParseCidr);
-    for (const block of blocks) {
-      if (!allowed.some((network) => containsCidr(network, block))) both(formatCidr(block), pool.cidr, HOST_RULE_COMMENT);
-    }
+  pools.forEach((pool, i) => {
+    if (withHosts) for (const block of hostBlocks[i]!) both(block, pool.cidr, HOST_RULE_COMMENT);
     for (const network of pool.allowFrom) both(network, pool.cidr, ALLOW_FROM_RULE_COMMENT);
-  }
-  return { pools: pools.map((p) => p.cidr), reach };
+  });
+  return { pools: pools.map((p) => p.cidr), reach, hostRulesLeftOut: withHosts ? 0 : hostRules };
 }
 
 /**
