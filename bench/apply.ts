@@ -234,6 +234,7 @@ const bench: Bench = {
     const extraOf = (name: string, key: string) => rows.find((r) => r.name === name)?.extra?.[key];
     const ours1 = stat('of which ours (no process) 1000').median;
     const ours10 = stat('of which ours (no process) 10000').median;
+    const filterRules = desiredFor(PER_PROCESS_AT).chains.find((c) => c.table === 'filter')!.rules.length;
     notes.push(
       loadBefore,
       loadNote('at the end'),
@@ -244,7 +245,8 @@ const bench: Bench = {
     );
     notes.push(
       'each run starts from a namespace with no crossdock routes, chains or jumps (flushed between runs, not timed), set up like a Docker host (DOCKER-USER, Docker\'s nat rules)',
-      'job = the planner\'s desiredState for a host with 2 local subnets and 2 pools (filter CROSSDOCK-FORWARD 8 rules, nat CROSSDOCK-POSTROUTING 4 rules, jumps from DOCKER-USER and POSTROUTING) + N route.replace over 250 peers; no sysctl, no Docker',
+      `job = the planner's desiredState for a host with 2 local subnets and 2 pools (filter CROSSDOCK-FORWARD ${filterRules} rules: 8 for the local subnets, ` +
+        `the rest accepting the 251 hosts' addresses, 198.51.100.1 to .251; nat CROSSDOCK-POSTROUTING 4 rules; jumps from DOCKER-USER and POSTROUTING) + N route.replace over 250 peers; no sysctl, no Docker`,
       'executor = runJob with the real drivers (validation, per-command results included), a fresh JSON copy of the job each run; firewall/routes ms = the job\'s own durationMs for those phases (routes includes the pre-read of the route table)',
       '1-route change = a job of one route.replace (a new via for a subnet) on the namespace holding all N routes, chains and jumps: the per-change cost; not a target',
       'floor = one iptables-restore --noflush (both tables, chains and jumps) + one ip -force -batch -, each through nsenter, timed to exit; per-process = one nsenter + iptables/ip process per chain, rule, jump and route, in sequence',

@@ -6,14 +6,14 @@
 import { execFileSync, spawn } from 'node:child_process';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { FIREWALL_TABLES } from '../shared/src/index.ts';
-import { desiredState, firewallChains, type PlanHost } from '../controller/src/planner/desired.ts';
+import { FIREWALL_TABLES, parseIPv4 } from '../shared/src/index.ts';
+import { desiredState, firewallPolicy, type PlanHost } from '../controller/src/planner/desired.ts';
 import type { FirewallChain, FirewallJump, RouteReplace } from '../shared/src/index.ts';
 
 export const NS_PREFIX = 'cdbench-';
 export const DEV = 'eth0';
 export const HOST_ADDRESS = '198.51.100.1';
-/** Two pools, two local subnets: 8 filter rules and 4 nat rules, as the planner builds them. */
+/** Two pools, two local subnets: 8 filter rules for them and 4 nat rules, as the planner builds them. */
 export const POOLS = ['10.0.0.0/9', '10.128.0.0/9'];
 const LOCAL_SUBNETS = ['10.200.0.0/24', '10.200.1.0/24'];
 /** Peer hosts the destinations are spread over, at 198.51.100.2 to .251. */
@@ -178,8 +178,12 @@ export function desiredFor(routeCount: number): Desired {
     const peer = peers[i % peers.length]!;
     peer.subnets.push({ id: 1000 + i, cidr: destination(i), gateway: destination(i).replace(/0\/24$/, '1'), network: 'crossdock', mode: 'network' });
   }
-  const desired = desiredState(host, [host, ...peers], POOLS, { dockerAvailable: false, dockerUser: true, engineMajor: null });
-  if (desired.chains.length !== firewallChains(host, POOLS).length) throw new Error('unexpected chains');
+  const hosts = [host, ...peers];
+  const policy = firewallPolicy(
+    POOLS.map((cidr) => ({ cidr, allowFrom: [] })),
+    hosts.map((h) => parseIPv4(h.address)!),
+  );
+  const desired = desiredState(host, hosts, policy, { dockerAvailable: false, dockerUser: true, engineMajor: null });
   return { routes: desired.routes, chains: desired.chains, jumps: desired.jumps };
 }
 

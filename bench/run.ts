@@ -6,6 +6,7 @@ const BENCHES: Record<string, () => Promise<{ default: Bench }>> = {
   observe: () => import('./observe.ts'),
   converge: () => import('./converge.ts'),
   allocate: () => import('./allocate.ts'),
+  reach: () => import('./reach.ts'),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

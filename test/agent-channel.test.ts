@@ -53,9 +53,68 @@ describe('controller-executor channel', () => {
       return job;
     }, SETTLED);
     const detail = await fleet.call('GET', `/v1/jobs/${routeJob.id}`);
-    expect(detail.body.results).toHaveLength(1);
+    // the route to B's subnet, and A's filter chain now accepting B itself (the nat chain is unchanged)
+    expect(detail.body.results).toHaveLength(2);
     expect(detail.body.results[0]).toMatchObject({ ok: true, text: `ip route replace ${bSubnet} via 198.51.100.12 dev eth0 proto 252` });
+    expect(detail.body.results[1]).toMatchObject({ ok: true, command: { kind: 'firewall.chain', table: 'filter' } });
     expect(typeof detail.body.results[0].durationMs).toBe('number');
+    // the executor's texts are the controller's own renderings: not stored, rendered for the view
+    const stored = JSON.parse((await fleet.prisma.job.findUnique({ where: { id: routeJob.id } }))!.results!) as Array<Record<string, unknown>>;
+    expect(stored.map((r) => 'text' in r)).toEqual([false, false]);
+    expect(detail.body.results[1].text).toMatch(/^\*filter\n:CROSSDOCK-FORWARD/);
+    expect(hostA.drivers.iptables.rulesOf('filter', 'CROSSDOCK-FORWARD')).toContain(
+      '-A CROSSDOCK-FORWARD -s 198.51.100.12/32 -d 10.100.0.0/16 -m comment --comment "crossdock host" -j ACCEPT',
+    );
+  });
+
+  it("re-sends the filter chain to online hosts when a host joins or leaves or a pool's allowFrom changes, and stays in sync", async () => {
+    fleet = await startFleetController();
+    const a = await register('node-a', '198.51.100.11');
+    const hostA = fleet.startExecutor(a.token);
+    const forward = () => hostA.drivers.iptables.rulesOf('filter', 'CROSSDOCK-FORWARD');
+    const rule = (source: string, destination: string, comment: string) => `-A CROSSDOCK-FORWARD -s ${source} -d ${destination} -m comment --comment "${comment}" -j ACCEPT`;
+    /** A, online, has applied everything it was asked to; its generation then. */
+    const inSync = (_what: string) =>
+      vi.waitFor(async () => {
+        const r = await fleet!.call('GET', '/v1/hosts/node-a');
+        expect(r.body.status).toBe('online');
+        expect(r.body.generation.applied).toBe(r.body.generation.desired);
+        return r.body.generation.desired as number;
+      }, SETTLED);
+    await vi.waitFor(() => expect(forward()).toContain(rule('198.51.100.11/32', '10.100.0.0/16', 'crossdock host')), SETTLED);
+    const first = await inSync('A in sync at first');
+
+    // a monitoring host, registered without subnets: no route anywhere, but A accepts it
+    const monitor = await fleet.call('POST', '/v1/hosts', { name: 'monitor', address: '198.51.100.40', allocate: false });
+    expect(monitor.status).toBe(201);
+    await vi.waitFor(() => expect(forward()).toContain(rule('198.51.100.40/32', '10.100.0.0/16', 'crossdock host')), SETTLED);
+    expect(forward()).toContain(rule('10.100.0.0/16', '198.51.100.40/32', 'crossdock host'));
+    const joined = await inSync('A in sync after the join');
+    expect(joined).toBeGreaterThan(first);
+
+    const patched = await fleet.call('PATCH', '/v1/pools/default', { allowFrom: ['192.0.2.0/24'] });
+    expect(patched.status).toBe(200);
+    await vi.waitFor(() => expect(forward()).toContain(rule('192.0.2.0/24', '10.100.0.0/16', 'crossdock allowFrom')), SETTLED);
+    const allowed = await inSync('A in sync after allowFrom');
+    expect(allowed).toBeGreaterThan(joined);
+    const jobs = await vi.waitFor(async () => {
+      const items = (await fleet!.call('GET', '/v1/jobs?host=node-a')).body.items as Array<{ reason: string; status: string }>;
+      expect(items.find((j) => j.reason === 'pool default changed')?.status).toBe('succeeded');
+      return items;
+    }, SETTLED);
+
+    // the same list again changes nothing: no job, no new generation
+    expect((await fleet.call('PATCH', '/v1/pools/default', { allowFrom: ['192.0.2.0/24'] })).status).toBe(200);
+    await fleet.app.agents.reconciler.idle();
+    expect(await inSync('A still in sync')).toBe(allowed);
+    expect((await fleet.call('GET', '/v1/jobs?host=node-a')).body.items).toHaveLength(jobs.length);
+
+    expect((await fleet.call('DELETE', '/v1/hosts/monitor')).status).toBe(204);
+    await vi.waitFor(() => expect(forward().filter((r) => r.includes('198.51.100.40'))).toEqual([]), SETTLED);
+    expect(await inSync('A in sync after the leave')).toBeGreaterThan(allowed);
+    expect((await fleet.call('PATCH', '/v1/pools/default', { allowFrom: [] })).status).toBe(200);
+    await vi.waitFor(() => expect(forward().filter((r) => r.includes('allowFrom'))).toEqual([]), SETTLED);
+    await inSync('A in sync at the end');
   });
 
   it('puts back a route deleted by hand within the reconcile interval, and leaves foreign routes alone', async () => {

@@ -7,6 +7,7 @@ import {
   formatDigest,
   itemHash,
   observedDigest,
+  parseIPv4,
   parseObservedState,
   renderRule,
   subtractHash,
@@ -16,13 +17,13 @@ import {
   desiredDigest,
   desiredState,
   environmentOf,
+  firewallPolicy,
   routeDigestSum,
   routeItem,
   type DesiredState,
   type PlanHost,
 } from '../controller/src/planner/desired.ts';
 
-const POOLS = ['10.100.0.0/16'];
 const A: PlanHost = { id: 1, name: 'node-a', address: '198.51.100.11', interface: 'eth0', subnets: [{ id: 1, cidr: '10.100.1.0/24', gateway: '10.100.1.1', network: 'crossdock', mode: 'network' }] };
 const B: PlanHost = {
   id: 2,
@@ -36,6 +37,8 @@ const B: PlanHost = {
 };
 const C: PlanHost = { id: 3, name: 'node-c', address: '198.51.100.13', interface: 'eth0', subnets: [{ id: 3, cidr: '10.100.3.0/24', gateway: '10.100.3.1', network: 'crossdock', mode: 'bip' }] };
 const HOSTS = [A, B, C];
+// the fleet's hosts and an allowFrom network: rule comments with spaces, quoted by iptables-save
+const POLICY = firewallPolicy([{ cidr: '10.100.0.0/16', allowFrom: ['192.0.2.0/24'] }], HOSTS.map((h) => parseIPv4(h.address)!));
 
 interface Facts {
   dockerAvailable: boolean;
@@ -80,11 +83,11 @@ function applied(desired: DesiredState, facts: ObservedState): ObservedState {
 
 /** The digest the controller expects: the reconciler's expectedDigest from a full recompute. */
 function controllerDigest(host: PlanHost, facts: ObservedState): string {
-  return desiredDigest(host, POOLS, environmentOf(facts), routeDigestSum(host, HOSTS));
+  return desiredDigest(host, POLICY, environmentOf(facts), routeDigestSum(host, HOSTS));
 }
 
 function inSync(host: PlanHost, facts: ObservedState): ObservedState {
-  return applied(desiredState(host, HOSTS, POOLS, environmentOf(facts)), facts);
+  return applied(desiredState(host, HOSTS, POLICY, environmentOf(facts)), facts);
 }
 
 describe('digest parity: executor and controller agree on a host in sync', () => {

@@ -18,7 +18,10 @@ function schemaOf(file: string): string[] {
     .prepare("SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND name != '_prisma_migrations' ORDER BY type, name")
     .all() as Array<{ type: string; name: string; sql: string | null }>;
   db.close();
-  return rows.map((r) => `${r.type} ${r.name}: ${(r.sql ?? '').replace(/\s+/g, ' ')}`);
+  // Whitespace is not schema: SQLite keeps a table's CREATE text as written, and an ALTER TABLE
+  // ADD COLUMN splices its column in with spacing of its own (`..., "x" TEXT)` for `...,\n "x" TEXT\n)`).
+  const normalized = (sql: string) => sql.replace(/\s+/g, ' ').replace(/ ?([(),]) ?/g, '$1');
+  return rows.map((r) => `${r.type} ${r.name}: ${normalized(r.sql ?? '')}`);
 }
 
 describe('migrations', () => {

@@ -20,7 +20,7 @@ function combinations(table: FirewallTable): FirewallRule[] {
     for (const destination of [undefined, '10.100.0.0/16'])
       for (const inInterface of table === 'nat' ? [undefined] : ifnames)
         for (const outInterface of ifnames)
-          for (const comment of [undefined, 'abc', '123', 'a_b-C', 'crossdock peer', 'Az09 ._:/-', ' lead  two ', 'x'.repeat(64)])
+          for (const comment of [undefined, 'abc', '123', 'a_b-C', 'crossdock peer', 'crossdock allowFrom', 'Az09 ._:/-', ' lead  two ', 'x'.repeat(64)])
             for (const target of table === 'nat' ? (['ACCEPT', 'RETURN'] as const) : (['ACCEPT', 'RETURN', 'DROP'] as const)) {
               const rule: FirewallRule = { target };
               if (source) rule.source = source;

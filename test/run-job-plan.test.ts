@@ -2,8 +2,8 @@
 // (with the in-memory drivers) applies in one job, after which there is nothing left to plan
 // and the executor's digest is the one the controller expects.
 import { beforeEach, describe, expect, it } from 'vitest';
-import { observedDigest } from '@crossdock/shared';
-import { desiredDigest, desiredState, environmentOf, routeDigestSum, type PlanHost } from '../controller/src/planner/desired.ts';
+import { observedDigest, parseIPv4 } from '@crossdock/shared';
+import { desiredDigest, desiredState, environmentOf, firewallPolicy, routeDigestSum, type PlanHost } from '../controller/src/planner/desired.ts';
 import { plan } from '../controller/src/planner/plan.ts';
 import { FakeDockerDriver, FakeIpDriver, FakeIptablesDriver, FakeSysctlDriver } from '../executor/src/drivers/fake.ts';
 import { observeHost, type Drivers } from '../executor/src/observe.ts';
@@ -26,7 +26,8 @@ beforeEach(() => {
 });
 
 describe('the planner and the executor agree', () => {
-  const POOLS = ['10.100.0.0/16'];
+  const POOLS = [{ cidr: '10.100.0.0/16', allowFrom: ['192.0.2.0/24'] }];
+  const policyOf = (hosts: PlanHost[]) => firewallPolicy(POOLS, hosts.map((h) => parseIPv4(h.address)!));
   const A: PlanHost = { id: 1, name: 'node-a', address: '198.51.100.11', interface: 'eth0', subnets: [{ id: 1, cidr: '10.100.1.0/24', gateway: '10.100.1.1', network: 'crossdock', mode: 'network' }] };
   const B: PlanHost = { id: 2, name: 'node-b', address: '198.51.100.12', interface: 'eth0', subnets: [{ id: 2, cidr: '10.100.2.0/24', gateway: '10.100.2.1', network: 'crossdock', mode: 'network' }] };
   const C: PlanHost = { id: 3, name: 'node-c', address: '198.51.100.13', interface: 'eth0', subnets: [{ id: 3, cidr: '10.100.3.0/24', gateway: '10.100.3.1', network: 'crossdock', mode: 'network' }] };
@@ -34,11 +35,12 @@ describe('the planner and the executor agree', () => {
   async function converge(hosts: PlanHost[], self = A) {
     const before = await observeHost(drivers);
     const env = environmentOf(before);
-    const commands = plan(desiredState(self, hosts, POOLS, env), before);
+    const policy = policyOf(hosts);
+    const commands = plan(desiredState(self, hosts, policy, env), before);
     const outcome = await runJob(commands, drivers, RESTART);
     const after = await observeHost(drivers);
-    const expected = desiredDigest(self, POOLS, environmentOf(after), routeDigestSum(self, hosts));
-    return { commands, outcome, after, replan: plan(desiredState(self, hosts, POOLS, environmentOf(after)), after), expected };
+    const expected = desiredDigest(self, policy, environmentOf(after), routeDigestSum(self, hosts));
+    return { commands, outcome, after, replan: plan(desiredState(self, hosts, policy, environmentOf(after)), after), expected };
   }
 
   it.each([

@@ -1,6 +1,6 @@
 // Database rows -> API objects.
 import type { AgentHub } from './agents/hub.ts';
-import type { AllocatedSubnet } from './ipam/ipam.ts';
+import { allowFromOf, type AllocatedSubnet } from './ipam/ipam.ts';
 import type { HostDto, PoolDto, SubnetDto } from './schemas.ts';
 
 /** A subnet row with its pool's and host's names (what allocate() answers with). */
@@ -49,13 +49,22 @@ export function hostView(row: HostRow, liveness: Pick<AgentHub, 'statusOf' | 'la
   };
 }
 
-export function poolView(row: { id: number; name: string; cidr: string; subnetPrefixLength: number; createdAt: Date; reserved: { cidr: string }[] }): PoolDto {
+export function poolView(row: {
+  id: number;
+  name: string;
+  cidr: string;
+  subnetPrefixLength: number;
+  allowFrom: string | null;
+  createdAt: Date;
+  reserved: { cidr: string }[];
+}): PoolDto {
   return {
     id: row.id,
     name: row.name,
     cidr: row.cidr,
     subnetPrefixLength: row.subnetPrefixLength,
     reserved: row.reserved.map((r) => r.cidr),
+    allowFrom: allowFromOf(row.allowFrom),
     createdAt: row.createdAt.toISOString(),
   };
 }

@@ -5,18 +5,38 @@
 // which answers each connection with the peer address it saw, so one exchange checks TCP and
 // the source address at once.
 //
+// Hosts themselves (from their own namespaces, with the machine's busybox) and outside machines
+// (namespaces on the LAN that are not registered hosts) are checked the same way.
+//
 // The tests run in order on one lab and build on each other (a second network, a bip host,
 // a host deleted and registered again, a controller restart); each one reads what it needs
 // from the API rather than from an earlier test.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { containsAddress, containsCidr, mustParseCidr, overlaps, parseIPv4 } from '@crossdock/shared';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { EXECUTOR_RECONCILE_INTERVAL_MS, LAB_DEFAULT_POOL, restartController, startExecutor, stopController } from '../lab/crossdock.ts';
 import { dockerdPidOf } from '../lab/engine.ts';
-import { containerAddress, dockerIn, down, execInContainer, hostExec, removeContainer, runContainer, up, type LabState } from '../lab/lab.ts';
+import { findBusybox } from '../lab/image.ts';
+import {
+  addLanMachine,
+  containerAddress,
+  dockerIn,
+  down,
+  execInContainer,
+  hostExec,
+  lanMachineExec,
+  removeContainer,
+  removeLanMachine,
+  runContainer,
+  up,
+  type LabState,
+  type LanMachine,
+  type RunResult,
+} from '../lab/lab.ts';
 import { isAlive } from '../lab/processes.ts';
 import { WaitAborted, waitFor } from '../lab/run.ts';
-import { hostPaths } from '../lab/state.ts';
+import { hostPaths, netnsOf } from '../lab/state.ts';
 import { missing } from '../support/requirements.ts';
 
 const HOSTS = ['h1', 'h2', 'h3'] as const;
@@ -25,6 +45,11 @@ const ROUTE_PROTOCOL = '252';
 const MANAGED_LABEL = 'io.crossdock.managed';
 const PORT = '8080';
 const SERVER_CMD = ['nc', '-ll', '-p', PORT, '-e', 'netstat', '-tn'];
+/** where a server in a host's own namespace listens */
+const HOST_PORT = '9090';
+/** outside machines: one whose network gets allowed, one that never is */
+const OUTSIDE = { name: 'outside', address: '198.51.100.200', allowFrom: '198.51.100.200/29' };
+const STRANGER = { name: 'stranger', address: '198.51.100.210' };
 const LAN_PREFIX = '198.51.100.';
 const CONVERGE_TIMEOUT_MS = 60_000;
 const POLL_MS = 250;
@@ -70,6 +95,8 @@ describe.skipIf(reason)('crossdock end to end on a three-host lab (needs root, n
   /** The server and client container of each host on its `crossdock` network. */
   const servers = new Map<HostName, Endpoint>();
   const clients = new Map<HostName, Endpoint>();
+  /** Servers that hosts and outside machines call (see the first test that starts them). */
+  const reachServers = new Map<HostName, Endpoint>();
 
   // ---- the controller's API ----
 
@@ -193,21 +220,36 @@ describe.skipIf(reason)('crossdock end to end on a three-host lab (needs root, n
     );
   }
 
-  async function ping(from: Endpoint, to: Endpoint): Promise<boolean> {
-    return (await execInContainer(from.host, from.name, ['ping', '-c', '1', '-W', '2', to.address], { timeoutMs: 15_000 })).code === 0;
+  /** Whatever runs busybox applets for a check: a container, a host's own namespace, an outside machine. */
+  interface Client {
+    /** name(address): the address is what a server should see when nothing rewrites it */
+    label: string;
+    applet(argv: string[]): Promise<RunResult>;
+  }
+
+  const BUSYBOX = findBusybox();
+  const inContainer = (e: Endpoint): Client => ({ label: label(e), applet: (argv) => execInContainer(e.host, e.name, argv, { timeoutMs: 15_000 }) });
+  const onHost = (host: HostName): Client => ({
+    label: `${host}(${state.hosts.find((h) => h.name === host)!.address})`,
+    applet: (argv) => hostExec(host, [BUSYBOX, ...argv], { check: false, timeoutMs: 15_000 }),
+  });
+  const onMachine = (m: LanMachine): Client => ({ label: `${m.name}(${m.address})`, applet: (argv) => lanMachineExec(m, [BUSYBOX, ...argv], { check: false, timeoutMs: 15_000 }) });
+
+  async function ping(from: Client, address: string): Promise<boolean> {
+    return (await from.applet(['ping', '-c', '1', '-W', '2', address])).code === 0;
   }
 
   /**
    * One TCP exchange with a server: null when no answer came, else the peer addresses the
    * server's netstat listed for its port (the client's address, as the server saw it).
    */
-  async function tcp(from: Endpoint, to: Endpoint): Promise<string[] | null> {
-    const result = await execInContainer(from.host, from.name, ['nc', '-w', '3', to.address, PORT], { timeoutMs: 15_000 });
+  async function tcp(from: Client, address: string, port = PORT): Promise<string[] | null> {
+    const result = await from.applet(['nc', '-w', '3', address, port]);
     if (result.code !== 0 || !result.stdout.includes('Active Internet connections')) return null;
     const peers: string[] = [];
     for (const line of result.stdout.split('\n')) {
       const match = /^tcp\s+\d+\s+\d+\s+(\S+)\s+(\S+)/.exec(line.trim());
-      if (!match || !match[1]!.endsWith(`:${PORT}`)) continue;
+      if (!match || !match[1]!.endsWith(`:${port}`)) continue;
       peers.push(match[2]!.replace(/^::ffff:/, '').replace(/:\d+$/, ''));
     }
     return peers;
@@ -224,9 +266,16 @@ describe.skipIf(reason)('crossdock end to end on a three-host lab (needs root, n
   const inSubnet = (address: string, cidr: string) => containsAddress(mustParseCidr(cidr), parseIPv4(address)!);
   const label = (e: Endpoint) => `${e.host}/${e.name}(${e.address})`;
 
-  async function exchange(from: Endpoint, to: Endpoint): Promise<Exchange> {
-    const [pinged, peers] = await Promise.all([ping(from, to), tcp(from, to)]);
-    return { from: label(from), to: label(to), ping: pinged, peers };
+  async function exchange(from: Endpoint | Client, to: Endpoint): Promise<Exchange> {
+    const client = 'applet' in from ? from : inContainer(from);
+    const [pinged, peers] = await Promise.all([ping(client, to.address), tcp(client, to.address)]);
+    return { from: client.label, to: label(to), ping: pinged, peers };
+  }
+
+  /** Each exchange pinged and was answered over TCP, and the server saw the client's own address (nothing rewrote it). */
+  function expectReached(exchanges: Exchange[]): void {
+    expect(exchanges.map((e) => ({ from: e.from, to: e.to, ping: e.ping, tcp: e.peers !== null }))).toEqual(exchanges.map((e) => ({ from: e.from, to: e.to, ping: true, tcp: true })));
+    for (const e of exchanges) expect(e.peers, `${e.from} -> ${e.to}: the addresses the server saw`).toContain(/\(([\d.]+)\)$/.exec(e.from)![1]);
   }
 
   /** Client of one host to server of the other, for every pair of distinct hosts. */
@@ -238,11 +287,8 @@ describe.skipIf(reason)('crossdock end to end on a three-host lab (needs root, n
 
   /** Each exchange pinged and was answered over TCP, and the server saw the client's own address. */
   function expectWorking(exchanges: Exchange[]): void {
-    expect(exchanges.map((e) => ({ from: e.from, to: e.to, ping: e.ping, tcp: e.peers !== null }))).toEqual(exchanges.map((e) => ({ from: e.from, to: e.to, ping: true, tcp: true })));
-    for (const e of exchanges) {
-      expect(e.peers, `${e.from} -> ${e.to}: the addresses the server saw`).toContain(/\(([\d.]+)\)$/.exec(e.from)![1]);
-      expect(e.peers!.filter((peer) => peer.startsWith(LAN_PREFIX)), `${e.from} -> ${e.to}: host addresses the server saw`).toEqual([]);
-    }
+    expectReached(exchanges);
+    for (const e of exchanges) expect(e.peers!.filter((peer) => peer.startsWith(LAN_PREFIX)), `${e.from} -> ${e.to}: host addresses the server saw`).toEqual([]);
   }
 
   function expectBroken(exchanges: Exchange[]): void {
@@ -307,6 +353,80 @@ describe.skipIf(reason)('crossdock end to end on a three-host lab (needs root, n
     const exchanges = await allHostPairs();
     expectWorking(exchanges);
   }, 60_000);
+
+  it('lets every host reach a container on every other host from its own namespace, DROP hosts included (ping and TCP, both directions)', async () => {
+    // h1 and h3 are the Ubuntu case: before crossdock accepted its hosts, only h2's containers answered
+    for (const host of ['h1', 'h3']) expect((await hostExec(host, ['iptables-save', '-t', 'filter'])).stdout).toMatch(/^:FORWARD DROP/m);
+    // Servers of their own: a server lists every connection it still holds (TIME_WAIT included),
+    // and the other tests' servers must see only container addresses.
+    await Promise.all(HOSTS.map(async (host) => reachServers.set(host, await startContainer(host, 'reach-srv', 'crossdock', true))));
+    const exchanges = await Promise.all(HOSTS.flatMap((a) => HOSTS.filter((b) => b !== a).map((b) => exchange(onHost(a), reachServers.get(b)!))));
+    expect(exchanges).toHaveLength(HOSTS.length * (HOSTS.length - 1));
+    // and the container saw the host's own address: nothing was masqueraded on the way in
+    expectReached(exchanges);
+  }, 60_000);
+
+  it('leaves what a container starts towards another host masqueraded, as Docker does (the host sees the sending host)', async () => {
+    // a server in each host's own namespace, as a monitoring endpoint or a database on the host would be
+    const hostServers: ChildProcess[] = HOSTS.map((host) =>
+      spawn('nsenter', [`--net=/run/netns/${netnsOf(host)}`, '--', BUSYBOX, 'nc', '-ll', '-p', HOST_PORT, '-e', BUSYBOX, 'netstat', '-tn'], { stdio: 'ignore' }),
+    );
+    try {
+      const address = (host: HostName) => state.hosts.find((h) => h.name === host)!.address;
+      const pairs = HOSTS.flatMap((a) => HOSTS.filter((b) => b !== a).map((b) => [a, b] as const));
+      await waitFor('the host servers listening', 10_000, POLL_MS, async () =>
+        (await Promise.all(HOSTS.map((b) => tcp(onHost(b === 'h1' ? 'h2' : 'h1'), address(b), HOST_PORT)))).every(Boolean) ? true : undefined,
+      );
+      const seen = await Promise.all(pairs.map(([a, b]) => tcp(inContainer(clients.get(a)!), address(b), HOST_PORT)));
+      pairs.forEach(([a, b], i) => {
+        // the server lists every connection it holds (other clients', earlier ones in TIME_WAIT): all from hosts
+        expect(seen[i], `${a} container -> ${b}: the addresses the server saw`).toContain(address(a));
+        expect(seen[i]!.filter((peer) => !peer.startsWith(LAN_PREFIX)), `${a} container -> ${b}: container addresses the server saw`).toEqual([]);
+      });
+    } finally {
+      for (const server of hostServers) server.kill();
+    }
+  }, 60_000);
+
+  it("refuses an outside machine until its network is in the pool's allowFrom, then lets it reach DROP hosts' containers through any host", async () => {
+    const pool = LAB_DEFAULT_POOL;
+    const outside = await addLanMachine(OUTSIDE.name, OUTSIDE.address);
+    const stranger = await addLanMachine(STRANGER.name, STRANGER.address);
+    const address = (host: HostName) => state.hosts.find((h) => h.name === host)!.address;
+    /** the route an outside machine needs: the pool via any host (README, "Reach containers from outside the fleet") */
+    const routeVia = (m: LanMachine, host: HostName) => lanMachineExec(m, ['ip', 'route', 'replace', pool, 'via', address(host)]);
+    const [h1, h2, h3] = [reachServers.get('h1')!, reachServers.get('h2')!, reachServers.get('h3')!];
+    try {
+      await Promise.all([routeVia(outside, 'h2'), routeVia(stranger, 'h2')]);
+      // Refused by the DROP hosts, which is what crossdock changes nothing about; the ACCEPT host
+      // forwards anything routed to it, as before crossdock (it is never made stricter).
+      expectBroken(await Promise.all([exchange(onMachine(outside), h1), exchange(onMachine(outside), h3)]));
+      expectReached([await exchange(onMachine(outside), h2)]);
+
+      expect((await api('PATCH', '/v1/pools/default', { allowFrom: [OUTSIDE.allowFrom] })).status).toBe(200);
+      await waitConverged();
+      for (const host of HOSTS) {
+        expect((await hostExec(host, ['iptables-save', '-t', 'filter'])).stdout, host).toContain(
+          `-A CROSSDOCK-FORWARD -s ${OUTSIDE.allowFrom} -d ${pool} -m comment --comment "crossdock allowFrom" -j ACCEPT`,
+        );
+      }
+      // through the ACCEPT host, then through a DROP host that forwards it to another DROP host
+      expectReached(await Promise.all([exchange(onMachine(outside), h1), exchange(onMachine(outside), h3)]));
+      await routeVia(outside, 'h3');
+      expectReached(await Promise.all([exchange(onMachine(outside), h1), exchange(onMachine(outside), h2)]));
+      // A machine outside the allowed network is neither a host, a pool nor allowed: still refused.
+      expectBroken(await Promise.all([exchange(onMachine(stranger), h1), exchange(onMachine(stranger), h3)]));
+      await routeVia(stranger, 'h3');
+      expectBroken(await Promise.all([exchange(onMachine(stranger), h1), exchange(onMachine(stranger), h2)]));
+
+      expect((await api('PATCH', '/v1/pools/default', { allowFrom: [] })).status).toBe(200);
+      await waitConverged();
+      expectBroken(await Promise.all([exchange(onMachine(outside), h1), exchange(onMachine(outside), h2)]));
+    } finally {
+      await api('PATCH', '/v1/pools/default', { allowFrom: [] }).catch(() => {});
+      await Promise.all([removeLanMachine(outside), removeLanMachine(stranger), ...HOSTS.map((host) => removeContainer(host, 'reach-srv'))]);
+    }
+  }, 120_000);
 
   it('repairs a forward chain broken by hand on the DROP host within the reconcile interval', async () => {
     const h1 = state.hosts.find((h) => h.name === 'h1')!;
@@ -493,7 +613,8 @@ describe.skipIf(reason)('crossdock end to end on a three-host lab (needs root, n
       expect(counts.get('*filter -A DOCKER-USER -j CROSSDOCK-FORWARD'), `${host.name}: the forward jump`).toBe(1);
       expect(counts.get('*nat -A POSTROUTING -j CROSSDOCK-POSTROUTING'), `${host.name}: the nat jump`).toBe(1);
       const rules = (table: string, chain: string) => [...counts.keys()].filter((key) => key.startsWith(`${table} -A ${chain} `)).length;
-      expect(rules('*filter', 'CROSSDOCK-FORWARD'), `${host.name}: CROSSDOCK-FORWARD rules`).toBe(2 * host.subnets.length);
+      // two for each subnet, and four accepting the three hosts (198.51.100.11/32 and .12/31, both ways)
+      expect(rules('*filter', 'CROSSDOCK-FORWARD'), `${host.name}: CROSSDOCK-FORWARD rules`).toBe(2 * host.subnets.length + 4);
       expect(rules('*nat', 'CROSSDOCK-POSTROUTING'), `${host.name}: CROSSDOCK-POSTROUTING rules`).toBe(host.subnets.length);
 
       const lines = (await hostExec(host.name, ['ip', '-4', 'route', 'show', 'table', 'main'])).stdout.split('\n').filter(Boolean);

@@ -7,9 +7,9 @@ import { findLabProcesses, labNamespaces, leftovers, teardown, type Log } from '
 import { assertCrossdockEntries, startCrossdock, stopCrossdock } from './crossdock.ts';
 import { docker, dockerdPidOf, startEngine } from './engine.ts';
 import { buildImageTar, importImage } from './image.ts';
-import { createHost, createLan, forwardPolicyOf, ipForwardOf } from './network.ts';
+import { createHost, createLan, createLanMachine, forwardPolicyOf, ipForwardOf } from './network.ts';
 import { isAlive, netnsInodeOf, netnsInodeOfPath, readPidfile } from './processes.ts';
-import { nsExec, run, type RunOptions, type RunResult } from './run.ts';
+import { ipIn, nsExec, run, type RunOptions, type RunResult } from './run.ts';
 import {
   assertLabDirUsable,
   CONTROLLER_ADDRESS,
@@ -353,6 +353,35 @@ export async function containerAddress(host: HostRef, container: string, network
   const entry = network ? networks[network] : Object.values(networks)[0];
   if (!entry?.IPAddress) throw new Error(`container ${container} has no address${network ? ` on ${network}` : ''}`);
   return entry.IPAddress;
+}
+
+export interface LanMachine {
+  name: string;
+  netns: string;
+  address: string;
+}
+
+/**
+ * Adds a machine to the running lab's LAN that is not a registered host (an outside machine:
+ * a load balancer, a bastion), with only the LAN's /24: give it routes with lanMachineExec.
+ * An earlier one of the same name is replaced; down removes it.
+ */
+export async function addLanMachine(name: string, address: string): Promise<LanMachine> {
+  // its LAN port is named after it, as a host's is
+  if (requireState().hosts.some((host) => host.name === name)) throw new Error(`${name} is a lab host; give the outside machine another name`);
+  const machine = { name, netns: netnsOf(name), address };
+  await removeLanMachine(machine);
+  await createLanMachine(name, machine.netns, address);
+  return machine;
+}
+
+export async function removeLanMachine(machine: LanMachine): Promise<void> {
+  if (existsSync(`/run/netns/${machine.netns}`)) await ipIn(null, ['netns', 'delete', machine.netns]);
+}
+
+/** argv inside an outside machine's namespace (ip route, busybox ping and nc). */
+export function lanMachineExec(machine: LanMachine, argv: string[], options: RunOptions = {}): Promise<RunResult> {
+  return nsExec(machine.netns, argv, options);
 }
 
 export function forwardPolicy(host: HostRef): Promise<string | null> {

@@ -56,6 +56,22 @@ export async function createHost(name: string, netns: string, address: string, f
   await nsExec(netns, [...sysctlCommand(), '-w', `net.ipv4.ip_forward=${forwarding === 'ubuntu' ? 0 : 1}`]);
 }
 
+/**
+ * A machine on the LAN that is not a crossdock host (a load balancer, a bastion): a namespace
+ * like a host's, without dockerd and without forwarding. It ignores ICMP redirects, so that a
+ * route through one host stays the path its packets take. Its name starts with the lab prefix
+ * (netns is netnsOf(name)), so down removes it like everything else.
+ */
+export async function createLanMachine(name: string, netns: string, address: string): Promise<void> {
+  await ipIn(null, ['netns', 'add', netns]);
+  await ipIn(netns, ['link', 'set', 'lo', 'up']);
+  await ipIn(netns, ['link', 'add', HOST_INTERFACE, 'type', 'veth', 'peer', 'name', name, 'netns', LAN_NETNS]);
+  await ipIn(netns, ['addr', 'add', `${address}/${LAN_PREFIX_LENGTH}`, 'dev', HOST_INTERFACE]);
+  for (const scope of ['all', HOST_INTERFACE]) await nsExec(netns, [...sysctlCommand(), '-w', `net.ipv4.conf.${scope}.accept_redirects=0`]);
+  await ipIn(netns, ['link', 'set', HOST_INTERFACE, 'up']);
+  await ipIn(LAN_NETNS, ['link', 'set', name, 'master', LAN_BRIDGE, 'up']);
+}
+
 /** procps sysctl where installed, else busybox's (a lab requirement anyway). */
 function sysctlCommand(): string[] {
   const procps = ['/usr/sbin/sysctl', '/sbin/sysctl'].find((file) => existsSync(file));

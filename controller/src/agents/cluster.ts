@@ -1,8 +1,10 @@
-// The planner's view of the cluster: every host with its address, interface and subnets, and
-// every pool. Loaded once, then refreshed row by row from IPAM change events, so a change
-// costs the rows it touched, not a reload of the world.
+// The planner's view of the cluster: every host with its address, interface and subnets, every
+// pool, and the firewall policy they make. Loaded once, then refreshed row by row from IPAM
+// change events, so a change costs the rows it touched, not a reload of the world.
+import { parseIPv4, type FirewallRule } from '@crossdock/shared';
 import type { PrismaClient } from '../generated/prisma/client.ts';
-import type { PlanHost, PlanSubnet } from '../planner/desired.ts';
+import { allowFromOf, type PoolFacts } from '../ipam/ipam.ts';
+import { firewallPolicy, type FirewallPolicy, type PlanHost, type PlanSubnet } from '../planner/desired.ts';
 
 const hostSelect = {
   id: true,
@@ -26,7 +28,15 @@ function toPlanHost(row: HostRow): PlanHost {
 
 export class Cluster {
   readonly hosts = new Map<number, PlanHost>();
-  pools: string[] = [];
+  /** each host's address, parsed once (parsing is most of the policy's cost otherwise) */
+  private readonly addresses = new Map<number, number>();
+  /** in id order, which is creation order */
+  private pools: PoolFacts[] = [];
+  /**
+   * The firewall policy every host's chains include. Replaced only when its rules change, so
+   * a caller that kept the previous object learns whether a change touched it by identity.
+   */
+  policy: FirewallPolicy = firewallPolicy([], []);
   /** subnets across the fleet: what bounds the routes any one host may hold */
   subnetCount = 0;
 
@@ -35,19 +45,42 @@ export class Cluster {
   async load(): Promise<void> {
     this.hosts.clear();
     this.subnetCount = 0;
-    for (const row of await this.prisma.host.findMany({ select: hostSelect })) this.addHost(toPlanHost(row));
-    await this.reloadPools();
+    this.addresses.clear();
+    for (const row of await this.prisma.host.findMany({ select: hostSelect })) this.setHost(toPlanHost(row));
+    const pools = await this.prisma.pool.findMany({ select: { id: true, name: true, cidr: true, allowFrom: true }, orderBy: { id: 'asc' } });
+    this.pools = pools.map((p) => ({ ...p, allowFrom: allowFromOf(p.allowFrom) }));
+    this.refreshPolicy();
   }
 
-  async reloadPools(): Promise<void> {
-    this.pools = (await this.prisma.pool.findMany({ select: { cidr: true }, orderBy: { id: 'asc' } })).map((p) => p.cidr);
+  /** Rebuilds the policy from the hosts' addresses and the pools: mostly a sort of the addresses. */
+  private refreshPolicy(): void {
+    const next = firewallPolicy(this.pools, this.addresses.values());
+    if (!samePolicy(this.policy, next)) this.policy = next;
   }
 
   // Updates from IPAM change events: each returns the host as it was before.
 
-  addHost(host: PlanHost): void {
+  setPool(pool: PoolFacts): void {
+    const i = this.pools.findIndex((p) => p.id === pool.id);
+    if (i >= 0) this.pools[i] = pool;
+    else this.pools.push(pool); // ids only grow: still in id order
+    this.refreshPolicy();
+  }
+
+  removePool(poolId: number): void {
+    this.pools = this.pools.filter((p) => p.id !== poolId);
+    this.refreshPolicy();
+  }
+
+  private setHost(host: PlanHost): void {
     this.subnetCount += host.subnets.length - (this.hosts.get(host.id)?.subnets.length ?? 0);
     this.hosts.set(host.id, host);
+    this.addresses.set(host.id, mustParseIPv4(host.address));
+  }
+
+  addHost(host: PlanHost): void {
+    this.setHost(host);
+    this.refreshPolicy();
   }
 
   addSubnet(hostId: number, subnet: PlanSubnet): { before: PlanHost; after: PlanHost } | undefined {
@@ -73,7 +106,8 @@ export class Cluster {
     const before = this.hosts.get(hostId);
     if (!before) return undefined;
     const after = { ...before, address: change.address, interface: change.interface };
-    this.hosts.set(hostId, after);
+    this.setHost(after);
+    if (after.address !== before.address) this.refreshPolicy();
     return { before, after };
   }
 
@@ -81,6 +115,25 @@ export class Cluster {
     const before = this.hosts.get(id);
     this.subnetCount -= before?.subnets.length ?? 0;
     this.hosts.delete(id);
+    this.addresses.delete(id);
+    if (before) this.refreshPolicy();
     return before;
   }
+}
+
+function mustParseIPv4(address: string): number {
+  const value = parseIPv4(address);
+  if (value === null) throw new Error(`host address ${address} is not an IPv4 address`);
+  return value;
+}
+
+function samePolicy(a: FirewallPolicy, b: FirewallPolicy): boolean {
+  const rule = (r: FirewallRule) => `${r.source} ${r.destination} ${r.target} ${r.comment}`;
+  return (
+    a.hostRulesLeftOut === b.hostRulesLeftOut &&
+    a.pools.length === b.pools.length &&
+    a.pools.every((p, i) => p === b.pools[i]) &&
+    a.reach.length === b.reach.length &&
+    a.reach.every((r, i) => rule(r) === rule(b.reach[i]!))
+  );
 }

@@ -20,6 +20,9 @@ export interface NewJob {
 
 export const JOB_HISTORY_PER_HOST = 100;
 
+/** A command's result as recorded: its text only where it is not the controller's own rendering. */
+export type StoredResult = Omit<JobResultItem, 'text'> & { text?: string };
+
 export class JobStore {
   constructor(
     private readonly prisma: PrismaClient,
@@ -49,7 +52,7 @@ export class JobStore {
    * one UPDATE ... FROM (VALUES ...) statement: one Prisma update each cost about 2 ms, and a
    * fan-out to 1,000 hosts queued 2 s of them ahead of the next change's jobs.
    */
-  finish(jobId: number, outcome: { status: JobStatus; results: JobResultItem[]; error?: string }): Promise<void> {
+  finish(jobId: number, outcome: { status: JobStatus; results: StoredResult[]; error?: string }): Promise<void> {
     this.finishes.push({
       id: jobId,
       status: outcome.status,

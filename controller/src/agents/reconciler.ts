@@ -8,10 +8,12 @@
 import {
   addHash,
   itemHash,
+  renderCommand,
   subtractHash,
   type Command,
   type Hello,
   type JobResult,
+  type JobResultItem,
   type ObservedState,
 } from '@crossdock/shared';
 import type { FastifyBaseLogger } from 'fastify';
@@ -24,17 +26,21 @@ import {
   desiredState,
   dockerNetwork,
   environmentOf,
+  firewallChains,
+  localItems,
   localState,
+  MAX_REACH_RULES,
   peerRoute,
   routeDigestSum,
   routeItem,
+  type FirewallPolicy,
   type HostEnvironment,
   type PlanHost,
 } from '../planner/desired.ts';
 import { plan } from '../planner/plan.ts';
 import type { Cluster } from './cluster.ts';
 import { CLOSE_REVOKED, type AgentHub, type Session } from './hub.ts';
-import type { JobStatus, JobStore } from './jobs.ts';
+import type { JobStatus, JobStore, StoredResult } from './jobs.ts';
 
 export interface ReconcilerOptions {
   jobTimeoutMs: number;
@@ -67,7 +73,7 @@ const MESSAGE_BYTES_PER_ROUTE = 256;
 interface Inflight {
   generation: number;
   deadline: number;
-  commandCount: number;
+  commands: Command[];
 }
 
 /** Why a result was not taken: it is dropped and the job is left as it was. */
@@ -120,6 +126,7 @@ export class Reconciler {
       rt.desiredGeneration = Math.max(g.desiredGeneration, fromJobs.get(g.id) ?? 0);
       rt.appliedGeneration = Math.min(g.appliedGeneration, rt.desiredGeneration);
     }
+    if (this.cluster.policy.hostRulesLeftOut > 0) this.warnHostRulesLeftOut();
     const abandoned = await this.jobs.abandonUnfinished();
     if (abandoned > 0) this.log.info({ abandoned }, 'marked jobs of the previous run as timed out');
     this.timers.push(setInterval(() => this.enqueue(() => this.sweep()), SWEEP_INTERVAL_MS));
@@ -255,7 +262,7 @@ export class Reconciler {
     if (!rt || !inflight) {
       return { accepted: false, reason: 'not-waiting', message: `job ${result.jobId} is not waiting for a result from this host` };
     }
-    const problem = checkResultItems(result, inflight.commandCount);
+    const problem = checkResultItems(result, inflight.commands.length);
     if (problem) return { accepted: false, reason: 'invalid', message: problem };
     rt.inflight.delete(result.jobId);
     this.touch(hostId);
@@ -270,7 +277,7 @@ export class Reconciler {
       // share one write.
       const generation = rt.desiredGeneration;
       void this.jobs
-        .finish(result.jobId, { status, results: result.results, error })
+        .finish(result.jobId, { status, results: withoutOwnTexts(result.results, inflight.commands), error })
         .then(() => inSync && this.markApplied(hostId, rt, generation))
         .catch((err: unknown) => this.logFailure(err, 'could not record a job result', { jobId: result.jobId }));
       if (!inSync && ok && rt.inflight.size === 0) this.hub.send(hostId, { type: 'state.request' });
@@ -302,7 +309,7 @@ export class Reconciler {
   planFor(hostId: number, observed: ObservedState, skipped?: string[]): Command[] | undefined {
     const host = this.cluster.hosts.get(hostId);
     if (!host) return undefined;
-    return plan(desiredState(host, this.cluster.hosts.values(), this.cluster.pools, environmentOf(observed)), observed, undefined, skipped);
+    return plan(desiredState(host, this.cluster.hosts.values(), this.cluster.policy, environmentOf(observed)), observed, undefined, skipped);
   }
 
   private async planFromSnapshot(hostId: number, state: ObservedState, reason: string): Promise<void> {
@@ -310,7 +317,7 @@ export class Reconciler {
     if (!host) return;
     const rt = this.runtime(hostId);
     rt.env = environmentOf(state);
-    const desired = desiredState(host, this.cluster.hosts.values(), this.cluster.pools, rt.env);
+    const desired = desiredState(host, this.cluster.hosts.values(), this.cluster.policy, rt.env);
     let routeSum = 0;
     for (const route of desired.routes) routeSum = addHash(routeSum, itemHash(routeItem(route)));
     rt.routeSum = routeSum;
@@ -345,7 +352,7 @@ export class Reconciler {
     if (!host) return undefined;
     const rt = this.runtime(hostId);
     rt.routeSum ??= routeDigestSum(host, this.cluster.hosts.values());
-    return desiredDigest(host, this.cluster.pools, rt.env, rt.routeSum);
+    return desiredDigest(host, this.cluster.policy, rt.env, rt.routeSum);
   }
 
   // ---- IPAM changes ----
@@ -358,9 +365,11 @@ export class Reconciler {
     switch (change.type) {
       case 'host.created': {
         const after: PlanHost = { ...change.host, subnets: change.subnets };
+        const policy = this.cluster.policy;
         this.cluster.addHost(after);
         this.runtime(after.id);
-        await this.dispatch(this.peerRoutes(after, after.subnets.map((s) => s.cidr), [], `host ${after.name} registered`));
+        const reason = `host ${after.name} registered`;
+        await this.dispatch(this.withPolicy(policy, reason, this.peerRoutes(after, after.subnets.map((s) => s.cidr), [], reason)));
         return;
       }
       case 'subnet.created': {
@@ -371,7 +380,7 @@ export class Reconciler {
         const rt = this.runtime(after.id);
         const own: Command[] = [];
         if (this.reachable(after.id)) {
-          const local = localState(after, this.cluster.pools, rt.env);
+          const local = localState(after, this.cluster.policy, rt.env);
           if (rt.env.dockerAvailable) own.push(subnet.mode === 'bip' ? bipOf(subnet) : dockerNetwork(subnet, rt.env));
           own.push(...local.chains, ...local.jumps);
         }
@@ -387,15 +396,16 @@ export class Reconciler {
         const own: Command[] = [];
         if (this.reachable(after.id)) {
           if (removed && removed.mode === 'network' && rt.env.dockerAvailable) own.push({ kind: 'docker.network.remove', name: removed.network });
-          own.push(...localState(after, this.cluster.pools, rt.env).chains);
+          own.push(...localState(after, this.cluster.policy, rt.env).chains);
         }
         await this.dispatch([{ hostId: after.id, commands: own, reason, bump: true }, ...this.peerRoutes(before ?? after, [], [change.cidr], reason)]);
         return;
       }
       case 'host.updated': {
+        const policy = this.cluster.policy;
         const { before, after } = this.cluster.updateHost(change.hostId, change) ?? {};
         if (!before || !after) return;
-        const dispatches: Dispatch[] = [];
+        let dispatches: Dispatch[] = [];
         if (before.address !== after.address) {
           const reason = `host ${after.name} moved from ${before.address} to ${after.address}`;
           // Swap each peer's route to this host's subnets over to the new address.
@@ -409,6 +419,7 @@ export class Reconciler {
               }),
             ),
           );
+          dispatches = this.withPolicy(policy, reason, dispatches);
         }
         if (before.interface !== after.interface) {
           // Every route of this host changes device: replan it from a fresh snapshot.
@@ -420,28 +431,62 @@ export class Reconciler {
         return;
       }
       case 'host.deleted': {
+        const policy = this.cluster.policy;
         const before = this.cluster.removeHost(change.hostId);
         this.hub.send(change.hostId, { type: 'revoked', reason: `host ${change.name} was deleted from the controller` });
         this.hub.disconnect(change.hostId, CLOSE_REVOKED, 'host deleted');
         this.hub.forget(change.hostId);
         this.runtimes.delete(change.hostId);
         if (!before) return;
-        await this.dispatch(this.peerRoutes(before, [], change.subnets.map((s) => s.cidr), `host ${change.name} deleted`));
+        const reason = `host ${change.name} deleted`;
+        await this.dispatch(this.withPolicy(policy, reason, this.peerRoutes(before, [], change.subnets.map((s) => s.cidr), reason)));
         return;
       }
       case 'pool.created':
+      case 'pool.updated':
       case 'pool.deleted': {
-        await this.cluster.reloadPools();
-        const dispatches: Dispatch[] = [];
-        for (const host of this.cluster.hosts.values()) {
-          if (host.subnets.length === 0) continue;
-          const commands = this.reachable(host.id) ? localState(host, this.cluster.pools, this.runtime(host.id).env).chains : [];
-          dispatches.push({ hostId: host.id, commands, reason: `pool ${change.poolName} ${change.type === 'pool.created' ? 'created' : 'deleted'}`, bump: true });
-        }
-        await this.dispatch(dispatches);
+        const policy = this.cluster.policy;
+        if (change.type === 'pool.deleted') this.cluster.removePool(change.poolId);
+        else this.cluster.setPool(change.pool);
+        const name = change.type === 'pool.deleted' ? change.poolName : change.pool.name;
+        const done = { 'pool.created': 'created', 'pool.updated': 'changed', 'pool.deleted': 'deleted' }[change.type];
+        await this.dispatch(this.withPolicy(policy, `pool ${name} ${done}`, []));
         return;
       }
     }
+  }
+
+  /**
+   * When a change altered the firewall policy (`before` is the policy it replaced), every host's
+   * chains change: attached hosts get them, added to whatever `dispatches` already gives them,
+   * and every host's generation moves. Otherwise `dispatches` as they are.
+   */
+  private withPolicy(before: FirewallPolicy, reason: string, dispatches: Dispatch[]): Dispatch[] {
+    const after = this.cluster.policy;
+    if (after === before) return dispatches;
+    if (after.hostRulesLeftOut > 0 && before.hostRulesLeftOut === 0) this.warnHostRulesLeftOut();
+    // The nat chain depends on the pools alone: a host joining or leaving rewrites the filter chain only.
+    const poolsChanged = after.pools.length !== before.pools.length || after.pools.some((p, i) => p !== before.pools[i]);
+    const byHost = new Map(dispatches.map((d) => [d.hostId, d]));
+    const merged = [...dispatches];
+    for (const host of this.cluster.hosts.values()) {
+      const chains = this.reachable(host.id) ? firewallChains(host, after).filter((c) => poolsChanged || c.table === 'filter') : [];
+      const existing = byHost.get(host.id);
+      if (existing) {
+        existing.commands = [...existing.commands, ...chains];
+        existing.bump = true;
+      } else {
+        merged.push({ hostId: host.id, commands: chains, reason, bump: true });
+      }
+    }
+    return merged;
+  }
+
+  private warnHostRulesLeftOut(): void {
+    this.log.warn(
+      { hostRules: this.cluster.policy.hostRulesLeftOut, max: MAX_REACH_RULES },
+      "the hosts' addresses need more firewall rules than a chain may hold, so hosts reach containers only where a host's FORWARD policy accepts them; list the hosts' segments in the pools' allowFrom (PATCH /v1/pools/:name)",
+    );
   }
 
   /** Route commands on every other host for subnets of `owner` that appeared or went away. */
@@ -505,7 +550,7 @@ export class Reconciler {
     const deadline = Date.now() + this.options.jobTimeoutMs;
     toSend.forEach((job, i) => {
       const jobId = ids[i]!;
-      this.runtime(job.hostId).inflight.set(jobId, { generation: job.generation, deadline, commandCount: job.commands.length });
+      this.runtime(job.hostId).inflight.set(jobId, { generation: job.generation, deadline, commands: job.commands });
       this.jobbedHosts.add(job.hostId);
       this.hub.send(job.hostId, { type: 'job', jobId, generation: job.generation, commands: job.commands });
     });
@@ -555,4 +600,19 @@ function checkResultItems(result: JobResult, commandCount: number): string | nul
     seen.add(item.index);
   }
   return null;
+}
+
+/**
+ * A result's text is the executor's rendering of its command. Where it is ours too, it is not
+ * stored (the jobs view renders the command): a chain's text is as large as the chain, and a
+ * host joining sends every host one, so storing them cost a 1,000-host fan-out 3 MB of writes.
+ * An executor of another version that renders differently keeps its own text on record.
+ */
+function withoutOwnTexts(results: JobResultItem[], commands: Command[]): StoredResult[] {
+  return results.map((r) => {
+    const command = commands[r.index];
+    if (command === undefined || r.text !== renderCommand(command)) return r;
+    const { text: _ours, ...rest } = r;
+    return rest;
+  });
 }

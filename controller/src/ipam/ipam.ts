@@ -97,7 +97,27 @@ export type IpamChange =
   | { type: 'host.deleted'; hostId: number; name: string; subnets: Array<{ id: number; cidr: string }> }
   | { type: 'subnet.created'; hostId: number; subnet: SubnetFacts }
   | { type: 'subnet.deleted'; subnetId: number; hostId: number; cidr: string }
-  | { type: 'pool.created' | 'pool.deleted'; poolName: string };
+  | { type: 'pool.created' | 'pool.updated'; pool: PoolFacts }
+  | { type: 'pool.deleted'; poolId: number; poolName: string };
+
+/** A pool as the planner needs it. */
+export interface PoolFacts {
+  id: number;
+  name: string;
+  cidr: string;
+  allowFrom: string[];
+}
+
+/** The allowFrom column: a JSON array of CIDRs; null (a pool from before the column) is none. */
+export function allowFromOf(column: string | null): string[] {
+  return column === null ? [] : (JSON.parse(column) as string[]);
+}
+
+type PoolRow = { id: number; name: string; cidr: string; allowFrom: string | null };
+
+function poolFacts(row: PoolRow): PoolFacts {
+  return { id: row.id, name: row.name, cidr: row.cidr, allowFrom: allowFromOf(row.allowFrom) };
+}
 
 export const subnetInclude = { pool: { select: { name: true } }, host: { select: { name: true } } } as const;
 
@@ -228,7 +248,7 @@ export class Ipam {
 
   // ---- operations ----
 
-  createPool(input: { name: string; cidr: Cidr; subnetPrefixLength: number; reserved: Cidr[] }) {
+  createPool(input: { name: string; cidr: Cidr; subnetPrefixLength: number; reserved: Cidr[]; allowFrom?: Cidr[] }) {
     return this.writer.run(() => {
       if (this.pools.has(input.name)) throw new ApiError('POOL_EXISTS', `a pool named "${input.name}" already exists; choose another name`);
       for (const other of this.pools.values()) {
@@ -263,15 +283,16 @@ export class Ipam {
               name: input.name,
               cidr: formatCidr(input.cidr),
               subnetPrefixLength: input.subnetPrefixLength,
+              allowFrom: JSON.stringify((input.allowFrom ?? []).map(formatCidr)),
               reserved: { create: reserved.map((r) => ({ cidr: formatCidr(r) })) },
             },
-            include: { reserved: true },
+            include: { reserved: { orderBy: { id: 'asc' } } },
           }),
         undo: () => this.unindexPool(entry),
         committed: (pool) => {
           entry.id = pool.id;
           this.poolsById.set(pool.id, entry);
-          this.emit({ type: 'pool.created', poolName: input.name });
+          this.emit({ type: 'pool.created', pool: poolFacts(pool) });
         },
       };
     });
@@ -290,7 +311,24 @@ export class Ipam {
           this.pools.set(pool.name, pool);
           this.poolsById.set(pool.id, pool);
         },
-        committed: () => this.emit({ type: 'pool.deleted', poolName: name }),
+        committed: () => this.emit({ type: 'pool.deleted', poolId: pool.id, poolName: name }),
+      };
+    });
+  }
+
+  /** Replaces a pool's allowFrom list; every host's chains follow. */
+  updatePool(name: string, patch: { allowFrom: Cidr[] }) {
+    return this.writer.run(() => {
+      const pool = this.requirePool(name);
+      return {
+        write: (tx: Tx) =>
+          tx.pool.update({
+            where: { id: pool.id },
+            data: { allowFrom: JSON.stringify(patch.allowFrom.map(formatCidr)) },
+            include: { reserved: { orderBy: { id: 'asc' } } },
+          }),
+        undo: () => {},
+        committed: (row) => this.emit({ type: 'pool.updated', pool: poolFacts(row) }),
       };
     });
   }

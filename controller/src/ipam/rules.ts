@@ -2,6 +2,7 @@
 // throw an ApiError whose message says what would be right.
 import {
   echo,
+  containsCidr,
   formatCidr,
   formatIPv4,
   hostRange,
@@ -17,6 +18,8 @@ import { ApiError } from '../errors.ts';
 
 /** Smallest subnet we hand out: a Docker bridge needs a gateway and at least one container. */
 export const MAX_SUBNET_PREFIX_LENGTH = 30;
+/** Every entry is two rules on every host; a pool that needs more should name wider networks. */
+export const MAX_ALLOW_FROM = 64;
 
 export function requireCidr(text: string, field: string): Cidr {
   const result = parseCidr(text);
@@ -43,6 +46,30 @@ export function requirePoolRange(text: string, field: string): Cidr {
   const problem = specialRangeProblem(cidr);
   if (problem) throw new ApiError('POOL_RANGE_NOT_ALLOWED', `${field} ${problem}`);
   return cidr;
+}
+
+/**
+ * A pool's allowFrom list: outside networks whose traffic may reach the pool's subnets on every
+ * host. Each a CIDR without host bits, none of them every address, none inside another (the
+ * route schema bounds the count to MAX_ALLOW_FROM).
+ */
+export function requireAllowFrom(list: readonly string[], field = 'allowFrom'): Cidr[] {
+  const parsed = list.map((text, i) => requireCidr(text, `${field}[${i}]`));
+  parsed.forEach((cidr, i) => {
+    if (cidr.prefixLength === 0) {
+      throw new ApiError(
+        'INVALID_PREFIX_LENGTH',
+        `${field}[${i}] ${formatCidr(cidr)} is every address and would open the pool's containers to any network; list only the networks that need to reach them, such as 192.0.2.0/24`,
+      );
+    }
+    parsed.forEach((other, j) => {
+      if (j !== i && containsCidr(other, cidr) && (j < i || !containsCidr(cidr, other))) {
+        const what = other.prefixLength === cidr.prefixLength ? 'repeats' : 'is inside';
+        throw new ApiError('VALIDATION_FAILED', `${field}[${i}] ${formatCidr(cidr)} ${what} ${field}[${j}] ${formatCidr(other)}; list each network once`);
+      }
+    });
+  });
+  return parsed;
 }
 
 export function requireSubnetPrefixLength(prefixLength: number, pool: Cidr, field: string): number {

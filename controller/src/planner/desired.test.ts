@@ -1,7 +1,8 @@
 // What a host gets (DESIGN.md), from the cluster model: pure functions, checked value by value.
 import { describe, expect, it } from 'vitest';
-import { digestItem, emptyObservedState, validateCommands, type ObservedState } from '@crossdock/shared';
+import { digestItem, emptyObservedState, parseIPv4, renderRule, validateCommands, type ObservedState } from '@crossdock/shared';
 import {
+  MAX_REACH_RULES,
   UNKNOWN_ENVIRONMENT,
   bipOf,
   desiredState,
@@ -9,12 +10,14 @@ import {
   environmentOf,
   firewallChains,
   firewallJumps,
+  firewallPolicy,
   localItems,
   localState,
   peerRoute,
   routeItem,
   type HostEnvironment,
   type PlanHost,
+  type PlanPool,
   type PlanSubnet,
 } from './desired.ts';
 
@@ -22,6 +25,9 @@ const sub = (id: number, cidr: string, gateway: string, network = 'crossdock', m
 const A: PlanHost = { id: 1, name: 'node-a', address: '198.51.100.11', interface: 'ens3', subnets: [sub(1, '10.100.1.0/24', '10.100.1.1')] };
 const B: PlanHost = { id: 2, name: 'node-b', address: '198.51.100.12', interface: 'eth0', subnets: [sub(2, '10.100.2.0/24', '10.100.2.1'), sub(5, '10.100.5.0/24', '10.100.5.1', 'crossdock-2')] };
 const C: PlanHost = { id: 3, name: 'node-c', address: '198.51.100.13', interface: 'eth1', subnets: [sub(3, '10.100.3.0/24', '10.100.3.1', 'x', 'bip')] };
+const ip = (address: string) => parseIPv4(address)!;
+/** The policy of one pool without allowFrom and the given hosts. */
+const policyOf = (pools: readonly string[], hosts: readonly PlanHost[] = []) => firewallPolicy(pools.map((cidr) => ({ cidr, allowFrom: [] })), hosts.map((h) => ip(h.address)));
 const DOCKER20: HostEnvironment = { dockerAvailable: true, dockerUser: true, engineMajor: 20 };
 const DOCKER28: HostEnvironment = { dockerAvailable: true, dockerUser: true, engineMajor: 28 };
 const NO_DOCKER: HostEnvironment = { dockerAvailable: false, dockerUser: false, engineMajor: null };
@@ -61,7 +67,7 @@ describe('firewallChains', () => {
   it('accepts both directions between each local subnet and each pool, and keeps it from being masqueraded', () => {
     const host = { ...A, subnets: [sub(1, '10.100.1.0/24', '10.100.1.1'), sub(4, '10.100.4.0/25', '10.100.4.1', 'crossdock-2')] };
     const accept = (source: string, destination: string) => ({ source, destination, target: 'ACCEPT', comment: 'crossdock' });
-    expect(firewallChains(host, ['10.100.0.0/16', '172.30.0.0/16'])).toStrictEqual([
+    expect(firewallChains(host, policyOf(['10.100.0.0/16', '172.30.0.0/16']))).toStrictEqual([
       {
         kind: 'firewall.chain',
         table: 'filter',
@@ -92,16 +98,112 @@ describe('firewallChains', () => {
     ]);
   });
 
-  it('does not depend on peers, only on local subnets and pools', () => {
-    const pools = ['10.100.0.0/16'];
-    expect(desiredState(A, [A], pools, DOCKER20).chains).toStrictEqual(desiredState(A, [A, B, C], pools, DOCKER20).chains);
+  it('ends the filter chain with the policy\'s reach rules; the nat chain has none (replies need no nat rule)', () => {
+    const policy = policyOf(['10.100.0.0/16'], [A, B, C]);
+    const [forward, nat] = firewallChains(A, policy);
+    expect(forward!.rules.slice(2)).toStrictEqual(policy.reach);
+    expect(nat!.rules).toStrictEqual(firewallChains(A, policyOf(['10.100.0.0/16']))[1]!.rules);
   });
 
-  it('gives empty chains to a host without subnets (they still exist, so the jumps have a target)', () => {
-    expect(firewallChains({ ...A, subnets: [] }, ['10.100.0.0/16']).map((c) => [c.chain, c.rules.length])).toStrictEqual([
+  it('gives a host without subnets only the reach rules (it forwards to the pools for outside machines)', () => {
+    const policy = policyOf(['10.100.0.0/16'], [A, B]);
+    expect(firewallChains({ ...A, subnets: [] }, policy).map((c) => c.rules)).toStrictEqual([policy.reach, []]);
+    expect(firewallChains({ ...A, subnets: [] }, policyOf(['10.100.0.0/16'])).map((c) => [c.chain, c.rules.length])).toStrictEqual([
       ['CROSSDOCK-FORWARD', 0],
       ['CROSSDOCK-POSTROUTING', 0],
     ]);
+  });
+});
+
+describe('firewallPolicy', () => {
+  const POOL = '10.100.0.0/16';
+  const pool = (cidr: string, ...allowFrom: string[]): PlanPool => ({ cidr, allowFrom });
+  /** The reach rules as iptables-save prints them, without the chain and comment noise. */
+  const rules = (pools: PlanPool[], addresses: string[]) =>
+    firewallPolicy(pools, addresses.map(ip)).reach.map((r) => `${r.source} > ${r.destination} (${r.comment})`);
+  const hostsOf = (...addresses: string[]) => addresses;
+
+  it.each([
+    ['no hosts, no allowFrom: nothing', [pool(POOL)], hostsOf(), []],
+    ['one host: its /32, both ways', [pool(POOL)], hostsOf('198.51.100.11'), ['198.51.100.11/32 > 10.100.0.0/16 (crossdock host)', '10.100.0.0/16 > 198.51.100.11/32 (crossdock host)']],
+    [
+      'hosts numbered in a run share blocks (.11, .12/31), and no address between or beside them is matched',
+      [pool(POOL)],
+      hostsOf('198.51.100.13', '198.51.100.11', '198.51.100.12'),
+      [
+        '198.51.100.11/32 > 10.100.0.0/16 (crossdock host)',
+        '10.100.0.0/16 > 198.51.100.11/32 (crossdock host)',
+        '198.51.100.12/31 > 10.100.0.0/16 (crossdock host)',
+        '10.100.0.0/16 > 198.51.100.12/31 (crossdock host)',
+      ],
+    ],
+    [
+      'every pool gets the hosts, each pool its own allowFrom after them',
+      [pool(POOL, '192.0.2.0/24'), pool('172.30.0.0/16')],
+      hostsOf('198.51.100.11'),
+      [
+        '198.51.100.11/32 > 10.100.0.0/16 (crossdock host)',
+        '10.100.0.0/16 > 198.51.100.11/32 (crossdock host)',
+        '192.0.2.0/24 > 10.100.0.0/16 (crossdock allowFrom)',
+        '10.100.0.0/16 > 192.0.2.0/24 (crossdock allowFrom)',
+        '198.51.100.11/32 > 172.30.0.0/16 (crossdock host)',
+        '172.30.0.0/16 > 198.51.100.11/32 (crossdock host)',
+      ],
+    ],
+    [
+      'a host block inside one of the pool\'s allowFrom networks is left out for that pool only',
+      [pool(POOL, '198.51.100.0/24'), pool('172.30.0.0/16')],
+      hostsOf('198.51.100.11', '203.0.113.5'),
+      [
+        '203.0.113.5/32 > 10.100.0.0/16 (crossdock host)',
+        '10.100.0.0/16 > 203.0.113.5/32 (crossdock host)',
+        '198.51.100.0/24 > 10.100.0.0/16 (crossdock allowFrom)',
+        '10.100.0.0/16 > 198.51.100.0/24 (crossdock allowFrom)',
+        '198.51.100.11/32 > 172.30.0.0/16 (crossdock host)',
+        '172.30.0.0/16 > 198.51.100.11/32 (crossdock host)',
+        '203.0.113.5/32 > 172.30.0.0/16 (crossdock host)',
+        '172.30.0.0/16 > 203.0.113.5/32 (crossdock host)',
+      ],
+    ],
+  ])('%s', (_why, pools, addresses, expected) => {
+    expect(rules(pools, addresses)).toStrictEqual(expected);
+    expect(firewallPolicy(pools, addresses.map(ip)).pools).toStrictEqual(pools.map((p) => p.cidr));
+  });
+
+  it('follows a host joining and leaving: the same rules as a policy built from scratch', () => {
+    const before = rules([pool(POOL)], hostsOf('198.51.100.11', '198.51.100.12'));
+    const joined = rules([pool(POOL)], hostsOf('198.51.100.11', '198.51.100.12', '198.51.100.13'));
+    expect(joined).not.toStrictEqual(before);
+    expect(joined.filter((r) => r.includes('198.51.100.12/31'))).toHaveLength(2);
+    // and after it leaves, the chain is what it was
+    expect(rules([pool(POOL)], hostsOf('198.51.100.12', '198.51.100.11'))).toStrictEqual(before);
+  });
+
+  it('renders rules the executor accepts, with a comment an operator can read in iptables-save', () => {
+    const policy = firewallPolicy([pool(POOL, '192.0.2.0/24')], [ip('198.51.100.11')]);
+    expect(policy.reach.map((r) => renderRule('CROSSDOCK-FORWARD', r))).toStrictEqual([
+      '-A CROSSDOCK-FORWARD -s 198.51.100.11/32 -d 10.100.0.0/16 -m comment --comment "crossdock host" -j ACCEPT',
+      '-A CROSSDOCK-FORWARD -s 10.100.0.0/16 -d 198.51.100.11/32 -m comment --comment "crossdock host" -j ACCEPT',
+      '-A CROSSDOCK-FORWARD -s 192.0.2.0/24 -d 10.100.0.0/16 -m comment --comment "crossdock allowFrom" -j ACCEPT',
+      '-A CROSSDOCK-FORWARD -s 10.100.0.0/16 -d 192.0.2.0/24 -m comment --comment "crossdock allowFrom" -j ACCEPT',
+    ]);
+    expect(validateCommands(firewallChains(A, policy))).toMatchObject({ ok: true });
+  });
+
+  it('leaves the host rules out rather than exceed what a chain may hold (every job would be refused), and keeps allowFrom', () => {
+    const scattered = Array.from({ length: MAX_REACH_RULES / 2 + 1 }, (_, i) => ip('10.50.0.0') + 2 * i);
+    const over = firewallPolicy([pool(POOL, '192.0.2.0/24')], scattered);
+    expect(over.hostRulesLeftOut).toBe(MAX_REACH_RULES + 2);
+    expect(over.reach.map((r) => r.comment)).toStrictEqual(['crossdock allowFrom', 'crossdock allowFrom']);
+    const fits = firewallPolicy([pool(POOL)], scattered.slice(1));
+    expect(fits.hostRulesLeftOut).toBe(0);
+    expect(fits.reach).toHaveLength(MAX_REACH_RULES);
+    expect(validateCommands(firewallChains(B, fits))).toMatchObject({ ok: true });
+  });
+
+  it('stays compact at 1,000 hosts numbered in runs: 4 runs of 250 in one /16 take 4 x 7 blocks, 56 rules', () => {
+    const addresses = [0, 1, 2, 3].flatMap((run) => Array.from({ length: 250 }, (_, i) => ip(`10.50.${run * 2}.10`) + i));
+    expect(firewallPolicy([pool(POOL)], addresses).reach).toHaveLength(56);
   });
 });
 
@@ -151,7 +253,7 @@ describe('bipOf', () => {
 });
 
 describe('localState', () => {
-  const pools = ['10.100.0.0/16'];
+  const pools = policyOf(['10.100.0.0/16']);
   it('has networks for network-mode subnets and bip for the bip one, with docker', () => {
     const host = { ...A, subnets: [sub(1, '10.100.1.0/24', '10.100.1.1', 'br', 'bip'), sub(4, '10.100.4.0/24', '10.100.4.1', 'crossdock-2')] };
     const local = localState(host, pools, DOCKER20);
@@ -171,7 +273,7 @@ describe('localState', () => {
 });
 
 describe('desiredState', () => {
-  const pools = ['10.100.0.0/16'];
+  const pools = policyOf(['10.100.0.0/16'], [A, B, C]);
   it('routes every subnet of every other host (bip ones too), never its own', () => {
     expect(desiredState(A, [A, B, C], pools, DOCKER20).routes).toStrictEqual([
       { kind: 'route.replace', dst: '10.100.2.0/24', via: '198.51.100.12', dev: 'ens3' },
@@ -202,7 +304,7 @@ describe('desiredState', () => {
 });
 
 describe('localItems / routeItem', () => {
-  const pools = ['10.100.0.0/16'];
+  const pools = policyOf(['10.100.0.0/16']);
   it('covers sysctl, each chain, each jump, docker up and each network, in digest item form', () => {
     const items = localItems(localState(A, pools, DOCKER20), DOCKER20);
     expect(items).toStrictEqual([

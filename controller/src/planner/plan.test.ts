@@ -2,12 +2,12 @@
 // commands are written out by hand (not built with desired.ts), so a change in what a host
 // gets shows up here.
 import { describe, expect, it } from 'vitest';
-import { emptyObservedState, renderRule, validateCommands, type Command, type ObservedState } from '@crossdock/shared';
-import { desiredState, environmentOf, type DesiredState, type PlanHost, type PlanSubnet } from './desired.ts';
+import { emptyObservedState, parseIPv4, renderRule, validateCommands, type Command, type ObservedState } from '@crossdock/shared';
+import { desiredState, environmentOf, firewallPolicy, type DesiredState, type FirewallPolicy, type PlanHost, type PlanPool, type PlanSubnet } from './desired.ts';
 import { plan } from './plan.ts';
 
 const POOL = '10.100.0.0/16';
-const POOLS = [POOL];
+const POOLS: PlanPool[] = [{ cidr: POOL, allowFrom: [] }];
 
 const subnet = (id: number, third: number, network = 'crossdock', mode: PlanSubnet['mode'] = 'network'): PlanSubnet => ({
   id,
@@ -34,15 +34,28 @@ const network = (id: number, third: number, name = 'crossdock', options: Record<
   labels: { 'io.crossdock.managed': 'true', 'io.crossdock.subnet': String(id) },
 });
 const networkRemove = (name: string): Command => ({ kind: 'docker.network.remove', name });
-const forwardChain = (...locals: number[]): Command => ({
+const both = (peer: string, comment: string) => [
+  { source: peer, destination: POOL, target: 'ACCEPT' as const, comment },
+  { source: POOL, destination: peer, target: 'ACCEPT' as const, comment },
+];
+/** The filter chain: the local subnets' rules, then the fleet's host blocks', then allowFrom's. */
+const forwardChain = (locals: number[], hostBlocks: readonly string[], allowFrom: readonly string[] = []): Command => ({
   kind: 'firewall.chain',
   table: 'filter',
   chain: 'CROSSDOCK-FORWARD',
-  rules: locals.flatMap((third) => [
-    { source: POOL, destination: `10.100.${third}.0/24`, target: 'ACCEPT' as const, comment: 'crossdock' },
-    { source: `10.100.${third}.0/24`, destination: POOL, target: 'ACCEPT' as const, comment: 'crossdock' },
-  ]),
+  rules: [
+    ...locals.flatMap((third) => [
+      { source: POOL, destination: `10.100.${third}.0/24`, target: 'ACCEPT' as const, comment: 'crossdock' },
+      { source: `10.100.${third}.0/24`, destination: POOL, target: 'ACCEPT' as const, comment: 'crossdock' },
+    ]),
+    ...hostBlocks.flatMap((block) => both(block, 'crossdock host')),
+    ...allowFrom.flatMap((network) => both(network, 'crossdock allowFrom')),
+  ],
 });
+// The fleet's addresses as the fewest blocks holding exactly them.
+const ONLY_A = ['198.51.100.11/32'];
+const A_B = ['198.51.100.11/32', '198.51.100.12/32'];
+const A_B_C = ['198.51.100.11/32', '198.51.100.12/31'];
 const natChain = (...locals: number[]): Command => ({
   kind: 'firewall.chain',
   table: 'nat',
@@ -98,8 +111,10 @@ interface Case {
   /** the cluster now (default [self]) */
   hosts?: PlanHost[];
   facts?: Facts;
+  /** the pools now (default: POOL without allowFrom) */
+  pools?: PlanPool[];
   /** what was applied before: 'nothing', or the cluster the host was last in sync with (default: now) */
-  before?: 'nothing' | { self: PlanHost; hosts: PlanHost[] };
+  before?: 'nothing' | { self: PlanHost; hosts: PlanHost[]; pools?: PlanPool[] };
   /** changes made on the host behind crossdock's back */
   drift?: (observed: ObservedState) => void;
   expected: Command[];
@@ -114,13 +129,19 @@ function run(c: Case, skipped: string[] = []): Command[] {
   // The planner learns the host's environment from its report, as the reconciler does.
   const env = environmentOf(facts);
   let observed: ObservedState;
+  const pools = c.pools ?? POOLS;
   if (c.before === 'nothing') observed = structuredClone(facts);
   else {
-    const before = c.before ?? { self, hosts };
-    observed = applied(desiredState(before.self, before.hosts, POOLS, env), facts);
+    const before = c.before ?? { self, hosts, pools };
+    observed = applied(desiredState(before.self, before.hosts, policyOf(before.hosts, before.pools ?? POOLS), env), facts);
   }
   c.drift?.(observed);
-  return plan(desiredState(self, hosts, POOLS, env), observed, undefined, skipped);
+  return plan(desiredState(self, hosts, policyOf(hosts, pools), env), observed, undefined, skipped);
+}
+
+/** The firewall policy of a cluster, built as the controller builds it. */
+function policyOf(hosts: PlanHost[], pools: PlanPool[]): FirewallPolicy {
+  return firewallPolicy(pools, hosts.map((h) => parseIPv4(h.address)!));
 }
 
 function table(cases: Case[]): void {
@@ -146,57 +167,57 @@ describe('plan: a host from nothing', () => {
     {
       name: 'a host alone: sysctl, network, both chains, both jumps; no routes',
       before: 'nothing',
-      expected: [SYSCTL, network(1, 1), forwardChain(1), natChain(1), filterJump(), NAT_JUMP],
+      expected: [SYSCTL, network(1, 1), forwardChain([1], ONLY_A), natChain(1), filterJump(), NAT_JUMP],
     },
     {
       name: 'a host with two peers: the same, plus a route to each peer subnet via the peer, on this host\'s interface',
       hosts: [A, B, C],
       before: 'nothing',
-      expected: [SYSCTL, network(1, 1), forwardChain(1), natChain(1), filterJump(), NAT_JUMP, route(2, B.address), route(3, C.address)],
+      expected: [SYSCTL, network(1, 1), forwardChain([1], A_B_C), natChain(1), filterJump(), NAT_JUMP, route(2, B.address), route(3, C.address)],
     },
     {
       name: 'docker unavailable: no docker commands; the filter jump comes from FORWARD',
       hosts: [A, B],
       facts: { dockerAvailable: false, dockerUser: false },
       before: 'nothing',
-      expected: [SYSCTL, forwardChain(1), natChain(1), filterJump('FORWARD'), NAT_JUMP, route(2, B.address)],
+      expected: [SYSCTL, forwardChain([1], A_B), natChain(1), filterJump('FORWARD'), NAT_JUMP, route(2, B.address)],
     },
     {
       name: 'docker unavailable, bip subnet: no bip command',
       self: BIP_A,
       facts: { dockerAvailable: false },
       before: 'nothing',
-      expected: [SYSCTL, forwardChain(1), natChain(1), filterJump(), NAT_JUMP],
+      expected: [SYSCTL, forwardChain([1], ONLY_A), natChain(1), filterJump(), NAT_JUMP],
     },
     {
       name: 'engine 28: the network gets gateway_mode_ipv4=nat-unprotected',
       facts: { version: '28.0.4' },
       before: 'nothing',
-      expected: [SYSCTL, network(1, 1, 'crossdock', GATEWAY_MODE), forwardChain(1), natChain(1), filterJump(), NAT_JUMP],
+      expected: [SYSCTL, network(1, 1, 'crossdock', GATEWAY_MODE), forwardChain([1], ONLY_A), natChain(1), filterJump(), NAT_JUMP],
     },
     {
       name: 'engine 29: the option too',
       facts: { version: '29.1.0' },
       before: 'nothing',
-      expected: [SYSCTL, network(1, 1, 'crossdock', GATEWAY_MODE), forwardChain(1), natChain(1), filterJump(), NAT_JUMP],
+      expected: [SYSCTL, network(1, 1, 'crossdock', GATEWAY_MODE), forwardChain([1], ONLY_A), natChain(1), filterJump(), NAT_JUMP],
     },
     {
       name: 'engine 27: no options',
       facts: { version: '27.5.1' },
       before: 'nothing',
-      expected: [SYSCTL, network(1, 1), forwardChain(1), natChain(1), filterJump(), NAT_JUMP],
+      expected: [SYSCTL, network(1, 1), forwardChain([1], ONLY_A), natChain(1), filterJump(), NAT_JUMP],
     },
     {
       name: 'engine version unknown: no options',
       facts: { version: null },
       before: 'nothing',
-      expected: [SYSCTL, network(1, 1), forwardChain(1), natChain(1), filterJump(), NAT_JUMP],
+      expected: [SYSCTL, network(1, 1), forwardChain([1], ONLY_A), natChain(1), filterJump(), NAT_JUMP],
     },
     {
       name: 'bip mode: docker.daemon.bip gateway/len, no network create for that subnet',
       self: BIP_A,
       before: 'nothing',
-      expected: [SYSCTL, { kind: 'docker.daemon.bip', bip: '10.100.1.1/24' }, forwardChain(1), natChain(1), filterJump(), NAT_JUMP],
+      expected: [SYSCTL, { kind: 'docker.daemon.bip', bip: '10.100.1.1/24' }, forwardChain([1], ONLY_A), natChain(1), filterJump(), NAT_JUMP],
     },
     {
       name: 'bip mode on a /22 with a gateway that is not the first address: still gateway/len',
@@ -212,6 +233,7 @@ describe('plan: a host from nothing', () => {
           rules: [
             { source: POOL, destination: '10.100.8.0/22', target: 'ACCEPT', comment: 'crossdock' },
             { source: '10.100.8.0/22', destination: POOL, target: 'ACCEPT', comment: 'crossdock' },
+            ...both('198.51.100.11/32', 'crossdock host'),
           ],
         },
         { kind: 'firewall.chain', table: 'nat', chain: 'CROSSDOCK-POSTROUTING', rules: [{ source: '10.100.8.0/22', destination: POOL, target: 'ACCEPT', comment: 'crossdock' }] },
@@ -223,27 +245,50 @@ describe('plan: a host from nothing', () => {
       name: 'a bip subnet and a network subnet: bip for one, a network for the other, rules for both',
       self: { ...A, subnets: [subnet(1, 1, 'unused', 'bip'), subnet(4, 4, 'crossdock-2')] },
       before: 'nothing',
-      expected: [SYSCTL, { kind: 'docker.daemon.bip', bip: '10.100.1.1/24' }, network(4, 4, 'crossdock-2'), forwardChain(1, 4), natChain(1, 4), filterJump(), NAT_JUMP],
+      expected: [SYSCTL, { kind: 'docker.daemon.bip', bip: '10.100.1.1/24' }, network(4, 4, 'crossdock-2'), forwardChain([1, 4], ONLY_A), natChain(1, 4), filterJump(), NAT_JUMP],
     },
     {
       name: 'DOCKER-USER missing: the jump comes from FORWARD',
       facts: { dockerUser: false },
       before: 'nothing',
-      expected: [SYSCTL, network(1, 1), forwardChain(1), natChain(1), filterJump('FORWARD'), NAT_JUMP],
+      expected: [SYSCTL, network(1, 1), forwardChain([1], ONLY_A), natChain(1), filterJump('FORWARD'), NAT_JUMP],
     },
   ]);
 });
 
 describe('plan: the cluster changes', () => {
   table([
-    { name: 'a peer joins: one route.replace via its address on this host\'s interface', hosts: [A, B, C], before: { self: A, hosts: [A, B] }, expected: [route(3, C.address)] },
-    { name: 'a peer leaves: route.delete', hosts: [A, B], before: { self: A, hosts: [A, B, C] }, expected: [routeDelete(3)] },
-    { name: 'every peer leaves: a delete each', hosts: [A], before: { self: A, hosts: [A, B, C] }, expected: [routeDelete(2), routeDelete(3)] },
     {
-      name: 'a peer re-addressed: route.replace with the new via',
+      name: 'a peer joins: one route.replace via its address on this host\'s interface, and the chain accepts the peer',
+      hosts: [A, B, C],
+      before: { self: A, hosts: [A, B] },
+      expected: [forwardChain([1], A_B_C), route(3, C.address)],
+    },
+    { name: 'a peer leaves: route.delete, and the chain no longer accepts it', hosts: [A, B], before: { self: A, hosts: [A, B, C] }, expected: [forwardChain([1], A_B), routeDelete(3)] },
+    {
+      name: 'every peer leaves: a delete each, and the chain accepts this host alone',
+      hosts: [A],
+      before: { self: A, hosts: [A, B, C] },
+      expected: [forwardChain([1], ONLY_A), routeDelete(2), routeDelete(3)],
+    },
+    {
+      name: 'a host without subnets joins (a monitoring host): no route, only the chain accepting it',
+      hosts: [A, B, { ...C, subnets: [] }],
+      before: { self: A, hosts: [A, B] },
+      expected: [forwardChain([1], A_B_C)],
+    },
+    {
+      name: 'a peer re-addressed: route.replace with the new via, and the chain follows its address',
       hosts: [A, { ...B, address: '198.51.100.22' }, C],
       before: { self: A, hosts: [A, B, C] },
-      expected: [route(2, '198.51.100.22')],
+      expected: [forwardChain([1], ['198.51.100.11/32', '198.51.100.13/32', '198.51.100.22/32']), route(2, '198.51.100.22')],
+    },
+    {
+      name: 'this host re-addressed: only the chain changes here',
+      self: { ...A, address: '198.51.100.14' },
+      hosts: [{ ...A, address: '198.51.100.14' }, B, C],
+      before: { self: A, hosts: [A, B, C] },
+      expected: [forwardChain([1], ['198.51.100.12/31', '198.51.100.14/32'])],
     },
     {
       name: 'a peer changes its own interface: nothing changes here',
@@ -263,13 +308,13 @@ describe('plan: the cluster changes', () => {
       self: A2,
       hosts: [A2, B],
       before: { self: A, hosts: [A, B] },
-      expected: [network(4, 4, 'crossdock-2'), forwardChain(1, 4), natChain(1, 4)],
+      expected: [network(4, 4, 'crossdock-2'), forwardChain([1, 4], A_B), natChain(1, 4)],
     },
     {
       name: 'a subnet released from this host: its network removed, chains rewritten',
       hosts: [A, B],
       before: { self: A2, hosts: [A2, B] },
-      expected: [networkRemove('crossdock-2'), forwardChain(1), natChain(1)],
+      expected: [networkRemove('crossdock-2'), forwardChain([1], A_B), natChain(1)],
     },
     { name: 'a second subnet on a peer: a second route', hosts: [A, B2], before: { self: A, hosts: [A, B] }, expected: [route(5, B.address)] },
     {
@@ -278,6 +323,54 @@ describe('plan: the cluster changes', () => {
       before: { self: A, hosts: [A, B, C] },
       expected: [route(2, C.address)],
     },
+  ]);
+});
+
+describe('plan: a pool\'s allowFrom changes', () => {
+  const allowing = (...allowFrom: string[]): PlanPool[] => [{ cidr: POOL, allowFrom }];
+  table([
+    {
+      name: 'an outside network allowed: the chain accepts it both ways, after the hosts',
+      hosts: [A, B],
+      pools: allowing('192.0.2.0/24'),
+      before: { self: A, hosts: [A, B] },
+      expected: [forwardChain([1], A_B, ['192.0.2.0/24'])],
+    },
+    {
+      name: 'a second one: both, in the order given',
+      hosts: [A, B],
+      pools: allowing('192.0.2.0/24', '203.0.113.7/32'),
+      before: { self: A, hosts: [A, B], pools: allowing('192.0.2.0/24') },
+      expected: [forwardChain([1], A_B, ['192.0.2.0/24', '203.0.113.7/32'])],
+    },
+    {
+      name: 'allowFrom emptied: the chain accepts only the hosts again',
+      hosts: [A, B],
+      before: { self: A, hosts: [A, B], pools: allowing('192.0.2.0/24') },
+      expected: [forwardChain([1], A_B)],
+    },
+    {
+      name: 'an allowed network that holds every host: their own rules give way to it',
+      hosts: [A, B, C],
+      pools: allowing('198.51.100.0/24'),
+      before: { self: A, hosts: [A, B, C] },
+      expected: [forwardChain([1], [], ['198.51.100.0/24'])],
+    },
+    {
+      name: 'an allowed network that holds some hosts: only theirs give way',
+      hosts: [A, B, C],
+      pools: allowing('198.51.100.12/31'),
+      before: { self: A, hosts: [A, B, C] },
+      expected: [forwardChain([1], ONLY_A, ['198.51.100.12/31'])],
+    },
+    {
+      name: 'an allowed network that holds part of a host block: the block stays',
+      hosts: [A, B, C],
+      pools: allowing('198.51.100.13/32'),
+      before: { self: A, hosts: [A, B, C] },
+      expected: [forwardChain([1], A_B_C, ['198.51.100.13/32'])],
+    },
+    { name: 'the same allowFrom again: nothing', hosts: [A, B], pools: allowing('192.0.2.0/24'), before: { self: A, hosts: [A, B], pools: allowing('192.0.2.0/24') }, expected: [] },
   ]);
 });
 
@@ -293,15 +386,15 @@ describe('plan: drift on the host', () => {
       drift: (o) => void o.routes.push({ dst: '10.200.0.0/24', via: '198.51.100.50', dev: 'ens3' }),
       expected: [{ kind: 'route.delete', dst: '10.200.0.0/24' }],
     },
-    { name: 'a rule missing from the filter chain', drift: (o) => void filterChainOf(o).rules.pop(), expected: [forwardChain(1)] },
+    { name: 'a rule missing from the filter chain', drift: (o) => void filterChainOf(o).rules.pop(), expected: [forwardChain([1], ONLY_A)] },
     {
       name: 'a rule differing in the filter chain',
       drift: (o) => void (filterChainOf(o).rules[0] = filterChainOf(o).rules[0]!.replace('-j ACCEPT', '-j DROP')),
-      expected: [forwardChain(1)],
+      expected: [forwardChain([1], ONLY_A)],
     },
-    { name: 'filter chain rules in another order', drift: (o) => void filterChainOf(o).rules.reverse(), expected: [forwardChain(1)] },
-    { name: 'a rule added by hand to the filter chain', drift: (o) => void filterChainOf(o).rules.push('-A CROSSDOCK-FORWARD -j ACCEPT'), expected: [forwardChain(1)] },
-    { name: 'filter chain flushed', drift: (o) => void (filterChainOf(o).rules = []), expected: [forwardChain(1)] },
+    { name: 'filter chain rules in another order', drift: (o) => void filterChainOf(o).rules.reverse(), expected: [forwardChain([1], ONLY_A)] },
+    { name: 'a rule added by hand to the filter chain', drift: (o) => void filterChainOf(o).rules.push('-A CROSSDOCK-FORWARD -j ACCEPT'), expected: [forwardChain([1], ONLY_A)] },
+    { name: 'filter chain flushed', drift: (o) => void (filterChainOf(o).rules = []), expected: [forwardChain([1], ONLY_A)] },
     { name: 'nat chain missing', drift: (o) => void (o.firewall.chains = o.firewall.chains.filter((c) => c.table !== 'nat')), expected: [natChain(1)] },
     { name: 'nat chain with a rule differing', drift: (o) => void (natChainOf(o).rules[0] = '-A CROSSDOCK-POSTROUTING -s 10.100.1.0/24 -j RETURN'), expected: [natChain(1)] },
     {
@@ -352,7 +445,7 @@ describe('plan: drift on the host', () => {
         o.firewall.jumps = [];
         o.routes = [{ dst: '10.100.3.0/24', via: '198.51.100.13', dev: 'eth0' }];
       },
-      expected: [SYSCTL, network(1, 1), forwardChain(1), natChain(1), filterJump(), NAT_JUMP, route(2, B.address), route(3, C.address)],
+      expected: [SYSCTL, network(1, 1), forwardChain([1], A_B_C), natChain(1), filterJump(), NAT_JUMP, route(2, B.address), route(3, C.address)],
     },
   ]);
 });
@@ -378,7 +471,7 @@ describe('plan: foreign things are left alone', () => {
         o.firewall.chains.push({ table: 'filter', name: 'DOCKER-USER', rules: ['-A DOCKER-USER -j RETURN'] });
         o.firewall.chains.push({ table: 'nat', name: 'MY-NAT', rules: ['-A MY-NAT -s 10.100.1.0/24 -j MASQUERADE'] });
       },
-      expected: [SYSCTL, network(1, 1), forwardChain(1), natChain(1), filterJump(), NAT_JUMP],
+      expected: [SYSCTL, network(1, 1), forwardChain([1], ONLY_A), natChain(1), filterJump(), NAT_JUMP],
     },
     {
       name: 'a jump from FORWARD when DOCKER-USER exists is not touched',
@@ -467,14 +560,15 @@ describe('plan: in sync', () => {
     { name: 'docker unavailable', hosts: [A, B], facts: { dockerAvailable: false }, expected: [] },
     { name: 'no DOCKER-USER', hosts: [A, B], facts: { dockerUser: false }, expected: [] },
     { name: 'bip mode', self: BIP_A, hosts: [BIP_A, B], expected: [] },
-    { name: 'a host without subnets (empty chains)', self: { ...A, subnets: [] }, hosts: [{ ...A, subnets: [] }, B], expected: [] },
+    { name: 'a host without subnets (only the fleet\'s rules)', self: { ...A, subnets: [] }, hosts: [{ ...A, subnets: [] }, B], expected: [] },
+    { name: 'a pool with allowFrom', hosts: [A, B], pools: [{ cidr: POOL, allowFrom: ['192.0.2.0/24'] }], expected: [] },
   ]);
 });
 
 describe('plan: limits', () => {
   it('carries at most maxRouteDeletes deletions; the rest follow in later plans, until none are left', () => {
     const env = environmentOf(hostFacts());
-    const desired = desiredState(A, [A, B, C], POOLS, env);
+    const desired = desiredState(A, [A, B, C], policyOf([A, B, C], POOLS), env);
     let observed = applied(desired, hostFacts());
     for (let i = 0; i < 25; i++) observed.routes.push({ dst: `10.200.${i}.0/24`, via: '198.51.100.50', dev: 'ens3' });
     observed.routes.splice(0, 1); // and one wanted route is missing: never held back by the limit
@@ -495,7 +589,7 @@ describe('plan: limits', () => {
 
   it('routes left alone as invalid do not count against the limit', () => {
     const env = environmentOf(hostFacts());
-    const desired = desiredState(A, [A], POOLS, env);
+    const desired = desiredState(A, [A], policyOf([A], POOLS), env);
     const observed = applied(desired, hostFacts());
     observed.routes.push(...['default', 'x', '0.0.0.0/0', '10.201.0.0/24', '10.202.0.0/24', '10.203.0.0/24'].map((dst) => ({ dst, via: '198.51.100.50', dev: 'ens3' })));
     const skipped: string[] = [];

@@ -141,7 +141,7 @@ async function allocate(body: Record<string, unknown>) {
 }
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/;
-const POOL_KEYS = ['cidr', 'createdAt', 'id', 'name', 'reserved', 'subnetPrefixLength'];
+const POOL_KEYS = ['allowFrom', 'cidr', 'createdAt', 'id', 'name', 'reserved', 'subnetPrefixLength'];
 const SUBNET_KEYS = ['cidr', 'createdAt', 'gateway', 'host', 'id', 'mode', 'network', 'pool'];
 const HOST_KEYS = ['address', 'createdAt', 'generation', 'id', 'interface', 'labels', 'lastSeenAt', 'name', 'status', 'subnets', 'updatedAt'];
 
@@ -197,6 +197,7 @@ describe('unauthenticated surface', () => {
       'GET /v1/pools',
       'GET /v1/pools/{name}',
       'GET /v1/pools/{name}/available',
+      'PATCH /v1/pools/{name}',
       'DELETE /v1/pools/{name}',
       'POST /v1/hosts',
       'GET /v1/hosts',
@@ -258,6 +259,7 @@ describe('authentication', () => {
     ['GET', '/v1/pools'],
     ['GET', '/v1/pools/lab'],
     ['GET', '/v1/pools/lab/available'],
+    ['PATCH', '/v1/pools/lab', { allowFrom: ['192.0.2.0/24'] }],
     ['DELETE', '/v1/pools/lab'],
     ['POST', '/v1/hosts', { name: 'node-9', address: '198.51.100.99' }],
     ['GET', '/v1/hosts'],
@@ -330,6 +332,20 @@ describe('authentication', () => {
 
 // -------------------------------------------------------------------------------------------
 
+/** allowFrom lists refused on create and on PATCH alike. */
+const ALLOW_FROM_REFUSALS: Array<[string, unknown, number, string, ...Array<string | RegExp>]> = [
+  ['host bits set', ['192.0.2.1/24'], 400, 'CIDR_HOST_BITS_SET', 'allowFrom[0]', '192.0.2.0/24'],
+  ['unparsable', ['192.0.2.0/24', 'lb.example'], 400, 'INVALID_CIDR', 'allowFrom[1]'],
+  ['an address without a prefix', ['192.0.2.7'], 400, 'INVALID_CIDR', 'allowFrom[0]', '/24'],
+  ['prefix out of range', ['192.0.2.0/33'], 400, 'INVALID_CIDR', '0 to 32'],
+  ['every address (/0)', ['0.0.0.0/0'], 400, 'INVALID_PREFIX_LENGTH', 'allowFrom[0]', 'every address', '192.0.2.0/24'],
+  ['a network twice', ['192.0.2.0/24', '192.0.2.0/24'], 400, 'VALIDATION_FAILED', 'allowFrom[1]', 'repeats', 'allowFrom[0]'],
+  ['a network inside another', ['192.0.2.128/25', '192.0.2.0/24'], 400, 'VALIDATION_FAILED', 'allowFrom[0] 192.0.2.128/25 is inside allowFrom[1] 192.0.2.0/24'],
+  ['more than 64 networks', Array.from({ length: 65 }, (_, i) => `192.0.${i}.0/24`), 400, 'VALIDATION_FAILED', 'allowFrom', '64'],
+  ['not a list', '192.0.2.0/24', 400, 'VALIDATION_FAILED', 'allowFrom'],
+  ['holding a number', [3232235520], 400, 'VALIDATION_FAILED', 'allowFrom'],
+];
+
 describe('pools', () => {
   describe('happy paths', () => {
     freshAppPerTest();
@@ -339,7 +355,7 @@ describe('pools', () => {
       expect(res.status).toBe(200);
       expect(Object.keys(res.body)).toEqual(['items']);
       expect(res.body.items).toHaveLength(1);
-      expect(res.body.items[0]).toMatchObject({ name: 'default', cidr: '10.100.0.0/16', subnetPrefixLength: 24, reserved: [] });
+      expect(res.body.items[0]).toMatchObject({ name: 'default', cidr: '10.100.0.0/16', subnetPrefixLength: 24, reserved: [], allowFrom: [] });
       expect((await call('GET', '/v1/pools/default')).body.utilization).toEqual({ total: 256, allocated: 0, free: 256, reserved: 0 });
     });
 
@@ -351,7 +367,7 @@ describe('pools', () => {
       expect(created.body.createdAt).toMatch(ISO);
 
       const defaulted = await createPool({ name: 'plain', cidr: '10.2.0.0/16' });
-      expect(defaulted).toMatchObject({ subnetPrefixLength: 24, reserved: [] });
+      expect(defaulted).toMatchObject({ subnetPrefixLength: 24, reserved: [], allowFrom: [] });
 
       const list = await call('GET', '/v1/pools');
       expect(list.body.items.map((p: any) => p.name)).toEqual(['default', 'lab', 'plain']);
@@ -394,6 +410,28 @@ describe('pools', () => {
       await allocate({ host: 'node-1', prefixLength: 22, network: 'b' });
       // 10.100.0.0/26 touches one /24, 10.100.4.0/22 four
       expect((await call('GET', '/v1/pools/default')).body.utilization).toEqual({ total: 256, allocated: 5, free: 251, reserved: 0 });
+    });
+
+    it('allowFrom: given at creation, reported in every view, replaced by PATCH without touching anything else', async () => {
+      const created = await createPool({ name: 'lab', cidr: '10.1.0.0/16', reserved: ['10.1.0.0/24'], allowFrom: ['192.0.2.0/24', '203.0.113.7/32'] });
+      expect(created.allowFrom).toEqual(['192.0.2.0/24', '203.0.113.7/32']);
+      expect((await call('GET', '/v1/pools/lab')).body.allowFrom).toEqual(['192.0.2.0/24', '203.0.113.7/32']);
+      expect((await call('GET', '/v1/pools')).body.items.map((p: any) => [p.name, p.allowFrom])).toEqual([
+        ['default', []],
+        ['lab', ['192.0.2.0/24', '203.0.113.7/32']],
+      ]);
+      const { host } = await registerHost('node-1', '198.51.100.11', { pool: 'lab' });
+
+      const patched = await call('PATCH', '/v1/pools/lab', { allowFrom: ['198.51.100.0/24'] });
+      expect(patched.status).toBe(200);
+      expect(patched.body).toEqual({ ...created, allowFrom: ['198.51.100.0/24'] });
+      expect((await call('GET', '/v1/pools/lab')).body).toMatchObject({ allowFrom: ['198.51.100.0/24'], reserved: ['10.1.0.0/24'], utilization: { allocated: 1 } });
+      expect((await call('GET', '/v1/hosts/node-1')).body.subnets).toEqual(host.subnets);
+      const emptied = await call('PATCH', '/v1/pools/lab', { allowFrom: [] });
+      expect(emptied.body.allowFrom).toEqual([]);
+      // and the change is durable
+      const row = await t.prisma.pool.findUnique({ where: { name: 'lab' } });
+      expect(row!.allowFrom).toBe('[]');
     });
 
     it('a pool holding subnets cannot be deleted (POOL_IN_USE), and can once they are released', async () => {
@@ -449,8 +487,31 @@ describe('pools', () => {
       ['the link-local range', { name: 'x', cidr: '169.254.0.0/16' }, 400, 'POOL_RANGE_NOT_ALLOWED', 'link-local'],
       ['a range around the link-local range', { name: 'x', cidr: '169.0.0.0/8' }, 400, 'POOL_RANGE_NOT_ALLOWED', '169.254.0.0/16'],
       ['a range holding a host address', { name: 'x', cidr: '198.51.100.0/24' }, 409, 'ADDRESS_IN_POOL', '198.51.100.11', '"node-1"'],
+      ...ALLOW_FROM_REFUSALS.map(
+        ([why, allowFrom, status, code, ...mentions]): [string, Record<string, unknown>, number, string, ...Array<string | RegExp>] => [
+          `allowFrom: ${why}`,
+          { name: 'x', cidr: '10.20.0.0/16', allowFrom },
+          status,
+          code,
+          ...mentions,
+        ],
+      ),
     ])('POST /v1/pools refuses %s', async (_why, body, status, code, ...mentions) => {
       await refused(() => call('POST', '/v1/pools', body), status, code, ...mentions);
+    });
+
+    it.each<[string, unknown, number, string, ...Array<string | RegExp>]>([
+      ...ALLOW_FROM_REFUSALS,
+      ['missing', undefined, 400, 'VALIDATION_FAILED', 'allowFrom'],
+    ])('PATCH /v1/pools/:name refuses allowFrom %s', async (_why, allowFrom, status, code, ...mentions) => {
+      await refused(() => call('PATCH', '/v1/pools/lab', allowFrom === undefined ? {} : { allowFrom }), status, code, ...mentions);
+    });
+
+    it.each<[string, string, Record<string, unknown>, number, string, ...Array<string | RegExp>]>([
+      ['an unknown pool', '/v1/pools/nope', { allowFrom: [] }, 404, 'POOL_NOT_FOUND', 'nope'],
+      ['any other field (only allowFrom changes)', '/v1/pools/lab', { allowFrom: [], cidr: '10.2.0.0/16' }, 400, 'VALIDATION_FAILED', '"cidr"'],
+    ])('PATCH /v1/pools/:name refuses %s', async (_why, url, body, status, code, ...mentions) => {
+      await refused(() => call('PATCH', url, body), status, code, ...mentions);
     });
 
     it.each<[string, Method, string, number, string, ...Array<string | RegExp>]>([
@@ -519,10 +580,12 @@ describe('hosts', () => {
       const list = await call('GET', '/v1/hosts');
       expect(list.status).toBe(200);
       expect(Object.keys(list.body)).toEqual(['items']);
-      expect(list.body.items).toEqual([a.host, b.host]);
+      // node-2 joining changed what node-1 should have (its chain accepts node-2): a new generation
+      const aNow = { ...a.host, generation: { desired: a.host.generation.desired + 1, applied: 0 } };
+      expect(list.body.items).toEqual([aNow, b.host]);
       const got = await call('GET', '/v1/hosts/node-1');
       expect(got.status).toBe(200);
-      expect(got.body).toEqual(a.host);
+      expect(got.body).toEqual(aNow);
     });
 
     it('patch: address, interface and labels change; the same address again is a no-op', async () => {

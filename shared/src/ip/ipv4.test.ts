@@ -4,6 +4,7 @@ import {
   blockSize,
   containsAddress,
   containsCidr,
+  coverAddresses,
   formatCidr,
   formatIPv4,
   hostRange,
@@ -298,6 +299,30 @@ describe('specialPurposeRangeOverlapping', () => {
   });
 });
 
+describe('coverAddresses', () => {
+  const cover = (...addresses: string[]) => coverAddresses(addresses.map(ip)).map(formatCidr);
+  it.each([
+    ['nothing', [], []],
+    ['one address', ['198.51.100.11'], ['198.51.100.11/32']],
+    ['a run not aligned at either end', ['198.51.100.11', '198.51.100.12', '198.51.100.13'], ['198.51.100.11/32', '198.51.100.12/31']],
+    ['an aligned run', ['10.0.0.4', '10.0.0.5', '10.0.0.6', '10.0.0.7'], ['10.0.0.4/30']],
+    ['duplicates and any order', ['10.0.0.7', '10.0.0.5', '10.0.0.4', '10.0.0.6', '10.0.0.5'], ['10.0.0.4/30']],
+    ['two runs with a gap (the gap is not matched)', ['10.0.0.1', '10.0.0.2', '10.0.0.4'], ['10.0.0.1/32', '10.0.0.2/32', '10.0.0.4/32']],
+    ['a run across an octet', ['10.0.0.255', '10.0.1.0'], ['10.0.0.255/32', '10.0.1.0/32']],
+    ['the ends of the address space', ['0.0.0.0', '255.255.255.255'], ['0.0.0.0/32', '255.255.255.255/32']],
+  ])('%s', (_why, addresses, expected) => {
+    expect(cover(...addresses)).toEqual(expected);
+  });
+
+  it('takes few blocks for a long run: 1,000 consecutive addresses in 13', () => {
+    const run = Array.from({ length: 1000 }, (_, i) => ip('10.0.0.10') + i);
+    expect(coverAddresses(run).map(formatCidr)).toEqual([
+      '10.0.0.10/31', '10.0.0.12/30', '10.0.0.16/28', '10.0.0.32/27', '10.0.0.64/26', '10.0.0.128/25', '10.0.1.0/24',
+      '10.0.2.0/24', '10.0.3.0/25', '10.0.3.128/26', '10.0.3.192/27', '10.0.3.224/28', '10.0.3.240/31',
+    ]);
+  });
+});
+
 describe('properties', () => {
   const u32 = fc.integer({ min: 0, max: 0xffffffff });
 
@@ -383,6 +408,28 @@ describe('properties', () => {
         } else {
           expect(first).toBe(block.network);
           expect(last).toBe(lastAddress(block));
+        }
+      }),
+    );
+  });
+  it('coverAddresses holds exactly the addresses, in disjoint ascending blocks, the fewest there are', () => {
+    // on a small space, so that every address can be checked and the fewest blocks found by brute force
+    const base = ip('10.0.0.0');
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 255 }), { maxLength: 200 }), (offsets) => {
+        const set = new Set(offsets.map((o) => base + o));
+        const blocks = coverAddresses(set);
+        for (let a = base - 2; a < base + 258; a++) expect(blocks.some((b) => containsAddress(b, a)), formatIPv4(a)).toBe(set.has(a));
+        blocks.forEach((b, i) => {
+          expect(isAligned(b.network, b.prefixLength)).toBe(true);
+          if (i > 0) expect(blocks[i - 1]!.network + blockSize(blocks[i - 1]!.prefixLength) <= b.network).toBe(true);
+        });
+        // the fewest: every block is a largest aligned block inside the set, so no two blocks could merge
+        const inside = (c: Cidr) => Array.from({ length: blockSize(c.prefixLength) }, (_, k) => c.network + k).every((a) => set.has(a));
+        for (const b of blocks) {
+          if (b.prefixLength === 0) continue;
+          const parent = { network: (b.network & maskOf(b.prefixLength - 1)) >>> 0, prefixLength: b.prefixLength - 1 };
+          expect(inside(parent), `${formatCidr(b)} could be ${formatCidr(parent)}`).toBe(false);
         }
       }),
     );

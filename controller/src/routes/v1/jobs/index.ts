@@ -1,5 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { echo, renderCommand, type Command } from '@crossdock/shared';
+import type { StoredResult } from '../../../agents/jobs.ts';
 import { ApiError, notFound } from '../../../errors.ts';
 import { IdParams, commonErrors, itemsOf } from '../../../schemas.ts';
 
@@ -89,7 +90,8 @@ const jobs: FastifyPluginAsyncTypebox = async (app) => {
     const row = await prisma.job.findUnique({ where: { id: request.params.id }, include: { host: { select: { name: true } } } });
     if (!row) throw notFound.job(request.params.id);
     const commands = JSON.parse(row.commands) as Command[];
-    const results = row.results ? (JSON.parse(row.results) as Array<{ index: number; ok: boolean; exitCode: number | null; stdout: string; stderr: string; durationMs: number }>) : [];
+    // a result's text is recorded only where the executor's rendering differs from ours
+    const results = row.results ? (JSON.parse(row.results) as StoredResult[]) : [];
     const byIndex = new Map(results.map((r) => [r.index, r]));
     return {
       ...summary(row),

@@ -1,11 +1,17 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { echo } from '@crossdock/shared';
 import { ApiError, notFound } from '../../../errors.ts';
-import { requireCidr, requireDnsLabel, requirePoolRange } from '../../../ipam/rules.ts';
+import { MAX_ALLOW_FROM, requireAllowFrom, requireCidr, requireDnsLabel, requirePoolRange } from '../../../ipam/rules.ts';
 import { NameParams, Pool, PoolWithUtilization, commonErrors, itemsOf } from '../../../schemas.ts';
 import { poolView } from '../../../views.ts';
 
 const MAX_AVAILABLE_LIMIT = 1000;
+
+const AllowFrom = Type.Array(Type.String(), {
+  description:
+    'networks outside the fleet whose traffic may reach the pool\'s subnets on every host (default none); this opens the containers to them, as a published port would',
+  examples: [['192.0.2.0/24']],
+  maxItems: MAX_ALLOW_FROM,
+});
 
 const CreatePool = Type.Object(
   {
@@ -13,9 +19,12 @@ const CreatePool = Type.Object(
     cidr: Type.String({ examples: ['10.100.0.0/16'] }),
     subnetPrefixLength: Type.Optional(Type.Integer({ default: 24, description: 'size of the subnets handed out' })),
     reserved: Type.Optional(Type.Array(Type.String(), { description: 'ranges never allocated', maxItems: 1024 })),
+    allowFrom: Type.Optional(AllowFrom),
   },
   { additionalProperties: false },
 );
+
+const UpdatePool = Type.Object({ allowFrom: AllowFrom }, { additionalProperties: false });
 
 const pools: FastifyPluginAsyncTypebox = async (app) => {
   const { prisma, ipam } = app;
@@ -27,13 +36,31 @@ const pools: FastifyPluginAsyncTypebox = async (app) => {
   }
 
   app.post('/', { schema: { tags: ['pools'], summary: 'Create a pool', body: CreatePool, response: { 201: Pool, ...commonErrors } } }, async (request, reply) => {
-    const { name, cidr, subnetPrefixLength = 24, reserved = [] } = request.body;
+    const { name, cidr, subnetPrefixLength = 24, reserved = [], allowFrom = [] } = request.body;
     requireDnsLabel(name, 'pool');
     const pool = requirePoolRange(cidr, 'cidr');
     const ranges = reserved.map((r, i) => requireCidr(r, `reserved[${i}]`));
-    const created = await ipam.createPool({ name, cidr: pool, subnetPrefixLength, reserved: ranges });
+    const allowed = requireAllowFrom(allowFrom);
+    const created = await ipam.createPool({ name, cidr: pool, subnetPrefixLength, reserved: ranges, allowFrom: allowed });
     return reply.code(201).send(poolView(created));
   });
+
+  app.patch(
+    '/:name',
+    {
+      schema: {
+        tags: ['pools'],
+        summary: "Change a pool's allowFrom networks; every host's firewall follows",
+        params: NameParams,
+        body: UpdatePool,
+        response: { 200: Pool, ...commonErrors },
+      },
+    },
+    async (request) => {
+      const updated = await ipam.updatePool(request.params.name, { allowFrom: requireAllowFrom(request.body.allowFrom) });
+      return poolView(updated);
+    },
+  );
 
   app.get('/', { schema: { tags: ['pools'], summary: 'List pools', response: { 200: itemsOf(Pool) } } }, async () => {
     const rows = await prisma.pool.findMany({ include: { reserved: { orderBy: { id: 'asc' } } }, orderBy: { id: 'asc' } });
