@@ -21,22 +21,16 @@ import { isStorageUnavailable } from '../db/storage.ts';
 import type { IpamChange } from '../ipam/ipam.ts';
 import {
   UNKNOWN_ENVIRONMENT,
-  bipOf,
   desiredDigest,
   desiredState,
-  dockerNetwork,
   environmentOf,
-  firewallChains,
-  localItems,
-  localState,
   MAX_REACH_RULES,
-  peerRoute,
   routeDigestSum,
   routeItem,
-  type FirewallPolicy,
   type HostEnvironment,
   type PlanHost,
 } from '../planner/desired.ts';
+import { planChange, type FleetChange, type HostDelta } from '../planner/change.ts';
 import { plan } from '../planner/plan.ts';
 import type { Cluster } from './cluster.ts';
 import { CLOSE_REVOKED, type AgentHub, type Session } from './hub.ts';
@@ -361,125 +355,92 @@ export class Reconciler {
     return this.enqueue(() => this.applyChange(change));
   }
 
+  /** Updates the cluster model with a committed change and sends each host its part of it. */
   private async applyChange(change: IpamChange): Promise<void> {
+    const policyBefore = this.cluster.policy;
+    let fleetChange: FleetChange;
+    let reason: string;
     switch (change.type) {
       case 'host.created': {
-        const after: PlanHost = { ...change.host, subnets: change.subnets };
-        const policy = this.cluster.policy;
-        this.cluster.addHost(after);
-        this.runtime(after.id);
-        const reason = `host ${after.name} registered`;
-        await this.dispatch(this.withPolicy(policy, reason, this.peerRoutes(after, after.subnets.map((s) => s.cidr), [], reason)));
-        return;
+        const host: PlanHost = { ...change.host, subnets: change.subnets };
+        this.cluster.addHost(host);
+        this.runtime(host.id);
+        fleetChange = { type: 'host.added', host };
+        reason = `host ${host.name} registered`;
+        break;
       }
       case 'subnet.created': {
         const after = this.cluster.addSubnet(change.hostId, change.subnet)?.after;
-        const subnet = change.subnet;
         if (!after) return;
-        const reason = `subnet ${subnet.cidr} allocated to ${after.name}`;
-        const rt = this.runtime(after.id);
-        const own: Command[] = [];
-        if (this.reachable(after.id)) {
-          const local = localState(after, this.cluster.policy, rt.env);
-          if (rt.env.dockerAvailable) own.push(subnet.mode === 'bip' ? bipOf(subnet) : dockerNetwork(subnet, rt.env));
-          own.push(...local.chains, ...local.jumps);
-        }
-        await this.dispatch([{ hostId: after.id, commands: own, reason, bump: true }, ...this.peerRoutes(after, [subnet.cidr], [], reason)]);
-        return;
+        fleetChange = { type: 'subnet.added', after, subnet: change.subnet };
+        reason = `subnet ${change.subnet.cidr} allocated to ${after.name}`;
+        break;
       }
       case 'subnet.deleted': {
         const { before, after } = this.cluster.removeSubnet(change.hostId, change.subnetId) ?? {};
-        if (!after) return;
-        const removed = before?.subnets.find((s) => s.id === change.subnetId);
-        const reason = `subnet ${change.cidr} released from ${after.name}`;
-        const rt = this.runtime(after.id);
-        const own: Command[] = [];
-        if (this.reachable(after.id)) {
-          if (removed && removed.mode === 'network' && rt.env.dockerAvailable) own.push({ kind: 'docker.network.remove', name: removed.network });
-          own.push(...localState(after, this.cluster.policy, rt.env).chains);
-        }
-        await this.dispatch([{ hostId: after.id, commands: own, reason, bump: true }, ...this.peerRoutes(before ?? after, [], [change.cidr], reason)]);
-        return;
+        const subnet = before?.subnets.find((s) => s.id === change.subnetId);
+        if (!before || !after || !subnet) return;
+        fleetChange = { type: 'subnet.removed', before, after, subnet };
+        reason = `subnet ${change.cidr} released from ${after.name}`;
+        break;
       }
       case 'host.updated': {
-        const policy = this.cluster.policy;
         const { before, after } = this.cluster.updateHost(change.hostId, change) ?? {};
         if (!before || !after) return;
-        let dispatches: Dispatch[] = [];
-        if (before.address !== after.address) {
-          const reason = `host ${after.name} moved from ${before.address} to ${after.address}`;
-          // Swap each peer's route to this host's subnets over to the new address.
-          dispatches.push(
-            ...this.forEachPeer(after.id, reason, (peer, rt) =>
-              after.subnets.map((subnet) => {
-                const old = peerRoute(peer, before, subnet);
-                const next = peerRoute(peer, after, subnet);
-                if (rt.routeSum !== null) rt.routeSum = addHash(subtractHash(rt.routeSum, itemHash(routeItem(old))), itemHash(routeItem(next)));
-                return next;
-              }),
-            ),
-          );
-          dispatches = this.withPolicy(policy, reason, dispatches);
-        }
-        if (before.interface !== after.interface) {
-          // Every route of this host changes device: replan it from a fresh snapshot.
-          this.runtime(after.id).routeSum = null;
-          dispatches.push({ hostId: after.id, commands: [], reason: 'interface changed', bump: true });
-          this.hub.send(after.id, { type: 'state.request' });
-        }
-        await this.dispatch(dispatches);
-        return;
+        fleetChange = { type: 'host.moved', before, after };
+        reason = before.address !== after.address ? `host ${after.name} moved from ${before.address} to ${after.address}` : `host ${after.name}: interface changed`;
+        break;
       }
       case 'host.deleted': {
-        const policy = this.cluster.policy;
-        const before = this.cluster.removeHost(change.hostId);
+        const host = this.cluster.removeHost(change.hostId);
         this.hub.send(change.hostId, { type: 'revoked', reason: `host ${change.name} was deleted from the controller` });
         this.hub.disconnect(change.hostId, CLOSE_REVOKED, 'host deleted');
         this.hub.forget(change.hostId);
         this.runtimes.delete(change.hostId);
-        if (!before) return;
-        const reason = `host ${change.name} deleted`;
-        await this.dispatch(this.withPolicy(policy, reason, this.peerRoutes(before, [], change.subnets.map((s) => s.cidr), reason)));
-        return;
+        if (!host) return;
+        fleetChange = { type: 'host.removed', host };
+        reason = `host ${change.name} deleted`;
+        break;
       }
       case 'pool.created':
       case 'pool.updated':
       case 'pool.deleted': {
-        const policy = this.cluster.policy;
         if (change.type === 'pool.deleted') this.cluster.removePool(change.poolId);
         else this.cluster.setPool(change.pool);
         const name = change.type === 'pool.deleted' ? change.poolName : change.pool.name;
-        const done = { 'pool.created': 'created', 'pool.updated': 'changed', 'pool.deleted': 'deleted' }[change.type];
-        await this.dispatch(this.withPolicy(policy, `pool ${name} ${done}`, []));
-        return;
+        fleetChange = { type: 'pools.changed' };
+        reason = `pool ${name} ${{ 'pool.created': 'created', 'pool.updated': 'changed', 'pool.deleted': 'deleted' }[change.type]}`;
+        break;
       }
     }
+    const policy = this.cluster.policy;
+    if (policy !== policyBefore && policy.hostRulesLeftOut > 0 && policyBefore.hostRulesLeftOut === 0) this.warnHostRulesLeftOut();
+    const deltas = planChange(fleetChange, {
+      hosts: this.cluster.hosts,
+      policy,
+      policyBefore,
+      envOf: (hostId) => this.runtime(hostId).env,
+    });
+    await this.dispatch(deltas.map((d) => this.dispatchOf(d, reason)));
   }
 
   /**
-   * When a change altered the firewall policy (`before` is the policy it replaced), every host's
-   * chains change: attached hosts get them, added to whatever `dispatches` already gives them,
-   * and every host's generation moves. Otherwise `dispatches` as they are.
+   * A host's part of a change. Attached hosts get its commands and keep their route digest
+   * current; the others are planned in full from their snapshot when they come back, so only
+   * their generation moves.
    */
-  private withPolicy(before: FirewallPolicy, reason: string, dispatches: Dispatch[]): Dispatch[] {
-    const after = this.cluster.policy;
-    if (after === before) return dispatches;
-    if (after.hostRulesLeftOut > 0 && before.hostRulesLeftOut === 0) this.warnHostRulesLeftOut();
-    // The nat chain depends on the pools alone: a host joining or leaving rewrites the filter chain only.
-    const poolsChanged = after.pools.length !== before.pools.length || after.pools.some((p, i) => p !== before.pools[i]);
-    const byHost = new Map(dispatches.map((d) => [d.hostId, d]));
-    const merged = [...dispatches];
-    for (const host of this.cluster.hosts.values()) {
-      const chains = this.reachable(host.id) ? firewallChains(host, after).filter((c) => poolsChanged || c.table === 'filter') : [];
-      const existing = byHost.get(host.id);
-      if (existing) {
-        existing.commands = [...existing.commands, ...chains];
-        existing.bump = true;
-      } else {
-        merged.push({ hostId: host.id, commands: chains, reason, bump: true });
-      }
+  private dispatchOf(delta: HostDelta, reason: string): Dispatch {
+    const rt = this.runtime(delta.hostId);
+    if (delta.replan || !this.reachable(delta.hostId)) {
+      rt.routeSum = null;
+      if (delta.replan) this.hub.send(delta.hostId, { type: 'state.request' });
+      return { hostId: delta.hostId, commands: [], reason, bump: true };
     }
-    return merged;
+    if (rt.routeSum !== null) {
+      for (const route of delta.addedRoutes) rt.routeSum = addHash(rt.routeSum, itemHash(routeItem(route)));
+      for (const route of delta.removedRoutes) rt.routeSum = subtractHash(rt.routeSum, itemHash(routeItem(route)));
+    }
+    return { hostId: delta.hostId, commands: delta.commands, reason, bump: true };
   }
 
   private warnHostRulesLeftOut(): void {
@@ -487,44 +448,6 @@ export class Reconciler {
       { hostRules: this.cluster.policy.hostRulesLeftOut, max: MAX_REACH_RULES },
       "the hosts' addresses need more firewall rules than a chain may hold, so hosts reach containers only where a host's FORWARD policy accepts them; list the hosts' segments in the pools' allowFrom (PATCH /v1/pools/:name)",
     );
-  }
-
-  /** Route commands on every other host for subnets of `owner` that appeared or went away. */
-  private peerRoutes(owner: PlanHost, addedCidrs: string[], removedCidrs: string[], reason: string): Dispatch[] {
-    if (addedCidrs.length === 0 && removedCidrs.length === 0) return [];
-    return this.forEachPeer(owner.id, reason, (peer, rt) => {
-      const commands: Command[] = [];
-      for (const cidr of addedCidrs) {
-        const route = peerRoute(peer, owner, { cidr });
-        if (rt.routeSum !== null) rt.routeSum = addHash(rt.routeSum, itemHash(routeItem(route)));
-        commands.push(route);
-      }
-      for (const cidr of removedCidrs) {
-        if (rt.routeSum !== null) rt.routeSum = subtractHash(rt.routeSum, itemHash(routeItem(peerRoute(peer, owner, { cidr }))));
-        commands.push({ kind: 'route.delete', dst: cidr });
-      }
-      return commands;
-    });
-  }
-
-  /**
-   * A change to one host touches every other host's desired state. Hosts with an executor
-   * attached get `commands` (keeping their route digest current); the others are planned in
-   * full from their snapshot when they come back, so only their generation moves.
-   */
-  private forEachPeer(ownerId: number, reason: string, commands: (peer: PlanHost, rt: HostRuntime) => Command[]): Dispatch[] {
-    const dispatches: Dispatch[] = [];
-    for (const peer of this.cluster.hosts.values()) {
-      if (peer.id === ownerId) continue;
-      const rt = this.runtime(peer.id);
-      if (this.reachable(peer.id)) {
-        dispatches.push({ hostId: peer.id, commands: commands(peer, rt), reason, bump: true });
-      } else {
-        rt.routeSum = null;
-        dispatches.push({ hostId: peer.id, commands: [], reason, bump: true });
-      }
-    }
-    return dispatches;
   }
 
   /** An executor is attached and has said hello: jobs for it are sent now. */
