@@ -498,7 +498,7 @@ describe.skipIf(reason)('crossdock end to end on a three-host lab (needs root, n
     writeFileSync(daemonJson, `${JSON.stringify(withOurKey, null, 2)}\n`);
     const engineBefore = dockerdPidOf(state.dir, 'h3');
 
-    const created = await api<ApiSubnet>('POST', '/v1/subnets', { host: 'h3', mode: 'bip', network: 'bridge' });
+    const created = await api<ApiSubnet>('POST', '/v1/subnets', { host: 'h3', mode: 'bip', network: 'default-bridge' });
     expect(created.status).toBe(201);
     expect(created.body).toMatchObject({ host: 'h3', mode: 'bip' });
     await waitConverged(90_000);
