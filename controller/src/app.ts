@@ -70,7 +70,7 @@ export async function buildApp(options: AppOptions) {
     (hostId) => reconciler!.onDetach(hostId),
   );
   reconciler = new Reconciler(cluster, hub, jobs, app.log, { ...DEFAULT_RECONCILER_OPTIONS, ...options.reconciler });
-  await reconciler.start(await options.prisma.host.findMany({ select: { id: true, desiredGeneration: true, appliedGeneration: true } }));
+  await reconciler.start();
   app.decorate('agents', { hub, reconciler, cluster, jobs });
   const onChange = (change: IpamChange) => void reconciler!.onChange(change);
   options.ipam.events.on('change', onChange);

@@ -2,7 +2,7 @@
 // pool, and the firewall policy they make. Loaded once, then refreshed row by row from IPAM
 // change events, so a change costs the rows it touched, not a reload of the world.
 import { parseIPv4, type FirewallRule } from '@crossdock/shared';
-import type { PrismaClient } from '../generated/prisma/client.ts';
+import type { Host, PrismaClient, Subnet } from '../generated/prisma/client.ts';
 import { allowFromOf, type PoolFacts } from '../ipam/ipam.ts';
 import { firewallPolicy, type FirewallPolicy, type PlanHost, type PlanSubnet } from '../planner/desired.ts';
 
@@ -14,7 +14,7 @@ const hostSelect = {
   subnets: { select: { id: true, cidr: true, gateway: true, network: true, mode: true }, orderBy: { id: 'asc' } },
 } as const;
 
-type HostRow = { id: number; name: string; address: string; interface: string; subnets: Array<{ id: number; cidr: string; gateway: string; network: string; mode: string }> };
+type HostRow = Pick<Host, 'id' | 'name' | 'address' | 'interface'> & { subnets: Array<Pick<Subnet, 'id' | 'cidr' | 'gateway' | 'network' | 'mode'>> };
 
 function toPlanHost(row: HostRow): PlanHost {
   return {

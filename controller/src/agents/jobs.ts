@@ -112,6 +112,11 @@ export class JobStore {
     }));
   }
 
+  /** The generations saveHostProgress wrote, read back at start. */
+  loadHostProgress(): Promise<Array<{ id: number; desiredGeneration: number; appliedGeneration: number }>> {
+    return this.prisma.host.findMany({ select: { id: true, desiredGeneration: true, appliedGeneration: true } });
+  }
+
   /** The highest generation each host's jobs carry: generations never go back after a restart. */
   async highestJobGenerations(): Promise<Map<number, number>> {
     const rows = await this.prisma.job.groupBy({ by: ['hostId'], _max: { generation: true } });

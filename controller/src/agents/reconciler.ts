@@ -112,8 +112,9 @@ export class Reconciler {
     readonly options: ReconcilerOptions,
   ) {}
 
-  /** Loads generations, starts the sweep timers. */
-  async start(generations: Array<{ id: number; desiredGeneration: number; appliedGeneration: number }>): Promise<void> {
+  /** Loads the hosts' generations, starts the sweep timers. */
+  async start(): Promise<void> {
+    const generations = await this.jobs.loadHostProgress();
     const fromJobs = await this.jobs.highestJobGenerations();
     for (const g of generations) {
       const rt = this.runtime(g.id);

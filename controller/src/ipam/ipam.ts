@@ -21,7 +21,8 @@ import {
 import { StorageHealth } from '../db/storage.ts';
 import { prismaTimestamp } from '../db/timestamp.ts';
 import { ApiError, notFound } from '../errors.ts';
-import type { PrismaClient } from '../generated/prisma/client.ts';
+import type { Host, PrismaClient, Subnet } from '../generated/prisma/client.ts';
+import type { PlanHost, PlanSubnet } from '../planner/desired.ts';
 import { IntervalSet } from './interval-set.ts';
 import { requireSubnetPrefixLength, resolveGateway } from './rules.ts';
 import { insertRows } from '../db/raw-sql.ts';
@@ -81,18 +82,12 @@ export interface HostRequest {
   tokenHash: string;
 }
 
-/** A subnet as the planner needs it. */
-export interface SubnetFacts {
-  id: number;
-  cidr: string;
-  gateway: string;
-  network: string;
-  mode: SubnetMode;
-}
+/** A subnet as the fleet model holds it: the planner's own shape. */
+export type SubnetFacts = PlanSubnet;
 
 /** What changed, carrying the committed rows, so listeners need no database read. */
 export type IpamChange =
-  | { type: 'host.created'; host: { id: number; name: string; address: string; interface: string }; subnets: SubnetFacts[] }
+  | { type: 'host.created'; host: Omit<PlanHost, 'subnets'>; subnets: SubnetFacts[] }
   | { type: 'host.updated'; hostId: number; address: string; interface: string }
   | { type: 'host.deleted'; hostId: number; name: string; subnets: Array<{ id: number; cidr: string }> }
   | { type: 'subnet.created'; hostId: number; subnet: SubnetFacts }
@@ -609,7 +604,8 @@ export class Ipam {
   }
 }
 
-type HostRow = { id: number; name: string; address: string; interface: string };
+/** The database rows, as Prisma declares them. */
+type HostRow = Pick<Host, 'id' | 'name' | 'address' | 'interface'>;
 
 /** What allocate() answers with: the subnet row with its pool's and host's names. */
 export interface AllocatedSubnet {
@@ -623,7 +619,7 @@ export interface AllocatedSubnet {
   host: { name: string };
 }
 
-type SubnetRow = { id: number; cidr: string; gateway: string; network: string; mode: string };
+type SubnetRow = Pick<Subnet, 'id' | 'cidr' | 'gateway' | 'network' | 'mode'>;
 
 /** The row every path that creates a subnet inserts. */
 function subnetInsert(data: Record<string, string | number>, hostId: number, createdAt: string): BulkRow {

@@ -10,6 +10,7 @@ import type { WebSocket } from 'ws';
 import { bearerToken, hashToken } from '../../../auth/tokens.ts';
 import { ApiError } from '../../../errors.ts';
 import { PollingSession, type Session } from '../../../agents/hub.ts';
+import type { PlanHost } from '../../../planner/desired.ts';
 import { IdParams } from '../../../schemas.ts';
 import { LogThrottle } from '../../../log-throttle.ts';
 
@@ -22,7 +23,7 @@ export const MAX_AGENT_MESSAGE_BYTES = 64 * 2 ** 20;
 
 declare module 'fastify' {
   interface FastifyRequest {
-    agentHost?: { id: number; name: string; address: string; interface: string };
+    agentHost?: Omit<PlanHost, 'subnets'>;
   }
 }
 
