@@ -65,7 +65,10 @@ describe.skipIf(missing('root'))('a database on a full filesystem (needs root: m
     const health = await call('GET', '/healthz');
     expect(health.status).toBe(503);
     expect(health.body).toMatchObject({ status: 'degraded', storage: { status: 'unwritable', code: 'DISK_FULL' } });
-    const logged = controller.output().split('\n').filter((line) => line.includes('the database cannot be written'));
+    const logged = controller
+      .output()
+      .split('\n')
+      .filter((line) => line.includes('the database cannot be written'));
     expect(logged).toHaveLength(1);
     expect(controller.output()).not.toMatch(/"level":50.*request failed/);
 

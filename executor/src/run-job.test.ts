@@ -205,14 +205,7 @@ describe('runJob: phases', () => {
       forwarding,
     ];
     const outcome = await runJob(job, drivers, RESTART);
-    expect(calls).toStrictEqual([
-      'sysctl.write',
-      'docker.setBip',
-      'docker.removeNetwork',
-      'docker.createNetwork',
-      'iptables.applyFirewall',
-      'ip.applyRoutes',
-    ]);
+    expect(calls).toStrictEqual(['sysctl.write', 'docker.setBip', 'docker.removeNetwork', 'docker.createNetwork', 'iptables.applyFirewall', 'ip.applyRoutes']);
     // the jump needs its chain: it worked because the chain came first
     expect(outcome.results.every((r) => r.ok)).toBe(true);
   });
@@ -244,7 +237,10 @@ describe('runJob: bip', () => {
 
   it('refuses the network address as bip before running anything', async () => {
     const outcome = await runJob([forwarding, { kind: 'docker.daemon.bip', bip: '10.100.5.0/24' }], drivers, RESTART);
-    expect(outcome).toMatchObject({ accepted: false, error: expect.stringMatching(/^command 1: docker\.daemon\.bip bip: 10\.100\.5\.0 is the network address .*use a host address such as 10\.100\.5\.1\/24/) });
+    expect(outcome).toMatchObject({
+      accepted: false,
+      error: expect.stringMatching(/^command 1: docker\.daemon\.bip bip: 10\.100\.5\.0 is the network address .*use a host address such as 10\.100\.5\.1\/24/),
+    });
     expect(sysctl.values['net.ipv4.ip_forward']).toBe('0');
     expect(docker.restarts).toBe(0);
   });
