@@ -3,7 +3,7 @@
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { renderCommand, type Command, type CommandResult } from '@crossdock/shared';
 import { FakeDockerDriver, FakeIpDriver, FakeIptablesDriver, FakeSysctlDriver } from './drivers/fake.ts';
-import { observeHost, type Drivers } from './observe.ts';
+import type { Drivers } from './observe.ts';
 import { runJob, type JobOptions } from './run-job.ts';
 
 const NO_RESTART: JobOptions = { daemonJsonPath: '/etc/docker/daemon.json', engineRestartCommand: null };

@@ -1,5 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { echo, emptyObservedState, renderCommand } from '@crossdock/shared';
+import { emptyObservedState, renderCommand } from '@crossdock/shared';
 import { hashToken, newHostToken } from '../../../auth/tokens.ts';
 import { ApiError, notFound } from '../../../errors.ts';
 import { DEFAULT_NETWORK_NAME } from '../../../ipam/ipam.ts';

@@ -1,7 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { echo, renderCommand, type Command } from '@crossdock/shared';
+import { renderCommand, type Command } from '@crossdock/shared';
 import type { StoredResult } from '../../../agents/jobs.ts';
-import { ApiError, notFound } from '../../../errors.ts';
+import { notFound } from '../../../errors.ts';
 import { IdParams, commonErrors, itemsOf } from '../../../schemas.ts';
 
 const JobStatus = Type.Union(['pending', 'running', 'succeeded', 'failed', 'timeout'].map((s) => Type.Literal(s)));

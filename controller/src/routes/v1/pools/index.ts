@@ -1,5 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { ApiError, notFound } from '../../../errors.ts';
+import { notFound } from '../../../errors.ts';
 import { MAX_ALLOW_FROM, requireAllowFrom, requireCidr, requireDnsLabel, requirePoolRange } from '../../../ipam/rules.ts';
 import { NameParams, Pool, PoolWithUtilization, commonErrors, itemsOf } from '../../../schemas.ts';
 import { poolView } from '../../../views.ts';

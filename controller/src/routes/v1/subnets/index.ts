@@ -1,6 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { echo } from '@crossdock/shared';
-import { ApiError, notFound } from '../../../errors.ts';
+import { notFound } from '../../../errors.ts';
 import { DEFAULT_NETWORK_NAME, subnetInclude } from '../../../ipam/ipam.ts';
 import { requireCidr, requireNetworkName } from '../../../ipam/rules.ts';
 import { IdParams, Subnet, commonErrors, itemsOf } from '../../../schemas.ts';
