@@ -109,8 +109,9 @@ export function createDockerDriver(options: DockerDriverOptions = {}): DockerDri
       throw error;
     }
     const config = bridge.IPAM?.Config?.[0];
-    const subnet = config?.Subnet && parseCidr(config.Subnet);
-    if (!subnet || !subnet.ok) return null;
+    if (!config?.Subnet) return null;
+    const subnet = parseCidr(config.Subnet);
+    if (!subnet.ok) return null;
     // The default bridge reports no Gateway unless bip was set: the engine uses the first host.
     const gateway = config.Gateway ?? formatIPv4(hostRange(subnet.cidr).first);
     return `${gateway}/${subnet.cidr.prefixLength}`;
