@@ -98,7 +98,7 @@ class Model {
   }
 
   /** Allocation by length: exactly one possible answer. */
-  allocateByLength(hostName: string, poolName: string | undefined, prefixLength: number | undefined, network: string): Outcome {
+  allocateByLength(hostName: string, poolName: string | undefined, prefixLength: number | undefined): Outcome {
     if (!this.host(hostName)) return { ok: false, codes: ['HOST_NOT_FOUND'] };
     const pool = this.pool(poolName ?? DEFAULT_POOL_NAME);
     if (!pool) return { ok: false, codes: ['POOL_NOT_FOUND'] };
@@ -134,7 +134,7 @@ class Model {
     if (codes.length) return { ok: false, codes };
     if (firstSubnetPool === null) return { ok: true };
     this.hosts.push({ name, address });
-    const outcome = this.allocateByLength(name, firstSubnetPool, undefined, 'crossdock');
+    const outcome = this.allocateByLength(name, firstSubnetPool, undefined);
     this.hosts.pop();
     return outcome;
   }
@@ -363,7 +363,7 @@ class Scenario {
         const network = `n${++this.counters.networks}`;
         const request: SubnetRequest = { pool: poolName, prefixLength, network, mode: 'network' };
         const what = `allocate /${prefixLength ?? 'default'} from ${poolName ?? '(default)'} to ${host}`;
-        const expected = model.allocateByLength(host, poolName, prefixLength, network);
+        const expected = model.allocateByLength(host, poolName, prefixLength);
         const placeholder = expected.ok ? { id: -1, cidr: expected.cidr!, pool: poolName ?? DEFAULT_POOL_NAME, host, network } : undefined;
         if (placeholder) model.subnets.push(placeholder);
         return {
@@ -622,9 +622,7 @@ describe('Ipam under concurrent requests (real SQLite)', () => {
     const fulfilled: Array<{ id: number; cidr: string }> = [];
     settled.forEach((result, i) => {
       const { host, request } = requests[i]!;
-      const expected = request.cidr
-        ? model.allocateCidr(host, request.cidr, undefined)
-        : model.allocateByLength(host, undefined, request.prefixLength, request.network);
+      const expected = request.cidr ? model.allocateCidr(host, request.cidr, undefined) : model.allocateByLength(host, undefined, request.prefixLength);
       const what = `request ${i} (${request.cidr ? formatCidr(request.cidr) : `/${request.prefixLength}`})`;
       if (expected.ok) {
         expect(result.status, `${what}: ${result.status === 'rejected' ? String(result.reason) : ''}`).toBe('fulfilled');
