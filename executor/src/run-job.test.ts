@@ -68,6 +68,7 @@ describe('runJob: a job with an invalid command runs nothing', () => {
     ['a bad CIDR', { kind: 'route.replace', dst: '10.100.3.0/33', via: '198.51.100.13', dev: 'eth0' }, /^command 5: route\.replace dst: .*10\.100\.3\.0\/33/],
     ['host bits set', { kind: 'route.delete', dst: '10.100.3.5/24' }, /^command 5: route\.delete dst: /],
     ['an unknown kind', { kind: 'shell.exec', argv: ['rm', '-rf', '/'] }, /^command 5: kind: "shell\.exec" is not a command; use one of route\.replace, /],
+    // biome-ignore lint/suspicious/noThenProperty: a command is data, never awaited; an unknown `then` is refused like any other field
     ['an extra field', { ...forwarding, then: 'reboot' }, /^command 5: sysctl\.set then: unknown field; remove it/],
     ['a sysctl key off the allow-list', { kind: 'sysctl.set', key: 'kernel.panic', value: '1' }, /^command 5: sysctl\.set key: /],
     ['a foreign chain', { ...forwardChain, chain: 'DOCKER-USER' }, /^command 5: firewall\.chain chain: /],
