@@ -35,7 +35,9 @@ function prepareDatabase(file: string, prefill: number): void {
     for (let h = 0; h < HOSTS; h++) {
       hostIds.push(Number(insertHost.run(`bench-${h}`, `198.51.100.${10 + h}`, 'eth0', '{}', hashToken(`bench-token-${h}`), now, now).lastInsertRowid));
     }
-    const insertSubnet = db.prepare('INSERT INTO Subnet (cidr, prefixLength, gateway, network, mode, poolId, hostId, createdAt) VALUES (?, 24, ?, ?, ?, ?, ?, ?)');
+    const insertSubnet = db.prepare(
+      'INSERT INTO Subnet (cidr, prefixLength, gateway, network, mode, poolId, hostId, createdAt) VALUES (?, 24, ?, ?, ?, ?, ?, ?)',
+    );
     for (let i = 0; i < prefill; i++) {
       const network = (10 << 24) + i * 256;
       insertSubnet.run(`${formatIPv4(network)}/24`, formatIPv4(network + 1), `pre-${i}`, 'network', pool.lastInsertRowid, hostIds[i % HOSTS], now);
@@ -45,7 +47,7 @@ function prepareDatabase(file: string, prefill: number): void {
 }
 
 async function measure(label: string, prefill: number, dir: string): Promise<Row[]> {
-  const file = path.join(dir, `${label.replace(/[^a-z0-9]+/gi, "-")}.db`);
+  const file = path.join(dir, `${label.replace(/[^a-z0-9]+/gi, '-')}.db`);
   prepareDatabase(file, prefill);
   const controller = await startController({ dbFile: file, adminToken: ADMIN, bundle: true, args: ['--default-pool', 'none'] });
   let counter = 0;
@@ -58,7 +60,14 @@ async function measure(label: string, prefill: number, dir: string): Promise<Row
       const body = JSON.stringify({ host: `bench-${client % HOSTS}`, pool: 'bench', network: `n${counter++}` });
       const started = performance.now();
       const request = http.request(
-        { agent, hostname, port, method: 'POST', path: '/v1/subnets', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+        {
+          agent,
+          hostname,
+          port,
+          method: 'POST',
+          path: '/v1/subnets',
+          headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        },
         (response) => {
           let text = '';
           response.on('data', (d: Buffer) => (text += d.toString()));
@@ -74,10 +83,14 @@ async function measure(label: string, prefill: number, dir: string): Promise<Row
     });
   const release = async () => {
     // Give the pool back its state between runs: release what the run allocated.
-    const list = (await (await fetch(`${controller.url}/v1/subnets?pool=bench`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()) as { items: Array<{ id: number; network: string }> };
+    const list = (await (await fetch(`${controller.url}/v1/subnets?pool=bench`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()) as {
+      items: Array<{ id: number; network: string }>;
+    };
     const mine = list.items.filter((s) => s.network.startsWith('n'));
     for (let i = 0; i < mine.length; i += 64) {
-      await Promise.all(mine.slice(i, i + 64).map((s) => fetch(`${controller.url}/v1/subnets/${s.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${ADMIN}` } })));
+      await Promise.all(
+        mine.slice(i, i + 64).map((s) => fetch(`${controller.url}/v1/subnets/${s.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${ADMIN}` } })),
+      );
     }
   };
 
@@ -138,9 +151,16 @@ const bench: Bench = {
         targets: [
           { figure: 'allocations per second (16 clients)', target: '>= 2,000/s', measured: `${minRate.toFixed(0)}/s`, met: minRate >= 2000 },
           { figure: 'p99 latency', target: '< 10 ms', measured: `${maxP99.toFixed(1)} ms`, met: maxP99 < 10 },
-          { figure: '90%-full pool vs empty', target: 'no slower', measured: `${((fullRate / emptyRate) * 100).toFixed(0)}% of the empty pool's rate`, met: fullRate >= emptyRate * 0.9 },
+          {
+            figure: '90%-full pool vs empty',
+            target: 'no slower',
+            measured: `${((fullRate / emptyRate) * 100).toFixed(0)}% of the empty pool's rate`,
+            met: fullRate >= emptyRate * 0.9,
+          },
         ],
-        notes: [`${ALLOCATIONS_PER_RUN} allocations per run, ${RUNS} runs per case after a warm-up; each acknowledged allocation is committed (WAL, synchronous=FULL) before its 201.`],
+        notes: [
+          `${ALLOCATIONS_PER_RUN} allocations per run, ${RUNS} runs per case after a warm-up; each acknowledged allocation is committed (WAL, synchronous=FULL) before its 201.`,
+        ],
         summary: `allocate: ${emptyRate.toFixed(0)}/s on an empty pool, ${fullRate.toFixed(0)}/s on a 90%-full /8 (16 clients), p99 <= ${maxP99.toFixed(1)} ms`,
       };
     } finally {

@@ -69,7 +69,8 @@ const median = (xs: number[]) => summarize(xs).median;
 
 const bench: Bench = {
   name: 'apply',
-  description: 'runJob applying N peer routes plus the planner\'s chains and jumps in a namespace, against one ip -batch + one iptables-restore, and one process per route/rule',
+  description:
+    "runJob applying N peer routes plus the planner's chains and jumps in a namespace, against one ip -batch + one iptables-restore, and one process per route/rule",
   unavailable,
 
   async run(): Promise<BenchReport> {
@@ -226,8 +227,18 @@ const bench: Bench = {
     const p1 = medians.get('per-process 1000')!.median;
     const e10 = medians.get('executor 10000')!.median;
     const targets: NonNullable<BenchReport['targets']> = [
-      { figure: 'executor / floor at 1,000', target: 'within 2x', measured: `${(e1 / f1).toFixed(2)}x (${e1.toFixed(1)} / ${f1.toFixed(1)} ms)`, met: e1 / f1 <= 2 },
-      { figure: 'per-process / executor at 1,000', target: 'at least 50x', measured: `${(p1 / e1).toFixed(1)}x (${p1.toFixed(0)} / ${e1.toFixed(1)} ms)`, met: p1 / e1 >= 50 },
+      {
+        figure: 'executor / floor at 1,000',
+        target: 'within 2x',
+        measured: `${(e1 / f1).toFixed(2)}x (${e1.toFixed(1)} / ${f1.toFixed(1)} ms)`,
+        met: e1 / f1 <= 2,
+      },
+      {
+        figure: 'per-process / executor at 1,000',
+        target: 'at least 50x',
+        measured: `${(p1 / e1).toFixed(1)}x (${p1.toFixed(0)} / ${e1.toFixed(1)} ms)`,
+        met: p1 / e1 >= 50,
+      },
       { figure: 'executor at 10,000', target: 'under 200 ms', measured: `${e10.toFixed(1)} ms`, met: e10 < 200 },
     ];
     const stat = (name: string) => medians.get(name)!;
@@ -244,10 +255,10 @@ const bench: Bench = {
         `the 200 ms target is below what ip + the kernel take for 10,000 routes here`,
     );
     notes.push(
-      'each run starts from a namespace with no crossdock routes, chains or jumps (flushed between runs, not timed), set up like a Docker host (DOCKER-USER, Docker\'s nat rules)',
+      "each run starts from a namespace with no crossdock routes, chains or jumps (flushed between runs, not timed), set up like a Docker host (DOCKER-USER, Docker's nat rules)",
       `job = the planner's desiredState for a host with 2 local subnets and 2 pools (filter CROSSDOCK-FORWARD ${filterRules} rules: 8 for the local subnets, ` +
         `the rest accepting the 251 hosts' addresses, 198.51.100.1 to .251; nat CROSSDOCK-POSTROUTING 4 rules; jumps from DOCKER-USER and POSTROUTING) + N route.replace over 250 peers; no sysctl, no Docker`,
-      'executor = runJob with the real drivers (validation, per-command results included), a fresh JSON copy of the job each run; firewall/routes ms = the job\'s own durationMs for those phases (routes includes the pre-read of the route table)',
+      "executor = runJob with the real drivers (validation, per-command results included), a fresh JSON copy of the job each run; firewall/routes ms = the job's own durationMs for those phases (routes includes the pre-read of the route table)",
       '1-route change = a job of one route.replace (a new via for a subnet) on the namespace holding all N routes, chains and jumps: the per-change cost; not a target',
       'floor = one iptables-restore --noflush (both tables, chains and jumps) + one ip -force -batch -, each through nsenter, timed to exit; per-process = one nsenter + iptables/ip process per chain, rule, jump and route, in sequence',
     );

@@ -54,7 +54,11 @@ async function runSize(n: number, dir: string): Promise<{ rows: Row[]; p99: numb
     args: ['--default-pool', '10.0.0.0/8'],
   });
   const api = async (method: string, route: string, body?: unknown) => {
-    const r = await fetch(`${controller.url}${route}`, { method, headers: { authorization: `Bearer ${ADMIN}`, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
+    const r = await fetch(`${controller.url}${route}`, {
+      method,
+      headers: { authorization: `Bearer ${ADMIN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
     const text = await r.text();
     if (r.status >= 300) throw new Error(`${method} ${route} answered ${r.status}: ${text}`);
     return text ? JSON.parse(text) : undefined;
@@ -113,7 +117,10 @@ async function runSize(n: number, dir: string): Promise<{ rows: Row[]; p99: numb
       }
       const joined = await api('POST', '/v1/hosts', { name: `joiner-${run}`, address: addressOf(n + 100 + run) });
       const answeredAt = performance.now();
-      await Promise.race([allReported, new Promise((_, reject) => setTimeout(() => reject(new Error(`join ${run}: only ${reportedAt.length}/${n} executors reported within 60 s`)), 60_000))]);
+      await Promise.race([
+        allReported,
+        new Promise((_, reject) => setTimeout(() => reject(new Error(`join ${run}: only ${reportedAt.length}/${n} executors reported within 60 s`)), 60_000)),
+      ]);
       // An executor can report before the client has even read the 201: that counts as 0.
       runs.push(reportedAt.map((t) => Math.max(0, t - answeredAt)));
       for (const sim of sims) sim.onJob = undefined;
@@ -124,7 +131,10 @@ async function runSize(n: number, dir: string): Promise<{ rows: Row[]; p99: numb
     const p99s = runs.map((r) => percentile(r, 99));
     const maxes = runs.map((r) => Math.max(...r));
     const rows: Row[] = [
-      { name: `N=${n}: initial sync${withSubnets ? ` (${n - 1} routes per host)` : ' (hosts without subnets yet)'}`, extra: { total_ms: syncMs, per_host_ms: syncMs / n } },
+      {
+        name: `N=${n}: initial sync${withSubnets ? ` (${n - 1} routes per host)` : ' (hosts without subnets yet)'}`,
+        extra: { total_ms: syncMs, per_host_ms: syncMs / n },
+      },
       { name: `N=${n}: one host joins, p50 from the 201`, stat: summarize(p50s) },
       { name: `N=${n}: one host joins, p99 from the 201`, stat: summarize(p99s) },
       { name: `N=${n}: one host joins, max from the 201`, stat: summarize(maxes) },
@@ -177,9 +187,24 @@ const bench: Bench = {
       bench: 'converge',
       rows,
       targets: [
-        { figure: 'join p99, 1,000 executors', target: '< 250 ms', measured: at1000 ? `${at1000.p99.toFixed(0)} ms` : 'not run', met: at1000 ? at1000.p99 < 250 : null },
-        { figure: `join p99, ${largest} executors`, target: '< 3 s at 10,000', measured: atLargest ? `${atLargest.p99.toFixed(0)} ms` : 'not run', met: largest >= 10_000 && atLargest ? atLargest.p99 < 3000 : null },
-        { figure: 'controller memory, 1,000 executors', target: '< 150 MB', measured: at1000 ? `${at1000.rss.toFixed(0)} MiB` : 'not run', met: at1000 ? at1000.rss * 1.048576 < 150 : null },
+        {
+          figure: 'join p99, 1,000 executors',
+          target: '< 250 ms',
+          measured: at1000 ? `${at1000.p99.toFixed(0)} ms` : 'not run',
+          met: at1000 ? at1000.p99 < 250 : null,
+        },
+        {
+          figure: `join p99, ${largest} executors`,
+          target: '< 3 s at 10,000',
+          measured: atLargest ? `${atLargest.p99.toFixed(0)} ms` : 'not run',
+          met: largest >= 10_000 && atLargest ? atLargest.p99 < 3000 : null,
+        },
+        {
+          figure: 'controller memory, 1,000 executors',
+          target: '< 150 MB',
+          measured: at1000 ? `${at1000.rss.toFixed(0)} MiB` : 'not run',
+          met: at1000 ? at1000.rss * 1.048576 < 150 : null,
+        },
       ],
       notes,
       summary: `converge: ${[...results].map(([n, r]) => `N=${n} join p99 ${r.p99.toFixed(0)} ms, RSS ${r.rss.toFixed(0)} MiB`).join('; ')}`,

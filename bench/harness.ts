@@ -75,7 +75,8 @@ export function printReport(report: BenchReport): void {
   console.log(row(header));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const l of lines) console.log(row(l));
-  for (const t of report.targets ?? []) console.log(`target: ${t.figure}: ${t.target}; measured ${t.measured} -> ${t.met === null ? 'n/a' : t.met ? 'met' : 'MISSED'}`);
+  for (const t of report.targets ?? [])
+    console.log(`target: ${t.figure}: ${t.target}; measured ${t.measured} -> ${t.met === null ? 'n/a' : t.met ? 'met' : 'MISSED'}`);
   for (const n of report.notes ?? []) console.log(`note: ${n}`);
   console.log(`summary: ${report.summary}`);
 }
@@ -83,7 +84,13 @@ export function printReport(report: BenchReport): void {
 export function writeReport(report: BenchReport): string {
   mkdirSync(RESULTS_DIR, { recursive: true });
   const file = path.join(RESULTS_DIR, `${report.bench}.json`);
-  const machine = { cpus: os.cpus().length, model: os.cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, kernel: os.release() };
+  const machine = {
+    cpus: os.cpus().length,
+    model: os.cpus()[0]?.model ?? 'unknown',
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    kernel: os.release(),
+  };
   writeFileSync(file, `${JSON.stringify({ ...report, machine, at: new Date().toISOString() }, null, 2)}\n`);
   return file;
 }

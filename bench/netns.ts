@@ -133,7 +133,8 @@ export function flushCrossdock(ns: string): void {
   for (const line of inNs(ns, ['iptables-save']).split('\n')) {
     if (line.startsWith('*')) table = line.slice(1);
     else if (line.startsWith(':CROSSDOCK-')) (ours[table] ??= []).push(line.slice(1).split(' ')[0]!);
-    else if (line.startsWith('-A ') && !line.startsWith('-A CROSSDOCK-') && / -[jg] CROSSDOCK-\S+$/.test(line)) (jumps[table] ??= []).push(`-D${line.slice(2)}`);
+    else if (line.startsWith('-A ') && !line.startsWith('-A CROSSDOCK-') && / -[jg] CROSSDOCK-\S+$/.test(line))
+      (jumps[table] ??= []).push(`-D${line.slice(2)}`);
   }
   for (const t of FIREWALL_TABLES) {
     if (!ours[t] && !jumps[t]) continue;

@@ -6,14 +6,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import {
-  createDockerDriver,
-  createIpDriver,
-  createIptablesDriver,
-  createRunner,
-  createSysctlDriver,
-  type Runner,
-} from '../executor/src/drivers/index.ts';
+import { createDockerDriver, createIpDriver, createIptablesDriver, createRunner, createSysctlDriver, type Runner } from '../executor/src/drivers/index.ts';
 import { observeHost, type Drivers } from '../executor/src/observe.ts';
 import { renderIpBatch } from '../shared/src/index.ts';
 import { MIN_RUNS, summarize, type Bench, type BenchReport, type Row, type Stat } from './harness.ts';
@@ -90,7 +83,9 @@ const bench: Bench = {
 
         const state = await observeHost(drivers);
         if (state.routes.length !== size || state.firewall.chains.length !== 2 || state.firewall.jumps.length !== 2 || state.docker.available) {
-          throw new Error(`observeHost at ${size} saw ${state.routes.length} routes, ${state.firewall.chains.length} chains, ${state.firewall.jumps.length} jumps, docker ${state.docker.available}`);
+          throw new Error(
+            `observeHost at ${size} saw ${state.routes.length} routes, ${state.firewall.chains.length} chains, ${state.firewall.jumps.length} jumps, docker ${state.docker.available}`,
+          );
         }
         const captured = new Map<string, string>();
         for (const argv of [ROUTES_ARGV, ADDRESSES_ARGV, SAVE_ARGV]) captured.set(argv.join(' '), inNs(ns, argv));
@@ -107,7 +102,11 @@ const bench: Bench = {
           [`  docker (unreachable) ${size}`, () => drivers.docker.observe(), { processes: '0' }],
           [`  routes, no process ${size}`, () => ipInProcess.observeRoutes(), { processes: '0' }],
           [`  iptables, no process ${size}`, () => iptablesInProcess.observe(), { processes: '0' }],
-          [`floor: 3 tools at once ${size}`, () => Promise.all([ROUTES_ARGV, ADDRESSES_ARGV, SAVE_ARGV].map((a) => mustSpawn([...nsenter(ns), ...a]))), { processes: '3' }],
+          [
+            `floor: 3 tools at once ${size}`,
+            () => Promise.all([ROUTES_ARGV, ADDRESSES_ARGV, SAVE_ARGV].map((a) => mustSpawn([...nsenter(ns), ...a]))),
+            { processes: '3' },
+          ],
           [`floor: ip route show ${size}`, () => mustSpawn([...nsenter(ns), ...ROUTES_ARGV]), { processes: '1' }],
           [`floor: iptables-save ${size}`, () => mustSpawn([...nsenter(ns), ...SAVE_ARGV]), { processes: '1' }],
           [`floor: nsenter true ${size}`, () => mustSpawn([...nsenter(ns), 'true']), { processes: '1' }],
@@ -145,9 +144,9 @@ const bench: Bench = {
         `so a 5 ms observe needs no process at all (netlink from the executor itself), not a faster parser`,
     );
     notes.push(
-      'each size: the planner\'s full desired state applied first (untimed): N routes over 250 peers, the two chains and their jumps, in a namespace set up like a Docker host',
+      "each size: the planner's full desired state applied first (untimed): N routes over 250 peers, the two chains and their jumps, in a namespace set up like a Docker host",
       `Docker: the driver points at ${NONEXISTENT_DOCKER} (no such socket): observeHost reports it unavailable, as on a host without an engine; its cost is the failed connect only`,
-      'sysctl: read from a stand-in /proc/sys tree (the bench runs in the root namespace, whose values are not the namespace\'s)',
+      "sysctl: read from a stand-in /proc/sys tree (the bench runs in the root namespace, whose values are not the namespace's)",
       '"no process" rows: the same driver code on the output captured from the tool (JSON.parse / iptables-save parsing and mapping), to separate our work from the tools\'',
       `floor rows: the same tool processes started directly through nsenter, output read but not parsed; starting any process here costs ${spawn1.toFixed(1)} ms (nsenter true), the 3 tools at once ${floor1.toFixed(1)} ms`,
     );

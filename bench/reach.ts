@@ -98,7 +98,13 @@ const bench: Bench = {
         docker: createDockerDriver({ dockerHost: NONEXISTENT_DOCKER }),
         sysctl: createSysctlDriver({ root: '/nonexistent/cdbench/sys' }),
       };
-      const host: PlanHost = { id: 1, name: 'bench', address: '10.20.0.1', interface: 'eth0', subnets: [{ id: 1, cidr: '10.100.1.0/24', gateway: '10.100.1.1', network: 'crossdock', mode: 'network' }] };
+      const host: PlanHost = {
+        id: 1,
+        name: 'bench',
+        address: '10.20.0.1',
+        interface: 'eth0',
+        subnets: [{ id: 1, cidr: '10.100.1.0/24', gateway: '10.100.1.1', network: 'crossdock', mode: 'network' }],
+      };
       const env = { dockerAvailable: false, dockerUser: true, engineMajor: null };
       for (const layout of LAYOUTS) {
         // the controller's part: the policy, once per change (Cluster keeps it)
@@ -122,7 +128,8 @@ const bench: Bench = {
           const t0 = performance.now();
           const outcome = await runJob(commands, drivers, JOB_OPTIONS);
           const ms = performance.now() - t0;
-          if (!outcome.accepted || outcome.results.some((r) => !r.ok)) throw new Error(`${layout.name}: the job failed: ${JSON.stringify(outcome).slice(0, 500)}`);
+          if (!outcome.accepted || outcome.results.some((r) => !r.ok))
+            throw new Error(`${layout.name}: the job failed: ${JSON.stringify(outcome).slice(0, 500)}`);
           const applied = countApplied(ns).rules;
           const expected = local.chains.reduce((n, c) => n + c.rules.length, 0);
           if (applied !== expected) throw new Error(`${layout.name}: ${applied} rules applied, expected ${expected}`);
@@ -200,7 +207,15 @@ async function perPacket(): Promise<{ rows: Row[]; summary: string } | null> {
     for (let run = 0; run < RUNS; run++) {
       for (const n of PACKET_RULES) {
         const ahead = Array.from({ length: n }, (_, i) => `-A CROSSDOCK-FORWARD -s 10.50.${(2 * i) >> 8}.${(2 * i) & 255}/32 -d 10.100.0.0/16 -j ACCEPT`);
-        const rules = ['*filter', ':FORWARD DROP [0:0]', ':CROSSDOCK-FORWARD - [0:0]', '-A FORWARD -j CROSSDOCK-FORWARD', ...ahead, '-A CROSSDOCK-FORWARD -s 203.0.113.0/29 -d 203.0.113.0/29 -j ACCEPT', 'COMMIT'];
+        const rules = [
+          '*filter',
+          ':FORWARD DROP [0:0]',
+          ':CROSSDOCK-FORWARD - [0:0]',
+          '-A FORWARD -j CROSSDOCK-FORWARD',
+          ...ahead,
+          '-A CROSSDOCK-FORWARD -s 203.0.113.0/29 -d 203.0.113.0/29 -j ACCEPT',
+          'COMMIT',
+        ];
         sh([...nsenter(r), 'iptables-restore'], `${rules.join('\n')}\n`);
         const out = sh([...nsenter(a), busybox, 'ping', '-q', '-A', '-c', String(PINGS), '203.0.113.6']);
         const avg = /min\/avg\/max = [\d.]+\/([\d.]+)\//.exec(out)?.[1];
@@ -214,7 +229,10 @@ async function perPacket(): Promise<{ rows: Row[]; summary: string } | null> {
   const rows = PACKET_RULES.map((n): Row => ({ name: `ping round trip, ${n} rules ahead of the match`, stat: summarize(rtt.get(n)!), unit: 'us' }));
   const [none, many] = PACKET_RULES.map((n) => summarize(rtt.get(n)!).median) as [number, number];
   const last = PACKET_RULES[PACKET_RULES.length - 1]!;
-  return { rows, summary: `a round trip matched after ${last} rules each way takes ${(many - none).toFixed(0)} us more (${(((many - none) / (2 * last)) * 1000).toFixed(1)} ns a rule)` };
+  return {
+    rows,
+    summary: `a round trip matched after ${last} rules each way takes ${(many - none).toFixed(0)} us more (${(((many - none) / (2 * last)) * 1000).toFixed(1)} ns a rule)`,
+  };
 }
 
 export default bench;

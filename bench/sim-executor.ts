@@ -38,7 +38,13 @@ export class SimExecutor {
     private readonly token: string,
   ) {
     this.state.docker = { available: true, version: '20.10.24', networks: [], bip: '172.17.0.1/16' };
-    this.state.firewall = { backend: 'nf_tables', chains: [], jumps: [], builtinChains: ['filter/DOCKER-USER', 'filter/FORWARD', 'nat/POSTROUTING'], forwardPolicy: 'DROP' };
+    this.state.firewall = {
+      backend: 'nf_tables',
+      chains: [],
+      jumps: [],
+      builtinChains: ['filter/DOCKER-USER', 'filter/FORWARD', 'nat/POSTROUTING'],
+      forwardPolicy: 'DROP',
+    };
     this.state.sysctl = { 'net.ipv4.ip_forward': '0' };
     this.state.interfaces = [{ name: 'eth0', mtu: 1500, addresses: [] }];
     for (const item of observedItems(this.state)) this.sum = addHash(this.sum, itemHash(item));
@@ -46,10 +52,20 @@ export class SimExecutor {
 
   connect(): Promise<void> {
     return new Promise((resolve, reject) => {
-      const socket = new WebSocket(`${this.url.replace(/^http/, 'ws')}/v1/agent`, { headers: { authorization: `Bearer ${this.token}` }, perMessageDeflate: false });
+      const socket = new WebSocket(`${this.url.replace(/^http/, 'ws')}/v1/agent`, {
+        headers: { authorization: `Bearer ${this.token}` },
+        perMessageDeflate: false,
+      });
       this.socket = socket;
       socket.once('open', () => {
-        this.send({ type: 'hello', protocol: PROTOCOL_VERSION, executorVersion: 'bench', hostname: this.name, state: this.snapshot(), digest: formatDigest(this.sum) });
+        this.send({
+          type: 'hello',
+          protocol: PROTOCOL_VERSION,
+          executorVersion: 'bench',
+          hostname: this.name,
+          state: this.snapshot(),
+          digest: formatDigest(this.sum),
+        });
         resolve();
       });
       socket.once('error', reject);
@@ -113,7 +129,14 @@ export class SimExecutor {
       }
       case 'docker.network.create':
         if (this.state.docker.networks.some((n) => n.name === command.name)) return;
-        this.state.docker.networks.push({ id: command.name, name: command.name, subnet: command.subnet, gateway: command.gateway, labels: command.labels, containers: 0 });
+        this.state.docker.networks.push({
+          id: command.name,
+          name: command.name,
+          subnet: command.subnet,
+          gateway: command.gateway,
+          labels: command.labels,
+          containers: 0,
+        });
         this.swap(undefined, digestItem.network(command.name, command.subnet, command.gateway));
         return;
       case 'docker.network.remove': {

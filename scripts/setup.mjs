@@ -25,7 +25,15 @@ function run(file, args, extraEnv = {}) {
 
 const stamp = existsSync(stampFile) ? JSON.parse(readFileSync(stampFile, 'utf8')) : {};
 const want = {
-  install: digest('pnpm-lock.yaml', 'package.json', 'pnpm-workspace.yaml', 'controller/package.json', 'executor/package.json', 'shared/package.json', 'test/package.json'),
+  install: digest(
+    'pnpm-lock.yaml',
+    'package.json',
+    'pnpm-workspace.yaml',
+    'controller/package.json',
+    'executor/package.json',
+    'shared/package.json',
+    'test/package.json',
+  ),
   generate: digest('prisma/schema.prisma'),
 };
 

@@ -72,7 +72,8 @@ describe('controller-executor channel', () => {
     const a = await register('node-a', '198.51.100.11');
     const hostA = fleet.startExecutor(a.token);
     const forward = () => hostA.drivers.iptables.rulesOf('filter', 'CROSSDOCK-FORWARD');
-    const rule = (source: string, destination: string, comment: string) => `-A CROSSDOCK-FORWARD -s ${source} -d ${destination} -m comment --comment "${comment}" -j ACCEPT`;
+    const rule = (source: string, destination: string, comment: string) =>
+      `-A CROSSDOCK-FORWARD -s ${source} -d ${destination} -m comment --comment "${comment}" -j ACCEPT`;
     /** A, online, has applied everything it was asked to; its generation then. */
     const inSync = (_what: string) =>
       vi.waitFor(async () => {

@@ -47,7 +47,10 @@ describe('controller process on a real SQLite file', () => {
     });
     const answers = await Promise.all(requests.map((r) => call('POST', '/v1/subnets', r)));
     const statuses = new Set(answers.map((a) => a.status));
-    expect([...statuses].every((s) => s === 201 || s === 409), `statuses: ${[...statuses].join(',')}`).toBe(true);
+    expect(
+      [...statuses].every((s) => s === 201 || s === 409),
+      `statuses: ${[...statuses].join(',')}`,
+    ).toBe(true);
     const created = answers.filter((a) => a.status === 201).map((a) => a.body.cidr as string);
     expect(created.length).toBeGreaterThan(20);
     expect(answers.some((a) => a.status === 409)).toBe(true);

@@ -24,7 +24,13 @@ import {
   type PlanHost,
 } from '../controller/src/planner/desired.ts';
 
-const A: PlanHost = { id: 1, name: 'node-a', address: '198.51.100.11', interface: 'eth0', subnets: [{ id: 1, cidr: '10.100.1.0/24', gateway: '10.100.1.1', network: 'crossdock', mode: 'network' }] };
+const A: PlanHost = {
+  id: 1,
+  name: 'node-a',
+  address: '198.51.100.11',
+  interface: 'eth0',
+  subnets: [{ id: 1, cidr: '10.100.1.0/24', gateway: '10.100.1.1', network: 'crossdock', mode: 'network' }],
+};
 const B: PlanHost = {
   id: 2,
   name: 'node-b',
@@ -35,10 +41,19 @@ const B: PlanHost = {
     { id: 4, cidr: '10.100.4.0/24', gateway: '10.100.4.1', network: 'crossdock-2', mode: 'network' },
   ],
 };
-const C: PlanHost = { id: 3, name: 'node-c', address: '198.51.100.13', interface: 'eth0', subnets: [{ id: 3, cidr: '10.100.3.0/24', gateway: '10.100.3.1', network: 'crossdock', mode: 'bip' }] };
+const C: PlanHost = {
+  id: 3,
+  name: 'node-c',
+  address: '198.51.100.13',
+  interface: 'eth0',
+  subnets: [{ id: 3, cidr: '10.100.3.0/24', gateway: '10.100.3.1', network: 'crossdock', mode: 'bip' }],
+};
 const HOSTS = [A, B, C];
 // the fleet's hosts and an allowFrom network: rule comments with spaces, quoted by iptables-save
-const POLICY = firewallPolicy([{ cidr: '10.100.0.0/16', allowFrom: ['192.0.2.0/24'] }], HOSTS.map((h) => parseIPv4(h.address)!));
+const POLICY = firewallPolicy(
+  [{ cidr: '10.100.0.0/16', allowFrom: ['192.0.2.0/24'] }],
+  HOSTS.map((h) => parseIPv4(h.address)!),
+);
 
 interface Facts {
   dockerAvailable: boolean;
@@ -74,7 +89,14 @@ function applied(desired: DesiredState, facts: ObservedState): ObservedState {
   state.firewall.chains = desired.chains.map((c) => ({ table: c.table, name: c.chain, rules: c.rules.map((r) => renderRule(c.chain, r)) }));
   state.firewall.jumps = desired.jumps.map((j) => ({ table: j.table, from: j.from, to: j.to, position: 1 }));
   if (state.docker.available) {
-    state.docker.networks = desired.networks.map((n, i) => ({ id: `${i}`.padStart(64, '0'), name: n.name, subnet: n.subnet, gateway: n.gateway, labels: { ...n.labels }, containers: i }));
+    state.docker.networks = desired.networks.map((n, i) => ({
+      id: `${i}`.padStart(64, '0'),
+      name: n.name,
+      subnet: n.subnet,
+      gateway: n.gateway,
+      labels: { ...n.labels },
+      containers: i,
+    }));
     if (desired.bip) state.docker.bip = desired.bip.bip;
   }
   state.sysctl = { 'net.ipv4.ip_forward': '1' };
@@ -113,7 +135,14 @@ describe('digest parity: executor and controller agree on a host in sync', () =>
     const observed = inSync(A, facts);
     observed.firewall.jumps.push({ table: 'filter', from: 'FORWARD', to: 'CROSSDOCK-FORWARD', position: 3 });
     observed.docker.networks.push({ id: 'f'.repeat(64), name: 'theirs', subnet: '172.18.0.0/16', gateway: '172.18.0.1', labels: {}, containers: 2 });
-    observed.docker.networks.push({ id: 'e'.repeat(64), name: 'other', subnet: null, gateway: null, labels: { 'io.crossdock.managed': 'false' }, containers: 0 });
+    observed.docker.networks.push({
+      id: 'e'.repeat(64),
+      name: 'other',
+      subnet: null,
+      gateway: null,
+      labels: { 'io.crossdock.managed': 'false' },
+      containers: 0,
+    });
     observed.interfaces.push({ name: 'eth9', mtu: 9000, addresses: [] });
     observed.firewall.forwardPolicy = 'ACCEPT';
     expect(observedDigest(observed)).toBe(controllerDigest(A, facts));
@@ -125,7 +154,15 @@ describe('digest parity: executor and controller agree on a host in sync', () =>
     const drifts: Array<(o: ObservedState) => void> = [
       (o) => o.firewall.jumps.push({ table: 'filter', from: 'DOCKER-USER', to: 'CROSSDOCK-FORWARD', position: 2 }),
       (o) => (o.firewall.jumps.find((j) => j.table === 'nat')!.position = 2),
-      (o) => o.docker.networks.push({ id: '9', name: 'old', subnet: '10.100.9.0/24', gateway: '10.100.9.1', labels: { 'io.crossdock.managed': 'true' }, containers: 0 }),
+      (o) =>
+        o.docker.networks.push({
+          id: '9',
+          name: 'old',
+          subnet: '10.100.9.0/24',
+          gateway: '10.100.9.1',
+          labels: { 'io.crossdock.managed': 'true' },
+          containers: 0,
+        }),
       (o) => (o.sysctl['net.ipv4.ip_forward'] = '0'),
       (o) => o.firewall.chains[1]!.rules.pop(),
       (o) => o.routes.pop(),
@@ -137,7 +174,7 @@ describe('digest parity: executor and controller agree on a host in sync', () =>
     }
   });
 
-  it('follows an incremental change: the controller\'s updated sum equals the digest after the job', () => {
+  it("follows an incremental change: the controller's updated sum equals the digest after the job", () => {
     const facts = hostFacts();
     const before = controllerDigest(A, facts);
     const observed = inSync(A, facts);

@@ -63,8 +63,21 @@ describe.skipIf(missing('root', 'netns', 'iptables'))('executor in a network nam
     expect(a.status).toBe(201);
     executor = spawn(
       'nsenter',
-      [`--net=/run/netns/${NS}`, process.execPath, '--import', 'tsx', 'executor/src/main.ts', '--controller', controller.url, '--token', a.body.token,
-        '--docker-host', `unix://${dir}/no-docker.sock`, '--reconcile-interval-ms', String(RECONCILE_INTERVAL_MS)],
+      [
+        `--net=/run/netns/${NS}`,
+        process.execPath,
+        '--import',
+        'tsx',
+        'executor/src/main.ts',
+        '--controller',
+        controller.url,
+        '--token',
+        a.body.token,
+        '--docker-host',
+        `unix://${dir}/no-docker.sock`,
+        '--reconcile-interval-ms',
+        String(RECONCILE_INTERVAL_MS),
+      ],
       { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     executor.stdout!.on('data', (d: Buffer) => (executorLog += d.toString()));
@@ -83,13 +96,16 @@ describe.skipIf(missing('root', 'netns', 'iptables'))('executor in a network nam
   });
 
   it('applies chains, jumps and ip_forward on connect', async () => {
-    await vi.waitFor(() => {
-      const saved = inNs('iptables-save');
-      expect(saved).toContain(':CROSSDOCK-FORWARD');
-      expect(saved).toContain('-A FORWARD -j CROSSDOCK-FORWARD');
-      expect(saved).toContain('-A POSTROUTING -j CROSSDOCK-POSTROUTING');
-      expect(saved).toMatch(/-A CROSSDOCK-POSTROUTING -s 10\.100\.0\.0\/24 -d 10\.100\.0\.0\/16 -m comment --comment crossdock -j ACCEPT/);
-    }, { ...SETTLED, timeout: 15_000 });
+    await vi.waitFor(
+      () => {
+        const saved = inNs('iptables-save');
+        expect(saved).toContain(':CROSSDOCK-FORWARD');
+        expect(saved).toContain('-A FORWARD -j CROSSDOCK-FORWARD');
+        expect(saved).toContain('-A POSTROUTING -j CROSSDOCK-POSTROUTING');
+        expect(saved).toMatch(/-A CROSSDOCK-POSTROUTING -s 10\.100\.0\.0\/24 -d 10\.100\.0\.0\/16 -m comment --comment crossdock -j ACCEPT/);
+      },
+      { ...SETTLED, timeout: 15_000 },
+    );
     expect(inNs('cat', '/proc/sys/net/ipv4/ip_forward').trim()).toBe('1');
   });
 
@@ -97,7 +113,10 @@ describe.skipIf(missing('root', 'netns', 'iptables'))('executor in a network nam
     const b = await call('POST', '/v1/hosts', { name: 'host-b', address: HOST_B });
     expect(b.status).toBe(201);
     bSubnet = b.body.host.subnets[0].cidr;
-    await vi.waitFor(() => expect(inNs('ip', 'route', 'show', bSubnet)).toContain(`${bSubnet} via ${HOST_B} dev eth0 proto 252`), { ...SETTLED, timeout: 15_000 });
+    await vi.waitFor(() => expect(inNs('ip', 'route', 'show', bSubnet)).toContain(`${bSubnet} via ${HOST_B} dev eth0 proto 252`), {
+      ...SETTLED,
+      timeout: 15_000,
+    });
     await vi.waitFor(async () => {
       const jobs = await call('GET', '/v1/jobs?host=host-a&status=succeeded');
       expect(jobs.body.items.some((j: { reason: string }) => j.reason.includes('host-b'))).toBe(true);

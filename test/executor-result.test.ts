@@ -44,22 +44,28 @@ describe('executor results when observation fails', () => {
     });
     done = agent.run();
     await vi.waitFor(async () => expect((await call('GET', '/v1/hosts/node-a')).body.generation.applied).toBeGreaterThanOrEqual(0), { timeout: 10_000 });
-    await vi.waitFor(async () => {
-      const jobs = (await call('GET', '/v1/jobs?host=node-a')).body.items;
-      expect(jobs.length).toBeGreaterThan(0);
-      expect(jobs.every((j: { status: string }) => j.status === 'succeeded')).toBe(true);
-    }, { timeout: 10_000 });
+    await vi.waitFor(
+      async () => {
+        const jobs = (await call('GET', '/v1/jobs?host=node-a')).body.items;
+        expect(jobs.length).toBeGreaterThan(0);
+        expect(jobs.every((j: { status: string }) => j.status === 'succeeded')).toBe(true);
+      },
+      { timeout: 10_000 },
+    );
 
     // From now on the host cannot be observed; the next job still gets its answer.
     ip.observeRoutes = () => Promise.reject(new Error('netlink socket closed'));
     const b = await call('POST', '/v1/hosts', { name: 'node-b', address: '198.51.100.12' });
     const route = b.body.host.subnets[0].cidr;
-    const job = await vi.waitFor(async () => {
-      const jobs = (await call('GET', '/v1/jobs?host=node-a')).body.items;
-      const found = jobs.find((j: { reason: string; status: string }) => j.reason.includes('node-b') && j.status !== 'running');
-      expect(found).toBeDefined();
-      return found;
-    }, { timeout: 10_000 });
+    const job = await vi.waitFor(
+      async () => {
+        const jobs = (await call('GET', '/v1/jobs?host=node-a')).body.items;
+        const found = jobs.find((j: { reason: string; status: string }) => j.reason.includes('node-b') && j.status !== 'running');
+        expect(found).toBeDefined();
+        return found;
+      },
+      { timeout: 10_000 },
+    );
     expect(job.status).toBe('succeeded');
     expect(job.error).toMatch(/observing the host after the job failed: netlink socket closed/);
     expect(ip.routes.get(route)?.via).toBe('198.51.100.12');

@@ -66,7 +66,11 @@ describe('agent channel and numeric input hardening, on a real controller proces
     dir = mkdtempSync(path.join(tmpdir(), 'crossdock-hardening-'));
     controller = await startController({ dbFile: path.join(dir, 'c.db'), adminToken: ADMIN, env: { CROSSDOCK_LOG_LEVEL: 'info' } });
     call = api(controller.url, ADMIN);
-    for (const [name, address] of [['host-a', '198.51.100.11'], ['host-b', '198.51.100.12'], ['host-c', '198.51.100.13']] as const) {
+    for (const [name, address] of [
+      ['host-a', '198.51.100.11'],
+      ['host-b', '198.51.100.12'],
+      ['host-c', '198.51.100.13'],
+    ] as const) {
       const r = await call('POST', '/v1/hosts', { name, address });
       expect(r.status).toBe(201);
       tokens[name] = r.body.token;
@@ -82,7 +86,7 @@ describe('agent channel and numeric input hardening, on a real controller proces
   }
 
   describe("a host's token reaches only its own jobs", () => {
-    it('refuses, over HTTP, a result for another host\'s job, for a job that does not exist, and with more items than commands; then takes the real one once', async () => {
+    it("refuses, over HTTP, a result for another host's job, for a job that does not exist, and with more items than commands; then takes the real one once", async () => {
       const b = await rawExecutor(controller.url, tokens['host-b']!);
       b.send(hello());
       const job = await vi.waitFor(() => {
@@ -96,7 +100,11 @@ describe('agent channel and numeric input hardening, on a real controller proces
       const forged = await post(controller.url, `/v1/agent/jobs/${job.jobId}/result`, tokens['host-a']!, resultOf(job.jobId, 1, 'forged by host-a'));
       expect(forged.status).toBe(404);
       expect(forged.body.error.code).toBe('JOB_NOT_FOUND');
-      const forgedRefusal = await post(controller.url, `/v1/agent/jobs/${job.jobId}/result`, tokens['host-a']!, { ...resultOf(job.jobId, 0), accepted: false, error: 'forged' });
+      const forgedRefusal = await post(controller.url, `/v1/agent/jobs/${job.jobId}/result`, tokens['host-a']!, {
+        ...resultOf(job.jobId, 0),
+        accepted: false,
+        error: 'forged',
+      });
       expect(forgedRefusal.status).toBe(404);
 
       const missingJob = await post(controller.url, '/v1/agent/jobs/999999/result', tokens['host-b']!, resultOf(999999, 1));
@@ -203,10 +211,14 @@ describe('agent channel and numeric input hardening, on a real controller proces
       const dbBefore = statSync(path.join(dir, 'c.db')).size;
       const jobsBefore = (await call('GET', '/v1/jobs?host=host-a&limit=1000')).body.items.length;
 
-      const flooder = spawn(process.execPath, ['--import', 'tsx', 'test/support/flood-executor.ts', controller.url, tokens['host-a']!, '10', String(FLOOD_ROUTES)], {
-        cwd: REPO_ROOT,
-        stdio: ['ignore', 'ignore', 'inherit'],
-      });
+      const flooder = spawn(
+        process.execPath,
+        ['--import', 'tsx', 'test/support/flood-executor.ts', controller.url, tokens['host-a']!, '10', String(FLOOD_ROUTES)],
+        {
+          cwd: REPO_ROOT,
+          stdio: ['ignore', 'ignore', 'inherit'],
+        },
+      );
       const flooded = new Promise<number | null>((resolve) => flooder.once('exit', resolve));
       const latencies: number[] = [];
       let flooding = true;

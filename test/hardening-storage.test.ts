@@ -65,7 +65,10 @@ describe.skipIf(missing('root'))('a database on a full filesystem (needs root: m
     const health = await call('GET', '/healthz');
     expect(health.status).toBe(503);
     expect(health.body).toMatchObject({ status: 'degraded', storage: { status: 'unwritable', code: 'DISK_FULL' } });
-    const logged = controller.output().split('\n').filter((line) => line.includes('the database cannot be written'));
+    const logged = controller
+      .output()
+      .split('\n')
+      .filter((line) => line.includes('the database cannot be written'));
     expect(logged).toHaveLength(1);
     expect(controller.output()).not.toMatch(/"level":50.*request failed/);
 
@@ -78,6 +81,6 @@ describe.skipIf(missing('root'))('a database on a full filesystem (needs root: m
     const held = (await call('GET', '/v1/subnets?host=h1')).body.items.map((s: { cidr: string }) => s.cidr);
     expect(held).toEqual([...acknowledged, resumed.body.cidr]);
     const all = [...acknowledged, resumed.body.cidr];
-    all.forEach((cidr, i) => expect(cidr).toBe(`10.64.${Math.floor((i * 16) / 256)}.${(i * 16) % 256}/28`));
+    for (const [i, cidr] of all.entries()) expect(cidr).toBe(`10.64.${Math.floor((i * 16) / 256)}.${(i * 16) % 256}/28`);
   });
 });

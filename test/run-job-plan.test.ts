@@ -27,10 +27,32 @@ beforeEach(() => {
 
 describe('the planner and the executor agree', () => {
   const POOLS = [{ cidr: '10.100.0.0/16', allowFrom: ['192.0.2.0/24'] }];
-  const policyOf = (hosts: PlanHost[]) => firewallPolicy(POOLS, hosts.map((h) => parseIPv4(h.address)!));
-  const A: PlanHost = { id: 1, name: 'node-a', address: '198.51.100.11', interface: 'eth0', subnets: [{ id: 1, cidr: '10.100.1.0/24', gateway: '10.100.1.1', network: 'crossdock', mode: 'network' }] };
-  const B: PlanHost = { id: 2, name: 'node-b', address: '198.51.100.12', interface: 'eth0', subnets: [{ id: 2, cidr: '10.100.2.0/24', gateway: '10.100.2.1', network: 'crossdock', mode: 'network' }] };
-  const C: PlanHost = { id: 3, name: 'node-c', address: '198.51.100.13', interface: 'eth0', subnets: [{ id: 3, cidr: '10.100.3.0/24', gateway: '10.100.3.1', network: 'crossdock', mode: 'network' }] };
+  const policyOf = (hosts: PlanHost[]) =>
+    firewallPolicy(
+      POOLS,
+      hosts.map((h) => parseIPv4(h.address)!),
+    );
+  const A: PlanHost = {
+    id: 1,
+    name: 'node-a',
+    address: '198.51.100.11',
+    interface: 'eth0',
+    subnets: [{ id: 1, cidr: '10.100.1.0/24', gateway: '10.100.1.1', network: 'crossdock', mode: 'network' }],
+  };
+  const B: PlanHost = {
+    id: 2,
+    name: 'node-b',
+    address: '198.51.100.12',
+    interface: 'eth0',
+    subnets: [{ id: 2, cidr: '10.100.2.0/24', gateway: '10.100.2.1', network: 'crossdock', mode: 'network' }],
+  };
+  const C: PlanHost = {
+    id: 3,
+    name: 'node-c',
+    address: '198.51.100.13',
+    interface: 'eth0',
+    subnets: [{ id: 3, cidr: '10.100.3.0/24', gateway: '10.100.3.1', network: 'crossdock', mode: 'network' }],
+  };
 
   async function converge(hosts: PlanHost[], self = A) {
     const before = await observeHost(drivers);
@@ -46,11 +68,14 @@ describe('the planner and the executor agree', () => {
   it.each([
     ['engine 20 with DOCKER-USER', () => {}],
     ['engine 28', () => void (docker.version = '28.0.4')],
-    ['no DOCKER-USER (Docker not installed)', () => {
-      iptables = new FakeIptablesDriver({ dockerUser: false });
-      docker.available = false;
-      drivers = { ip, iptables, docker, sysctl };
-    }],
+    [
+      'no DOCKER-USER (Docker not installed)',
+      () => {
+        iptables = new FakeIptablesDriver({ dockerUser: false });
+        docker.available = false;
+        drivers = { ip, iptables, docker, sysctl };
+      },
+    ],
   ])('%s: after one job there is nothing left to do, and the digests match', async (_name, setup) => {
     setup();
     const first = await converge([A, B, C]);

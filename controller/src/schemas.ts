@@ -56,7 +56,7 @@ export const Pool = Type.Object({
   cidr: Type.String(),
   subnetPrefixLength: Type.Integer(),
   reserved: Type.Array(Type.String()),
-  allowFrom: Type.Array(Type.String(), { description: 'outside networks whose traffic reaches the pool\'s subnets on every host' }),
+  allowFrom: Type.Array(Type.String(), { description: "outside networks whose traffic reaches the pool's subnets on every host" }),
   createdAt: Type.String({ format: 'date-time' }),
 });
 export type PoolDto = Static<typeof Pool>;

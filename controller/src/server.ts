@@ -20,7 +20,9 @@ function prepareDataDirectory(file: string): string {
     accessSync(dir, constants.W_OK);
     if (existsSync(file)) accessSync(file, constants.R_OK | constants.W_OK);
   } catch (error) {
-    fail(`database ${file} is not writable (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); set CROSSDOCK_DB to a file in a writable directory`);
+    fail(
+      `database ${file} is not writable (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); set CROSSDOCK_DB to a file in a writable directory`,
+    );
   }
   return dir;
 }
@@ -50,7 +52,9 @@ async function main(): Promise<void> {
     return;
   }
   const dir = prepareDataDirectory(config.databaseFile);
-  const { prisma, migrations } = await openDatabase(config.databaseFile).catch((error: Error) => fail(`cannot open database ${config.databaseFile}: ${error.message}`));
+  const { prisma, migrations } = await openDatabase(config.databaseFile).catch((error: Error) =>
+    fail(`cannot open database ${config.databaseFile}: ${error.message}`),
+  );
   const firstStart = migrations.alreadyApplied === 0;
   const admin = resolveAdminToken(config, dir);
   const storage = new StorageHealth(config.databaseFile);

@@ -110,7 +110,10 @@ export class Agent {
         else openedAtAll = await this.runWebSocket();
       } catch (error) {
         const auth = error instanceof AuthError;
-        this.log[auth ? 'error' : 'warn']({ error: (error as Error).message, controller: this.options.controllerUrl }, auth ? error.message : 'controller connection failed');
+        this.log[auth ? 'error' : 'warn'](
+          { error: (error as Error).message, controller: this.options.controllerUrl },
+          auth ? error.message : 'controller connection failed',
+        );
         if (!usePolling && !auth && !isUnreachable(error)) websocketFailures++;
       }
       this.connected = false;
@@ -148,7 +151,11 @@ export class Agent {
   /** One WebSocket session; resolves when it ends. Returns whether it ever opened. */
   private runWebSocket(): Promise<boolean> {
     return new Promise((resolve, reject) => {
-      const socket = new WebSocket(this.agentUrl('', true), { headers: { authorization: `Bearer ${this.options.token}` }, handshakeTimeout: WEBSOCKET_HANDSHAKE_TIMEOUT_MS, maxPayload: MAX_CONTROLLER_MESSAGE_BYTES });
+      const socket = new WebSocket(this.agentUrl('', true), {
+        headers: { authorization: `Bearer ${this.options.token}` },
+        handshakeTimeout: WEBSOCKET_HANDSHAKE_TIMEOUT_MS,
+        maxPayload: MAX_CONTROLLER_MESSAGE_BYTES,
+      });
       let opened = false;
       let lastHeard = Date.now();
       const watchdog = setInterval(() => {
@@ -174,7 +181,9 @@ export class Agent {
         res.on('data', (d: Buffer) => (body += d.toString()));
         res.on('end', () => {
           const message = safeErrorMessage(body) ?? `HTTP ${status}`;
-          finish(status === 401 ? new AuthError(`the controller refused this host's token: ${message}`) : new Error(`controller answered ${status}: ${message}`));
+          finish(
+            status === 401 ? new AuthError(`the controller refused this host's token: ${message}`) : new Error(`controller answered ${status}: ${message}`),
+          );
           socket.terminate();
         });
       });
@@ -243,7 +252,8 @@ export class Agent {
     });
     const text = await response.text();
     if (response.status === 401) throw new AuthError(`the controller refused this host's token: ${safeErrorMessage(text) ?? 'HTTP 401'}`);
-    if (!response.ok) throw new Error(`controller answered ${response.status} to ${method} ${path}: ${safeErrorMessage(text) ?? text.slice(0, FOREIGN_ERROR_EXCERPT_CHARS)}`);
+    if (!response.ok)
+      throw new Error(`controller answered ${response.status} to ${method} ${path}: ${safeErrorMessage(text) ?? text.slice(0, FOREIGN_ERROR_EXCERPT_CHARS)}`);
     return text ? (JSON.parse(text) as { items: unknown[] }) : { items: [] };
   }
 
@@ -299,7 +309,14 @@ export class Agent {
 
   private async hello(): Promise<void> {
     const state = await observeHost(this.options.drivers);
-    await this.send({ type: 'hello', protocol: PROTOCOL_VERSION, executorVersion: EXECUTOR_VERSION, hostname: os.hostname(), state, digest: observedDigest(state) });
+    await this.send({
+      type: 'hello',
+      protocol: PROTOCOL_VERSION,
+      executorVersion: EXECUTOR_VERSION,
+      hostname: os.hostname(),
+      state,
+      digest: observedDigest(state),
+    });
   }
 
   private async report(full: boolean): Promise<void> {
@@ -314,7 +331,11 @@ export class Agent {
    */
   private async runJob(job: JobMessage): Promise<void> {
     const outcome = await runJob(job.commands, this.options.drivers, this.options.job).catch(
-      (error: unknown): JobOutcome => ({ accepted: false, error: `the executor failed while running the job (some commands may have run): ${(error as Error).message}`, results: [] }),
+      (error: unknown): JobOutcome => ({
+        accepted: false,
+        error: `the executor failed while running the job (some commands may have run): ${(error as Error).message}`,
+        results: [],
+      }),
     );
     const failed = outcome.results.filter((r) => !r.ok).length;
     if (!outcome.accepted) this.log.error({ jobId: job.jobId, error: outcome.error }, 'refused a job');

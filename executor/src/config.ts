@@ -75,7 +75,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ExecutorConf
       throw new ConfigError(`cannot read the token file ${tokenFile}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
     }
   }
-  if (!token) throw new ConfigError("no host token given; pass --token (the token POST /v1/hosts returned) or set CROSSDOCK_TOKEN");
+  if (!token) throw new ConfigError('no host token given; pass --token (the token POST /v1/hosts returned) or set CROSSDOCK_TOKEN');
 
   const transport = (values.transport ?? env.CROSSDOCK_TRANSPORT ?? 'auto') as Transport;
   if (!['auto', 'websocket', 'polling'].includes(transport)) throw new ConfigError(`transport "${transport}" is unknown; use auto, websocket or polling`);

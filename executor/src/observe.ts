@@ -1,5 +1,5 @@
 // One observation of the host, through the drivers, in the protocol's shape.
-import { type ObservedState } from '@crossdock/shared';
+import type { ObservedState } from '@crossdock/shared';
 import type { DockerDriver, IpDriver, IptablesDriver, SysctlDriver } from './drivers/index.ts';
 
 export interface Drivers {

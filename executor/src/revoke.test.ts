@@ -7,8 +7,18 @@ import { removeEverything } from './revoke.ts';
 
 const MANAGED = { 'io.crossdock.managed': 'true' };
 const chains: FirewallChain[] = [
-  { kind: 'firewall.chain', table: 'filter', chain: 'CROSSDOCK-FORWARD', rules: [{ source: '10.100.0.0/16', destination: '10.100.1.0/24', target: 'ACCEPT', comment: 'crossdock' }] },
-  { kind: 'firewall.chain', table: 'nat', chain: 'CROSSDOCK-POSTROUTING', rules: [{ source: '10.100.1.0/24', destination: '10.100.0.0/16', target: 'ACCEPT', comment: 'crossdock' }] },
+  {
+    kind: 'firewall.chain',
+    table: 'filter',
+    chain: 'CROSSDOCK-FORWARD',
+    rules: [{ source: '10.100.0.0/16', destination: '10.100.1.0/24', target: 'ACCEPT', comment: 'crossdock' }],
+  },
+  {
+    kind: 'firewall.chain',
+    table: 'nat',
+    chain: 'CROSSDOCK-POSTROUTING',
+    rules: [{ source: '10.100.1.0/24', destination: '10.100.0.0/16', target: 'ACCEPT', comment: 'crossdock' }],
+  },
 ];
 
 let ip: FakeIpDriver;
@@ -30,11 +40,29 @@ beforeEach(async () => {
   ]);
   // a stale jump from FORWARD, from before Docker made DOCKER-USER
   iptables.tables.get('filter')!.rules.get('FORWARD')!.push('-A FORWARD -j CROSSDOCK-FORWARD');
-  iptables.tables.get('nat')!.rules.set('POSTROUTING', [...iptables.rulesOf('nat', 'POSTROUTING'), '-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE']);
+  iptables.tables
+    .get('nat')!
+    .rules.set('POSTROUTING', [...iptables.rulesOf('nat', 'POSTROUTING'), '-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE']);
   iptables.tables.get('filter')!.chains.set('MY-RULES', '-');
   iptables.tables.get('filter')!.rules.set('MY-RULES', ['-A MY-RULES -s 10.100.1.0/24 -j DROP']);
-  docker.networks.set('crossdock', { id: '1', name: 'crossdock', subnet: '10.100.1.0/24', gateway: '10.100.1.1', labels: { ...MANAGED }, options: {}, containers: [] });
-  docker.networks.set('crossdock-2', { id: '2', name: 'crossdock-2', subnet: '10.100.4.0/24', gateway: '10.100.4.1', labels: { ...MANAGED }, options: {}, containers: ['web', 'db'] });
+  docker.networks.set('crossdock', {
+    id: '1',
+    name: 'crossdock',
+    subnet: '10.100.1.0/24',
+    gateway: '10.100.1.1',
+    labels: { ...MANAGED },
+    options: {},
+    containers: [],
+  });
+  docker.networks.set('crossdock-2', {
+    id: '2',
+    name: 'crossdock-2',
+    subnet: '10.100.4.0/24',
+    gateway: '10.100.4.1',
+    labels: { ...MANAGED },
+    options: {},
+    containers: ['web', 'db'],
+  });
   docker.networks.set('theirs', { id: '3', name: 'theirs', subnet: '172.18.0.0/16', gateway: '172.18.0.1', labels: {}, options: {}, containers: [] });
 });
 
@@ -47,7 +75,12 @@ describe('removeEverything', () => {
       refused: ['network crossdock-2 was kept: network crossdock-2 still has containers: web, db; stop them or disconnect them from crossdock-2 first'],
     });
     // routes: ours gone in one batch, the foreign one untouched
-    expect(ip.batches).toStrictEqual([[{ kind: 'route.delete', dst: '10.100.2.0/24' }, { kind: 'route.delete', dst: '10.100.3.0/24' }]]);
+    expect(ip.batches).toStrictEqual([
+      [
+        { kind: 'route.delete', dst: '10.100.2.0/24' },
+        { kind: 'route.delete', dst: '10.100.3.0/24' },
+      ],
+    ]);
     expect([...ip.routes.keys()]).toStrictEqual([]);
     expect([...ip.foreignRoutes.keys()]).toStrictEqual(['192.0.2.0/24']);
     // firewall: no CROSSDOCK-* chain, no jump to one, everything else as it was
@@ -62,7 +95,12 @@ describe('removeEverything', () => {
   });
 
   it('never asks Docker to remove a network without our label, even if the driver lists one', async () => {
-    vi.spyOn(docker, 'observe').mockResolvedValue({ available: true, version: '20.10.24', networks: [...docker.networks.values()].map((n) => ({ ...structuredClone(n), containers: n.containers.length })), bip: null });
+    vi.spyOn(docker, 'observe').mockResolvedValue({
+      available: true,
+      version: '20.10.24',
+      networks: [...docker.networks.values()].map((n) => ({ ...structuredClone(n), containers: n.containers.length })),
+      bip: null,
+    });
     const remove = vi.spyOn(docker, 'removeNetwork');
     await removeEverything(drivers);
     expect(remove.mock.calls.map(([c]) => c.name).sort()).toStrictEqual(['crossdock', 'crossdock-2']);
@@ -79,12 +117,21 @@ describe('removeEverything', () => {
 
   it('goes on when Docker throws, and reports failed route and firewall removals', async () => {
     vi.spyOn(docker, 'observe').mockRejectedValue(new Error('connect ECONNREFUSED'));
-    vi.spyOn(ip, 'applyRoutes').mockResolvedValue({ ok: false, exitCode: 1, stdout: '', stderr: 'RTNETLINK answers: Operation not permitted\n', durationMs: 1 });
+    vi.spyOn(ip, 'applyRoutes').mockResolvedValue({
+      ok: false,
+      exitCode: 1,
+      stdout: '',
+      stderr: 'RTNETLINK answers: Operation not permitted\n',
+      durationMs: 1,
+    });
     vi.spyOn(iptables, 'removeAll').mockResolvedValue({ ok: false, exitCode: 4, stdout: '', stderr: 'iptables-restore: line 2 failed\n', durationMs: 1 });
     expect(await removeEverything(drivers)).toStrictEqual({
       routes: 2,
       networks: 0,
-      refused: ['some routes were not removed: RTNETLINK answers: Operation not permitted', 'firewall chains were not fully removed: iptables-restore: line 2 failed'],
+      refused: [
+        'some routes were not removed: RTNETLINK answers: Operation not permitted',
+        'firewall chains were not fully removed: iptables-restore: line 2 failed',
+      ],
     });
   });
 

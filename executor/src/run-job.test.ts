@@ -3,7 +3,7 @@
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { renderCommand, type Command, type CommandResult } from '@crossdock/shared';
 import { FakeDockerDriver, FakeIpDriver, FakeIptablesDriver, FakeSysctlDriver } from './drivers/fake.ts';
-import { observeHost, type Drivers } from './observe.ts';
+import type { Drivers } from './observe.ts';
 import { runJob, type JobOptions } from './run-job.ts';
 
 const NO_RESTART: JobOptions = { daemonJsonPath: '/etc/docker/daemon.json', engineRestartCommand: null };
@@ -68,6 +68,7 @@ describe('runJob: a job with an invalid command runs nothing', () => {
     ['a bad CIDR', { kind: 'route.replace', dst: '10.100.3.0/33', via: '198.51.100.13', dev: 'eth0' }, /^command 5: route\.replace dst: .*10\.100\.3\.0\/33/],
     ['host bits set', { kind: 'route.delete', dst: '10.100.3.5/24' }, /^command 5: route\.delete dst: /],
     ['an unknown kind', { kind: 'shell.exec', argv: ['rm', '-rf', '/'] }, /^command 5: kind: "shell\.exec" is not a command; use one of route\.replace, /],
+    // biome-ignore lint/suspicious/noThenProperty: a command is data, never awaited; an unknown `then` is refused like any other field
     ['an extra field', { ...forwarding, then: 'reboot' }, /^command 5: sysctl\.set then: unknown field; remove it/],
     ['a sysctl key off the allow-list', { kind: 'sysctl.set', key: 'kernel.panic', value: '1' }, /^command 5: sysctl\.set key: /],
     ['a foreign chain', { ...forwardChain, chain: 'DOCKER-USER' }, /^command 5: firewall\.chain chain: /],
@@ -205,14 +206,7 @@ describe('runJob: phases', () => {
       forwarding,
     ];
     const outcome = await runJob(job, drivers, RESTART);
-    expect(calls).toStrictEqual([
-      'sysctl.write',
-      'docker.setBip',
-      'docker.removeNetwork',
-      'docker.createNetwork',
-      'iptables.applyFirewall',
-      'ip.applyRoutes',
-    ]);
+    expect(calls).toStrictEqual(['sysctl.write', 'docker.setBip', 'docker.removeNetwork', 'docker.createNetwork', 'iptables.applyFirewall', 'ip.applyRoutes']);
     // the jump needs its chain: it worked because the chain came first
     expect(outcome.results.every((r) => r.ok)).toBe(true);
   });
@@ -244,7 +238,10 @@ describe('runJob: bip', () => {
 
   it('refuses the network address as bip before running anything', async () => {
     const outcome = await runJob([forwarding, { kind: 'docker.daemon.bip', bip: '10.100.5.0/24' }], drivers, RESTART);
-    expect(outcome).toMatchObject({ accepted: false, error: expect.stringMatching(/^command 1: docker\.daemon\.bip bip: 10\.100\.5\.0 is the network address .*use a host address such as 10\.100\.5\.1\/24/) });
+    expect(outcome).toMatchObject({
+      accepted: false,
+      error: expect.stringMatching(/^command 1: docker\.daemon\.bip bip: 10\.100\.5\.0 is the network address .*use a host address such as 10\.100\.5\.1\/24/),
+    });
     expect(sysctl.values['net.ipv4.ip_forward']).toBe('0');
     expect(docker.restarts).toBe(0);
   });

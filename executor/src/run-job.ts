@@ -75,7 +75,7 @@ export async function runJob(raw: unknown[], drivers: Drivers, options: JobOptio
           jumps.map((j) => j.command as FirewallJump),
         );
         for (const { index } of chains) record(index, result.chains);
-        jumps.forEach(({ index }, i) => record(index, result.jumps[i]!));
+        for (const [i, { index }] of jumps.entries()) record(index, result.jumps[i]!);
         break;
       }
       case 'firewall.jump':

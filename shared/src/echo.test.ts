@@ -43,7 +43,8 @@ describe('clip', () => {
 
 describe('isPrintable', () => {
   it.each(['', 'plain', 'a b', 'Ünïcödé 東京 ✓ 😀', '\u00a0no-break space'])('accepts %j', (text) => expect(isPrintable(text)).toBe(true));
-  it.each(['a\nb', 'a\u0000b', 'a\u007fb', 'a\u0085b', 'a\u202eb', 'a\u200bb', 'a\u2028b', 'a\u2029b', '\ufeff', 'a\ud800b', 'a\ue000b'])('refuses %j', (text) =>
-    expect(isPrintable(text)).toBe(false),
+  it.each(['a\nb', 'a\u0000b', 'a\u007fb', 'a\u0085b', 'a\u202eb', 'a\u200bb', 'a\u2028b', 'a\u2029b', '\ufeff', 'a\ud800b', 'a\ue000b'])(
+    'refuses %j',
+    (text) => expect(isPrintable(text)).toBe(false),
   );
 });

@@ -36,7 +36,8 @@ const fake: Subject = {
     const driver = new FakeDockerDriver();
     return {
       driver,
-      addForeignNetwork: async (name, subnet) => void driver.networks.set(name, { id: 'f'.repeat(64), name, subnet, gateway: null, labels: {}, options: {}, containers: [] }),
+      addForeignNetwork: async (name, subnet) =>
+        void driver.networks.set(name, { id: 'f'.repeat(64), name, subnet, gateway: null, labels: {}, options: {}, containers: [] }),
       attachContainer: async (network) => {
         driver.networks.get(network)!.containers.push(`${PREFIX}sleeper`);
         return `${PREFIX}sleeper`;
@@ -67,7 +68,12 @@ const live: Subject = {
       ...(IMAGE
         ? {
             attachContainer: async (network: string) => {
-              const container = await docker.createContainer({ name: `${PREFIX}sleeper`, Image: IMAGE, Cmd: ['sleep', '3600'], HostConfig: { NetworkMode: network } });
+              const container = await docker.createContainer({
+                name: `${PREFIX}sleeper`,
+                Image: IMAGE,
+                Cmd: ['sleep', '3600'],
+                HostConfig: { NetworkMode: network },
+              });
               await container.start();
               return `${PREFIX}sleeper`;
             },
@@ -89,7 +95,13 @@ const network: DockerNetworkCreate = {
 const remove = (name: string): DockerNetworkRemove => ({ kind: 'docker.network.remove', name });
 const text = (expected: string | RegExp) => (typeof expected === 'string' ? expected : expect.stringMatching(expected));
 /** A result of work that ran no process: an API call or a refusal. */
-const result = (ok: boolean, stdout: string | RegExp, stderr: string | RegExp = '') => ({ ok, exitCode: null, stdout: text(stdout), stderr: text(stderr), durationMs: expect.any(Number) });
+const result = (ok: boolean, stdout: string | RegExp, stderr: string | RegExp = '') => ({
+  ok,
+  exitCode: null,
+  stdout: text(stdout),
+  stderr: text(stderr),
+  durationMs: expect.any(Number),
+});
 const ours = async (driver: DockerDriver) => (await driver.observe()).networks.filter((n) => n.name.startsWith(PREFIX));
 
 for (const subject of [fake, live]) {
@@ -127,11 +139,19 @@ for (const subject of [fake, live]) {
     it('refuses to create over a network of the same name that differs, or that it did not make', async () => {
       await driver.createNetwork(network);
       expect(await driver.createNetwork({ ...network, subnet: '10.251.1.0/24', gateway: '10.251.1.1' })).toEqual(
-        result(false, '', 'network cdtest-net already exists but its subnet is 10.251.0.0/24 gateway 10.251.0.1, not 10.251.1.0/24 gateway 10.251.1.1; remove it first (docker network rm cdtest-net)\n'),
+        result(
+          false,
+          '',
+          'network cdtest-net already exists but its subnet is 10.251.0.0/24 gateway 10.251.0.1, not 10.251.1.0/24 gateway 10.251.1.1; remove it first (docker network rm cdtest-net)\n',
+        ),
       );
       await host.addForeignNetwork(`${PREFIX}theirs`, '10.252.0.0/24');
       expect(await driver.createNetwork({ ...network, name: `${PREFIX}theirs` })).toEqual(
-        result(false, '', 'network cdtest-theirs already exists but it is not labelled io.crossdock.managed=true; remove it first (docker network rm cdtest-theirs)\n'),
+        result(
+          false,
+          '',
+          'network cdtest-theirs already exists but it is not labelled io.crossdock.managed=true; remove it first (docker network rm cdtest-theirs)\n',
+        ),
       );
     });
 

@@ -66,7 +66,17 @@ const real: Subject = {
       driver: createIpDriver({ runner: recording(createRunner({ netns: ns }), processes) }),
       processes,
       addForeignRoute: ({ dst, via, dev, protocol, metric }) =>
-        void inNs(ns, ['ip', 'route', 'add', dst, ...(via ? ['via', via] : []), 'dev', dev, ...(protocol ? ['proto', String(protocol)] : []), ...(metric ? ['metric', String(metric)] : [])]),
+        void inNs(ns, [
+          'ip',
+          'route',
+          'add',
+          dst,
+          ...(via ? ['via', via] : []),
+          'dev',
+          dev,
+          ...(protocol ? ['proto', String(protocol)] : []),
+          ...(metric ? ['metric', String(metric)] : []),
+        ]),
       table: async () => JSON.parse(inNs(ns, ['ip', '-N', '-4', '-json', 'route', 'show', 'table', 'main'])),
       close: () => deleteNamespace(ns),
     };
@@ -75,7 +85,8 @@ const real: Subject = {
 
 const replace = (dst: string, via = '198.51.100.12', dev = 'eth0'): RouteReplace => ({ kind: 'route.replace', dst, via, dev });
 const del = (dst: string): RouteDelete => ({ kind: 'route.delete', dst });
-const summary = (applied: number, failed: number, gone: number) => `${applied} route commands applied, ${failed} failed, ${gone} deletes found the route already gone\n`;
+const summary = (applied: number, failed: number, gone: number) =>
+  `${applied} route commands applied, ${failed} failed, ${gone} deletes found the route already gone\n`;
 const STATIC_PROTOCOL = 4;
 
 for (const subject of [fake, real]) {
@@ -94,7 +105,7 @@ for (const subject of [fake, real]) {
     /** The routes nobody asked crossdock to touch. */
     const foreign = async () => (await host.table()).filter((r) => r.protocol !== '252');
 
-    it('applies a job\'s routes with one read and one ip -batch, and observes them in the kernel\'s order', async () => {
+    it("applies a job's routes with one read and one ip -batch, and observes them in the kernel's order", async () => {
       const job = [replace('10.2.0.0/24'), replace('10.1.0.0/16', '198.51.100.13'), replace('10.1.0.0/24'), replace('9.0.0.0/8'), replace('10.1.0.7/32')];
       const result = await driver.applyRoutes(job);
       expect(result).toMatchObject({ ok: true, exitCode: 0, stdout: summary(5, 0, 0), stderr: '' });
@@ -145,7 +156,13 @@ for (const subject of [fake, real]) {
       // another metric is another route to `replace`: ours goes in beside it
       host.addForeignRoute({ dst: '10.100.5.0/24', via: '198.51.100.1', dev: 'eth0', metric: 50 });
       const before = await foreign();
-      const result = await driver.applyRoutes([replace('10.9.0.0/24'), replace('203.0.113.0/24'), replace('198.51.100.0/24'), replace('10.100.5.0/24'), replace('10.7.0.0/24')]);
+      const result = await driver.applyRoutes([
+        replace('10.9.0.0/24'),
+        replace('203.0.113.0/24'),
+        replace('198.51.100.0/24'),
+        replace('10.100.5.0/24'),
+        replace('10.7.0.0/24'),
+      ]);
       const refusal = (dst: string, theirs: string) =>
         `route replace ${dst} via 198.51.100.12 dev eth0 proto 252: refused: ${dst} already has a route crossdock did not make (${theirs}); remove it by hand if crossdock should manage ${dst}\n`;
       expect(result).toEqual({

@@ -33,13 +33,19 @@ interface Subject {
 }
 
 const DOCKER_HOST = [
-  '*filter', ':FORWARD DROP [0:0]', ':DOCKER-USER - [0:0]', ':DOCKER - [0:0]',
+  '*filter',
+  ':FORWARD DROP [0:0]',
+  ':DOCKER-USER - [0:0]',
+  ':DOCKER - [0:0]',
   '-A FORWARD -j DOCKER-USER',
   '-A FORWARD -s 203.0.113.0/24 -m comment --comment "operator rule" -j ACCEPT',
   '-A FORWARD -o docker0 -j DOCKER',
   '-A DOCKER-USER -j RETURN',
   'COMMIT',
-  '*nat', '-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE', 'COMMIT', '',
+  '*nat',
+  '-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE',
+  'COMMIT',
+  '',
 ].join('\n');
 
 /** The driver's runner, recording each process and failing the next restore where asked. */
@@ -53,7 +59,9 @@ function instrumented(tools: Runner) {
       failIn = null;
       const from = table === 'filter' ? 'FORWARD' : 'POSTROUTING';
       // In place of the block's last line before COMMIT: the driver counts lines to tell which table failed.
-      const blocks = options.input.split(/(?=^\*)/m).map((block) => (block.startsWith(`*${table}\n`) ? block.replace(/[^\n]*\nCOMMIT\n$/, `-A ${from} -j CROSSDOCK-NOPE\nCOMMIT\n`) : block));
+      const blocks = options.input
+        .split(/(?=^\*)/m)
+        .map((block) => (block.startsWith(`*${table}\n`) ? block.replace(/[^\n]*\nCOMMIT\n$/, `-A ${from} -j CROSSDOCK-NOPE\nCOMMIT\n`) : block));
       return tools(argv, { ...options, input: blocks.join('') });
     }
     return tools(argv, options);
@@ -70,7 +78,14 @@ const fake: Subject = {
     const tools = driver.runner;
     const { runner, processes, failNextRestoreIn } = instrumented(tools);
     driver.runner = runner;
-    const host = { driver, family: 'iptables' as const, processes, failNextRestoreIn, tool: (argv: string[], input?: string) => tools(argv, { input }), close: () => {} };
+    const host = {
+      driver,
+      family: 'iptables' as const,
+      processes,
+      failNextRestoreIn,
+      tool: (argv: string[], input?: string) => tools(argv, { input }),
+      close: () => {},
+    };
     await restoreOrThrow(host, DOCKER_HOST);
     return host;
   },
@@ -186,8 +201,20 @@ for (const subject of subjects) {
       const before = await ruleset();
       const again = await driver.applyFirewall([filterChain, natChain], [forwardJump, natJump]);
       expect(again.jumps).toEqual([
-        { ok: true, exitCode: null, stdout: '-A DOCKER-USER -j CROSSDOCK-FORWARD already at position 1 in filter\n', stderr: '', durationMs: expect.any(Number) },
-        { ok: true, exitCode: null, stdout: '-A POSTROUTING -j CROSSDOCK-POSTROUTING already at position 1 in nat\n', stderr: '', durationMs: expect.any(Number) },
+        {
+          ok: true,
+          exitCode: null,
+          stdout: '-A DOCKER-USER -j CROSSDOCK-FORWARD already at position 1 in filter\n',
+          stderr: '',
+          durationMs: expect.any(Number),
+        },
+        {
+          ok: true,
+          exitCode: null,
+          stdout: '-A POSTROUTING -j CROSSDOCK-POSTROUTING already at position 1 in nat\n',
+          stderr: '',
+          durationMs: expect.any(Number),
+        },
       ]);
       expect(await ruleset()).toBe(before);
     });
@@ -198,7 +225,9 @@ for (const subject of subjects) {
       host.processes.length = 0;
       expect((await driver.applyFirewall([smaller], [])).chains).toEqual(ok('[filter] ok\n'));
       expect(host.processes).toEqual([`${host.family}-restore --noflush --wait=10`]);
-      expect((await driver.observe()).chains).toEqual([{ table: 'filter', name: 'CROSSDOCK-FORWARD', rules: ['-A CROSSDOCK-FORWARD -d 10.1.0.0/24 -j ACCEPT'] }]);
+      expect((await driver.observe()).chains).toEqual([
+        { table: 'filter', name: 'CROSSDOCK-FORWARD', rules: ['-A CROSSDOCK-FORWARD -d 10.1.0.0/24 -j ACCEPT'] },
+      ]);
     });
 
     it('collapses duplicate jumps into one at the wanted position, in one transaction', async () => {
@@ -221,7 +250,13 @@ for (const subject of subjects) {
     it('refuses a jump to a chain that is neither there nor created with it, running nothing for it', async () => {
       const result = await driver.applyFirewall([], [{ ...forwardJump, to: 'CROSSDOCK-OTHER' }]);
       expect(result.jumps).toEqual([
-        { ok: false, exitCode: null, stdout: '', stderr: 'chain CROSSDOCK-OTHER does not exist in table filter; apply its firewall.chain first\n', durationMs: expect.any(Number) },
+        {
+          ok: false,
+          exitCode: null,
+          stdout: '',
+          stderr: 'chain CROSSDOCK-OTHER does not exist in table filter; apply its firewall.chain first\n',
+          durationMs: expect.any(Number),
+        },
       ]);
       expect(host.processes).toEqual([`${host.family}-save`]);
       expect(await ruleset()).toBe(docker);
@@ -233,7 +268,13 @@ for (const subject of subjects) {
       const result = await driver.applyFirewall([filterChain], [forwardJump]);
       expect(result.chains).toEqual(ok('[filter] ok\n'));
       expect(result.jumps).toEqual([
-        { ok: false, exitCode: null, stdout: '', stderr: 'chain DOCKER-USER does not exist in table filter (Docker creates it); jump from FORWARD instead\n', durationMs: expect.any(Number) },
+        {
+          ok: false,
+          exitCode: null,
+          stdout: '',
+          stderr: 'chain DOCKER-USER does not exist in table filter (Docker creates it); jump from FORWARD instead\n',
+          durationMs: expect.any(Number),
+        },
       ]);
     });
 
@@ -271,7 +312,13 @@ for (const subject of subjects) {
       await restoreOrThrow(host, '*filter\n-I FORWARD 2 -i eth0 -j CROSSDOCK-FORWARD\nCOMMIT\n');
       expect(await driver.removeAll()).toEqual(ok('[filter] ok\n[nat] ok\n'));
       expect(await ruleset()).toBe(docker);
-      expect(await driver.removeAll()).toEqual({ ok: true, exitCode: null, stdout: 'no crossdock chains or jumps\n', stderr: '', durationMs: expect.any(Number) });
+      expect(await driver.removeAll()).toEqual({
+        ok: true,
+        exitCode: null,
+        stdout: 'no crossdock chains or jumps\n',
+        stderr: '',
+        durationMs: expect.any(Number),
+      });
     });
   });
 }

@@ -150,7 +150,10 @@ describe.skipIf(reason)('crossdock end to end on a three-host lab (needs root, n
   function logTail(file: string, lines = 8): string {
     try {
       const all = readFileSync(file, 'utf8').trimEnd().split('\n');
-      return all.filter((line) => !/"msg":"(incoming request|request completed)"/.test(line)).slice(-lines).join('\n');
+      return all
+        .filter((line) => !/"msg":"(incoming request|request completed)"/.test(line))
+        .slice(-lines)
+        .join('\n');
     } catch {
       return '(no log)';
     }
@@ -174,23 +177,36 @@ describe.skipIf(reason)('crossdock end to end on a three-host lab (needs root, n
         const registered = await hosts();
         for (const host of state.hosts) {
           // no use waiting for a host whose executor died (its log says why)
-          if (registered.some((h) => h.name === host.name) && host.executorPid !== null && !isAlive(host.executorPid)) throw new WaitAborted(`the executor of ${host.name} (pid ${host.executorPid}) exited`);
+          if (registered.some((h) => h.name === host.name) && host.executorPid !== null && !isAlive(host.executorPid))
+            throw new WaitAborted(`the executor of ${host.name} (pid ${host.executorPid}) exited`);
         }
         const problems: string[] = [];
         for (const host of registered) {
           if (host.status !== 'online') problems.push(`${host.name} is ${host.status}`);
-          if (host.generation.applied !== host.generation.desired) problems.push(`${host.name} applied generation ${host.generation.applied} of ${host.generation.desired}`);
+          if (host.generation.applied !== host.generation.desired)
+            problems.push(`${host.name} applied generation ${host.generation.applied} of ${host.generation.desired}`);
         }
         await Promise.all(
           registered.map(async (host) => {
-            const expected = new Map(registered.filter((peer) => peer.name !== host.name).flatMap((peer) => peer.subnets.map((s) => [s.cidr, peer.address] as const)));
+            const expected = new Map(
+              registered.filter((peer) => peer.name !== host.name).flatMap((peer) => peer.subnets.map((s) => [s.cidr, peer.address] as const)),
+            );
             const actual = await crossdockRoutes(host.name);
-            const want = [...expected].map(([dst, via]) => `${dst} via ${via}`).sort().join(', ');
-            const have = [...actual].map(([dst, via]) => `${dst} via ${via}`).sort().join(', ');
+            const want = [...expected]
+              .map(([dst, via]) => `${dst} via ${via}`)
+              .sort()
+              .join(', ');
+            const have = [...actual]
+              .map(([dst, via]) => `${dst} via ${via}`)
+              .sort()
+              .join(', ');
             if (want !== have) problems.push(`${host.name} routes [${have}], expected [${want}]`);
             for (const subnet of host.subnets) {
               const network = await inspectNetwork(host.name, subnet.mode === 'bip' ? 'bridge' : subnet.network);
-              if (network?.subnet !== subnet.cidr) problems.push(`${host.name}: ${subnet.mode === 'bip' ? 'the default bridge' : `network ${subnet.network}`} has subnet ${network?.subnet ?? 'none'}, expected ${subnet.cidr}`);
+              if (network?.subnet !== subnet.cidr)
+                problems.push(
+                  `${host.name}: ${subnet.mode === 'bip' ? 'the default bridge' : `network ${subnet.network}`} has subnet ${network?.subnet ?? 'none'}, expected ${subnet.cidr}`,
+                );
             }
           }),
         );
@@ -233,7 +249,10 @@ describe.skipIf(reason)('crossdock end to end on a three-host lab (needs root, n
     label: `${host}(${state.hosts.find((h) => h.name === host)!.address})`,
     applet: (argv) => hostExec(host, [BUSYBOX, ...argv], { check: false, timeoutMs: 15_000 }),
   });
-  const onMachine = (m: LanMachine): Client => ({ label: `${m.name}(${m.address})`, applet: (argv) => lanMachineExec(m, [BUSYBOX, ...argv], { check: false, timeoutMs: 15_000 }) });
+  const onMachine = (m: LanMachine): Client => ({
+    label: `${m.name}(${m.address})`,
+    applet: (argv) => lanMachineExec(m, [BUSYBOX, ...argv], { check: false, timeoutMs: 15_000 }),
+  });
 
   async function ping(from: Client, address: string): Promise<boolean> {
     return (await from.applet(['ping', '-c', '1', '-W', '2', address])).code === 0;
@@ -274,7 +293,9 @@ describe.skipIf(reason)('crossdock end to end on a three-host lab (needs root, n
 
   /** Each exchange pinged and was answered over TCP, and the server saw the client's own address (nothing rewrote it). */
   function expectReached(exchanges: Exchange[]): void {
-    expect(exchanges.map((e) => ({ from: e.from, to: e.to, ping: e.ping, tcp: e.peers !== null }))).toEqual(exchanges.map((e) => ({ from: e.from, to: e.to, ping: true, tcp: true })));
+    expect(exchanges.map((e) => ({ from: e.from, to: e.to, ping: e.ping, tcp: e.peers !== null }))).toEqual(
+      exchanges.map((e) => ({ from: e.from, to: e.to, ping: true, tcp: true })),
+    );
     for (const e of exchanges) expect(e.peers, `${e.from} -> ${e.to}: the addresses the server saw`).toContain(/\(([\d.]+)\)$/.exec(e.from)![1]);
   }
 
@@ -288,11 +309,17 @@ describe.skipIf(reason)('crossdock end to end on a three-host lab (needs root, n
   /** Each exchange pinged and was answered over TCP, and the server saw the client's own address. */
   function expectWorking(exchanges: Exchange[]): void {
     expectReached(exchanges);
-    for (const e of exchanges) expect(e.peers!.filter((peer) => peer.startsWith(LAN_PREFIX)), `${e.from} -> ${e.to}: host addresses the server saw`).toEqual([]);
+    for (const e of exchanges)
+      expect(
+        e.peers!.filter((peer) => peer.startsWith(LAN_PREFIX)),
+        `${e.from} -> ${e.to}: host addresses the server saw`,
+      ).toEqual([]);
   }
 
   function expectBroken(exchanges: Exchange[]): void {
-    expect(exchanges.map((e) => ({ from: e.from, to: e.to, ping: e.ping, tcp: e.peers !== null }))).toEqual(exchanges.map((e) => ({ from: e.from, to: e.to, ping: false, tcp: false })));
+    expect(exchanges.map((e) => ({ from: e.from, to: e.to, ping: e.ping, tcp: e.peers !== null }))).toEqual(
+      exchanges.map((e) => ({ from: e.from, to: e.to, ping: false, tcp: false })),
+    );
   }
 
   // ---- lab ----
@@ -369,7 +396,9 @@ describe.skipIf(reason)('crossdock end to end on a three-host lab (needs root, n
   it('leaves what a container starts towards another host masqueraded, as Docker does (the host sees the sending host)', async () => {
     // a server in each host's own namespace, as a monitoring endpoint or a database on the host would be
     const hostServers: ChildProcess[] = HOSTS.map((host) =>
-      spawn('nsenter', [`--net=/run/netns/${netnsOf(host)}`, '--', BUSYBOX, 'nc', '-ll', '-p', HOST_PORT, '-e', BUSYBOX, 'netstat', '-tn'], { stdio: 'ignore' }),
+      spawn('nsenter', [`--net=/run/netns/${netnsOf(host)}`, '--', BUSYBOX, 'nc', '-ll', '-p', HOST_PORT, '-e', BUSYBOX, 'netstat', '-tn'], {
+        stdio: 'ignore',
+      }),
     );
     try {
       const address = (host: HostName) => state.hosts.find((h) => h.name === host)!.address;
@@ -381,7 +410,10 @@ describe.skipIf(reason)('crossdock end to end on a three-host lab (needs root, n
       pairs.forEach(([a, b], i) => {
         // the server lists every connection it holds (other clients', earlier ones in TIME_WAIT): all from hosts
         expect(seen[i], `${a} container -> ${b}: the addresses the server saw`).toContain(address(a));
-        expect(seen[i]!.filter((peer) => !peer.startsWith(LAN_PREFIX)), `${a} container -> ${b}: container addresses the server saw`).toEqual([]);
+        expect(
+          seen[i]!.filter((peer) => !peer.startsWith(LAN_PREFIX)),
+          `${a} container -> ${b}: container addresses the server saw`,
+        ).toEqual([]);
       });
     } finally {
       for (const server of hostServers) server.kill();
@@ -618,9 +650,15 @@ describe.skipIf(reason)('crossdock end to end on a three-host lab (needs root, n
       expect(rules('*nat', 'CROSSDOCK-POSTROUTING'), `${host.name}: CROSSDOCK-POSTROUTING rules`).toBe(host.subnets.length);
 
       const lines = (await hostExec(host.name, ['ip', '-4', 'route', 'show', 'table', 'main'])).stdout.split('\n').filter(Boolean);
-      expect(lines.filter((line, i) => lines.indexOf(line) !== i), `${host.name}: ip route`).toEqual([]);
+      expect(
+        lines.filter((line, i) => lines.indexOf(line) !== i),
+        `${host.name}: ip route`,
+      ).toEqual([]);
       const destinations = lines.map((line) => line.split(' ')[0]);
-      expect(destinations.filter((dst, i) => destinations.indexOf(dst) !== i), `${host.name}: destinations routed twice`).toEqual([]);
+      expect(
+        destinations.filter((dst, i) => destinations.indexOf(dst) !== i),
+        `${host.name}: destinations routed twice`,
+      ).toEqual([]);
     }
     expectWorking(await allHostPairs());
   }, 150_000);

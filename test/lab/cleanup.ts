@@ -45,7 +45,9 @@ function refersTo(arg: string, dir: string): boolean {
 
 export function labNamespaces(): string[] {
   try {
-    return readdirSync(NETNS_DIR).filter((name) => name.startsWith(LAB_PREFIX)).sort();
+    return readdirSync(NETNS_DIR)
+      .filter((name) => name.startsWith(LAB_PREFIX))
+      .sort();
   } catch {
     return [];
   }
@@ -215,9 +217,7 @@ function otherContainerdRunning(): boolean {
 export async function stopCrossdockProcesses(dir: string, log: Log): Promise<void> {
   const pidfiles = [controllerPaths(dir).pidfile, ...safeReaddir(dir).map((host) => hostPaths(dir, host).executorPidfile)];
   const marker = `${LAB_ENV_MARKER}=${dir}`;
-  const pids = pidfiles
-    .map(readPidfile)
-    .filter((pid): pid is number => pid !== null && isAlive(pid) && environOf(pid).includes(marker));
+  const pids = pidfiles.map(readPidfile).filter((pid): pid is number => pid !== null && isAlive(pid) && environOf(pid).includes(marker));
   if (pids.length === 0) return;
   log(`stopping crossdock processes ${pids.join(', ')}`);
   await terminate(pids, CROSSDOCK_STOP_GRACE_MS);
@@ -302,7 +302,10 @@ export async function leftovers(dir: string): Promise<string[]> {
   for (const name of labNamespaces()) found.push(`network namespace ${name}`);
   for (const link of await labRootLinks()) found.push(`link ${link} in the root namespace`);
   for (const target of mountsUnder(dir)) found.push(`mount ${target}`);
-  for (const target of mounts().map((mount) => mount.target).filter((target) => target.startsWith(`${NETNS_DIR}/${LAB_PREFIX}`))) found.push(`mount ${target}`);
+  for (const target of mounts()
+    .map((mount) => mount.target)
+    .filter((target) => target.startsWith(`${NETNS_DIR}/${LAB_PREFIX}`)))
+    found.push(`mount ${target}`);
   for (const cgroup of labCgroups()) found.push(`cgroup ${cgroup}`);
   if (existsSync(dir)) found.push(`directory ${dir}`);
   return found;

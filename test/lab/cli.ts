@@ -16,7 +16,11 @@ function printStatus(lab: LabStatus): void {
     console.log(`no lab in ${lab.dir}`);
   } else {
     console.log(`lab in ${lab.dir}: ${lab.healthy ? 'healthy' : 'UNHEALTHY'}`);
-    console.log(lab.controller ? `controller ${lab.controller.url} (${lab.controller.running ? 'running' : 'stopped'}), admin token ${lab.controller.adminToken}` : 'controller not started (--no-crossdock)');
+    console.log(
+      lab.controller
+        ? `controller ${lab.controller.url} (${lab.controller.running ? 'running' : 'stopped'}), admin token ${lab.controller.adminToken}`
+        : 'controller not started (--no-crossdock)',
+    );
     for (const host of lab.hosts) {
       const engine = host.dockerd.version ? `dockerd ${host.dockerd.version} pid ${host.dockerd.pid}` : 'dockerd DOWN';
       const executor = host.executor ? `, executor ${host.executor.running ? 'running' : 'STOPPED'}` : '';

@@ -125,15 +125,23 @@ async function registerHosts(state: LabState): Promise<void> {
 
 export function executorArgv(state: LabState, host: LabState['hosts'][number], entry = EXECUTOR_ENTRY): string[] {
   return [
-    'nsenter', `--net=${netnsPath(host.netns)}`, '--',
+    'nsenter',
+    `--net=${netnsPath(host.netns)}`,
+    '--',
     ...tsxArgv(entry, [
-      '--controller', state.controller!.url,
-      '--token', host.token!,
-      '--docker-host', host.dockerHost,
-      '--daemon-json', hostPaths(state.dir, host.name).daemonJson,
-      '--reconcile-interval-ms', String(EXECUTOR_RECONCILE_INTERVAL_MS),
+      '--controller',
+      state.controller!.url,
+      '--token',
+      host.token!,
+      '--docker-host',
+      host.dockerHost,
+      '--daemon-json',
+      hostPaths(state.dir, host.name).daemonJson,
+      '--reconcile-interval-ms',
+      String(EXECUTOR_RECONCILE_INTERVAL_MS),
       '--allow-engine-restart',
-      '--engine-restart-command', JSON.stringify(engineRestartArgv(state.dir, host.name)),
+      '--engine-restart-command',
+      JSON.stringify(engineRestartArgv(state.dir, host.name)),
     ]),
   ];
 }

@@ -50,18 +50,28 @@ export function containerdConfig(paths: HostPaths): string {
 export function dockerdArgs(name: string, paths: HostPaths): string[] {
   const netns = netnsOf(name);
   return [
-    '--data-root', paths.dataRoot,
-    '--exec-root', paths.execRoot,
-    '--pidfile', paths.pidfile,
-    '--host', paths.dockerHost,
-    '--config-file', paths.daemonJson,
-    '--containerd', paths.containerdSocket,
-    '--containerd-namespace', netns,
-    '--containerd-plugins-namespace', `${netns}-plugins`,
-    '--cgroup-parent', netns,
+    '--data-root',
+    paths.dataRoot,
+    '--exec-root',
+    paths.execRoot,
+    '--pidfile',
+    paths.pidfile,
+    '--host',
+    paths.dockerHost,
+    '--config-file',
+    paths.daemonJson,
+    '--containerd',
+    paths.containerdSocket,
+    '--containerd-namespace',
+    netns,
+    '--containerd-plugins-namespace',
+    `${netns}-plugins`,
+    '--cgroup-parent',
+    netns,
     '--iptables=true',
     '--ip-forward=true',
-    '--shutdown-timeout', String(DOCKERD_SHUTDOWN_TIMEOUT_S),
+    '--shutdown-timeout',
+    String(DOCKERD_SHUTDOWN_TIMEOUT_S),
   ];
 }
 
@@ -72,7 +82,19 @@ export function dockerdArgs(name: string, paths: HostPaths): string[] {
  * cannot leave busy mounts behind. unshare and nsenter exec: the pid is containerd's own.
  */
 export function containerdCommand(name: string, paths: HostPaths): string[] {
-  return ['unshare', '--mount', '--propagation', 'slave', '--', 'nsenter', `--net=${netnsPath(netnsOf(name))}`, '--', 'containerd', '--config', paths.containerdConfig];
+  return [
+    'unshare',
+    '--mount',
+    '--propagation',
+    'slave',
+    '--',
+    'nsenter',
+    `--net=${netnsPath(netnsOf(name))}`,
+    '--',
+    'containerd',
+    '--config',
+    paths.containerdConfig,
+  ];
 }
 
 /** dockerd joins containerd's mount namespace: runc must see the rootfs mounts dockerd makes. */
@@ -162,7 +184,11 @@ export async function startEngine(dir: string, name: string): Promise<{ pid: num
   rmSync(paths.pidfile, { force: true }); // dockerd refuses to start over a pidfile naming a live process
 
   const containerdPid = runningContainerd(paths) ?? (await startContainerd(dir, name, paths));
-  const pid = await spawnDetached(dockerdCommand(name, paths, containerdPid), { cwd: paths.dir, env: { ...process.env, [LAB_ENV_MARKER]: dir }, log: paths.dockerdLog });
+  const pid = await spawnDetached(dockerdCommand(name, paths, containerdPid), {
+    cwd: paths.dir,
+    env: { ...process.env, [LAB_ENV_MARKER]: dir },
+    log: paths.dockerdLog,
+  });
   const version = await waitFor(`dockerd of ${name} to answer on ${paths.socket}`, ENGINE_READY_TIMEOUT_MS, READY_POLL_INTERVAL_MS, async () => {
     if (!isAlive(pid)) throw new WaitAborted(`dockerd of ${name} (pid ${pid}) exited; end of ${paths.dockerdLog}:\n${logTail(paths.dockerdLog)}`);
     if (!existsSync(paths.socket)) return undefined;
@@ -180,7 +206,10 @@ export async function startEngine(dir: string, name: string): Promise<{ pid: num
 export async function stopDockerd(dockerHost: string, pid: number, cgroupParent: string | undefined): Promise<void> {
   const listed = await docker(dockerHost, ['ps', '-aq'], { check: false, timeoutMs: DOCKER_PROBE_TIMEOUT_MS }).catch(() => null);
   const ids = listed?.code === 0 ? listed.stdout.split('\n').filter(Boolean) : [];
-  const removed = ids.length === 0 ? listed?.code === 0 : (await docker(dockerHost, ['rm', '-f', '-v', ...ids], { check: false, timeoutMs: 30_000 }).catch(() => null))?.code === 0;
+  const removed =
+    ids.length === 0
+      ? listed?.code === 0
+      : (await docker(dockerHost, ['rm', '-f', '-v', ...ids], { check: false, timeoutMs: 30_000 }).catch(() => null))?.code === 0;
   if (!removed && cgroupParent) {
     const containers = allPids().filter((candidate) => cgroupPathsOf(candidate).some((cgroup) => cgroup.startsWith(`/${cgroupParent}/`)));
     for (const container of containers) signal(container, 'SIGKILL');

@@ -132,7 +132,9 @@ describe.skipIf(reason)('lab (needs root, network namespaces, iptables, dockerd,
       expect((await hostExec(host, ['ip', 'route', 'get', '192.0.2.1'], { check: false })).code).not.toBe(0);
     }
     expect(readFileSync('/proc/sys/net/ipv4/conf/cdlab-ctl/forwarding', 'utf8').trim()).toBe('0');
-    expect((await run('ip', ['route', 'show', 'dev', 'cdlab-ctl'])).stdout.trim()).toMatch(/^198\.51\.100\.0\/24 proto kernel scope link src 198\.51\.100\.1\s*$/);
+    expect((await run('ip', ['route', 'show', 'dev', 'cdlab-ctl'])).stdout.trim()).toMatch(
+      /^198\.51\.100\.0\/24 proto kernel scope link src 198\.51\.100\.1\s*$/,
+    );
   });
 
   it('runs containers that reach their own host bridge gateway', async () => {

@@ -231,7 +231,9 @@ async function hostStatus(state: LabState, host: LabHost, controllerSubnets: Map
   const running = dockerdPidOf(state.dir, host.name);
   const pid = running ?? host.dockerdPid;
   const version = running ? await docker(host.dockerHost, ['version', '--format', '{{.Server.Version}}'], { check: false, timeoutMs: 5_000 }) : null;
-  const [ipForward, forwardPolicy] = existsSync(`/run/netns/${host.netns}`) ? await Promise.all([ipForwardOf(host.netns), forwardPolicyOf(host.netns)]) : [null, null];
+  const [ipForward, forwardPolicy] = existsSync(`/run/netns/${host.netns}`)
+    ? await Promise.all([ipForwardOf(host.netns), forwardPolicyOf(host.netns)])
+    : [null, null];
   return {
     name: host.name,
     netns: host.netns,
@@ -249,10 +251,15 @@ async function hostStatus(state: LabState, host: LabHost, controllerSubnets: Map
 
 async function subnetsFromController(controller: NonNullable<LabState['controller']>): Promise<Map<string, LabSubnet[]> | null> {
   try {
-    const response = await fetch(`${controller.url}/v1/hosts`, { headers: { authorization: `Bearer ${controller.adminToken}` }, signal: AbortSignal.timeout(3_000) });
+    const response = await fetch(`${controller.url}/v1/hosts`, {
+      headers: { authorization: `Bearer ${controller.adminToken}` },
+      signal: AbortSignal.timeout(3_000),
+    });
     if (response.status !== 200) return null;
     const body = (await response.json()) as { items: Array<{ name: string; subnets?: LabSubnet[] }> };
-    return new Map(body.items.map((item) => [item.name, (item.subnets ?? []).map(({ id, cidr, gateway, network, mode }) => ({ id, cidr, gateway, network, mode }))]));
+    return new Map(
+      body.items.map((item) => [item.name, (item.subnets ?? []).map(({ id, cidr, gateway, network, mode }) => ({ id, cidr, gateway, network, mode }))]),
+    );
   } catch {
     return null;
   }
@@ -285,7 +292,12 @@ export async function status(options: { dir?: string } = {}): Promise<LabStatus>
     healthy: problems.length === 0,
     dir,
     phase: state.phase,
-    controller: state.controller && { url: state.controller.url, adminToken: state.controller.adminToken, pid: state.controller.pid, running: controllerRunning },
+    controller: state.controller && {
+      url: state.controller.url,
+      adminToken: state.controller.adminToken,
+      pid: state.controller.pid,
+      running: controllerRunning,
+    },
     hosts,
     problems,
   };

@@ -2,16 +2,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { findBusybox } from './image.ts';
 import { ipIn, nsExec } from './run.ts';
-import {
-  CONTROLLER_ADDRESS,
-  HOST_INTERFACE,
-  LAN_BRIDGE,
-  LAN_CONTROLLER_PORT,
-  LAN_NETNS,
-  LAN_PREFIX_LENGTH,
-  ROOT_VETH,
-  type ForwardingCase,
-} from './state.ts';
+import { CONTROLLER_ADDRESS, HOST_INTERFACE, LAN_BRIDGE, LAN_CONTROLLER_PORT, LAN_NETNS, LAN_PREFIX_LENGTH, ROOT_VETH, type ForwardingCase } from './state.ts';
 
 /**
  * Per-interface settings of the one link the lab adds to the root namespace. Whatever the root

@@ -34,7 +34,9 @@ export function assertLabDirUsable(dir: string): void {
   }
   const longest = `${hostPaths(dir, `h${MAX_HOSTS}`).containerdSocket}.ttrpc`;
   if (longest.length > MAX_SOCKET_PATH_LENGTH) {
-    throw new Error(`lab directory ${dir} is too long for unix socket paths (${longest.length} > ${MAX_SOCKET_PATH_LENGTH} bytes); use a shorter one such as ${DEFAULT_LAB_DIR}`);
+    throw new Error(
+      `lab directory ${dir} is too long for unix socket paths (${longest.length} > ${MAX_SOCKET_PATH_LENGTH} bytes); use a shorter one such as ${DEFAULT_LAB_DIR}`,
+    );
   }
 }
 

@@ -43,7 +43,12 @@ export async function startFleetController(options: { reconcileIntervalMs?: numb
   }
 
   function startExecutor(token: string, opts: { transport?: Transport; sleep?: (ms: number) => Promise<void> } = {}): FakeHost {
-    const drivers = { ip: new FakeIpDriver(), iptables: new FakeIptablesDriver({ forwardPolicy: 'DROP' }), docker: new FakeDockerDriver(), sysctl: new FakeSysctlDriver() };
+    const drivers = {
+      ip: new FakeIpDriver(),
+      iptables: new FakeIptablesDriver({ forwardPolicy: 'DROP' }),
+      docker: new FakeDockerDriver(),
+      sysctl: new FakeSysctlDriver(),
+    };
     const agent = new Agent({
       controllerUrl: url,
       token,

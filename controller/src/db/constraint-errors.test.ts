@@ -5,7 +5,12 @@ import { mapDatabaseError } from './constraint-errors.ts';
 const adapterError = (code: string, modelName: string | undefined, message: string, fields: string[]) =>
   Object.assign(new Error('Unique constraint failed'), {
     code,
-    meta: { ...(modelName ? { modelName } : {}), driverAdapterError: { cause: { originalCode: 'SQLITE_CONSTRAINT_UNIQUE', originalMessage: message, kind: 'UniqueConstraintViolation', constraint: { fields } } } },
+    meta: {
+      ...(modelName ? { modelName } : {}),
+      driverAdapterError: {
+        cause: { originalCode: 'SQLITE_CONSTRAINT_UNIQUE', originalMessage: message, kind: 'UniqueConstraintViolation', constraint: { fields } },
+      },
+    },
   });
 
 describe('mapDatabaseError', () => {

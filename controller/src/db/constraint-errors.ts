@@ -15,7 +15,8 @@ const UNIQUE: Record<string, { code: ErrorCode; what: string }> = {
 
 /** "Host.name", or "Subnet.hostId,Subnet.network", from whatever shape the error came in. */
 function uniqueConstraint(error: unknown): string | undefined {
-  const meta = (error as { meta?: { modelName?: string; driverAdapterError?: { cause?: { originalMessage?: string; constraint?: { fields?: string[] } } } } }).meta;
+  const meta = (error as { meta?: { modelName?: string; driverAdapterError?: { cause?: { originalMessage?: string; constraint?: { fields?: string[] } } } } })
+    .meta;
   const cause = meta?.driverAdapterError?.cause;
   const message = cause?.originalMessage ?? (error as Error).message ?? '';
   const columns = /UNIQUE constraint failed: ([\w.]+(?:, [\w.]+)*)/.exec(message)?.[1];
@@ -30,6 +31,7 @@ export function mapDatabaseError(error: unknown): unknown {
   const constraint = uniqueConstraint(error);
   const known = constraint === undefined ? undefined : UNIQUE[constraint];
   if (known) return new ApiError(known.code, `the database refused the write: ${known.what}; read the current state and retry if it still applies`);
-  if (code === 'P2003' || code === 'P2025') return new ApiError('NOT_FOUND', 'a host, pool or subnet this request refers to no longer exists; retry the request');
+  if (code === 'P2003' || code === 'P2025')
+    return new ApiError('NOT_FOUND', 'a host, pool or subnet this request refers to no longer exists; retry the request');
   return error;
 }

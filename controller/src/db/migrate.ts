@@ -44,9 +44,12 @@ export function applyMigrations(file: string, dir = MIGRATIONS_DIR): MigrationRe
   try {
     db.pragma('journal_mode = WAL');
     db.exec(CREATE_MIGRATIONS_TABLE);
-    const rows = db
-      .prepare('SELECT migration_name, checksum, finished_at, rolled_back_at FROM _prisma_migrations')
-      .all() as Array<{ migration_name: string; checksum: string; finished_at: string | null; rolled_back_at: string | null }>;
+    const rows = db.prepare('SELECT migration_name, checksum, finished_at, rolled_back_at FROM _prisma_migrations').all() as Array<{
+      migration_name: string;
+      checksum: string;
+      finished_at: string | null;
+      rolled_back_at: string | null;
+    }>;
     const done = new Map(rows.filter((r) => r.finished_at && !r.rolled_back_at).map((r) => [r.migration_name, r.checksum]));
     const failed = rows.find((r) => !r.finished_at && !r.rolled_back_at);
     if (failed) {
@@ -63,8 +66,12 @@ export function applyMigrations(file: string, dir = MIGRATIONS_DIR): MigrationRe
       }
       const id = randomUUID();
       const run = db.transaction(() => {
-        db.prepare('INSERT INTO _prisma_migrations (id, checksum, migration_name, started_at, applied_steps_count) VALUES (?, ?, ?, ?, 0)')
-          .run(id, checksum, name, prismaTimestamp());
+        db.prepare('INSERT INTO _prisma_migrations (id, checksum, migration_name, started_at, applied_steps_count) VALUES (?, ?, ?, ?, 0)').run(
+          id,
+          checksum,
+          name,
+          prismaTimestamp(),
+        );
         db.exec(sql);
         db.prepare('UPDATE _prisma_migrations SET finished_at = ?, applied_steps_count = 1 WHERE id = ?').run(prismaTimestamp(), id);
       });

@@ -5,9 +5,7 @@
 import { ApiError } from '../errors.ts';
 import { LogThrottle } from '../log-throttle.ts';
 
-export type StorageState =
-  | { status: 'ok' }
-  | { status: 'unwritable'; code: string; reason: string; since: string };
+export type StorageState = { status: 'ok' } | { status: 'unwritable'; code: string; reason: string; since: string };
 
 interface Logger {
   error(fields: object, message: string): void;
@@ -19,7 +17,11 @@ const STORAGE_CODES: Array<{ pattern: RegExp; code: string; reason: string }> = 
   { pattern: /SQLITE_FULL|ENOSPC|disk is full|No space left/i, code: 'DISK_FULL', reason: 'the filesystem holding the database is full' },
   { pattern: /SQLITE_READONLY|EROFS|readonly database|read-only/i, code: 'READ_ONLY', reason: 'the database file or its filesystem is read-only' },
   { pattern: /SQLITE_IOERR|EIO\b|disk I\/O error/i, code: 'IO_ERROR', reason: 'the disk holding the database reports I/O errors' },
-  { pattern: /SQLITE_CANTOPEN|unable to open database/i, code: 'CANNOT_OPEN', reason: 'the database file cannot be opened (deleted, moved, or its directory is gone)' },
+  {
+    pattern: /SQLITE_CANTOPEN|unable to open database/i,
+    code: 'CANNOT_OPEN',
+    reason: 'the database file cannot be opened (deleted, moved, or its directory is gone)',
+  },
 ];
 
 /** The storage condition an error stands for, looking through Prisma's wrappers; null for any other error. */
@@ -72,7 +74,10 @@ export class StorageHealth {
     if (this.failure?.code !== condition.code) this.failure = { status: 'unwritable', ...condition, since: new Date().toISOString() };
     const turn = this.throttle.take('storage');
     if (turn.log) {
-      this.log?.error({ storage: condition.code, location: this.location, suppressed: turn.suppressed, detail: (error as Error)?.message }, `the database cannot be written: ${condition.reason}`);
+      this.log?.error(
+        { storage: condition.code, location: this.location, suppressed: turn.suppressed, detail: (error as Error)?.message },
+        `the database cannot be written: ${condition.reason}`,
+      );
     }
     return new ApiError(
       'STORAGE_UNAVAILABLE',

@@ -98,21 +98,27 @@ export class DatabaseWriter {
 
     let results: unknown[];
     try {
-      results = accepted.every((a) => a.prepared.bulk) && fitsOneStatement(accepted.map((a) => a.prepared.bulk!))
-        ? await this.insertAlone(accepted.map((a) => a.prepared.bulk!))
-        : await this.prisma.$transaction(
-        async (tx) => {
-          const out: unknown[] = new Array(accepted.length);
-          const bulk: number[] = [];
-          for (const [i, { prepared }] of accepted.entries()) {
-            if (prepared.bulk) bulk.push(i);
-            else out[i] = await prepared.write!(tx);
-          }
-          if (bulk.length > 0) await insertRows(tx, bulk.map((i) => accepted[i]!.prepared.bulk!), (row, j) => (out[bulk[j]!] = row));
-          return out;
-        },
-        { timeout: TRANSACTION_TIMEOUT_MS, maxWait: TRANSACTION_TIMEOUT_MS },
-      );
+      results =
+        accepted.every((a) => a.prepared.bulk) && fitsOneStatement(accepted.map((a) => a.prepared.bulk!))
+          ? await this.insertAlone(accepted.map((a) => a.prepared.bulk!))
+          : await this.prisma.$transaction(
+              async (tx) => {
+                const out: unknown[] = new Array(accepted.length);
+                const bulk: number[] = [];
+                for (const [i, { prepared }] of accepted.entries()) {
+                  if (prepared.bulk) bulk.push(i);
+                  else out[i] = await prepared.write!(tx);
+                }
+                if (bulk.length > 0)
+                  await insertRows(
+                    tx,
+                    bulk.map((i) => accepted[i]!.prepared.bulk!),
+                    (row, j) => (out[bulk[j]!] = row),
+                  );
+                return out;
+              },
+              { timeout: TRANSACTION_TIMEOUT_MS, maxWait: TRANSACTION_TIMEOUT_MS },
+            );
     } catch (error) {
       for (const { prepared } of [...accepted].reverse()) prepared.undo();
       // The disk, not an operation: every operation would fail alone too. Answer all at once.

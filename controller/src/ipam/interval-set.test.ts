@@ -90,10 +90,44 @@ describe('IntervalSet tables', () => {
     ['skip an occupied block', [[0, 15]], [0, 63, 16, 1], [16]],
     ['a single address blocks its whole block', [[17, 17]], [0, 63, 16, 2], [0, 32]],
     ['a range spanning blocks', [[10, 40]], [0, 127, 16, 3], [48, 64, 80]],
-    ['gaps too small are skipped', [[0, 7], [16, 23], [32, 39]], [0, 63, 16, 5], [48]],
-    ['gaps that fit smaller blocks', [[0, 7], [16, 23], [32, 39]], [0, 63, 8, 5], [8, 24, 40, 48, 56]],
-    ['ranges outside the window are ignored', [[0, 99], [300, 400]], [128, 255, 64, 5], [128, 192]],
-    ['limit 1 gives the lowest', [[0, 3], [8, 11]], [0, 31, 4, 1], [4]],
+    [
+      'gaps too small are skipped',
+      [
+        [0, 7],
+        [16, 23],
+        [32, 39],
+      ],
+      [0, 63, 16, 5],
+      [48],
+    ],
+    [
+      'gaps that fit smaller blocks',
+      [
+        [0, 7],
+        [16, 23],
+        [32, 39],
+      ],
+      [0, 63, 8, 5],
+      [8, 24, 40, 48, 56],
+    ],
+    [
+      'ranges outside the window are ignored',
+      [
+        [0, 99],
+        [300, 400],
+      ],
+      [128, 255, 64, 5],
+      [128, 192],
+    ],
+    [
+      'limit 1 gives the lowest',
+      [
+        [0, 3],
+        [8, 11],
+      ],
+      [0, 31, 4, 1],
+      [4],
+    ],
     ['full', [[0, 63]], [0, 63, 1, 5], []],
   ])('firstFit: %s', (_why, ranges, [start, end, size, limit], expected) => {
     expect(setOf(...ranges).firstFit(start, end, size, limit)).toEqual(expected);
@@ -112,7 +146,15 @@ describe('IntervalSet tables', () => {
     ['partial last block', [], [0, 70, 16], 4],
     ['one address blocks one block', [[17, 17]], [0, 63, 16], 3],
     ['range spanning blocks', [[10, 40]], [0, 127, 16], 5],
-    ['ranges outside the window', [[0, 99], [300, 400]], [128, 255, 64], 2],
+    [
+      'ranges outside the window',
+      [
+        [0, 99],
+        [300, 400],
+      ],
+      [128, 255, 64],
+      2,
+    ],
     ['full', [[0, 63]], [0, 63, 1], 0],
     ['size 1 counts addresses', [[3, 5]], [0, 9, 1], 7],
   ])('countFree: %s', (_why, ranges, [start, end, size], expected) => {
@@ -123,8 +165,22 @@ describe('IntervalSet tables', () => {
     [[], [0, 100], 0],
     [[[10, 19]], [0, 100], 10],
     [[[10, 19]], [15, 100], 5],
-    [[[10, 19], [30, 39]], [15, 34], 10],
-    [[[10, 19], [30, 39]], [20, 29], 0],
+    [
+      [
+        [10, 19],
+        [30, 39],
+      ],
+      [15, 34],
+      10,
+    ],
+    [
+      [
+        [10, 19],
+        [30, 39],
+      ],
+      [20, 29],
+      0,
+    ],
   ])('coveredWithin(%j, %j) is %i', (ranges, [start, end], expected) => {
     expect(setOf(...ranges).coveredWithin(start, end)).toBe(expected);
   });

@@ -98,7 +98,7 @@ class Model {
   }
 
   /** Allocation by length: exactly one possible answer. */
-  allocateByLength(hostName: string, poolName: string | undefined, prefixLength: number | undefined, network: string): Outcome {
+  allocateByLength(hostName: string, poolName: string | undefined, prefixLength: number | undefined): Outcome {
     if (!this.host(hostName)) return { ok: false, codes: ['HOST_NOT_FOUND'] };
     const pool = this.pool(poolName ?? DEFAULT_POOL_NAME);
     if (!pool) return { ok: false, codes: ['POOL_NOT_FOUND'] };
@@ -134,7 +134,7 @@ class Model {
     if (codes.length) return { ok: false, codes };
     if (firstSubnetPool === null) return { ok: true };
     this.hosts.push({ name, address });
-    const outcome = this.allocateByLength(name, firstSubnetPool, undefined, 'crossdock');
+    const outcome = this.allocateByLength(name, firstSubnetPool, undefined);
     this.hosts.pop();
     return outcome;
   }
@@ -257,7 +257,12 @@ function resolvePool(name: string, spec: PoolSpec): MPool {
     const block = { network: cidr.network + (r.pos % 2 ** (length - spec.prefix)) * blockSize(length), prefixLength: length };
     if (!reserved.some((x) => overlaps(x, block))) reserved.push(block);
   }
-  return { name, cidr, subnetPrefixLength: Math.min(MAX_SUBNET_PREFIX, spec.prefix + spec.subnetOffset), reserved: reserved.sort((a, b) => a.network - b.network) };
+  return {
+    name,
+    cidr,
+    subnetPrefixLength: Math.min(MAX_SUBNET_PREFIX, spec.prefix + spec.subnetOffset),
+    reserved: reserved.sort((a, b) => a.network - b.network),
+  };
 }
 
 const arbPoolChoice = fc.constantFrom<string | undefined>(undefined, undefined, 'default', 'other', 'missing');
@@ -358,7 +363,7 @@ class Scenario {
         const network = `n${++this.counters.networks}`;
         const request: SubnetRequest = { pool: poolName, prefixLength, network, mode: 'network' };
         const what = `allocate /${prefixLength ?? 'default'} from ${poolName ?? '(default)'} to ${host}`;
-        const expected = model.allocateByLength(host, poolName, prefixLength, network);
+        const expected = model.allocateByLength(host, poolName, prefixLength);
         const placeholder = expected.ok ? { id: -1, cidr: expected.cidr!, pool: poolName ?? DEFAULT_POOL_NAME, host, network } : undefined;
         if (placeholder) model.subnets.push(placeholder);
         return {
@@ -435,8 +440,7 @@ class Scenario {
         return {
           what,
           expected,
-          run: (ipam) =>
-            ipam.registerHost(hostInput(name, address), op.pool === null ? null : { pool: op.pool, network: 'crossdock', mode: 'network' }),
+          run: (ipam) => ipam.registerHost(hostInput(name, address), op.pool === null ? null : { pool: op.pool, network: 'crossdock', mode: 'network' }),
           apply: (value) => {
             const result = value as { host: { name: string }; subnet?: { id: number; cidr: string; gateway: string } };
             expect(result.host.name).toBe(name);
@@ -507,56 +511,60 @@ describe('Ipam against a brute-force model (real SQLite)', () => {
     return Ipam.load(db.prisma);
   }
 
-  it('random pools and request sequences keep every invariant, also after reloading the index', async () => {
-    await fc.assert(
-      fc.asyncProperty(arbScenario, async ({ first, second, steps }) => {
-        let ipam = await emptyDatabase();
-        const model = new Model();
-        const counters = { hosts: 0, networks: 0 };
+  it(
+    'random pools and request sequences keep every invariant, also after reloading the index',
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(arbScenario, async ({ first, second, steps }) => {
+          let ipam = await emptyDatabase();
+          const model = new Model();
+          const counters = { hosts: 0, networks: 0 };
 
-        // Pools: the second one must be refused exactly when it overlaps the first.
-        const pools = [resolvePool(DEFAULT_POOL_NAME, first), ...(second ? [resolvePool('other', second)] : [])];
-        for (const pool of pools) {
-          const clash = model.pools.find((p) => overlaps(p.cidr, pool.cidr));
-          const created = ipam.createPool({ name: pool.name, cidr: pool.cidr, subnetPrefixLength: pool.subnetPrefixLength, reserved: pool.reserved });
-          if (clash) {
-            await expect(created).rejects.toMatchObject({ code: 'POOL_OVERLAP' });
-          } else {
-            await created;
-            model.pools.push(pool);
-          }
-        }
-
-        for (const step of steps) {
-          const before = await snapshot(db.prisma);
-          const base = cloneModel(model);
-          const scenario = new Scenario(model, base, counters);
-          let changed = false;
-          const runnable = step.filter((op): op is Exclude<Op, { kind: 'reload' }> => op.kind !== 'reload');
-          if (runnable.length < step.length) ipam = await Ipam.load(db.prisma);
-
-          // Plan every op of the step in order, then fire them all at once.
-          const planned = runnable.map((op) => scenario.plan(op));
-          const promises = planned.map((p) => settle(p.run(ipam)));
-          for (const [i, p] of planned.entries()) {
-            const value = await expectOutcome(promises[i]!, p.expected, p.what);
-            if (p.expected.ok) {
-              changed = true;
-              p.apply(value);
+          // Pools: the second one must be refused exactly when it overlaps the first.
+          const pools = [resolvePool(DEFAULT_POOL_NAME, first), ...(second ? [resolvePool('other', second)] : [])];
+          for (const pool of pools) {
+            const clash = model.pools.find((p) => overlaps(p.cidr, pool.cidr));
+            const created = ipam.createPool({ name: pool.name, cidr: pool.cidr, subnetPrefixLength: pool.subnetPrefixLength, reserved: pool.reserved });
+            if (clash) {
+              await expect(created).rejects.toMatchObject({ code: 'POOL_OVERLAP' });
+            } else {
+              await created;
+              model.pools.push(pool);
             }
           }
 
-          const after = await snapshot(db.prisma);
-          if (!changed) expect(after, 'refused requests change nothing').toEqual(before);
-          checkDatabaseInvariants(after);
-          checkDatabaseMatchesModel(after, model);
-          checkIndexMatchesModel(ipam, model, 'live index');
-          checkIndexMatchesModel(await Ipam.load(db.prisma), model, 'reloaded index');
-        }
-      }),
-      { numRuns: PROPERTY_RUNS },
-    );
-  }, Math.max(30_000, PROPERTY_RUNS * 1_000));
+          for (const step of steps) {
+            const before = await snapshot(db.prisma);
+            const base = cloneModel(model);
+            const scenario = new Scenario(model, base, counters);
+            let changed = false;
+            const runnable = step.filter((op): op is Exclude<Op, { kind: 'reload' }> => op.kind !== 'reload');
+            if (runnable.length < step.length) ipam = await Ipam.load(db.prisma);
+
+            // Plan every op of the step in order, then fire them all at once.
+            const planned = runnable.map((op) => scenario.plan(op));
+            const promises = planned.map((p) => settle(p.run(ipam)));
+            for (const [i, p] of planned.entries()) {
+              const value = await expectOutcome(promises[i]!, p.expected, p.what);
+              if (p.expected.ok) {
+                changed = true;
+                p.apply(value);
+              }
+            }
+
+            const after = await snapshot(db.prisma);
+            if (!changed) expect(after, 'refused requests change nothing').toEqual(before);
+            checkDatabaseInvariants(after);
+            checkDatabaseMatchesModel(after, model);
+            checkIndexMatchesModel(ipam, model, 'live index');
+            checkIndexMatchesModel(await Ipam.load(db.prisma), model, 'reloaded index');
+          }
+        }),
+        { numRuns: PROPERTY_RUNS },
+      );
+    },
+    Math.max(30_000, PROPERTY_RUNS * 1_000),
+  );
 });
 
 // ---------------------------------------------------------------- concurrency
@@ -569,7 +577,7 @@ function prng(seed: number) {
     let t = a;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) % n);
+    return ((t ^ (t >>> 14)) >>> 0) % n;
   };
 }
 
@@ -614,7 +622,7 @@ describe('Ipam under concurrent requests (real SQLite)', () => {
     const fulfilled: Array<{ id: number; cidr: string }> = [];
     settled.forEach((result, i) => {
       const { host, request } = requests[i]!;
-      const expected = request.cidr ? model.allocateCidr(host, request.cidr, undefined) : model.allocateByLength(host, undefined, request.prefixLength, request.network);
+      const expected = request.cidr ? model.allocateCidr(host, request.cidr, undefined) : model.allocateByLength(host, undefined, request.prefixLength);
       const what = `request ${i} (${request.cidr ? formatCidr(request.cidr) : `/${request.prefixLength}`})`;
       if (expected.ok) {
         expect(result.status, `${what}: ${result.status === 'rejected' ? String(result.reason) : ''}`).toBe('fulfilled');
@@ -712,7 +720,9 @@ describe('Ipam under concurrent requests (real SQLite)', () => {
     for (const r of addresses.filter((r) => r.status === 'rejected')) expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'ADDRESS_IN_USE' });
 
     const pools = await Promise.allSettled(
-      ['10.70.0.0/16', '10.70.0.0/20', '10.70.128.0/17', '10.64.0.0/12'].map((c, i) => db.ipam.createPool({ name: `p${i}`, cidr: mustParseCidr(c), subnetPrefixLength: 24, reserved: [] })),
+      ['10.70.0.0/16', '10.70.0.0/20', '10.70.128.0/17', '10.64.0.0/12'].map((c, i) =>
+        db.ipam.createPool({ name: `p${i}`, cidr: mustParseCidr(c), subnetPrefixLength: 24, reserved: [] }),
+      ),
     );
     expect(pools.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'rejected']);
     for (const r of pools.slice(1)) expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'POOL_OVERLAP' });
@@ -739,32 +749,50 @@ describe('Ipam rules (real SQLite)', () => {
     await ipam.registerHost(hostInput('node-1', '198.51.100.11'), null);
     await ipam.createPool({ name: 'small', cidr: mustParseCidr('10.200.0.0/28'), subnetPrefixLength: 29, reserved: [mustParseCidr('10.200.0.8/32')] });
     const before = await snapshot(prisma);
-    const cases: Array<[Promise<Settled>, ErrorCode, RegExp?]> = ([
-      [ipam.createPool({ name: 'default', cidr: mustParseCidr('10.1.0.0/16'), subnetPrefixLength: 24, reserved: [] }), 'POOL_EXISTS'],
-      [ipam.createPool({ name: 'x', cidr: mustParseCidr('10.100.128.0/17'), subnetPrefixLength: 24, reserved: [] }), 'POOL_OVERLAP', /10\.100\.0\.0\/16/],
-      [ipam.createPool({ name: 'x', cidr: mustParseCidr('10.0.0.0/8'), subnetPrefixLength: 24, reserved: [] }), 'POOL_OVERLAP'],
-      [ipam.createPool({ name: 'x', cidr: mustParseCidr('10.1.0.0/16'), subnetPrefixLength: 12, reserved: [] }), 'INVALID_PREFIX_LENGTH', /16 to 30/],
-      [ipam.createPool({ name: 'x', cidr: mustParseCidr('10.1.0.0/16'), subnetPrefixLength: 31, reserved: [] }), 'INVALID_PREFIX_LENGTH'],
-      [ipam.createPool({ name: 'x', cidr: mustParseCidr('10.1.0.0/16'), subnetPrefixLength: 24, reserved: [mustParseCidr('10.2.0.0/24')] }), 'RESERVED_OUTSIDE_POOL'],
+    const cases: Array<[Promise<Settled>, ErrorCode, RegExp?]> = (
       [
-        ipam.createPool({ name: 'x', cidr: mustParseCidr('10.1.0.0/16'), subnetPrefixLength: 24, reserved: [mustParseCidr('10.1.0.0/20'), mustParseCidr('10.1.5.0/24')] }),
-        'VALIDATION_FAILED',
-      ],
-      [ipam.deletePool('nope'), 'POOL_NOT_FOUND'],
-      [ipam.allocate('ghost', { network: 'a', mode: 'network' }), 'HOST_NOT_FOUND'],
-      [ipam.allocate('node-1', { pool: 'nope', network: 'a', mode: 'network' }), 'POOL_NOT_FOUND'],
-      [ipam.allocate('node-1', { prefixLength: 15, network: 'a', mode: 'network' }), 'INVALID_PREFIX_LENGTH', /16 to 30/],
-      [ipam.allocate('node-1', { prefixLength: 31, network: 'a', mode: 'network' }), 'INVALID_PREFIX_LENGTH'],
-      [ipam.allocate('node-1', { pool: 'small', prefixLength: 28, network: 'a', mode: 'network' }), 'POOL_EXHAUSTED', /small/],
-      [ipam.allocate('node-1', { cidr: mustParseCidr('10.200.0.8/29'), network: 'a', mode: 'network' }), 'SUBNET_RESERVED', /10\.200\.0\.8\/32/],
-      [ipam.allocate('node-1', { cidr: mustParseCidr('10.99.0.0/24'), network: 'a', mode: 'network' }), 'SUBNET_OUTSIDE_POOL'],
-      [ipam.allocate('node-1', { pool: 'small', cidr: mustParseCidr('10.100.0.0/24'), network: 'a', mode: 'network' }), 'SUBNET_OUTSIDE_POOL', /small/],
-      [ipam.allocate('node-1', { cidr: mustParseCidr('10.100.0.0/24'), prefixLength: 25, network: 'a', mode: 'network' }), 'INVALID_PREFIX_LENGTH'],
-      [ipam.allocate('node-1', { cidr: mustParseCidr('10.100.0.0/31'), network: 'a', mode: 'network' }), 'INVALID_PREFIX_LENGTH'],
-      [ipam.allocate('node-1', { cidr: mustParseCidr('10.100.0.0/24'), gateway: '10.100.0.0', network: 'a', mode: 'network' }), 'INVALID_GATEWAY', /use a host address such as 10\.100\.0\.1/],
-      // not aligned, for a caller that built the Cidr itself instead of parsing it
-      [ipam.allocate('node-1', { cidr: { network: mustParseCidr('10.100.0.0/24').network + 5, prefixLength: 24 }, network: 'a', mode: 'network' }), 'CIDR_HOST_BITS_SET', /use 10\.100\.0\.0\/24/],
-    ] as Array<[Promise<unknown>, ErrorCode, RegExp?]>).map(([promise, code, message]) => [settle(promise), code, message]);
+        [ipam.createPool({ name: 'default', cidr: mustParseCidr('10.1.0.0/16'), subnetPrefixLength: 24, reserved: [] }), 'POOL_EXISTS'],
+        [ipam.createPool({ name: 'x', cidr: mustParseCidr('10.100.128.0/17'), subnetPrefixLength: 24, reserved: [] }), 'POOL_OVERLAP', /10\.100\.0\.0\/16/],
+        [ipam.createPool({ name: 'x', cidr: mustParseCidr('10.0.0.0/8'), subnetPrefixLength: 24, reserved: [] }), 'POOL_OVERLAP'],
+        [ipam.createPool({ name: 'x', cidr: mustParseCidr('10.1.0.0/16'), subnetPrefixLength: 12, reserved: [] }), 'INVALID_PREFIX_LENGTH', /16 to 30/],
+        [ipam.createPool({ name: 'x', cidr: mustParseCidr('10.1.0.0/16'), subnetPrefixLength: 31, reserved: [] }), 'INVALID_PREFIX_LENGTH'],
+        [
+          ipam.createPool({ name: 'x', cidr: mustParseCidr('10.1.0.0/16'), subnetPrefixLength: 24, reserved: [mustParseCidr('10.2.0.0/24')] }),
+          'RESERVED_OUTSIDE_POOL',
+        ],
+        [
+          ipam.createPool({
+            name: 'x',
+            cidr: mustParseCidr('10.1.0.0/16'),
+            subnetPrefixLength: 24,
+            reserved: [mustParseCidr('10.1.0.0/20'), mustParseCidr('10.1.5.0/24')],
+          }),
+          'VALIDATION_FAILED',
+        ],
+        [ipam.deletePool('nope'), 'POOL_NOT_FOUND'],
+        [ipam.allocate('ghost', { network: 'a', mode: 'network' }), 'HOST_NOT_FOUND'],
+        [ipam.allocate('node-1', { pool: 'nope', network: 'a', mode: 'network' }), 'POOL_NOT_FOUND'],
+        [ipam.allocate('node-1', { prefixLength: 15, network: 'a', mode: 'network' }), 'INVALID_PREFIX_LENGTH', /16 to 30/],
+        [ipam.allocate('node-1', { prefixLength: 31, network: 'a', mode: 'network' }), 'INVALID_PREFIX_LENGTH'],
+        [ipam.allocate('node-1', { pool: 'small', prefixLength: 28, network: 'a', mode: 'network' }), 'POOL_EXHAUSTED', /small/],
+        [ipam.allocate('node-1', { cidr: mustParseCidr('10.200.0.8/29'), network: 'a', mode: 'network' }), 'SUBNET_RESERVED', /10\.200\.0\.8\/32/],
+        [ipam.allocate('node-1', { cidr: mustParseCidr('10.99.0.0/24'), network: 'a', mode: 'network' }), 'SUBNET_OUTSIDE_POOL'],
+        [ipam.allocate('node-1', { pool: 'small', cidr: mustParseCidr('10.100.0.0/24'), network: 'a', mode: 'network' }), 'SUBNET_OUTSIDE_POOL', /small/],
+        [ipam.allocate('node-1', { cidr: mustParseCidr('10.100.0.0/24'), prefixLength: 25, network: 'a', mode: 'network' }), 'INVALID_PREFIX_LENGTH'],
+        [ipam.allocate('node-1', { cidr: mustParseCidr('10.100.0.0/31'), network: 'a', mode: 'network' }), 'INVALID_PREFIX_LENGTH'],
+        [
+          ipam.allocate('node-1', { cidr: mustParseCidr('10.100.0.0/24'), gateway: '10.100.0.0', network: 'a', mode: 'network' }),
+          'INVALID_GATEWAY',
+          /use a host address such as 10\.100\.0\.1/,
+        ],
+        // not aligned, for a caller that built the Cidr itself instead of parsing it
+        [
+          ipam.allocate('node-1', { cidr: { network: mustParseCidr('10.100.0.0/24').network + 5, prefixLength: 24 }, network: 'a', mode: 'network' }),
+          'CIDR_HOST_BITS_SET',
+          /use 10\.100\.0\.0\/24/,
+        ],
+      ] as Array<[Promise<unknown>, ErrorCode, RegExp?]>
+    ).map(([promise, code, message]) => [settle(promise), code, message]);
     for (const [pending, code, message] of cases) {
       const settled = await pending;
       const error = settled.ok ? undefined : settled.error;

@@ -109,7 +109,13 @@ const DNS_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 export function requireDnsLabel(name: string, what: 'host' | 'pool'): string {
   if (!DNS_LABEL.test(name)) {
     // The suggestion needs only the first characters; a 1 MB name need not be lowercased whole.
-    const hint = name.slice(0, 256).toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63) || (what === 'host' ? 'host-1' : 'default');
+    const hint =
+      name
+        .slice(0, 256)
+        .toLowerCase()
+        .replace(/[^a-z0-9-]+/g, '-')
+        .replace(/^-+|-+$/g, '')
+        .slice(0, 63) || (what === 'host' ? 'host-1' : 'default');
     throw new ApiError(
       'INVALID_NAME',
       `${what} name ${echo(name)} is not a DNS label; use 1 to 63 lowercase letters, digits and inner hyphens, such as "${hint}"`,
@@ -137,7 +143,10 @@ const INTERFACE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,14}$/;
 
 export function requireInterfaceName(name: string): string {
   if (!INTERFACE_NAME.test(name) || name === '.' || name === '..') {
-    throw new ApiError('INVALID_INTERFACE', `interface ${echo(name)} is not a Linux interface name; use up to 15 letters, digits, '.', '-' or '_', such as eth0`);
+    throw new ApiError(
+      'INVALID_INTERFACE',
+      `interface ${echo(name)} is not a Linux interface name; use up to 15 letters, digits, '.', '-' or '_', such as eth0`,
+    );
   }
   return name;
 }
@@ -173,14 +182,23 @@ export function requireLabels(labels: Record<string, string>): Record<string, st
   }
   for (const [key, value] of entries) {
     if (!LABEL_KEY.test(key)) {
-      throw new ApiError('INVALID_LABELS', `label key ${echo(key)} is invalid; use up to 63 letters, digits, '.', '_', '/' or '-', starting and ending with a letter or digit`);
+      throw new ApiError(
+        'INVALID_LABELS',
+        `label key ${echo(key)} is invalid; use up to 63 letters, digits, '.', '_', '/' or '-', starting and ending with a letter or digit`,
+      );
     }
     if (value.length > MAX_LABEL_VALUE_LENGTH) {
-      throw new ApiError('INVALID_LABELS', `label "${key}" has a value of ${value.length} characters; use at most ${MAX_LABEL_VALUE_LENGTH} printable characters`);
+      throw new ApiError(
+        'INVALID_LABELS',
+        `label "${key}" has a value of ${value.length} characters; use at most ${MAX_LABEL_VALUE_LENGTH} printable characters`,
+      );
     }
     // Control and format characters (U+0085, U+202E, U+200B, ...) do not show as themselves.
     if (!isPrintable(value)) {
-      throw new ApiError('INVALID_LABELS', `label "${key}" has the value ${echo(value)}, which holds control or invisible characters (escaped here); use printable characters only`);
+      throw new ApiError(
+        'INVALID_LABELS',
+        `label "${key}" has the value ${echo(value)}, which holds control or invisible characters (escaped here); use printable characters only`,
+      );
     }
   }
   return labels;

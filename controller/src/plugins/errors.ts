@@ -48,7 +48,11 @@ export function registerErrorHandling(app: FastifyInstance): void {
     }
     switch (fe.code) {
       case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-        return send(reply, 'UNSUPPORTED_MEDIA_TYPE', `content type ${echo(request.headers['content-type'] ?? '(none)')} is not accepted; send application/json`);
+        return send(
+          reply,
+          'UNSUPPORTED_MEDIA_TYPE',
+          `content type ${echo(request.headers['content-type'] ?? '(none)')} is not accepted; send application/json`,
+        );
       case 'FST_ERR_CTP_BODY_TOO_LARGE':
         return send(reply, 'PAYLOAD_TOO_LARGE', 'request body is too large; requests are small JSON objects');
       case 'FST_ERR_CTP_EMPTY_JSON_BODY':

@@ -28,7 +28,12 @@ function numericFields(schema: TSchema): NumericField[] {
   const fields: NumericField[] = [];
   for (const [name, property] of Object.entries(properties)) {
     if (property.type !== 'integer' && property.type !== 'number') continue;
-    fields.push({ name, integer: property.type === 'integer', minimum: property.minimum ?? Number.MIN_SAFE_INTEGER, maximum: property.maximum ?? Number.MAX_SAFE_INTEGER });
+    fields.push({
+      name,
+      integer: property.type === 'integer',
+      minimum: property.minimum ?? Number.MIN_SAFE_INTEGER,
+      maximum: property.maximum ?? Number.MAX_SAFE_INTEGER,
+    });
   }
   return fields;
 }
@@ -59,7 +64,12 @@ export function compileTextValidator(schema: TSchema): Validator {
     for (const field of fields) {
       const value = values[field.name];
       if (value === undefined) continue;
-      if (typeof value !== 'number' || !(field.integer ? Number.isSafeInteger(value) : Number.isFinite(value)) || value < field.minimum || value > field.maximum) {
+      if (
+        typeof value !== 'number' ||
+        !(field.integer ? Number.isSafeInteger(value) : Number.isFinite(value)) ||
+        value < field.minimum ||
+        value > field.maximum
+      ) {
         wrapped.errors = [rangeError(field)];
         return false;
       }

@@ -109,12 +109,7 @@ async function state() {
 }
 
 /** Makes a request that must be refused, and checks that it changed nothing. */
-async function refused(
-  request: () => Promise<Res>,
-  status: number,
-  code: string,
-  ...mentions: Array<string | RegExp>
-): Promise<Res> {
+async function refused(request: () => Promise<Res>, status: number, code: string, ...mentions: Array<string | RegExp>): Promise<Res> {
   const before = await state();
   const res = await request();
   expectError(res, status, code, ...mentions);
@@ -425,7 +420,11 @@ describe('pools', () => {
       const patched = await call('PATCH', '/v1/pools/lab', { allowFrom: ['198.51.100.0/24'] });
       expect(patched.status).toBe(200);
       expect(patched.body).toEqual({ ...created, allowFrom: ['198.51.100.0/24'] });
-      expect((await call('GET', '/v1/pools/lab')).body).toMatchObject({ allowFrom: ['198.51.100.0/24'], reserved: ['10.1.0.0/24'], utilization: { allocated: 1 } });
+      expect((await call('GET', '/v1/pools/lab')).body).toMatchObject({
+        allowFrom: ['198.51.100.0/24'],
+        reserved: ['10.1.0.0/24'],
+        utilization: { allocated: 1 },
+      });
       expect((await call('GET', '/v1/hosts/node-1')).body.subnets).toEqual(host.subnets);
       const emptied = await call('PATCH', '/v1/pools/lab', { allowFrom: [] });
       expect(emptied.body.allowFrom).toEqual([]);
@@ -459,10 +458,30 @@ describe('pools', () => {
       ['subnet length /31', { name: 'x', cidr: '10.20.0.0/16', subnetPrefixLength: 31 }, 400, 'INVALID_PREFIX_LENGTH', '16 to 30'],
       ['subnet length negative', { name: 'x', cidr: '10.20.0.0/16', subnetPrefixLength: -24 }, 400, 'INVALID_PREFIX_LENGTH'],
       ['a pool too small for any subnet', { name: 'x', cidr: '10.20.0.0/31', subnetPrefixLength: 31 }, 400, 'INVALID_PREFIX_LENGTH'],
-      ['a reserved range with host bits', { name: 'x', cidr: '10.20.0.0/16', reserved: ['10.20.0.1/24'] }, 400, 'CIDR_HOST_BITS_SET', 'reserved[0]', '10.20.0.0/24'],
+      [
+        'a reserved range with host bits',
+        { name: 'x', cidr: '10.20.0.0/16', reserved: ['10.20.0.1/24'] },
+        400,
+        'CIDR_HOST_BITS_SET',
+        'reserved[0]',
+        '10.20.0.0/24',
+      ],
       ['an unparsable reserved range', { name: 'x', cidr: '10.20.0.0/16', reserved: ['10.20.0.0/24', 'x'] }, 400, 'INVALID_CIDR', 'reserved[1]'],
-      ['a reserved range outside the pool', { name: 'x', cidr: '10.20.0.0/16', reserved: ['10.21.0.0/24'] }, 400, 'RESERVED_OUTSIDE_POOL', '10.21.0.0/24', '10.20.0.0/16'],
-      ['reserved ranges overlapping each other', { name: 'x', cidr: '10.20.0.0/16', reserved: ['10.20.0.0/20', '10.20.2.0/24'] }, 400, 'VALIDATION_FAILED', '10.20.2.0/24'],
+      [
+        'a reserved range outside the pool',
+        { name: 'x', cidr: '10.20.0.0/16', reserved: ['10.21.0.0/24'] },
+        400,
+        'RESERVED_OUTSIDE_POOL',
+        '10.21.0.0/24',
+        '10.20.0.0/16',
+      ],
+      [
+        'reserved ranges overlapping each other',
+        { name: 'x', cidr: '10.20.0.0/16', reserved: ['10.20.0.0/20', '10.20.2.0/24'] },
+        400,
+        'VALIDATION_FAILED',
+        '10.20.2.0/24',
+      ],
       ['a pool inside a pool', { name: 'x', cidr: '10.100.7.0/24' }, 409, 'POOL_OVERLAP', '"default"', '10.100.0.0/16'],
       ['a pool around pools', { name: 'x', cidr: '10.0.0.0/8' }, 409, 'POOL_OVERLAP'],
       ['a pool equal to a pool', { name: 'x', cidr: '10.1.0.0/16' }, 409, 'POOL_OVERLAP', '"lab"'],
@@ -479,7 +498,13 @@ describe('pools', () => {
       ['reserved not a list', { name: 'x', cidr: '10.20.0.0/16', reserved: '10.20.0.0/24' }, 400, 'VALIDATION_FAILED', 'reserved'],
       ['reserved holding a number', { name: 'x', cidr: '10.20.0.0/16', reserved: [1] }, 400, 'VALIDATION_FAILED', 'reserved'],
       ['the loopback range', { name: 'x', cidr: '127.0.0.0/8' }, 400, 'POOL_RANGE_NOT_ALLOWED', '127.0.0.0/8', 'loopback', 'private range'],
-      ['a block of the loopback range', { name: 'x', cidr: '127.0.0.0/24' }, 400, 'POOL_RANGE_NOT_ALLOWED', '127.0.0.0/24 overlaps 127.0.0.0/8, the loopback range'],
+      [
+        'a block of the loopback range',
+        { name: 'x', cidr: '127.0.0.0/24' },
+        400,
+        'POOL_RANGE_NOT_ALLOWED',
+        '127.0.0.0/24 overlaps 127.0.0.0/8, the loopback range',
+      ],
       ['the multicast range', { name: 'x', cidr: '224.0.0.0/4' }, 400, 'POOL_RANGE_NOT_ALLOWED', 'multicast'],
       ['the reserved range', { name: 'x', cidr: '240.0.0.0/4' }, 400, 'POOL_RANGE_NOT_ALLOWED', 'reserved range', 'broadcast'],
       ['the "this network" range', { name: 'x', cidr: '0.0.0.0/8' }, 400, 'POOL_RANGE_NOT_ALLOWED', '"this network"'],
@@ -531,7 +556,13 @@ describe('pools', () => {
 
     it('available in a full pool is an empty list, and reserved blocks are never offered', async () => {
       expect((await call('GET', '/v1/pools/tiny/available')).body).toEqual({ pool: 'tiny', prefixLength: 30, items: [] });
-      expect((await call('GET', '/v1/pools/lab/available?limit=5')).body.items).toEqual(['10.1.1.0/24', '10.1.2.0/24', '10.1.3.0/24', '10.1.4.0/24', '10.1.6.0/24']);
+      expect((await call('GET', '/v1/pools/lab/available?limit=5')).body.items).toEqual([
+        '10.1.1.0/24',
+        '10.1.2.0/24',
+        '10.1.3.0/24',
+        '10.1.4.0/24',
+        '10.1.6.0/24',
+      ]);
       expect((await call('GET', '/v1/pools/lab/available?prefixLength=30&limit=2')).body.items).toEqual(['10.1.1.0/30', '10.1.1.4/30']);
       expect((await call('GET', '/v1/pools/tiny')).body.utilization).toEqual({ total: 2, allocated: 2, free: 0, reserved: 0 });
       expect((await call('GET', '/v1/pools/lab')).body.utilization).toEqual({ total: 256, allocated: 0, free: 254, reserved: 2 });
@@ -552,7 +583,14 @@ describe('hosts', () => {
       const { host, token } = res.body;
       expectHostShape(host, { name: 'node-1', address: '198.51.100.11', interface: 'eth0', labels: {}, status: 'pending', lastSeenAt: null });
       expect(host.subnets).toHaveLength(1);
-      expectSubnetShape(host.subnets[0], { cidr: '10.100.0.0/24', gateway: '10.100.0.1', pool: 'default', host: 'node-1', network: 'crossdock', mode: 'network' });
+      expectSubnetShape(host.subnets[0], {
+        cidr: '10.100.0.0/24',
+        gateway: '10.100.0.1',
+        pool: 'default',
+        host: 'node-1',
+        network: 'crossdock',
+        mode: 'network',
+      });
       expectRandomToken(token);
       // only the hash is stored
       const row = await t.prisma.host.findUniqueOrThrow({ where: { name: 'node-1' } });
@@ -711,10 +749,28 @@ describe('hosts', () => {
       ['a duplicate address', { name: 'node-9', address: '198.51.100.11' }, 409, 'ADDRESS_IN_USE', '198.51.100.11', 'node-1'],
       ['an address inside a pool', { name: 'node-9', address: '10.100.0.7' }, 409, 'ADDRESS_IN_POOL', '10.100.0.7', '"default"', '10.100.0.0/16'],
       ['an address inside a pool, without a subnet', { name: 'node-9', address: '10.250.0.6', allocate: false }, 409, 'ADDRESS_IN_POOL', '"tiny"'],
-      ['a label value with a right-to-left override', { name: 'node-9', address: '198.51.100.20', labels: { ok: 'exe.\u202egnp' } }, 400, 'INVALID_LABELS', 'printable'],
-      ['a label value with a next-line character', { name: 'node-9', address: '198.51.100.20', labels: { ok: 'a\u0085b' } }, 400, 'INVALID_LABELS', 'printable'],
+      [
+        'a label value with a right-to-left override',
+        { name: 'node-9', address: '198.51.100.20', labels: { ok: 'exe.\u202egnp' } },
+        400,
+        'INVALID_LABELS',
+        'printable',
+      ],
+      [
+        'a label value with a next-line character',
+        { name: 'node-9', address: '198.51.100.20', labels: { ok: 'a\u0085b' } },
+        400,
+        'INVALID_LABELS',
+        'printable',
+      ],
       ['a name with a right-to-left override, echoed escaped', { name: 'node\u202e9', address: '198.51.100.20' }, 400, 'INVALID_NAME', '"node\\u202e9"'],
-      ['a 100,000-character name, echoed by a prefix', { name: 'n'.repeat(100_000), address: '198.51.100.20' }, 400, 'INVALID_NAME', /"n{64}…" \(100000 characters\)/],
+      [
+        'a 100,000-character name, echoed by a prefix',
+        { name: 'n'.repeat(100_000), address: '198.51.100.20' },
+        400,
+        'INVALID_NAME',
+        /"n{64}…" \(100000 characters\)/,
+      ],
       ['an unknown pool', { name: 'node-9', address: '198.51.100.20', pool: 'nope' }, 404, 'POOL_NOT_FOUND', 'nope'],
       ['an exhausted pool', { name: 'node-9', address: '198.51.100.20', pool: 'tiny' }, 409, 'POOL_EXHAUSTED', 'tiny', '10.250.0.0/29'],
       ['pool with allocate:false', { name: 'node-9', address: '198.51.100.20', pool: 'default', allocate: false }, 400, 'VALIDATION_FAILED', 'allocate'],
@@ -859,14 +915,36 @@ describe('subnets', () => {
       ['a subnet outside the pool named', { cidr: '10.200.0.0/24', pool: 'default' }, 400, 'SUBNET_OUTSIDE_POOL', '10.100.0.0/16'],
       ['a subnet in another pool than the one named', { cidr: '10.1.9.0/24', pool: 'default' }, 400, 'SUBNET_OUTSIDE_POOL', '"default"'],
       ['a subnet larger than its pool', { cidr: '10.100.0.0/15' }, 400, 'SUBNET_OUTSIDE_POOL'],
-      ['a subnet overlapping another (same)', { cidr: '10.100.0.0/24' }, 409, 'SUBNET_OVERLAP', '10.100.0.0/24', 'node-1', 'the lowest free /24 is 10.100.1.0/24'],
+      [
+        'a subnet overlapping another (same)',
+        { cidr: '10.100.0.0/24' },
+        409,
+        'SUBNET_OVERLAP',
+        '10.100.0.0/24',
+        'node-1',
+        'the lowest free /24 is 10.100.1.0/24',
+      ],
       ['a subnet overlapping another (inside)', { cidr: '10.100.0.64/26' }, 409, 'SUBNET_OVERLAP', '10.100.0.0/24', '10.100.1.0/26'],
       ['a subnet overlapping another (around)', { cidr: '10.100.0.0/23' }, 409, 'SUBNET_OVERLAP', '10.100.0.0/24', '10.100.2.0/23'],
       ['a subnet inside a reserved range', { cidr: '10.1.0.128/25' }, 409, 'SUBNET_RESERVED', '10.1.0.0/24'],
       ['a subnet holding a reserved address', { cidr: '10.1.5.0/24' }, 409, 'SUBNET_RESERVED', '10.1.5.7/32'],
       ['a subnet spanning reserved ranges', { cidr: '10.1.0.0/16', pool: 'lab' }, 409, 'SUBNET_RESERVED'],
-      ['the gateway is the network address', { cidr: '10.100.9.0/24', gateway: '10.100.9.0' }, 400, 'INVALID_GATEWAY', 'network address', 'use a host address such as 10.100.9.1'],
-      ['the gateway is the broadcast address', { cidr: '10.100.9.0/24', gateway: '10.100.9.255' }, 400, 'INVALID_GATEWAY', 'broadcast', 'use a host address such as 10.100.9.1'],
+      [
+        'the gateway is the network address',
+        { cidr: '10.100.9.0/24', gateway: '10.100.9.0' },
+        400,
+        'INVALID_GATEWAY',
+        'network address',
+        'use a host address such as 10.100.9.1',
+      ],
+      [
+        'the gateway is the broadcast address',
+        { cidr: '10.100.9.0/24', gateway: '10.100.9.255' },
+        400,
+        'INVALID_GATEWAY',
+        'broadcast',
+        'use a host address such as 10.100.9.1',
+      ],
       ['the gateway is the broadcast address of a /30', { cidr: '10.100.9.4/30', gateway: '10.100.9.7' }, 400, 'INVALID_GATEWAY', 'broadcast', '10.100.9.5'],
       ['the gateway is outside the subnet', { cidr: '10.100.9.0/24', gateway: '10.100.8.1' }, 400, 'INVALID_GATEWAY', 'outside', '10.100.9.1'],
       ['the gateway is not an address', { cidr: '10.100.9.0/24', gateway: 'router' }, 400, 'INVALID_GATEWAY', '10.100.9.1'],
@@ -944,7 +1022,11 @@ describe('malformed requests are 400 (or 413/415), never 500, and change nothing
   });
 
   it('a body over the size limit is 413', async () => {
-    const res = await callRaw('POST', '/v1/pools', JSON.stringify({ name: 'x', cidr: '10.20.0.0/16', reserved: Array.from({ length: 80_000 }, () => '10.20.0.0/24') }));
+    const res = await callRaw(
+      'POST',
+      '/v1/pools',
+      JSON.stringify({ name: 'x', cidr: '10.20.0.0/16', reserved: Array.from({ length: 80_000 }, () => '10.20.0.0/24') }),
+    );
     expectError(res, 413, 'PAYLOAD_TOO_LARGE');
   });
 
@@ -966,9 +1048,7 @@ describe('concurrent requests through the API', () => {
   freshAppPerTest();
 
   it('simultaneous registrations and allocations get distinct, lowest, aligned subnets', async () => {
-    const regs = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => call('POST', '/v1/hosts', { name: `node-${i}`, address: `198.51.100.${i + 10}` })),
-    );
+    const regs = await Promise.all(Array.from({ length: 20 }, (_, i) => call('POST', '/v1/hosts', { name: `node-${i}`, address: `198.51.100.${i + 10}` })));
     expect(regs.map((r) => r.status)).toEqual(Array(20).fill(201));
     const third = (cidr: string) => Number(cidr.split('.')[2]);
     const cidrs = regs.map((r) => r.body.host.subnets[0].cidr as string).sort((a, b) => third(a) - third(b));
@@ -979,7 +1059,9 @@ describe('concurrent requests through the API', () => {
         call(
           'POST',
           '/v1/subnets',
-          i % 3 === 0 ? { host: `node-${i % 20}`, cidr: `10.100.${30 + (i % 5)}.0/24`, network: `x${i}` } : { host: `node-${i % 20}`, prefixLength: 25, network: `x${i}` },
+          i % 3 === 0
+            ? { host: `node-${i % 20}`, cidr: `10.100.${30 + (i % 5)}.0/24`, network: `x${i}` }
+            : { host: `node-${i % 20}`, prefixLength: 25, network: `x${i}` },
         ),
       ),
     );
@@ -988,7 +1070,9 @@ describe('concurrent requests through the API', () => {
     // 10 explicit requests for 5 blocks: 5 win, 5 overlap; 20 /25s fill 10.100.20.0 .. 10.100.29.128
     expect(refusedCodes).toEqual(Array(5).fill('409 SUBNET_OVERLAP'));
     expect(new Set(ok).size).toBe(25);
-    expect(ok.filter((c) => c.endsWith('/25')).sort()).toEqual(Array.from({ length: 20 }, (_, i) => `10.100.${20 + Math.floor(i / 2)}.${(i % 2) * 128}/25`).sort());
+    expect(ok.filter((c) => c.endsWith('/25')).sort()).toEqual(
+      Array.from({ length: 20 }, (_, i) => `10.100.${20 + Math.floor(i / 2)}.${(i % 2) * 128}/25`).sort(),
+    );
     const listed = (await call('GET', '/v1/subnets')).body.items.map((s: any) => s.cidr).sort();
     expect(listed).toEqual([...cidrs, ...ok].sort());
   });

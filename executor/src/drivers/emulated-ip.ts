@@ -51,7 +51,14 @@ export function emulatedIp(host: EmulatedIpHost): Runner {
     const command = argv.join(' ');
     if (command === `ip -N -4 -json route show table main proto ${OURS}`) {
       // Filtered by protocol, ip leaves the protocol out.
-      return done(true, JSON.stringify(mainTable(host).filter((r) => r.protocol === OURS).map(({ protocol: _, ...r }) => r)));
+      return done(
+        true,
+        JSON.stringify(
+          mainTable(host)
+            .filter((r) => r.protocol === OURS)
+            .map(({ protocol: _, ...r }) => r),
+        ),
+      );
     }
     if (command === 'ip -N -4 -json route show table main') return done(true, JSON.stringify(mainTable(host)));
     if (command === 'ip -json address show') {

@@ -105,7 +105,10 @@ function restore(host: EmulatedIptablesHost, input: string, noflush: boolean): C
       if (!(error instanceof RuleError) || error.unknownTarget === null) return failed(n, (error as Error).message);
       // nf_tables finds a missing target when it commits the block; legacy at the rule.
       const at = host.backend === 'legacy' ? n : commitLine(lines, i);
-      const why = host.backend === 'legacy' ? `Couldn't load target \`${error.unknownTarget}':No such file or directory\n` : `Chain '${error.unknownTarget}' does not exist`;
+      const why =
+        host.backend === 'legacy'
+          ? `Couldn't load target \`${error.unknownTarget}':No such file or directory\n`
+          : `Chain '${error.unknownTarget}' does not exist`;
       const stderr = `iptables-restore ${VERSION} (${host.backend === 'legacy' ? 'legacy' : 'nf_tables'}): ${why}\nError occurred at line: ${at}\nTry \`iptables-restore -h' or 'iptables-restore --help' for more information.\n`;
       return done(false, '', stderr, EXIT_PARAMETER_PROBLEM);
     }

@@ -120,7 +120,12 @@ export class FakeDockerDriver implements DockerDriver {
   async observe(): Promise<ObservedDocker> {
     if (!this.available) return { available: false, version: null, networks: [], bip: null };
     const managed = [...this.networks.values()].filter((n) => n.labels[MANAGED_LABEL] === 'true');
-    return { available: true, version: this.version, networks: managed.map((n) => ({ ...structuredClone(n), containers: n.containers.length })), bip: this.bip };
+    return {
+      available: true,
+      version: this.version,
+      networks: managed.map((n) => ({ ...structuredClone(n), containers: n.containers.length })),
+      bip: this.bip,
+    };
   }
 
   async createNetwork(command: DockerNetworkCreate): Promise<CommandResult> {
@@ -154,7 +159,12 @@ export class FakeDockerDriver implements DockerDriver {
       return resultWithoutProcess(false, '', `network ${name} is not labelled ${MANAGED_LABEL}=true; crossdock removes only networks it created\n`, started);
     }
     if (existing.containers.length > 0) {
-      return resultWithoutProcess(false, '', `network ${name} still has containers: ${existing.containers.join(', ')}; stop them or disconnect them from ${name} first\n`, started);
+      return resultWithoutProcess(
+        false,
+        '',
+        `network ${name} still has containers: ${existing.containers.join(', ')}; stop them or disconnect them from ${name} first\n`,
+        started,
+      );
     }
     this.networks.delete(name);
     return resultWithoutProcess(true, `removed network ${name}\n`, '', started);

@@ -143,7 +143,14 @@ describe('IpDriver with a scripted runner', () => {
       () =>
         ok(
           JSON.stringify([
-            { ifname: 'lo', mtu: 65536, addr_info: [{ family: 'inet', local: '127.0.0.1', prefixlen: 8 }, { family: 'inet6', local: '::1', prefixlen: 128 }] },
+            {
+              ifname: 'lo',
+              mtu: 65536,
+              addr_info: [
+                { family: 'inet', local: '127.0.0.1', prefixlen: 8 },
+                { family: 'inet6', local: '::1', prefixlen: 128 },
+              ],
+            },
             { ifname: 'eth0', mtu: 1500, addr_info: [{ family: 'inet', local: '198.51.100.11', prefixlen: 24 }] },
             { ifname: 'br0', mtu: 1500, addr_info: [] },
           ]),

@@ -2,14 +2,7 @@
 // only such routes are ever replaced or deleted: a delete names the protocol, and a replace
 // that would overwrite someone else's route to the same destination is refused.
 import { performance } from 'node:perf_hooks';
-import {
-  CROSSDOCK_ROUTE_PROTOCOL,
-  renderIpBatch,
-  renderIpBatchLine,
-  type CommandResult,
-  type RouteDelete,
-  type RouteReplace,
-} from '@crossdock/shared';
+import { CROSSDOCK_ROUTE_PROTOCOL, renderIpBatch, renderIpBatchLine, type CommandResult, type RouteDelete, type RouteReplace } from '@crossdock/shared';
 import { firstInvalid, resolveRunner, resultWithoutProcess, type DriverOptions } from './run.ts';
 
 export type RouteCommand = RouteReplace | RouteDelete;
@@ -98,7 +91,9 @@ export function createIpDriver(options: DriverOptions = {}): IpDriver {
       for (const c of commands) {
         const other = foreign.get(c.dst);
         if (c.kind === 'route.replace' && other) {
-          refused.push(`${renderIpBatchLine(c)}: refused: ${c.dst} already has a route crossdock did not make (${describeRoute(other)}); remove it by hand if crossdock should manage ${c.dst}`);
+          refused.push(
+            `${renderIpBatchLine(c)}: refused: ${c.dst} already has a route crossdock did not make (${describeRoute(other)}); remove it by hand if crossdock should manage ${c.dst}`,
+          );
         } else if (c.kind === 'route.delete' && !ours.has(c.dst)) {
           alreadyGone += 1;
         } else {

@@ -73,7 +73,11 @@ describe('parsing iptables-save', () => {
     expect(summarizeSaved(parseIptablesSave(DOCKER_HOST_SAVE))).toEqual({
       backend: 'nf_tables',
       chains: [
-        { table: 'filter', name: 'CROSSDOCK-FORWARD', rules: ['-A CROSSDOCK-FORWARD -s 10.1.0.0/24 -d 10.100.0.0/16 -m comment --comment "crossdock peer" -j ACCEPT'] },
+        {
+          table: 'filter',
+          name: 'CROSSDOCK-FORWARD',
+          rules: ['-A CROSSDOCK-FORWARD -s 10.1.0.0/24 -d 10.100.0.0/16 -m comment --comment "crossdock peer" -j ACCEPT'],
+        },
         { table: 'nat', name: 'CROSSDOCK-POSTROUTING', rules: [] },
       ],
       // the nat jump with an extra match is not a plain jump
@@ -109,7 +113,19 @@ describe('IptablesDriver with a scripted runner', () => {
     expect(result).toMatchObject({ chains: { ok: true, stdout: '[filter] ok\n[nat] ok\n' }, jumps: [] });
     expect(calls.map((c) => c.argv.join(' '))).toEqual(['iptables-restore --noflush --wait=10']);
     expect(calls[0]?.input).toBe(
-      ['*filter', ':CROSSDOCK-FORWARD - [0:0]', '-F CROSSDOCK-FORWARD', ...rendered(filterChain), 'COMMIT', '*nat', ':CROSSDOCK-POSTROUTING - [0:0]', '-F CROSSDOCK-POSTROUTING', ...rendered(natChain), 'COMMIT', ''].join('\n'),
+      [
+        '*filter',
+        ':CROSSDOCK-FORWARD - [0:0]',
+        '-F CROSSDOCK-FORWARD',
+        ...rendered(filterChain),
+        'COMMIT',
+        '*nat',
+        ':CROSSDOCK-POSTROUTING - [0:0]',
+        '-F CROSSDOCK-POSTROUTING',
+        ...rendered(natChain),
+        'COMMIT',
+        '',
+      ].join('\n'),
     );
   });
 
@@ -145,16 +161,26 @@ describe('IptablesDriver with a scripted runner', () => {
     expect(calls[1]?.input).toBe('*filter\n-D DOCKER-USER -j CROSSDOCK-FORWARD\n-I DOCKER-USER 2 -j CROSSDOCK-FORWARD\nCOMMIT\n');
   });
 
-  it('applyFirewall: one read, then one iptables-restore with each table\'s chains and jump changes in its own COMMIT', async () => {
+  it("applyFirewall: one read, then one iptables-restore with each table's chains and jump changes in its own COMMIT", async () => {
     const { runner, calls } = scripted(DOCKER_HOST_SAVE);
     const result = await createIptablesDriver({ runner }).applyFirewall([filterChain, natChain], [{ ...forwardJump, position: 2 }, natJump]);
     expect(calls.map((c) => c.argv.join(' '))).toEqual(['iptables-save', 'iptables-restore --noflush --wait=10']);
     expect(calls[1]?.input).toBe(
       [
-        '*filter', ':CROSSDOCK-FORWARD - [0:0]', '-F CROSSDOCK-FORWARD', ...rendered(filterChain),
-        '-D DOCKER-USER -j CROSSDOCK-FORWARD', '-I DOCKER-USER 2 -j CROSSDOCK-FORWARD', 'COMMIT',
+        '*filter',
+        ':CROSSDOCK-FORWARD - [0:0]',
+        '-F CROSSDOCK-FORWARD',
+        ...rendered(filterChain),
+        '-D DOCKER-USER -j CROSSDOCK-FORWARD',
+        '-I DOCKER-USER 2 -j CROSSDOCK-FORWARD',
+        'COMMIT',
         // The nat jump is in place already: the nat block carries the chain alone.
-        '*nat', ':CROSSDOCK-POSTROUTING - [0:0]', '-F CROSSDOCK-POSTROUTING', ...rendered(natChain), 'COMMIT', '',
+        '*nat',
+        ':CROSSDOCK-POSTROUTING - [0:0]',
+        '-F CROSSDOCK-POSTROUTING',
+        ...rendered(natChain),
+        'COMMIT',
+        '',
       ].join('\n'),
     );
     expect(result.chains.ok).toBe(true);
@@ -167,7 +193,10 @@ describe('IptablesDriver with a scripted runner', () => {
     const other: FirewallChain = { ...filterChain, chain: 'CROSSDOCK-OTHER' };
     const result = await createIptablesDriver({ runner }).applyFirewall(
       [other],
-      [{ ...forwardJump, to: 'CROSSDOCK-OTHER', position: 2 }, { ...forwardJump, to: 'CROSSDOCK-MISSING' }],
+      [
+        { ...forwardJump, to: 'CROSSDOCK-OTHER', position: 2 },
+        { ...forwardJump, to: 'CROSSDOCK-MISSING' },
+      ],
     );
     expect(calls).toHaveLength(2);
     expect(calls[1]?.input?.split('\n').slice(-3)).toEqual(['-I DOCKER-USER 2 -j CROSSDOCK-OTHER', 'COMMIT', '']);
@@ -197,7 +226,10 @@ describe('IptablesDriver with a scripted runner', () => {
     const unread = 'iptables-save failed: iptables-save: Permission denied (you must be root); nothing was applied\n';
     expect(await driver.applyFirewall([filterChain], [forwardJump, natJump])).toMatchObject({
       chains: { ok: false, stderr: unread },
-      jumps: [{ ok: false, stderr: unread }, { ok: false, stderr: unread }],
+      jumps: [
+        { ok: false, stderr: unread },
+        { ok: false, stderr: unread },
+      ],
     });
     expect(await driver.removeAll()).toMatchObject({ ok: false, stderr: unread.replace('applied', 'removed') });
     expect(calls).toEqual(['iptables-save', 'iptables-save']);
@@ -205,7 +237,11 @@ describe('IptablesDriver with a scripted runner', () => {
 
   it('applyFirewall: a failed table fails its chains and its jumps alike', async () => {
     const { runner } = scripted(DOCKER_HOST_SAVE.replace('-A DOCKER-USER -j CROSSDOCK-FORWARD\n', ''), {
-      ok: false, exitCode: 1, stdout: '', stderr: 'iptables-restore: line 4 failed\n', durationMs: 1,
+      ok: false,
+      exitCode: 1,
+      stdout: '',
+      stderr: 'iptables-restore: line 4 failed\n',
+      durationMs: 1,
     });
     const result = await createIptablesDriver({ runner }).applyFirewall([filterChain], [forwardJump]);
     expect(result.chains.ok).toBe(false);

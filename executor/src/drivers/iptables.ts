@@ -222,9 +222,15 @@ export function createIptablesDriver(options: IptablesDriverOptions = {}): Iptab
       if (result.ok || failedAt === null || (failedAt >= first && failedAt <= last)) {
         results.set(table, labelled(table, result));
       } else if (failedAt > last) {
-        results.set(table, labelled(table, { ...result, ok: true, stdout: 'committed (the same iptables-restore failed later, in another table)\n', stderr: '' }));
+        results.set(
+          table,
+          labelled(table, { ...result, ok: true, stdout: 'committed (the same iptables-restore failed later, in another table)\n', stderr: '' }),
+        );
       } else {
-        results.set(table, labelled(table, { ...result, stdout: '', stderr: `not applied: iptables-restore stopped at line ${failedAt}, in a table before this one\n` }));
+        results.set(
+          table,
+          labelled(table, { ...result, stdout: '', stderr: `not applied: iptables-restore stopped at line ${failedAt}, in a table before this one\n` }),
+        );
       }
       first = last + 1;
     }
@@ -273,7 +279,13 @@ export function createIptablesDriver(options: IptablesDriverOptions = {}): Iptab
       const byTable = await restoreTables(blocks);
       const chainTables = FIREWALL_TABLES.filter((t) => chains.some((c) => c.table === t));
       return {
-        chains: chains.length === 0 ? resultWithoutProcess(true, 'no chains\n', '', started) : combine(chainTables.map((t) => byTable.get(t)!), started),
+        chains:
+          chains.length === 0
+            ? resultWithoutProcess(true, 'no chains\n', '', started)
+            : combine(
+                chainTables.map((t) => byTable.get(t)!),
+                started,
+              ),
         jumps: jumpResults.map((r) => (typeof r === 'string' ? timed(byTable.get(r)!, started) : r)),
       };
     },

@@ -6,10 +6,7 @@ import { CROSSDOCK_ROUTE_PROTOCOL, MANAGED_LABEL, type Command, type FirewallRul
 
 describe('renderCommand', () => {
   const cases: [Command, string][] = [
-    [
-      { kind: 'route.replace', dst: '10.2.0.0/24', via: '198.51.100.12', dev: 'eth0' },
-      'ip route replace 10.2.0.0/24 via 198.51.100.12 dev eth0 proto 252',
-    ],
+    [{ kind: 'route.replace', dst: '10.2.0.0/24', via: '198.51.100.12', dev: 'eth0' }, 'ip route replace 10.2.0.0/24 via 198.51.100.12 dev eth0 proto 252'],
     [{ kind: 'route.replace', dst: '10.2.0.0/24', via: '198.51.100.12', dev: 'a$b' }, "ip route replace 10.2.0.0/24 via 198.51.100.12 dev 'a$b' proto 252"],
     [{ kind: 'route.delete', dst: '10.2.0.0/24' }, 'ip route delete 10.2.0.0/24 proto 252'],
     [
@@ -124,9 +121,7 @@ describe('renderRestore', () => {
       { chain: 'CROSSDOCK-A', rules: [{ target: 'ACCEPT' }] },
       { chain: 'CROSSDOCK-B', rules: [] },
     ]);
-    expect(text).toBe(
-      '*filter\n:CROSSDOCK-A - [0:0]\n:CROSSDOCK-B - [0:0]\n-F CROSSDOCK-A\n-A CROSSDOCK-A -j ACCEPT\n-F CROSSDOCK-B\nCOMMIT\n',
-    );
+    expect(text).toBe('*filter\n:CROSSDOCK-A - [0:0]\n:CROSSDOCK-B - [0:0]\n-F CROSSDOCK-A\n-A CROSSDOCK-A -j ACCEPT\n-F CROSSDOCK-B\nCOMMIT\n');
   });
 });
 
@@ -154,7 +149,12 @@ describe('shellQuote', () => {
 
   it('gives back every word unchanged through a real shell', () => {
     // Any text but NUL, which no argv can hold. One sh run checks a whole batch of words.
-    const word = fc.string({ unit: fc.oneof(fc.constantFrom(..."'\"\\$`!*?[]{}();|&<> \t\n#~=-"), fc.string({ unit: 'binary', minLength: 1, maxLength: 1 })), maxLength: 24 }).filter((w) => !w.includes('\0'));
+    const word = fc
+      .string({
+        unit: fc.oneof(fc.constantFrom(...'\'"\\$`!*?[]{}();|&<> \t\n#~=-'), fc.string({ unit: 'binary', minLength: 1, maxLength: 1 })),
+        maxLength: 24,
+      })
+      .filter((w) => !w.includes('\0'));
     fc.assert(
       fc.property(fc.array(word, { minLength: 1, maxLength: 40 }), (words) => {
         const out = execFileSync('sh', ['-c', `printf '%s\\0' ${words.map(shellQuote).join(' ')}`], { encoding: 'utf8' });

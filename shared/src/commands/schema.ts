@@ -37,7 +37,10 @@ const TEXT_FIELD_MAX_LENGTH = 64;
 const JUMP_POSITION_MAX = 10_000;
 
 function literals<const T extends string[]>(values: readonly [...T], description: string): TUnion<{ [K in keyof T]: TLiteral<T[K]> }> {
-  return Type.Union(values.map((v) => Type.Literal(v)), { description }) as never;
+  return Type.Union(
+    values.map((v) => Type.Literal(v)),
+    { description },
+  ) as never;
 }
 
 const Cidr = Type.String({ maxLength: TEXT_FIELD_MAX_LENGTH, description: 'an IPv4 CIDR block such as 10.1.0.0/24' });
@@ -72,9 +75,7 @@ export const FirewallRule = Type.Object(
     inInterface: Type.Optional(InterfaceName),
     outInterface: Type.Optional(InterfaceName),
     target: literals(FIREWALL_TARGETS, 'a rule target'),
-    comment: Type.Optional(
-      Type.String({ pattern: COMMENT_PATTERN, description: '1 to 64 letters, digits, spaces and . _ : / -' }),
-    ),
+    comment: Type.Optional(Type.String({ pattern: COMMENT_PATTERN, description: '1 to 64 letters, digits, spaces and . _ : / -' })),
   },
   { additionalProperties: false },
 );

@@ -4,7 +4,12 @@ import { validateCommand, validateCommands } from './validate.ts';
 const route = { kind: 'route.replace', dst: '10.2.0.0/24', via: '198.51.100.12', dev: 'eth0' };
 const rule = { source: '10.1.0.0/24', destination: '10.100.0.0/16', inInterface: 'eth0', outInterface: 'br-1', target: 'ACCEPT', comment: 'crossdock peer' };
 const chain = { kind: 'firewall.chain', table: 'filter', chain: 'CROSSDOCK-FORWARD', rules: [rule] };
-const natChain = { kind: 'firewall.chain', table: 'nat', chain: 'CROSSDOCK-POSTROUTING', rules: [{ source: '10.1.0.0/24', destination: '10.100.0.0/16', target: 'RETURN' }] };
+const natChain = {
+  kind: 'firewall.chain',
+  table: 'nat',
+  chain: 'CROSSDOCK-POSTROUTING',
+  rules: [{ source: '10.1.0.0/24', destination: '10.100.0.0/16', target: 'RETURN' }],
+};
 const jump = { kind: 'firewall.jump', table: 'filter', from: 'DOCKER-USER', to: 'CROSSDOCK-FORWARD', position: 1 };
 const network = {
   kind: 'docker.network.create',
@@ -103,7 +108,11 @@ const invalid: [string, unknown, string][] = [
   ['chain not ours', { ...chain, chain: 'FORWARD' }, "chain: expected string to match '^CROSSDOCK-[A-Z0-9-]{1,20}$'"],
   ['chain lower case', { ...chain, chain: 'CROSSDOCK-forward' }, 'chain: expected string to match'],
   ['chain too long for the pattern', { ...chain, chain: `CROSSDOCK-${'A'.repeat(21)}` }, 'chain: expected string to match'],
-  ['chain too long for iptables', { ...chain, chain: `CROSSDOCK-${'A'.repeat(19)}` }, 'chain: chain name "CROSSDOCK-AAAAAAAAAAAAAAAAAAA" is 29 characters; iptables allows at most 28'],
+  [
+    'chain too long for iptables',
+    { ...chain, chain: `CROSSDOCK-${'A'.repeat(19)}` },
+    'chain: chain name "CROSSDOCK-AAAAAAAAAAAAAAAAAAA" is 29 characters; iptables allows at most 28',
+  ],
   ['rules not an array', { ...chain, rules: rule }, 'rules: expected array'],
   ['rule target unknown', withRule({ target: 'MASQUERADE' }), 'rules[0].target: must be one of "ACCEPT", "RETURN", "DROP"; got "MASQUERADE"'],
   ['rule target missing', withRule({ target: undefined }), 'rules[0].target: missing; use one of "ACCEPT", "RETURN", "DROP"'],
@@ -141,10 +150,22 @@ const invalid: [string, unknown, string][] = [
   ['network name 64 characters', { ...network, name: 'a'.repeat(64) }, 'name: expected string to match'],
   ['network name predefined', { ...network, name: 'bridge' }, `name: "bridge" is one of Docker's predefined networks`],
   ['network subnet with host bits', { ...network, subnet: '10.1.0.1/24' }, 'subnet: "10.1.0.1/24" has host bits set; the block containing it is 10.1.0.0/24'],
-  ['network subnet /31', { ...network, subnet: '10.1.0.0/31', gateway: '10.1.0.1' }, 'subnet: prefix length /31 of "10.1.0.0/31" is out of range for a bridge network; use /8 to /30'],
+  [
+    'network subnet /31',
+    { ...network, subnet: '10.1.0.0/31', gateway: '10.1.0.1' },
+    'subnet: prefix length /31 of "10.1.0.0/31" is out of range for a bridge network; use /8 to /30',
+  ],
   ['network subnet /4', { ...network, subnet: '0.0.0.0/4', gateway: '0.0.0.1' }, 'use /8 to /30'],
-  ['network gateway the network address', { ...network, gateway: '10.1.0.0' }, 'gateway: gateway 10.1.0.0 is the network address of 10.1.0.0/24; use a host address such as 10.1.0.1'],
-  ['network gateway the broadcast address', { ...network, gateway: '10.1.0.255' }, 'gateway: gateway 10.1.0.255 is the broadcast address of 10.1.0.0/24; use a host address such as 10.1.0.1'],
+  [
+    'network gateway the network address',
+    { ...network, gateway: '10.1.0.0' },
+    'gateway: gateway 10.1.0.0 is the network address of 10.1.0.0/24; use a host address such as 10.1.0.1',
+  ],
+  [
+    'network gateway the broadcast address',
+    { ...network, gateway: '10.1.0.255' },
+    'gateway: gateway 10.1.0.255 is the broadcast address of 10.1.0.0/24; use a host address such as 10.1.0.1',
+  ],
   ['network gateway outside', { ...network, gateway: '10.2.0.1' }, 'gateway: gateway 10.2.0.1 is outside 10.1.0.0/24; use a host address such as 10.1.0.1'],
   ['network gateway not an address', { ...network, gateway: 'x' }, 'gateway: "x" is not an IPv4 address'],
   ['network option key upper case', { ...network, options: { Mtu: '1500' } }, 'options.Mtu: key "Mtu" must match ^[a-z0-9][a-z0-9._-]*$'],
@@ -153,17 +174,29 @@ const invalid: [string, unknown, string][] = [
   ['network option value with DEL', { ...network, options: { mtu: '15\u007f' } }, 'options.mtu: expected string to match'],
   ['network option value too long', { ...network, options: { mtu: 'x'.repeat(257) } }, 'options.mtu: expected string length less or equal to 256'],
   ['network option value a number', { ...network, options: { mtu: 1500 } }, 'options.mtu: expected string'],
-  ['network option key too long', { ...network, options: { ['k'.repeat(257)]: 'v' } }, 'options: key "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk..." is 257 characters; use at most 256'],
+  [
+    'network option key too long',
+    { ...network, options: { ['k'.repeat(257)]: 'v' } },
+    'options: key "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk..." is 257 characters; use at most 256',
+  ],
   ['network label key too long', { ...network, labels: { ['k'.repeat(257)]: 'v' } }, 'labels: key'],
   ['network options missing', { ...network, options: undefined }, 'docker.network.create options: missing; give keys in lower case'],
-  ['network too many labels', { ...network, labels: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, 'v'])) }, 'labels: expected object to have no more than 64 properties'],
+  [
+    'network too many labels',
+    { ...network, labels: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, 'v'])) },
+    'labels: expected object to have no more than 64 properties',
+  ],
   ['network label value with a tab', { ...network, labels: { note: 'a\tb' } }, 'labels.note: expected string to match'],
   ['network managed label false', { ...network, labels: { 'io.crossdock.managed': 'false' } }, 'labels["io.crossdock.managed"]: must be "true"'],
   // docker.network.remove
   ['remove a bad name', { kind: 'docker.network.remove', name: 'a/b' }, 'docker.network.remove name: expected string to match'],
   ['remove a predefined network', { kind: 'docker.network.remove', name: 'host' }, `"host" is one of Docker's predefined networks`],
   // docker.daemon.bip
-  ['bip the network address', { ...bip, bip: '10.1.0.0/24' }, 'bip: 10.1.0.0 is the network address of 10.1.0.0/24 (dockerd would not start); use a host address such as 10.1.0.1/24'],
+  [
+    'bip the network address',
+    { ...bip, bip: '10.1.0.0/24' },
+    'bip: 10.1.0.0 is the network address of 10.1.0.0/24 (dockerd would not start); use a host address such as 10.1.0.1/24',
+  ],
   ['bip the broadcast address', { ...bip, bip: '10.1.0.255/24' }, 'bip: 10.1.0.255 is the broadcast address of 10.1.0.0/24'],
   ['bip without prefix', { ...bip, bip: '10.1.0.1' }, 'bip: "10.1.0.1" is not address/prefix'],
   ['bip with a bad address', { ...bip, bip: '10.1.0.300/24' }, 'is not address/prefix'],

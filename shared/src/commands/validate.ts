@@ -37,7 +37,10 @@ export function validateCommand(raw: unknown): CommandValidation {
   }
   const kind: unknown = (raw as { kind?: unknown }).kind;
   if (typeof kind !== 'string' || !Object.hasOwn(COMMAND_SCHEMAS, kind)) {
-    return { ok: false, error: `kind: ${typeof kind === 'string' ? echo(kind) : JSON.stringify(kind)} is not a command; use one of ${COMMAND_KINDS.join(', ')}` };
+    return {
+      ok: false,
+      error: `kind: ${typeof kind === 'string' ? echo(kind) : JSON.stringify(kind)} is not a command; use one of ${COMMAND_KINDS.join(', ')}`,
+    };
   }
   const check = CHECKS[kind as keyof typeof COMMAND_SCHEMAS];
   if (!check.Check(raw)) {
@@ -64,17 +67,12 @@ export function validateCommands(raw: unknown[]): CommandsValidation {
 function checkCommand(c: Command): string | null {
   switch (c.kind) {
     case 'route.replace':
-      return (
-        field('dst', checkRouteDestination(c.dst)) ??
-        field('via', checkNextHop(c.via)) ??
-        field('dev', checkInterfaceName(c.dev))
-      );
+      return field('dst', checkRouteDestination(c.dst)) ?? field('via', checkNextHop(c.via)) ?? field('dev', checkInterfaceName(c.dev));
     case 'route.delete':
       return field('dst', checkRouteDestination(c.dst));
     case 'firewall.chain':
       return (
-        field('chain', checkChainName(c.chain)) ??
-        c.rules.reduce<string | null>((found, rule, i) => found ?? checkRule(c.table, rule, `rules[${i}]`), null)
+        field('chain', checkChainName(c.chain)) ?? c.rules.reduce<string | null>((found, rule, i) => found ?? checkRule(c.table, rule, `rules[${i}]`), null)
       );
     case 'firewall.jump': {
       const table = JUMP_SOURCE_TABLE[c.from];

@@ -37,7 +37,7 @@ const arbCidr: fc.Arbitrary<Cidr> = fc
 /** CIDRs inside 10.0.0.0/22 with long prefixes, so that overlaps and containment are common. */
 const arbSmallCidr: fc.Arbitrary<Cidr> = fc
   .tuple(fc.integer({ min: 22, max: 32 }), fc.integer({ min: 0, max: 1023 }))
-  .map(([prefixLength, offset]) => ({ prefixLength, network: (((0x0a000000 + offset) & maskOf(prefixLength)) >>> 0) }));
+  .map(([prefixLength, offset]) => ({ prefixLength, network: ((0x0a000000 + offset) & maskOf(prefixLength)) >>> 0 }));
 
 describe('parseIPv4 / formatIPv4', () => {
   it.each([
@@ -294,9 +294,12 @@ describe('specialPurposeRangeOverlapping', () => {
     expect(found?.purpose).toContain(purpose);
   });
 
-  it.each(['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '1.0.0.0/8', '126.0.0.0/8', '128.0.0.0/8', '169.253.0.0/16', '169.255.0.0/16', '208.0.0.0/4'])('%s overlaps none', (text) => {
-    expect(specialPurposeRangeOverlapping(mustParseCidr(text))).toBeUndefined();
-  });
+  it.each(['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '1.0.0.0/8', '126.0.0.0/8', '128.0.0.0/8', '169.253.0.0/16', '169.255.0.0/16', '208.0.0.0/4'])(
+    '%s overlaps none',
+    (text) => {
+      expect(specialPurposeRangeOverlapping(mustParseCidr(text))).toBeUndefined();
+    },
+  );
 });
 
 describe('coverAddresses', () => {
@@ -317,8 +320,19 @@ describe('coverAddresses', () => {
   it('takes few blocks for a long run: 1,000 consecutive addresses in 13', () => {
     const run = Array.from({ length: 1000 }, (_, i) => ip('10.0.0.10') + i);
     expect(coverAddresses(run).map(formatCidr)).toEqual([
-      '10.0.0.10/31', '10.0.0.12/30', '10.0.0.16/28', '10.0.0.32/27', '10.0.0.64/26', '10.0.0.128/25', '10.0.1.0/24',
-      '10.0.2.0/24', '10.0.3.0/25', '10.0.3.128/26', '10.0.3.192/27', '10.0.3.224/28', '10.0.3.240/31',
+      '10.0.0.10/31',
+      '10.0.0.12/30',
+      '10.0.0.16/28',
+      '10.0.0.32/27',
+      '10.0.0.64/26',
+      '10.0.0.128/25',
+      '10.0.1.0/24',
+      '10.0.2.0/24',
+      '10.0.3.0/25',
+      '10.0.3.128/26',
+      '10.0.3.192/27',
+      '10.0.3.224/28',
+      '10.0.3.240/31',
     ]);
   });
 });
@@ -390,7 +404,7 @@ describe('properties', () => {
   it('isAligned equals "masking changes nothing"', () => {
     fc.assert(
       fc.property(u32, fc.integer({ min: 0, max: 32 }), (address, prefixLength) => {
-        expect(isAligned(address, prefixLength)).toBe(((address & maskOf(prefixLength)) >>> 0) === address);
+        expect(isAligned(address, prefixLength)).toBe((address & maskOf(prefixLength)) >>> 0 === address);
       }),
     );
   });
@@ -419,7 +433,11 @@ describe('properties', () => {
       fc.property(fc.array(fc.integer({ min: 0, max: 255 }), { maxLength: 200 }), (offsets) => {
         const set = new Set(offsets.map((o) => base + o));
         const blocks = coverAddresses(set);
-        for (let a = base - 2; a < base + 258; a++) expect(blocks.some((b) => containsAddress(b, a)), formatIPv4(a)).toBe(set.has(a));
+        for (let a = base - 2; a < base + 258; a++)
+          expect(
+            blocks.some((b) => containsAddress(b, a)),
+            formatIPv4(a),
+          ).toBe(set.has(a));
         blocks.forEach((b, i) => {
           expect(isAligned(b.network, b.prefixLength)).toBe(true);
           if (i > 0) expect(blocks[i - 1]!.network + blockSize(blocks[i - 1]!.prefixLength) <= b.network).toBe(true);

@@ -53,13 +53,25 @@ export function parseCidr(text: string): CidrParseResult {
   const address = parseIPv4(text.slice(0, slash));
   const prefixText = text.slice(slash + 1);
   if (address === null) {
-    return { ok: false, reason: 'syntax', message: `${echo(text.slice(0, slash))} in ${echo(text)} is not an IPv4 address; use four decimal octets such as 10.1.0.0` };
+    return {
+      ok: false,
+      reason: 'syntax',
+      message: `${echo(text.slice(0, slash))} in ${echo(text)} is not an IPv4 address; use four decimal octets such as 10.1.0.0`,
+    };
   }
   if (!/^\d+$/.test(prefixText)) {
-    return { ok: false, reason: 'prefix', message: `${echo(`/${prefixText}`)} in ${echo(text)} is not a prefix length; write a whole number from 0 to 32, such as /24` };
+    return {
+      ok: false,
+      reason: 'prefix',
+      message: `${echo(`/${prefixText}`)} in ${echo(text)} is not a prefix length; write a whole number from 0 to 32, such as /24`,
+    };
   }
   if (!/^(?:0|[1-9]\d?)$/.test(prefixText) || Number(prefixText) > 32) {
-    return { ok: false, reason: 'prefix', message: `prefix length ${echo(`/${prefixText}`)} in ${echo(text)} is out of range; use a whole number from 0 to 32` };
+    return {
+      ok: false,
+      reason: 'prefix',
+      message: `prefix length ${echo(`/${prefixText}`)} in ${echo(text)} is out of range; use a whole number from 0 to 32`,
+    };
   }
   const prefixLength = Number(prefixText);
   const network = (address & maskOf(prefixLength)) >>> 0;

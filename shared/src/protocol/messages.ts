@@ -134,7 +134,10 @@ function parser<T extends TSchema>(schema: T, what: string) {
       return { ok: false, error: `invalid ${what}: ${got}; expected one of ${types}` };
     }
     const first = (typeof type === 'string' ? (members.get(type) ?? check) : check).Errors(value).First();
-    return { ok: false, error: `invalid ${what}${typeof type === 'string' ? ` "${type}"` : ''}: ${first ? `${clip(first.path || '/', PATH_MAX_CHARS)} ${first.message}` : 'unknown shape'}` };
+    return {
+      ok: false,
+      error: `invalid ${what}${typeof type === 'string' ? ` "${type}"` : ''}: ${first ? `${clip(first.path || '/', PATH_MAX_CHARS)} ${first.message}` : 'unknown shape'}`,
+    };
   };
 }
 

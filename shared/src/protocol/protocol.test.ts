@@ -15,8 +15,16 @@ const SYNCED: ObservedState = {
   firewall: {
     backend: 'nf_tables',
     chains: [
-      { table: 'filter', name: 'CROSSDOCK-FORWARD', rules: ['-A CROSSDOCK-FORWARD -s 10.100.0.0/16 -d 10.100.1.0/24 -m comment --comment crossdock -j ACCEPT'] },
-      { table: 'nat', name: 'CROSSDOCK-POSTROUTING', rules: ['-A CROSSDOCK-POSTROUTING -s 10.100.1.0/24 -d 10.100.0.0/16 -m comment --comment crossdock -j ACCEPT'] },
+      {
+        table: 'filter',
+        name: 'CROSSDOCK-FORWARD',
+        rules: ['-A CROSSDOCK-FORWARD -s 10.100.0.0/16 -d 10.100.1.0/24 -m comment --comment crossdock -j ACCEPT'],
+      },
+      {
+        table: 'nat',
+        name: 'CROSSDOCK-POSTROUTING',
+        rules: ['-A CROSSDOCK-POSTROUTING -s 10.100.1.0/24 -d 10.100.0.0/16 -m comment --comment crossdock -j ACCEPT'],
+      },
     ],
     jumps: [
       { table: 'filter', from: 'DOCKER-USER', to: 'CROSSDOCK-FORWARD', position: 1 },
@@ -28,7 +36,16 @@ const SYNCED: ObservedState = {
   docker: {
     available: true,
     version: '28.0.4',
-    networks: [{ id: '0'.repeat(64), name: 'crossdock', subnet: '10.100.1.0/24', gateway: '10.100.1.1', labels: { 'io.crossdock.managed': 'true', 'io.crossdock.subnet': '1' }, containers: 0 }],
+    networks: [
+      {
+        id: '0'.repeat(64),
+        name: 'crossdock',
+        subnet: '10.100.1.0/24',
+        gateway: '10.100.1.1',
+        labels: { 'io.crossdock.managed': 'true', 'io.crossdock.subnet': '1' },
+        containers: 0,
+      },
+    ],
     bip: '172.17.0.1/16',
   },
   interfaces: [
@@ -123,13 +140,21 @@ describe('parseExecutorMessage', () => {
     ['an array', [], 'no "type" field'],
     ['null', null, 'no "type" field'],
     ['an extra field', { type: 'state', digest, extra: 1 }, 'invalid executor message "state": /extra Unexpected property'],
-    ['an extra field deep in the state', { ...valid.hello, state: { ...state, docker: { ...state.docker, swarm: true } } }, '"hello": /state/docker/swarm Unexpected property'],
+    [
+      'an extra field deep in the state',
+      { ...valid.hello, state: { ...state, docker: { ...state.docker, swarm: true } } },
+      '"hello": /state/docker/swarm Unexpected property',
+    ],
     ['an upper-case digest', { type: 'state', digest: 'ABCDEF012345' }, '"state": /digest'],
     ['a short digest', { type: 'state', digest: '0'.repeat(11) }, '"state": /digest'],
     ['a long digest', { type: 'state', digest: '0'.repeat(13) }, '"state": /digest'],
     ['a malformed digest', { type: 'result', jobId: 1, generation: 0, accepted: true, results: [], digest: 'xyz' }, '"result": /digest'],
     ['a job id of 0', { ...valid.result, jobId: 0 }, '"result": /jobId'],
-    ['a result with an unknown field', { ...valid.result, results: [{ ...valid.result.results[0], extra: true }] }, '"result": /results/0/extra Unexpected property'],
+    [
+      'a result with an unknown field',
+      { ...valid.result, results: [{ ...valid.result.results[0], extra: true }] },
+      '"result": /results/0/extra Unexpected property',
+    ],
   ])('rejects %s, naming what is wrong', (_name, message, error) => {
     const parsed = parseExecutorMessage(message);
     expect(parsed.ok).toBe(false);
@@ -149,9 +174,20 @@ describe('parseExecutorMessage', () => {
 
 describe('parseControllerMessage', () => {
   const valid = {
-    welcome: { type: 'welcome', protocol: 1, host: { name: 'node-a', address: '198.51.100.11', interface: 'eth0' }, reconcileIntervalMs: 30_000, heartbeatIntervalMs: 10_000 },
+    welcome: {
+      type: 'welcome',
+      protocol: 1,
+      host: { name: 'node-a', address: '198.51.100.11', interface: 'eth0' },
+      reconcileIntervalMs: 30_000,
+      heartbeatIntervalMs: 10_000,
+    },
     // commands are left for the executor to validate, all or nothing
-    job: { type: 'job', jobId: 1, generation: 2, commands: [{ kind: 'route.replace', dst: '10.100.2.0/24', via: '198.51.100.12', dev: 'eth0' }, { kind: 'nonsense' }] },
+    job: {
+      type: 'job',
+      jobId: 1,
+      generation: 2,
+      commands: [{ kind: 'route.replace', dst: '10.100.2.0/24', via: '198.51.100.12', dev: 'eth0' }, { kind: 'nonsense' }],
+    },
     'state.request': { type: 'state.request' },
     revoked: { type: 'revoked', reason: 'host node-a was deleted from the controller' },
   };

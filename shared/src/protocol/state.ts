@@ -63,10 +63,9 @@ export const ObservedState = Type.Object(
       },
       { additionalProperties: false },
     ),
-    interfaces: Type.Array(
-      Type.Object({ name: Type.String(), mtu: Type.Integer(), addresses: Type.Array(Type.String()) }, { additionalProperties: false }),
-      { maxItems: MAX_ITEMS },
-    ),
+    interfaces: Type.Array(Type.Object({ name: Type.String(), mtu: Type.Integer(), addresses: Type.Array(Type.String()) }, { additionalProperties: false }), {
+      maxItems: MAX_ITEMS,
+    }),
     sysctl: Type.Record(Type.String(), Type.String()),
   },
   { additionalProperties: false },

@@ -79,7 +79,13 @@ const agent: FastifyPluginAsyncTypebox = async (app) => {
 
   function welcome(host: NonNullable<FastifyRequest['agentHost']>): ControllerMessage {
     const { reconcileIntervalMs, heartbeatIntervalMs } = reconciler.options;
-    return { type: 'welcome', protocol: PROTOCOL_VERSION, host: { name: host.name, address: host.address, interface: host.interface }, reconcileIntervalMs, heartbeatIntervalMs };
+    return {
+      type: 'welcome',
+      protocol: PROTOCOL_VERSION,
+      host: { name: host.name, address: host.address, interface: host.interface },
+      reconcileIntervalMs,
+      heartbeatIntervalMs,
+    };
   }
 
   /** Hands a message to the reconciler; a refused job result comes back as an ApiError. */
@@ -101,7 +107,10 @@ const agent: FastifyPluginAsyncTypebox = async (app) => {
         if (!job || job.hostId !== host.id) {
           throw new ApiError('JOB_NOT_FOUND', `no job ${message.jobId} was sent to host "${host.name}"; a host reports results only for its own jobs`);
         }
-        throw new ApiError('JOB_NOT_WAITING', `job ${message.jobId} is ${job.status} and takes no more results; a result is taken once, while its job waits for it`);
+        throw new ApiError(
+          'JOB_NOT_WAITING',
+          `job ${message.jobId} is ${job.status} and takes no more results; a result is taken once, while its job waits for it`,
+        );
       }
     }
   }
@@ -198,7 +207,13 @@ const agent: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     '/jobs',
-    { schema: { hide: true, querystring: Type.Object({ wait: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_POLL_WAIT_S })) }), response: { 200: MessagesReply } } },
+    {
+      schema: {
+        hide: true,
+        querystring: Type.Object({ wait: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_POLL_WAIT_S })) }),
+        response: { 200: MessagesReply },
+      },
+    },
     async (request) => {
       const session = pollingSession(request.agentHost!.id);
       reconciler.touch(request.agentHost!.id);

@@ -1,5 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { echo, emptyObservedState, renderCommand } from '@crossdock/shared';
+import { emptyObservedState, renderCommand } from '@crossdock/shared';
 import { hashToken, newHostToken } from '../../../auth/tokens.ts';
 import { ApiError, notFound } from '../../../errors.ts';
 import { DEFAULT_NETWORK_NAME } from '../../../ipam/ipam.ts';
@@ -39,7 +39,14 @@ const hosts: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post(
     '/',
-    { schema: { tags: ['hosts'], summary: 'Register a host (and allocate its first subnet)', body: RegisterHost, response: { 201: Type.Object({ host: Host, token: Type.String({ description: 'shown once' }) }), ...commonErrors } } },
+    {
+      schema: {
+        tags: ['hosts'],
+        summary: 'Register a host (and allocate its first subnet)',
+        body: RegisterHost,
+        response: { 201: Type.Object({ host: Host, token: Type.String({ description: 'shown once' }) }), ...commonErrors },
+      },
+    },
     async (request, reply) => {
       const body = request.body;
       const token = newHostToken();
@@ -70,7 +77,15 @@ const hosts: FastifyPluginAsyncTypebox = async (app) => {
 
   app.patch(
     '/:name',
-    { schema: { tags: ['hosts'], summary: "Change a host's address, interface or labels", params: NameParams, body: PatchHost, response: { 200: Host, ...commonErrors } } },
+    {
+      schema: {
+        tags: ['hosts'],
+        summary: "Change a host's address, interface or labels",
+        params: NameParams,
+        body: PatchHost,
+        response: { 200: Host, ...commonErrors },
+      },
+    },
     async (request) => {
       const { address, interface: iface, labels } = request.body;
       await ipam.updateHost(request.params.name, {
@@ -88,7 +103,8 @@ const hosts: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         tags: ['hosts'],
         summary: 'What the host would run now (dry run)',
-        description: "Diffs the host's desired state against a fresh snapshot from its executor; a host with no executor attached is planned against an empty host.",
+        description:
+          "Diffs the host's desired state against a fresh snapshot from its executor; a host with no executor attached is planned against an empty host.",
         params: NameParams,
         response: {
           200: Type.Object({
@@ -96,7 +112,9 @@ const hosts: FastifyPluginAsyncTypebox = async (app) => {
             observed: Type.Union([Type.Literal('snapshot'), Type.Literal('none')], { description: 'what the plan was diffed against' }),
             commands: Type.Array(Type.Unknown()),
             script: Type.String({ description: 'the commands as an operator would type them' }),
-            skipped: Type.Array(Type.String(), { description: 'observed things no valid command can name (a network called "a; b"): left alone, to fix by hand' }),
+            skipped: Type.Array(Type.String(), {
+              description: 'observed things no valid command can name (a network called "a; b"): left alone, to fix by hand',
+            }),
           }),
           ...commonErrors,
         },
@@ -117,17 +135,30 @@ const hosts: FastifyPluginAsyncTypebox = async (app) => {
     },
   );
 
-  app.delete('/:name', { schema: { tags: ['hosts'], summary: 'Delete a host and release its subnets', params: NameParams, response: { 204: Type.Null(), ...commonErrors } } }, async (request, reply) => {
-    await ipam.deleteHost(request.params.name);
-    return reply.code(204).send(null);
-  });
+  app.delete(
+    '/:name',
+    { schema: { tags: ['hosts'], summary: 'Delete a host and release its subnets', params: NameParams, response: { 204: Type.Null(), ...commonErrors } } },
+    async (request, reply) => {
+      await ipam.deleteHost(request.params.name);
+      return reply.code(204).send(null);
+    },
+  );
 
   app.post(
     '/:name/token',
-    { schema: { tags: ['hosts'], summary: "Rotate a host's token (the old one stops working)", params: NameParams, response: { 200: Type.Object({ token: Type.String() }), ...commonErrors } } },
+    {
+      schema: {
+        tags: ['hosts'],
+        summary: "Rotate a host's token (the old one stops working)",
+        params: NameParams,
+        response: { 200: Type.Object({ token: Type.String() }), ...commonErrors },
+      },
+    },
     async (request) => {
       const token = newHostToken();
-      await ipam.updateHostRow(request.params.name, (tx, id) => tx.host.update({ where: { id }, data: { tokenHash: hashToken(token), updatedAt: new Date() } }));
+      await ipam.updateHostRow(request.params.name, (tx, id) =>
+        tx.host.update({ where: { id }, data: { tokenHash: hashToken(token), updatedAt: new Date() } }),
+      );
       app.events.emit('token.rotated', ipam.hostIdByName(request.params.name));
       return { token };
     },

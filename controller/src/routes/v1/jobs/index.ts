@@ -1,7 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { echo, renderCommand, type Command } from '@crossdock/shared';
+import { renderCommand, type Command } from '@crossdock/shared';
 import type { StoredResult } from '../../../agents/jobs.ts';
-import { ApiError, notFound } from '../../../errors.ts';
+import { notFound } from '../../../errors.ts';
 import { IdParams, commonErrors, itemsOf } from '../../../schemas.ts';
 
 const JobStatus = Type.Union(['pending', 'running', 'succeeded', 'failed', 'timeout'].map((s) => Type.Literal(s)));
@@ -32,7 +32,17 @@ const JobDetail = Type.Composite([JobSummary, Type.Object({ results: Type.Array(
 
 const MAX_LIMIT = 1000;
 
-type SummaryRow = { id: number; generation: number; status: string; reason: string; commandCount: number; error: string | null; createdAt: Date; finishedAt: Date | null; host: { name: string } };
+type SummaryRow = {
+  id: number;
+  generation: number;
+  status: string;
+  reason: string;
+  commandCount: number;
+  error: string | null;
+  createdAt: Date;
+  finishedAt: Date | null;
+  host: { name: string };
+};
 
 /** What a listing reads: never the commands or results, which can be megabytes per job. */
 const summarySelect = {
@@ -71,7 +81,11 @@ const jobs: FastifyPluginAsyncTypebox = async (app) => {
         tags: ['jobs'],
         summary: 'Job history, newest first',
         querystring: Type.Object(
-          { host: Type.Optional(Type.String()), status: Type.Optional(JobStatus), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_LIMIT, default: 50 })) },
+          {
+            host: Type.Optional(Type.String()),
+            status: Type.Optional(JobStatus),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_LIMIT, default: 50 })),
+          },
           { additionalProperties: false },
         ),
         response: { 200: itemsOf(JobSummary), ...commonErrors },
@@ -86,31 +100,35 @@ const jobs: FastifyPluginAsyncTypebox = async (app) => {
     },
   );
 
-  app.get('/:id', { schema: { tags: ['jobs'], summary: 'One job with its per-command results', params: IdParams, response: { 200: JobDetail, ...commonErrors } } }, async (request) => {
-    const row = await prisma.job.findUnique({ where: { id: request.params.id }, include: { host: { select: { name: true } } } });
-    if (!row) throw notFound.job(request.params.id);
-    const commands = JSON.parse(row.commands) as Command[];
-    // a result's text is recorded only where the executor's rendering differs from ours
-    const results = row.results ? (JSON.parse(row.results) as StoredResult[]) : [];
-    const byIndex = new Map(results.map((r) => [r.index, r]));
-    return {
-      ...summary(row),
-      results: commands.map((command, index) => {
-        const r = byIndex.get(index);
-        return {
-          command,
-          // Rendered here from the stored command, never the executor's text: a host cannot
-          // put words in an operator's job history.
-          text: renderCommand(command),
-          ok: r ? r.ok : null,
-          exitCode: r?.exitCode ?? null,
-          stdout: r?.stdout ?? '',
-          stderr: r?.stderr ?? '',
-          durationMs: r?.durationMs ?? null,
-        };
-      }),
-    };
-  });
+  app.get(
+    '/:id',
+    { schema: { tags: ['jobs'], summary: 'One job with its per-command results', params: IdParams, response: { 200: JobDetail, ...commonErrors } } },
+    async (request) => {
+      const row = await prisma.job.findUnique({ where: { id: request.params.id }, include: { host: { select: { name: true } } } });
+      if (!row) throw notFound.job(request.params.id);
+      const commands = JSON.parse(row.commands) as Command[];
+      // a result's text is recorded only where the executor's rendering differs from ours
+      const results = row.results ? (JSON.parse(row.results) as StoredResult[]) : [];
+      const byIndex = new Map(results.map((r) => [r.index, r]));
+      return {
+        ...summary(row),
+        results: commands.map((command, index) => {
+          const r = byIndex.get(index);
+          return {
+            command,
+            // Rendered here from the stored command, never the executor's text: a host cannot
+            // put words in an operator's job history.
+            text: renderCommand(command),
+            ok: r ? r.ok : null,
+            exitCode: r?.exitCode ?? null,
+            stdout: r?.stdout ?? '',
+            stderr: r?.stderr ?? '',
+            durationMs: r?.durationMs ?? null,
+          };
+        }),
+      };
+    },
+  );
 };
 
 export default jobs;

@@ -1,5 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { ApiError, notFound } from '../../../errors.ts';
+import { notFound } from '../../../errors.ts';
 import { MAX_ALLOW_FROM, requireAllowFrom, requireCidr, requireDnsLabel, requirePoolRange } from '../../../ipam/rules.ts';
 import { NameParams, Pool, PoolWithUtilization, commonErrors, itemsOf } from '../../../schemas.ts';
 import { poolView } from '../../../views.ts';
@@ -8,7 +8,7 @@ const MAX_AVAILABLE_LIMIT = 1000;
 
 const AllowFrom = Type.Array(Type.String(), {
   description:
-    'networks outside the fleet whose traffic may reach the pool\'s subnets on every host (default none); this opens the containers to them, as a published port would',
+    "networks outside the fleet whose traffic may reach the pool's subnets on every host (default none); this opens the containers to them, as a published port would",
   examples: [['192.0.2.0/24']],
   maxItems: MAX_ALLOW_FROM,
 });
@@ -35,15 +35,19 @@ const pools: FastifyPluginAsyncTypebox = async (app) => {
     return row;
   }
 
-  app.post('/', { schema: { tags: ['pools'], summary: 'Create a pool', body: CreatePool, response: { 201: Pool, ...commonErrors } } }, async (request, reply) => {
-    const { name, cidr, subnetPrefixLength = 24, reserved = [], allowFrom = [] } = request.body;
-    requireDnsLabel(name, 'pool');
-    const pool = requirePoolRange(cidr, 'cidr');
-    const ranges = reserved.map((r, i) => requireCidr(r, `reserved[${i}]`));
-    const allowed = requireAllowFrom(allowFrom);
-    const created = await ipam.createPool({ name, cidr: pool, subnetPrefixLength, reserved: ranges, allowFrom: allowed });
-    return reply.code(201).send(poolView(created));
-  });
+  app.post(
+    '/',
+    { schema: { tags: ['pools'], summary: 'Create a pool', body: CreatePool, response: { 201: Pool, ...commonErrors } } },
+    async (request, reply) => {
+      const { name, cidr, subnetPrefixLength = 24, reserved = [], allowFrom = [] } = request.body;
+      requireDnsLabel(name, 'pool');
+      const pool = requirePoolRange(cidr, 'cidr');
+      const ranges = reserved.map((r, i) => requireCidr(r, `reserved[${i}]`));
+      const allowed = requireAllowFrom(allowFrom);
+      const created = await ipam.createPool({ name, cidr: pool, subnetPrefixLength, reserved: ranges, allowFrom: allowed });
+      return reply.code(201).send(poolView(created));
+    },
+  );
 
   app.patch(
     '/:name',
@@ -67,10 +71,14 @@ const pools: FastifyPluginAsyncTypebox = async (app) => {
     return { items: rows.map(poolView) };
   });
 
-  app.get('/:name', { schema: { tags: ['pools'], summary: 'Get a pool and its utilization', params: NameParams, response: { 200: PoolWithUtilization, ...commonErrors } } }, async (request) => {
-    const row = await loadPool(request.params.name);
-    return { ...poolView(row), utilization: ipam.utilization(row.name) };
-  });
+  app.get(
+    '/:name',
+    { schema: { tags: ['pools'], summary: 'Get a pool and its utilization', params: NameParams, response: { 200: PoolWithUtilization, ...commonErrors } } },
+    async (request) => {
+      const row = await loadPool(request.params.name);
+      return { ...poolView(row), utilization: ipam.utilization(row.name) };
+    },
+  );
 
   app.get(
     '/:name/available',
@@ -96,10 +104,14 @@ const pools: FastifyPluginAsyncTypebox = async (app) => {
     },
   );
 
-  app.delete('/:name', { schema: { tags: ['pools'], summary: 'Delete an empty pool', params: NameParams, response: { 204: Type.Null(), ...commonErrors } } }, async (request, reply) => {
-    await ipam.deletePool(request.params.name);
-    return reply.code(204).send(null);
-  });
+  app.delete(
+    '/:name',
+    { schema: { tags: ['pools'], summary: 'Delete an empty pool', params: NameParams, response: { 204: Type.Null(), ...commonErrors } } },
+    async (request, reply) => {
+      await ipam.deletePool(request.params.name);
+      return reply.code(204).send(null);
+    },
+  );
 };
 
 export default pools;

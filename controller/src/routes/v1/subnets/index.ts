@@ -1,6 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { echo } from '@crossdock/shared';
-import { ApiError, notFound } from '../../../errors.ts';
+import { notFound } from '../../../errors.ts';
 import { DEFAULT_NETWORK_NAME, subnetInclude } from '../../../ipam/ipam.ts';
 import { requireCidr, requireNetworkName } from '../../../ipam/rules.ts';
 import { IdParams, Subnet, commonErrors, itemsOf } from '../../../schemas.ts';
@@ -19,22 +18,25 @@ const AllocateSubnet = Type.Object(
   { additionalProperties: false },
 );
 
-
 const subnets: FastifyPluginAsyncTypebox = async (app) => {
   const { prisma, ipam } = app;
 
-  app.post('/', { schema: { tags: ['subnets'], summary: 'Allocate a subnet to a host', body: AllocateSubnet, response: { 201: Subnet, ...commonErrors } } }, async (request, reply) => {
-    const body = request.body;
-    const created = await ipam.allocate(body.host, {
-      pool: body.pool,
-      prefixLength: body.prefixLength,
-      cidr: body.cidr === undefined ? undefined : requireCidr(body.cidr, 'cidr'),
-      gateway: body.gateway,
-      network: requireNetworkName(body.network ?? DEFAULT_NETWORK_NAME),
-      mode: body.mode ?? 'network',
-    });
-    return reply.code(201).send(subnetView(created));
-  });
+  app.post(
+    '/',
+    { schema: { tags: ['subnets'], summary: 'Allocate a subnet to a host', body: AllocateSubnet, response: { 201: Subnet, ...commonErrors } } },
+    async (request, reply) => {
+      const body = request.body;
+      const created = await ipam.allocate(body.host, {
+        pool: body.pool,
+        prefixLength: body.prefixLength,
+        cidr: body.cidr === undefined ? undefined : requireCidr(body.cidr, 'cidr'),
+        gateway: body.gateway,
+        network: requireNetworkName(body.network ?? DEFAULT_NETWORK_NAME),
+        mode: body.mode ?? 'network',
+      });
+      return reply.code(201).send(subnetView(created));
+    },
+  );
 
   app.get(
     '/',
@@ -69,10 +71,14 @@ const subnets: FastifyPluginAsyncTypebox = async (app) => {
     return subnetView(row);
   });
 
-  app.delete('/:id', { schema: { tags: ['subnets'], summary: 'Release a subnet', params: IdParams, response: { 204: Type.Null(), ...commonErrors } } }, async (request, reply) => {
-    await ipam.releaseSubnet(request.params.id);
-    return reply.code(204).send(null);
-  });
+  app.delete(
+    '/:id',
+    { schema: { tags: ['subnets'], summary: 'Release a subnet', params: IdParams, response: { 204: Type.Null(), ...commonErrors } } },
+    async (request, reply) => {
+      await ipam.releaseSubnet(request.params.id);
+      return reply.code(204).send(null);
+    },
+  );
 };
 
 export default subnets;
