@@ -5,7 +5,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { clip } from '@crossdock/shared';
-import Fastify, { type FastifyReply, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyPluginAsync, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import { hashToken } from './auth/tokens.ts';
 import websocket from '@fastify/websocket';
 import { Cluster } from './agents/cluster.ts';
@@ -52,7 +52,9 @@ export async function buildApp(options: AppOptions) {
     ajv: { customOptions: { removeAdditional: false } },
     // Errors Fastify raises before routing (a malformed URL, a path too long) get our shape too.
     frameworkErrors: (error, _request, reply) => {
-      void (reply as FastifyReply).code(error.statusCode ?? 400).send({ error: { code: 'VALIDATION_FAILED', message: `${clip(error.message, QUOTED_TEXT_MAX_CHARS)}; check the URL` } });
+      void (reply as FastifyReply)
+        .code(error.statusCode ?? 400)
+        .send({ error: { code: 'VALIDATION_FAILED', message: `${clip(error.message, QUOTED_TEXT_MAX_CHARS)}; check the URL` } });
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
@@ -124,16 +126,14 @@ export async function buildApp(options: AppOptions) {
   );
 
   const adminTokenHash = hashToken(options.adminToken);
-  await app.register(
-    async (v1) => {
-      v1.addHook('onRequest', adminAuth(adminTokenHash));
-      await v1.register(poolsRoutes, { prefix: '/pools' });
-      await v1.register(hostsRoutes, { prefix: '/hosts' });
-      await v1.register(subnetsRoutes, { prefix: '/subnets' });
-      await v1.register(jobsRoutes, { prefix: '/jobs' });
-    },
-    { prefix: '/v1' },
-  );
+  const operatorRoutes: FastifyPluginAsync = async (v1) => {
+    v1.addHook('onRequest', adminAuth(adminTokenHash));
+    await v1.register(poolsRoutes, { prefix: '/pools' });
+    await v1.register(hostsRoutes, { prefix: '/hosts' });
+    await v1.register(subnetsRoutes, { prefix: '/subnets' });
+    await v1.register(jobsRoutes, { prefix: '/jobs' });
+  };
+  await app.register(operatorRoutes, { prefix: '/v1' });
   await app.register(agentRoutes, { prefix: '/v1/agent' });
 
   return app;

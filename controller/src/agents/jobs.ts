@@ -35,7 +35,14 @@ export class JobStore {
     return this.writer.run(() => ({
       write: async (tx) => {
         const rows = await tx.job.createManyAndReturn({
-          data: jobs.map((j) => ({ hostId: j.hostId, generation: j.generation, reason: j.reason, status: j.status, commands: JSON.stringify(j.commands), commandCount: j.commands.length })),
+          data: jobs.map((j) => ({
+            hostId: j.hostId,
+            generation: j.generation,
+            reason: j.reason,
+            status: j.status,
+            commands: JSON.stringify(j.commands),
+            commandCount: j.commands.length,
+          })),
           select: { id: true },
         });
         return rows.map((r) => r.id);
@@ -68,7 +75,6 @@ export class JobStore {
     });
     return this.finishing;
   }
-
 
   timeOut(jobIds: number[]): Promise<void> {
     return this.writer.run(() => ({

@@ -71,9 +71,7 @@ interface Inflight {
 }
 
 /** Why a result was not taken: it is dropped and the job is left as it was. */
-export type ResultRefusal =
-  | { reason: 'not-waiting'; message: string }
-  | { reason: 'invalid'; message: string };
+export type ResultRefusal = { reason: 'not-waiting'; message: string } | { reason: 'invalid'; message: string };
 
 interface HostRuntime {
   env: HostEnvironment;
@@ -156,7 +154,16 @@ export class Reconciler {
   private runtime(hostId: number): HostRuntime {
     let rt = this.runtimes.get(hostId);
     if (!rt) {
-      rt = { env: UNKNOWN_ENVIRONMENT, routeSum: null, desiredGeneration: 0, appliedGeneration: 0, inflight: new Map(), helloSeen: false, snapshotWaiters: [], skipped: '' };
+      rt = {
+        env: UNKNOWN_ENVIRONMENT,
+        routeSum: null,
+        desiredGeneration: 0,
+        appliedGeneration: 0,
+        inflight: new Map(),
+        helloSeen: false,
+        snapshotWaiters: [],
+        skipped: '',
+      };
       this.runtimes.set(hostId, rt);
     }
     return rt;
@@ -208,7 +215,7 @@ export class Reconciler {
   onAttach(session: Session): void {
     this.touch(session.hostId);
     // A polling executor may ask for jobs before saying hello: ask it for its state.
-    if (session.transport === 'polling') this.enqueue(() => void this.hub.send(session.hostId, { type: 'state.request' }));
+    if (session.transport === 'polling') void this.enqueue(() => void this.hub.send(session.hostId, { type: 'state.request' }));
   }
 
   onDetach(hostId: number): void {
@@ -266,7 +273,8 @@ export class Reconciler {
       const status: JobStatus = ok ? 'succeeded' : 'failed';
       const expected = this.expectedDigest(hostId);
       const inSync = expected !== undefined && expected === result.digest && rt.inflight.size === 0;
-      const error = [result.error, result.observeError && `observing the host after the job failed: ${result.observeError}`].filter(Boolean).join('; ') || undefined;
+      const error =
+        [result.error, result.observeError && `observing the host after the job failed: ${result.observeError}`].filter(Boolean).join('; ') || undefined;
       // The generation counts as applied once the job's record says so too, so a reader who
       // sees it applied finds the job finished. Not awaited here: results of one fan-out
       // share one write.
@@ -389,7 +397,8 @@ export class Reconciler {
         const { before, after } = this.cluster.updateHost(change.hostId, change) ?? {};
         if (!before || !after) return;
         fleetChange = { type: 'host.moved', before, after };
-        reason = before.address !== after.address ? `host ${after.name} moved from ${before.address} to ${after.address}` : `host ${after.name}: interface changed`;
+        reason =
+          before.address !== after.address ? `host ${after.name} moved from ${before.address} to ${after.address}` : `host ${after.name}: interface changed`;
         break;
       }
       case 'host.deleted': {

@@ -7,7 +7,6 @@ import {
   blockSize,
   containsAddress,
   containsCidr,
-  echo,
   formatCidr,
   formatIPv4,
   isAligned,
@@ -136,7 +135,13 @@ export class Ipam {
     const ipam = new Ipam(prisma, storage);
     const pools = await prisma.pool.findMany({ include: { reserved: true } });
     for (const p of pools) {
-      ipam.indexPool(p.id, p.name, mustParseCidr(p.cidr), p.subnetPrefixLength, p.reserved.map((r) => mustParseCidr(r.cidr)));
+      ipam.indexPool(
+        p.id,
+        p.name,
+        mustParseCidr(p.cidr),
+        p.subnetPrefixLength,
+        p.reserved.map((r) => mustParseCidr(r.cidr)),
+      );
     }
     const hosts = await prisma.host.findMany({ select: { id: true, name: true, address: true } });
     for (const h of hosts) ipam.indexHost({ id: h.id, name: h.name, address: h.address, subnets: new Map(), pending: new Set(), networks: new Set() });
@@ -248,7 +253,10 @@ export class Ipam {
       if (this.pools.has(input.name)) throw new ApiError('POOL_EXISTS', `a pool named "${input.name}" already exists; choose another name`);
       for (const other of this.pools.values()) {
         if (overlaps(other.cidr, input.cidr)) {
-          throw new ApiError('POOL_OVERLAP', `${formatCidr(input.cidr)} overlaps pool "${other.name}" (${formatCidr(other.cidr)}); choose a range outside every existing pool`);
+          throw new ApiError(
+            'POOL_OVERLAP',
+            `${formatCidr(input.cidr)} overlaps pool "${other.name}" (${formatCidr(other.cidr)}); choose a range outside every existing pool`,
+          );
         }
       }
       for (const host of this.hostsByAddress.values()) {
@@ -263,7 +271,10 @@ export class Ipam {
       const reserved = [...input.reserved].sort((a, b) => a.network - b.network);
       reserved.forEach((r, i) => {
         if (!containsCidr(input.cidr, r)) {
-          throw new ApiError('RESERVED_OUTSIDE_POOL', `reserved range ${formatCidr(r)} is outside the pool ${formatCidr(input.cidr)}; list only ranges inside it`);
+          throw new ApiError(
+            'RESERVED_OUTSIDE_POOL',
+            `reserved range ${formatCidr(r)} is outside the pool ${formatCidr(input.cidr)}; list only ranges inside it`,
+          );
         }
         const previous = reserved[i - 1];
         if (previous && overlaps(previous, r)) {
@@ -297,7 +308,10 @@ export class Ipam {
     return this.writer.run(() => {
       const pool = this.requirePool(name);
       if (pool.subnetCount > 0) {
-        throw new ApiError('POOL_IN_USE', `pool "${name}" still holds ${pool.subnetCount} subnet(s); release them first (GET /v1/subnets?pool=${name} lists them)`);
+        throw new ApiError(
+          'POOL_IN_USE',
+          `pool "${name}" still holds ${pool.subnetCount} subnet(s); release them first (GET /v1/subnets?pool=${name} lists them)`,
+        );
       }
       this.unindexPool(pool);
       return {
@@ -334,10 +348,16 @@ export class Ipam {
    */
   private reserveSubnet(host: HostEntry, request: SubnetRequest) {
     if (host.networks.has(request.network)) {
-      throw new ApiError('NETWORK_NAME_IN_USE', `host "${host.name}" already has a subnet for network "${request.network}"; give the new subnet another network name`);
+      throw new ApiError(
+        'NETWORK_NAME_IN_USE',
+        `host "${host.name}" already has a subnet for network "${request.network}"; give the new subnet another network name`,
+      );
     }
     if (request.mode === 'bip' && [...host.subnets.values()].some((s) => s.mode === 'bip')) {
-      throw new ApiError('NETWORK_NAME_IN_USE', `host "${host.name}" already has a bip subnet (an engine has one default bridge); use mode "network" for another subnet`);
+      throw new ApiError(
+        'NETWORK_NAME_IN_USE',
+        `host "${host.name}" already has a bip subnet (an engine has one default bridge); use mode "network" for another subnet`,
+      );
     }
     let pool: PoolEntry;
     let cidr: Cidr;
@@ -352,7 +372,10 @@ export class Ipam {
       const found = named ?? [...this.pools.values()].find((p) => p.id > 0 && containsCidr(p.cidr, cidr));
       if (!found || !containsCidr(found.cidr, cidr)) {
         const where = found ? `pool "${found.name}" (${formatCidr(found.cidr)})` : `any pool (${this.describePools()})`;
-        throw new ApiError('SUBNET_OUTSIDE_POOL', `${formatCidr(cidr)} is not inside ${where}; request a CIDR inside a pool, or create a pool that contains it`);
+        throw new ApiError(
+          'SUBNET_OUTSIDE_POOL',
+          `${formatCidr(cidr)} is not inside ${where}; request a CIDR inside a pool, or create a pool that contains it`,
+        );
       }
       pool = found;
       if (request.prefixLength !== undefined && request.prefixLength !== cidr.prefixLength) {
@@ -363,13 +386,19 @@ export class Ipam {
       const end = lastAddress(cidr);
       const reserved = pool.reservedSet.findOverlap(start, end);
       if (reserved) {
-        throw new ApiError('SUBNET_RESERVED', `${formatCidr(cidr)} overlaps a reserved range of pool "${pool.name}" (${pool.reserved.map(formatCidr).join(', ')}); choose addresses outside it`);
+        throw new ApiError(
+          'SUBNET_RESERVED',
+          `${formatCidr(cidr)} overlaps a reserved range of pool "${pool.name}" (${pool.reserved.map(formatCidr).join(', ')}); choose addresses outside it`,
+        );
       }
       const taken = pool.occupied.findOverlap(start, end);
       if (taken) {
         const other = this.describeRange(taken.start, taken.end);
         const next = this.available(pool.name, cidr.prefixLength, 1)[0];
-        throw new ApiError('SUBNET_OVERLAP', `${formatCidr(cidr)} overlaps the allocated subnet ${other}${next ? `; the lowest free /${cidr.prefixLength} is ${next}` : ''}`);
+        throw new ApiError(
+          'SUBNET_OVERLAP',
+          `${formatCidr(cidr)} overlaps the allocated subnet ${other}${next ? `; the lowest free /${cidr.prefixLength} is ${next}` : ''}`,
+        );
       }
     } else {
       const poolName = request.pool ?? DEFAULT_POOL_NAME;
@@ -380,7 +409,10 @@ export class Ipam {
       const length = requireSubnetPrefixLength(request.prefixLength ?? pool.subnetPrefixLength, pool.cidr, 'prefixLength');
       const [network] = pool.occupied.firstFit(pool.cidr.network, lastAddress(pool.cidr), blockSize(length), 1);
       if (network === undefined) {
-        throw new ApiError('POOL_EXHAUSTED', `pool "${pool.name}" (${formatCidr(pool.cidr)}) has no free /${length}; release a subnet, ask for a longer prefix, or use another pool`);
+        throw new ApiError(
+          'POOL_EXHAUSTED',
+          `pool "${pool.name}" (${formatCidr(pool.cidr)}) has no free /${length}; release a subnet, ask for a longer prefix, or use another pool`,
+        );
       }
       cidr = { network, prefixLength: length };
     }
@@ -473,12 +505,23 @@ export class Ipam {
       return {
         write: async (tx: Tx) => {
           const created = await tx.host.create({
-            data: { name: input.name, address: input.address, interface: input.interface, labels: JSON.stringify(input.labels), tokenHash: input.tokenHash, updatedAt: new Date() },
+            data: {
+              name: input.name,
+              address: input.address,
+              interface: input.interface,
+              labels: JSON.stringify(input.labels),
+              tokenHash: input.tokenHash,
+              updatedAt: new Date(),
+            },
           });
           // The same INSERT as allocate(): one way to write a subnet row.
           let subnet: SubnetRow | undefined;
           if (reservation) {
-            await insertRows(tx, [subnetInsert(reservation.data, created.id, prismaTimestamp(new Date()))], (row) => (subnet = subnetFacts({ ...reservation.data, id: Number(row.id) })));
+            await insertRows(
+              tx,
+              [subnetInsert(reservation.data, created.id, prismaTimestamp(new Date()))],
+              (row) => (subnet = subnetFacts({ ...reservation.data, id: Number(row.id) })),
+            );
           }
           return { host: created, subnet };
         },
@@ -557,7 +600,12 @@ export class Ipam {
           for (const s of released) this.indexSubnet(s);
         },
         committed: () =>
-          this.emit({ type: 'host.deleted', hostId: host.id, name, subnets: released.filter((s) => s.id > 0).map((s) => ({ id: s.id, cidr: formatCidr(s.cidr) })) }),
+          this.emit({
+            type: 'host.deleted',
+            hostId: host.id,
+            name,
+            subnets: released.filter((s) => s.id > 0).map((s) => ({ id: s.id, cidr: formatCidr(s.cidr) })),
+          }),
       };
     });
   }
@@ -629,6 +677,3 @@ function subnetInsert(data: Record<string, string | number>, hostId: number, cre
 function subnetFacts(row: SubnetRow): SubnetFacts {
   return { id: row.id, cidr: row.cidr, gateway: row.gateway, network: row.network, mode: row.mode as SubnetMode };
 }
-
-
-

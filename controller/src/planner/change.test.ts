@@ -67,7 +67,10 @@ function run(state: HostState, commands: Command[]): HostState {
 }
 
 function policyOf(hosts: PlanHost[], pools: PlanPool[]): FirewallPolicy {
-  return firewallPolicy(pools, hosts.map((h) => parseIPv4(h.address)!));
+  return firewallPolicy(
+    pools,
+    hosts.map((h) => parseIPv4(h.address)!),
+  );
 }
 
 const sameRules = (a: FirewallPolicy, b: FirewallPolicy) => JSON.stringify(a) === JSON.stringify(b);
@@ -92,18 +95,20 @@ const arbWorld: fc.Arbitrary<World> = fc
   })
   .map(({ counts, modes, envs, allowFrom }) => {
     let third = 0;
-    const hosts = counts.map((count, i): PlanHost => ({
-      id: i + 1,
-      name: `h${i + 1}`,
-      address: `198.51.100.${11 + i}`,
-      interface: 'eth0',
-      subnets: Array.from({ length: count }, (_, j): PlanSubnet => {
-        third++;
-        // one bip subnet at most per host: the first
-        const mode = j === 0 ? modes[third % modes.length]! : 'network';
-        return { id: third, cidr: `10.100.${third}.0/24`, gateway: `10.100.${third}.1`, network: j === 0 ? 'crossdock' : 'crossdock-2', mode };
+    const hosts = counts.map(
+      (count, i): PlanHost => ({
+        id: i + 1,
+        name: `h${i + 1}`,
+        address: `198.51.100.${11 + i}`,
+        interface: 'eth0',
+        subnets: Array.from({ length: count }, (_, j): PlanSubnet => {
+          third++;
+          // one bip subnet at most per host: the first
+          const mode = j === 0 ? modes[third % modes.length]! : 'network';
+          return { id: third, cidr: `10.100.${third}.0/24`, gateway: `10.100.${third}.1`, network: j === 0 ? 'crossdock' : 'crossdock-2', mode };
+        }),
       }),
-    }));
+    );
     return { hosts, pools: [{ cidr: '10.100.0.0/16', allowFrom }], envs };
   });
 
@@ -114,7 +119,13 @@ const replaceHost = (world: World, host: PlanHost): World => ({ ...world, hosts:
 const steps: Record<string, Step> = {
   hostAdded: (w) => {
     const id = w.hosts.length + 1;
-    const host: PlanHost = { id, name: `h${id}`, address: `198.51.100.${11 + id}`, interface: 'eth0', subnets: [{ id: 100, cidr: '10.100.100.0/24', gateway: '10.100.100.1', network: 'crossdock', mode: 'network' }] };
+    const host: PlanHost = {
+      id,
+      name: `h${id}`,
+      address: `198.51.100.${11 + id}`,
+      interface: 'eth0',
+      subnets: [{ id: 100, cidr: '10.100.100.0/24', gateway: '10.100.100.1', network: 'crossdock', mode: 'network' }],
+    };
     return { change: { type: 'host.added', host }, after: { ...w, hosts: [...w.hosts, host] } };
   },
   hostRemoved: (w) => {
@@ -140,7 +151,10 @@ const steps: Record<string, Step> = {
     return { change: { type: 'host.moved', before, after }, after: replaceHost(w, after) };
   },
   poolsChanged: (w) => {
-    const pools: PlanPool[] = [{ cidr: '10.100.0.0/16', allowFrom: w.pools[0]!.allowFrom.length ? [] : ['192.0.2.0/24'] }, { cidr: '10.200.0.0/16', allowFrom: [] }];
+    const pools: PlanPool[] = [
+      { cidr: '10.100.0.0/16', allowFrom: w.pools[0]!.allowFrom.length ? [] : ['192.0.2.0/24'] },
+      { cidr: '10.200.0.0/16', allowFrom: [] },
+    ];
     return { change: { type: 'pools.changed' }, after: { ...w, pools } };
   },
 };
@@ -188,7 +202,18 @@ describe('planChange: a change applied to a host in sync gives its new desired s
     const b: PlanHost = { id: 2, name: 'b', address: '198.51.100.12', interface: 'eth0', subnets: [] };
     const moved = { ...a, interface: 'ens3' };
     const policy = policyOf([a, b], [{ cidr: '10.100.0.0/16', allowFrom: [] }]);
-    const deltas = planChange({ type: 'host.moved', before: a, after: moved }, { hosts: new Map([[1, moved], [2, b]]), policy, policyBefore: policy, envOf: () => ({ dockerAvailable: true, dockerUser: true, engineMajor: 20 }) });
+    const deltas = planChange(
+      { type: 'host.moved', before: a, after: moved },
+      {
+        hosts: new Map([
+          [1, moved],
+          [2, b],
+        ]),
+        policy,
+        policyBefore: policy,
+        envOf: () => ({ dockerAvailable: true, dockerUser: true, engineMajor: 20 }),
+      },
+    );
     expect(deltas).toEqual([{ hostId: 1, commands: [], addedRoutes: [], removedRoutes: [], replan: true }]);
   });
 });

