@@ -250,9 +250,9 @@ describe('agent channel and numeric input hardening, on a real controller proces
       expect(statSync(path.join(dir, 'c.db')).size - dbBefore).toBeLessThan(5 * 1024 * 1024);
       latencies.sort((x, y) => x - y);
       expect(latencies.length).toBeGreaterThan(3);
-      // The issue's figure, at the 95th percentile: on a 2-core machine shared with the flooding
-      // process itself, single probes also wait for the scheduler.
-      expect(latencies[Math.floor(latencies.length * 0.95)]!, `healthz latencies (ms): ${latencies.map((l) => l.toFixed(0)).join(' ')}`).toBeLessThan(100);
+      // Refused at the frame header, a flood costs the controller next to nothing: on a quiet
+      // machine the slowest probe took 25 ms (and 457 ms before, when each 13 MB hello was read).
+      expect(latencies.at(-1)!, `healthz latencies (ms): ${latencies.map((l) => l.toFixed(0)).join(' ')}`).toBeLessThan(100);
     });
 
     it('lists jobs without reading their commands', async () => {
