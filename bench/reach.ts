@@ -107,7 +107,7 @@ const bench: Bench = {
       };
       const env = { dockerAvailable: false, dockerUser: true, engineMajor: null };
       for (const layout of LAYOUTS) {
-        // the controller's part: the policy, once per change (Cluster keeps it)
+        // the controller's part: the policy, once per change (the fleet model keeps it)
         const policyMs: number[] = [];
         let policy = firewallPolicy(layout.pools, layout.addresses);
         for (let i = 0; i < POLICY_RUNS; i++) {

@@ -8,7 +8,7 @@ import { clip } from '@crossdock/shared';
 import Fastify, { type FastifyPluginAsync, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import { hashToken } from './auth/tokens.ts';
 import websocket from '@fastify/websocket';
-import { Cluster } from './agents/cluster.ts';
+import type { Fleet } from './fleet.ts';
 import { AgentHub, CLOSE_TOKEN_ROTATED } from './agents/hub.ts';
 import { JobStore } from './agents/jobs.ts';
 import { DEFAULT_RECONCILER_OPTIONS, Reconciler, type ReconcilerOptions } from './agents/reconciler.ts';
@@ -31,13 +31,15 @@ declare module 'fastify' {
     ipam: Ipam;
     /** controller-wide events ('token.rotated', ...) */
     events: EventEmitter;
-    agents: { hub: AgentHub; reconciler: Reconciler; cluster: Cluster; jobs: JobStore };
+    agents: { hub: AgentHub; reconciler: Reconciler; fleet: Fleet; jobs: JobStore };
   }
 }
 
 export interface AppOptions {
   prisma: PrismaClient;
   ipam: Ipam;
+  /** the fleet model, built from the same rows as the allocator's index */
+  fleet: Fleet;
   adminToken: string;
   logger?: FastifyServerOptions['logger'];
   reconciler?: Partial<ReconcilerOptions>;
@@ -63,17 +65,15 @@ export async function buildApp(options: AppOptions) {
   app.decorate('ipam', options.ipam);
   app.decorate('events', new EventEmitter());
 
-  const cluster = new Cluster(options.prisma);
-  await cluster.load();
   const jobs = new JobStore(options.prisma, options.ipam.writer);
   let reconciler: Reconciler | undefined;
   const hub = new AgentHub(
     (session) => reconciler!.onAttach(session),
     (hostId) => reconciler!.onDetach(hostId),
   );
-  reconciler = new Reconciler(cluster, hub, jobs, app.log, { ...DEFAULT_RECONCILER_OPTIONS, ...options.reconciler });
+  reconciler = new Reconciler(options.fleet, hub, jobs, app.log, { ...DEFAULT_RECONCILER_OPTIONS, ...options.reconciler });
   await reconciler.start();
-  app.decorate('agents', { hub, reconciler, cluster, jobs });
+  app.decorate('agents', { hub, reconciler, fleet: options.fleet, jobs });
   const onChange = (change: IpamChange) => void reconciler!.onChange(change);
   options.ipam.events.on('change', onChange);
   app.events.on('token.rotated', (hostId: number) => hub.disconnect(hostId, CLOSE_TOKEN_ROTATED, 'token rotated'));

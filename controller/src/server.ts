@@ -6,6 +6,7 @@ import { newAdminToken } from './auth/tokens.ts';
 import { ConfigError, USAGE, loadConfig, type ControllerConfig } from './config.ts';
 import { openDatabase } from './db/client.ts';
 import { StorageHealth } from './db/storage.ts';
+import { Fleet, loadFleetRows } from './fleet.ts';
 import { DEFAULT_POOL_NAME, Ipam } from './ipam/ipam.ts';
 
 function fail(message: string): never {
@@ -58,13 +59,15 @@ async function main(): Promise<void> {
   const firstStart = migrations.alreadyApplied === 0;
   const admin = resolveAdminToken(config, dir);
   const storage = new StorageHealth(config.databaseFile);
-  let ipam = await Ipam.load(prisma, storage);
+  let rows = await loadFleetRows(prisma);
+  let ipam = Ipam.fromRows(rows, prisma, storage);
   if (firstStart && config.defaultPool && !ipam.hasPool(DEFAULT_POOL_NAME)) {
     await ipam.createPool({ name: DEFAULT_POOL_NAME, cidr: config.defaultPool, subnetPrefixLength: 24, reserved: [] });
-    ipam = await Ipam.load(prisma, storage);
+    rows = await loadFleetRows(prisma);
+    ipam = Ipam.fromRows(rows, prisma, storage);
   }
 
-  const app = await buildApp({ prisma, ipam, adminToken: admin.token, logger: { level: config.logLevel } });
+  const app = await buildApp({ prisma, ipam, fleet: Fleet.fromRows(rows), adminToken: admin.token, logger: { level: config.logLevel } });
   const shutdown = async (signal: string) => {
     app.log.info({ signal }, 'shutting down');
     await app.close();

@@ -32,7 +32,7 @@ import {
 } from '../planner/desired.ts';
 import { planChange, type FleetChange, type HostDelta } from '../planner/change.ts';
 import { plan } from '../planner/plan.ts';
-import type { Cluster } from './cluster.ts';
+import type { Fleet } from '../fleet.ts';
 import { CLOSE_REVOKED, type AgentHub, type Session } from './hub.ts';
 import type { JobStatus, JobStore, StoredResult } from './jobs.ts';
 
@@ -103,7 +103,7 @@ export class Reconciler {
   private timers: NodeJS.Timeout[] = [];
 
   constructor(
-    private readonly cluster: Cluster,
+    private readonly fleet: Fleet,
     private readonly hub: AgentHub,
     private readonly jobs: JobStore,
     private readonly log: FastifyBaseLogger,
@@ -119,7 +119,7 @@ export class Reconciler {
       rt.desiredGeneration = Math.max(g.desiredGeneration, fromJobs.get(g.id) ?? 0);
       rt.appliedGeneration = Math.min(g.appliedGeneration, rt.desiredGeneration);
     }
-    if (this.cluster.policy.hostRulesLeftOut > 0) this.warnHostRulesLeftOut();
+    if (this.fleet.policy.hostRulesLeftOut > 0) this.warnHostRulesLeftOut();
     const abandoned = await this.jobs.abandonUnfinished();
     if (abandoned > 0) this.log.info({ abandoned }, 'marked jobs of the previous run as timed out');
     this.timers.push(setInterval(() => this.enqueue(() => this.sweep()), SWEEP_INTERVAL_MS));
@@ -171,7 +171,7 @@ export class Reconciler {
 
   /** The most routes a report may hold: twice what the fleet could give one host, plus slack. */
   routeBudget(): number {
-    return 2 * this.cluster.subnetCount + OBSERVED_ROUTE_SLACK;
+    return 2 * this.fleet.subnetCount + OBSERVED_ROUTE_SLACK;
   }
 
   /**
@@ -185,7 +185,7 @@ export class Reconciler {
   /** Why a snapshot is too large to plan on, or null. */
   reportProblem(state: ObservedState | undefined): string | null {
     if (!state || state.routes.length <= this.routeBudget()) return null;
-    return `the report holds ${state.routes.length} routes of crossdock's protocol, more than the ${this.routeBudget()} a host of this fleet (${this.cluster.subnetCount} subnets) could have; check \`ip route show proto 252\` on the host`;
+    return `the report holds ${state.routes.length} routes of crossdock's protocol, more than the ${this.routeBudget()} a host of this fleet (${this.fleet.subnetCount} subnets) could have; check \`ip route show proto 252\` on the host`;
   }
 
   generationOf(hostId: number): { desired: number; applied: number } {
@@ -310,17 +310,17 @@ export class Reconciler {
 
   /** The full plan for a host against a snapshot (pure; used by the dry-run route too). */
   planFor(hostId: number, observed: ObservedState, skipped?: string[]): Command[] | undefined {
-    const host = this.cluster.hosts.get(hostId);
+    const host = this.fleet.hosts.get(hostId);
     if (!host) return undefined;
-    return plan(desiredState(host, this.cluster.hosts.values(), this.cluster.policy, environmentOf(observed)), observed, undefined, skipped);
+    return plan(desiredState(host, this.fleet.hosts.values(), this.fleet.policy, environmentOf(observed)), observed, undefined, skipped);
   }
 
   private async planFromSnapshot(hostId: number, state: ObservedState, reason: string): Promise<void> {
-    const host = this.cluster.hosts.get(hostId);
+    const host = this.fleet.hosts.get(hostId);
     if (!host) return;
     const rt = this.runtime(hostId);
     rt.env = environmentOf(state);
-    const desired = desiredState(host, this.cluster.hosts.values(), this.cluster.policy, rt.env);
+    const desired = desiredState(host, this.fleet.hosts.values(), this.fleet.policy, rt.env);
     let routeSum = 0;
     for (const route of desired.routes) routeSum = addHash(routeSum, itemHash(routeItem(route)));
     rt.routeSum = routeSum;
@@ -351,11 +351,11 @@ export class Reconciler {
   }
 
   private expectedDigest(hostId: number): string | undefined {
-    const host = this.cluster.hosts.get(hostId);
+    const host = this.fleet.hosts.get(hostId);
     if (!host) return undefined;
     const rt = this.runtime(hostId);
-    rt.routeSum ??= routeDigestSum(host, this.cluster.hosts.values());
-    return desiredDigest(host, this.cluster.policy, rt.env, rt.routeSum);
+    rt.routeSum ??= routeDigestSum(host, this.fleet.hosts.values());
+    return desiredDigest(host, this.fleet.policy, rt.env, rt.routeSum);
   }
 
   // ---- IPAM changes ----
@@ -364,29 +364,29 @@ export class Reconciler {
     return this.enqueue(() => this.applyChange(change));
   }
 
-  /** Updates the cluster model with a committed change and sends each host its part of it. */
+  /** Updates the fleet model with a committed change and sends each host its part of it. */
   private async applyChange(change: IpamChange): Promise<void> {
-    const policyBefore = this.cluster.policy;
+    const policyBefore = this.fleet.policy;
     let fleetChange: FleetChange;
     let reason: string;
     switch (change.type) {
       case 'host.created': {
         const host: PlanHost = { ...change.host, subnets: change.subnets };
-        this.cluster.addHost(host);
+        this.fleet.addHost(host);
         this.runtime(host.id);
         fleetChange = { type: 'host.added', host };
         reason = `host ${host.name} registered`;
         break;
       }
       case 'subnet.created': {
-        const after = this.cluster.addSubnet(change.hostId, change.subnet)?.after;
+        const after = this.fleet.addSubnet(change.hostId, change.subnet)?.after;
         if (!after) return;
         fleetChange = { type: 'subnet.added', after, subnet: change.subnet };
         reason = `subnet ${change.subnet.cidr} allocated to ${after.name}`;
         break;
       }
       case 'subnet.deleted': {
-        const { before, after } = this.cluster.removeSubnet(change.hostId, change.subnetId) ?? {};
+        const { before, after } = this.fleet.removeSubnet(change.hostId, change.subnetId) ?? {};
         const subnet = before?.subnets.find((s) => s.id === change.subnetId);
         if (!before || !after || !subnet) return;
         fleetChange = { type: 'subnet.removed', before, after, subnet };
@@ -394,7 +394,7 @@ export class Reconciler {
         break;
       }
       case 'host.updated': {
-        const { before, after } = this.cluster.updateHost(change.hostId, change) ?? {};
+        const { before, after } = this.fleet.updateHost(change.hostId, change) ?? {};
         if (!before || !after) return;
         fleetChange = { type: 'host.moved', before, after };
         reason =
@@ -402,7 +402,7 @@ export class Reconciler {
         break;
       }
       case 'host.deleted': {
-        const host = this.cluster.removeHost(change.hostId);
+        const host = this.fleet.removeHost(change.hostId);
         this.hub.send(change.hostId, { type: 'revoked', reason: `host ${change.name} was deleted from the controller` });
         this.hub.disconnect(change.hostId, CLOSE_REVOKED, 'host deleted');
         this.hub.forget(change.hostId);
@@ -415,18 +415,18 @@ export class Reconciler {
       case 'pool.created':
       case 'pool.updated':
       case 'pool.deleted': {
-        if (change.type === 'pool.deleted') this.cluster.removePool(change.poolId);
-        else this.cluster.setPool(change.pool);
+        if (change.type === 'pool.deleted') this.fleet.removePool(change.poolId);
+        else this.fleet.setPool(change.pool);
         const name = change.type === 'pool.deleted' ? change.poolName : change.pool.name;
         fleetChange = { type: 'pools.changed' };
         reason = `pool ${name} ${{ 'pool.created': 'created', 'pool.updated': 'changed', 'pool.deleted': 'deleted' }[change.type]}`;
         break;
       }
     }
-    const policy = this.cluster.policy;
+    const policy = this.fleet.policy;
     if (policy !== policyBefore && policy.hostRulesLeftOut > 0 && policyBefore.hostRulesLeftOut === 0) this.warnHostRulesLeftOut();
     const deltas = planChange(fleetChange, {
-      hosts: this.cluster.hosts,
+      hosts: this.fleet.hosts,
       policy,
       policyBefore,
       envOf: (hostId) => this.runtime(hostId).env,
@@ -455,7 +455,7 @@ export class Reconciler {
 
   private warnHostRulesLeftOut(): void {
     this.log.warn(
-      { hostRules: this.cluster.policy.hostRulesLeftOut, max: MAX_REACH_RULES },
+      { hostRules: this.fleet.policy.hostRulesLeftOut, max: MAX_REACH_RULES },
       "the hosts' addresses need more firewall rules than a chain may hold, so hosts reach containers only where a host's FORWARD policy accepts them; list the hosts' segments in the pools' allowFrom (PATCH /v1/pools/:name)",
     );
   }

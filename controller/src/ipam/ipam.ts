@@ -21,6 +21,7 @@ import { StorageHealth } from '../db/storage.ts';
 import { prismaTimestamp } from '../db/timestamp.ts';
 import { ApiError, notFound } from '../errors.ts';
 import type { Host, PrismaClient, Subnet } from '../generated/prisma/client.ts';
+import { loadFleetRows, type FleetRows } from '../fleet.ts';
 import type { PlanHost, PlanSubnet } from '../planner/desired.ts';
 import { IntervalSet } from './interval-set.ts';
 import { requireSubnetPrefixLength, resolveGateway } from './rules.ts';
@@ -131,10 +132,15 @@ export class Ipam {
   }
 
   /** Builds the index from the database. */
+  /** Builds the index from the database (tests; the controller uses fromRows with the fleet's rows). */
   static async load(prisma: PrismaClient, storage = new StorageHealth()): Promise<Ipam> {
+    return Ipam.fromRows(await loadFleetRows(prisma), prisma, storage);
+  }
+
+  /** Builds the index from the rows the fleet model was loaded from: one read of the database. */
+  static fromRows(rows: FleetRows, prisma: PrismaClient, storage = new StorageHealth()): Ipam {
     const ipam = new Ipam(prisma, storage);
-    const pools = await prisma.pool.findMany({ include: { reserved: true } });
-    for (const p of pools) {
+    for (const p of rows.pools) {
       ipam.indexPool(
         p.id,
         p.name,
@@ -143,10 +149,8 @@ export class Ipam {
         p.reserved.map((r) => mustParseCidr(r.cidr)),
       );
     }
-    const hosts = await prisma.host.findMany({ select: { id: true, name: true, address: true } });
-    for (const h of hosts) ipam.indexHost({ id: h.id, name: h.name, address: h.address, subnets: new Map(), pending: new Set(), networks: new Set() });
-    const subnets = await prisma.subnet.findMany({ select: { id: true, cidr: true, poolId: true, hostId: true, network: true, mode: true } });
-    for (const s of subnets) {
+    for (const h of rows.hosts) ipam.indexHost({ id: h.id, name: h.name, address: h.address, subnets: new Map(), pending: new Set(), networks: new Set() });
+    for (const s of rows.subnets) {
       ipam.indexSubnet({ id: s.id, cidr: mustParseCidr(s.cidr), poolId: s.poolId, hostId: s.hostId, network: s.network, mode: s.mode as SubnetMode });
     }
     return ipam;

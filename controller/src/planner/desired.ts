@@ -93,7 +93,7 @@ export interface PlanPool {
 
 /**
  * What every host's chains hold besides the rules for its own subnets. It is the same on every
- * host, so the controller builds it once per change (Cluster keeps it), not once per host.
+ * host, so the controller builds it once per change (the fleet model keeps it), not once per host.
  */
 export interface FirewallPolicy {
   /** every pool's CIDR */

@@ -1,32 +1,33 @@
-// The planner's view of the cluster: every host with its address, interface and subnets, every
-// pool, and the firewall policy they make. Loaded once, then refreshed row by row from IPAM
-// change events, so a change costs the rows it touched, not a reload of the world.
+// The fleet model: every host with its address, interface and subnets, every pool, and the
+// firewall policy they make. The database is read once at start (loadFleetRows); the allocator
+// builds its index from the same rows, and the model is then changed only by committed IPAM
+// events, row by row, so a change costs the rows it touched, not a reload of the world.
 import { parseIPv4, type FirewallRule } from '@crossdock/shared';
-import type { Host, PrismaClient, Subnet } from '../generated/prisma/client.ts';
-import { allowFromOf, type PoolFacts } from '../ipam/ipam.ts';
-import { firewallPolicy, type FirewallPolicy, type PlanHost, type PlanSubnet } from '../planner/desired.ts';
+import type { Host, Pool, PrismaClient, Subnet } from './generated/prisma/client.ts';
+import { allowFromOf, type PoolFacts } from './ipam/ipam.ts';
+import { firewallPolicy, type FirewallPolicy, type PlanHost, type PlanSubnet } from './planner/desired.ts';
 
-const hostSelect = {
-  id: true,
-  name: true,
-  address: true,
-  interface: true,
-  subnets: { select: { id: true, cidr: true, gateway: true, network: true, mode: true }, orderBy: { id: 'asc' } },
-} as const;
-
-type HostRow = Pick<Host, 'id' | 'name' | 'address' | 'interface'> & { subnets: Array<Pick<Subnet, 'id' | 'cidr' | 'gateway' | 'network' | 'mode'>> };
-
-function toPlanHost(row: HostRow): PlanHost {
-  return {
-    id: row.id,
-    name: row.name,
-    address: row.address,
-    interface: row.interface,
-    subnets: row.subnets.map((s): PlanSubnet => ({ ...s, mode: s.mode as PlanSubnet['mode'] })),
-  };
+/** Everything the controller keeps in memory, as the database has it. */
+export interface FleetRows {
+  pools: Array<Pick<Pool, 'id' | 'name' | 'cidr' | 'subnetPrefixLength' | 'allowFrom'> & { reserved: Array<{ cidr: string }> }>;
+  hosts: Array<Pick<Host, 'id' | 'name' | 'address' | 'interface'>>;
+  subnets: Array<Pick<Subnet, 'id' | 'cidr' | 'gateway' | 'network' | 'mode' | 'poolId' | 'hostId'>>;
 }
 
-export class Cluster {
+/** The one read of the fleet at start: the model and the allocator's index are built from it. */
+export async function loadFleetRows(prisma: PrismaClient): Promise<FleetRows> {
+  const [pools, hosts, subnets] = await Promise.all([
+    prisma.pool.findMany({
+      select: { id: true, name: true, cidr: true, subnetPrefixLength: true, allowFrom: true, reserved: { select: { cidr: true } } },
+      orderBy: { id: 'asc' },
+    }),
+    prisma.host.findMany({ select: { id: true, name: true, address: true, interface: true }, orderBy: { id: 'asc' } }),
+    prisma.subnet.findMany({ select: { id: true, cidr: true, gateway: true, network: true, mode: true, poolId: true, hostId: true }, orderBy: { id: 'asc' } }),
+  ]);
+  return { pools, hosts, subnets };
+}
+
+export class Fleet {
   readonly hosts = new Map<number, PlanHost>();
   /** each host's address, parsed once (parsing is most of the policy's cost otherwise) */
   private readonly addresses = new Map<number, number>();
@@ -40,16 +41,18 @@ export class Cluster {
   /** subnets across the fleet: what bounds the routes any one host may hold */
   subnetCount = 0;
 
-  constructor(private readonly prisma: PrismaClient) {}
-
-  async load(): Promise<void> {
-    this.hosts.clear();
-    this.subnetCount = 0;
-    this.addresses.clear();
-    for (const row of await this.prisma.host.findMany({ select: hostSelect })) this.setHost(toPlanHost(row));
-    const pools = await this.prisma.pool.findMany({ select: { id: true, name: true, cidr: true, allowFrom: true }, orderBy: { id: 'asc' } });
-    this.pools = pools.map((p) => ({ ...p, allowFrom: allowFromOf(p.allowFrom) }));
-    this.refreshPolicy();
+  static fromRows(rows: FleetRows): Fleet {
+    const fleet = new Fleet();
+    const subnetsOf = new Map<number, PlanSubnet[]>();
+    for (const s of rows.subnets) {
+      const list = subnetsOf.get(s.hostId) ?? [];
+      list.push({ id: s.id, cidr: s.cidr, gateway: s.gateway, network: s.network, mode: s.mode as PlanSubnet['mode'] });
+      subnetsOf.set(s.hostId, list);
+    }
+    for (const h of rows.hosts) fleet.setHost({ ...h, subnets: subnetsOf.get(h.id) ?? [] });
+    fleet.pools = rows.pools.map((p) => ({ id: p.id, name: p.name, cidr: p.cidr, allowFrom: allowFromOf(p.allowFrom) }));
+    fleet.refreshPolicy();
+    return fleet;
   }
 
   /** Rebuilds the policy from the hosts' addresses and the pools: mostly a sort of the addresses. */
