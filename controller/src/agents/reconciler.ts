@@ -430,6 +430,7 @@ export class Reconciler {
       policy,
       policyBefore,
       envOf: (hostId) => this.runtime(hostId).env,
+      sendsTo: (hostId) => this.reachable(hostId),
     });
     await this.dispatch(deltas.map((d) => this.dispatchOf(d, reason)));
   }

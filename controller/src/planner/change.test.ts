@@ -171,7 +171,7 @@ describe('planChange: a change applied to a host in sync gives its new desired s
         const computed = policyOf(after.hosts, after.pools);
         // the cluster keeps the same policy object when a change leaves its rules alone
         const policy = sameRules(computed, policyBefore) ? policyBefore : computed;
-        const deltas = planChange(change, { hosts: new Map(after.hosts.map((h) => [h.id, h])), policy, policyBefore, envOf });
+        const deltas = planChange(change, { hosts: new Map(after.hosts.map((h) => [h.id, h])), policy, policyBefore, envOf, sendsTo: () => true });
         const byHost = new Map(deltas.map((d) => [d.hostId, d]));
 
         for (const hostAfter of after.hosts) {
@@ -197,6 +197,32 @@ describe('planChange: a change applied to a host in sync gives its new desired s
     );
   });
 
+  it('hosts nothing is sent to get no commands, but still their part (their generation moves)', () => {
+    const a: PlanHost = { id: 1, name: 'a', address: '198.51.100.11', interface: 'eth0', subnets: [] };
+    const b: PlanHost = { id: 2, name: 'b', address: '198.51.100.12', interface: 'eth0', subnets: [] };
+    const subnet: PlanSubnet = { id: 1, cidr: '10.100.1.0/24', gateway: '10.100.1.1', network: 'crossdock', mode: 'network' };
+    const after = { ...a, subnets: [subnet] };
+    const policy = policyOf([a, b], [{ cidr: '10.100.0.0/16', allowFrom: [] }]);
+    const env = () => ({ dockerAvailable: true, dockerUser: true, engineMajor: 20 });
+    const deltas = planChange(
+      { type: 'subnet.added', after, subnet },
+      {
+        hosts: new Map([
+          [1, after],
+          [2, b],
+        ]),
+        policy,
+        policyBefore: policy,
+        envOf: env,
+        sendsTo: (id) => id === 2,
+      },
+    );
+    expect(deltas.map((d) => [d.hostId, d.commands.map((c) => c.kind)])).toEqual([
+      [1, []],
+      [2, ['route.replace']],
+    ]);
+  });
+
   it('an interface change asks for a full replan of that host only', () => {
     const a: PlanHost = { id: 1, name: 'a', address: '198.51.100.11', interface: 'eth0', subnets: [] };
     const b: PlanHost = { id: 2, name: 'b', address: '198.51.100.12', interface: 'eth0', subnets: [] };
@@ -212,6 +238,7 @@ describe('planChange: a change applied to a host in sync gives its new desired s
         policy,
         policyBefore: policy,
         envOf: () => ({ dockerAvailable: true, dockerUser: true, engineMajor: 20 }),
+        sendsTo: () => true,
       },
     );
     expect(deltas).toEqual([{ hostId: 1, commands: [], addedRoutes: [], removedRoutes: [], replan: true }]);
