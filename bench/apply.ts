@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { createDockerDriver, createIpDriver, createIptablesDriver, createRunner, createSysctlDriver, type Runner } from '../executor/src/drivers/index.ts';
 import type { Drivers } from '../executor/src/observe.ts';
 import { runJob, type JobOptions } from '../executor/src/run-job.ts';
-import { renderIpBatch, renderIpBatchLine, renderRule, type FirewallChain, type FirewallJump } from '../shared/src/index.ts';
+import { renderIpBatch, renderIpBatchLine, renderRule, type FirewallChain, type FirewallJump, type FirewallRule } from '../shared/src/index.ts';
 import { MIN_RUNS, summarize, type Bench, type BenchReport, type Row, type Stat } from './harness.ts';
 import {
   NONEXISTENT_DOCKER,
@@ -48,10 +48,22 @@ export function restoreInput(chains: readonly FirewallChain[], jumps: readonly F
 }
 
 /** What an operator does by hand: one process per chain, rule, jump and route. */
+/** One rule as iptables arguments: built from the fields, since a comment may hold spaces. */
+function ruleArgv(chain: string, r: FirewallRule): string[] {
+  const argv = ['-A', chain];
+  if (r.source !== undefined) argv.push('-s', r.source);
+  if (r.destination !== undefined) argv.push('-d', r.destination);
+  if (r.inInterface !== undefined) argv.push('-i', r.inInterface);
+  if (r.outInterface !== undefined) argv.push('-o', r.outInterface);
+  if (r.comment !== undefined) argv.push('-m', 'comment', '--comment', r.comment);
+  argv.push('-j', r.target);
+  return argv;
+}
+
 export function perProcessArgvs(d: Desired): string[][] {
   const argvs: string[][] = [];
   for (const c of d.chains) argvs.push(['iptables', '-t', c.table, '-N', c.chain]);
-  for (const c of d.chains) for (const r of c.rules) argvs.push(['iptables', '-t', c.table, ...renderRule(c.chain, r).split(' ')]);
+  for (const c of d.chains) for (const r of c.rules) argvs.push(['iptables', '-t', c.table, ...ruleArgv(c.chain, r)]);
   for (const j of d.jumps) argvs.push(['iptables', '-t', j.table, '-I', j.from, String(j.position), '-j', j.to]);
   for (const r of d.routes) argvs.push(['ip', ...renderIpBatchLine(r).split(' ')]);
   return argvs;
