@@ -20,8 +20,8 @@ export interface NewJob {
 
 export const JOB_HISTORY_PER_HOST = 100;
 
-/** A command's result as recorded: its text only where it is not the controller's own rendering. */
-export type StoredResult = Omit<JobResultItem, 'text'> & { text?: string };
+/** A command's result as recorded: without the executor's text (the history renders its own). */
+export type StoredResult = Omit<JobResultItem, 'text'>;
 
 export class JobStore {
   constructor(

@@ -8,7 +8,6 @@
 import {
   addHash,
   itemHash,
-  renderCommand,
   subtractHash,
   type Command,
   type Hello,
@@ -67,7 +66,7 @@ const MESSAGE_BYTES_PER_ROUTE = 256;
 interface Inflight {
   generation: number;
   deadline: number;
-  commands: Command[];
+  commandCount: number;
 }
 
 /** Why a result was not taken: it is dropped and the job is left as it was. */
@@ -264,7 +263,7 @@ export class Reconciler {
     if (!rt || !inflight) {
       return { accepted: false, reason: 'not-waiting', message: `job ${result.jobId} is not waiting for a result from this host` };
     }
-    const problem = checkResultItems(result, inflight.commands.length);
+    const problem = checkResultItems(result, inflight.commandCount);
     if (problem) return { accepted: false, reason: 'invalid', message: problem };
     rt.inflight.delete(result.jobId);
     this.touch(hostId);
@@ -280,7 +279,7 @@ export class Reconciler {
       // share one write.
       const generation = rt.desiredGeneration;
       void this.jobs
-        .finish(result.jobId, { status, results: withoutOwnTexts(result.results, inflight.commands), error })
+        .finish(result.jobId, { status, results: withoutTexts(result.results), error })
         .then(() => inSync && this.markApplied(hostId, rt, generation))
         .catch((err: unknown) => this.logFailure(err, 'could not record a job result', { jobId: result.jobId }));
       if (!inSync && ok && rt.inflight.size === 0) this.hub.send(hostId, { type: 'state.request' });
@@ -484,7 +483,7 @@ export class Reconciler {
     const deadline = Date.now() + this.options.jobTimeoutMs;
     toSend.forEach((job, i) => {
       const jobId = ids[i]!;
-      this.runtime(job.hostId).inflight.set(jobId, { generation: job.generation, deadline, commands: job.commands });
+      this.runtime(job.hostId).inflight.set(jobId, { generation: job.generation, deadline, commandCount: job.commands.length });
       this.jobbedHosts.add(job.hostId);
       this.hub.send(job.hostId, { type: 'job', jobId, generation: job.generation, commands: job.commands });
     });
@@ -542,11 +541,7 @@ function checkResultItems(result: JobResult, commandCount: number): string | nul
  * host joining sends every host one, so storing them cost a 1,000-host fan-out 3 MB of writes.
  * An executor of another version that renders differently keeps its own text on record.
  */
-function withoutOwnTexts(results: JobResultItem[], commands: Command[]): StoredResult[] {
-  return results.map((r) => {
-    const command = commands[r.index];
-    if (command === undefined || r.text !== renderCommand(command)) return r;
-    const { text: _ours, ...rest } = r;
-    return rest;
-  });
+/** What a result is recorded as: the history renders each command's text itself, so the executor's is not kept. */
+function withoutTexts(results: JobResultItem[]): StoredResult[] {
+  return results.map(({ text: _text, ...rest }) => rest);
 }
