@@ -5,16 +5,7 @@
 // linear per change). Executors report a digest of what they observe; a digest that differs
 // from the digest of the host's desired state makes the controller ask for the whole
 // snapshot and send the full diff.
-import {
-  addHash,
-  itemHash,
-  subtractHash,
-  type Command,
-  type Hello,
-  type JobResult,
-  type JobResultItem,
-  type ObservedState,
-} from '@crossdock/shared';
+import { addHash, itemHash, subtractHash, type Command, type Hello, type JobResult, type JobResultItem, type ObservedState } from '@crossdock/shared';
 import type { FastifyBaseLogger } from 'fastify';
 import { isStorageUnavailable } from '../db/storage.ts';
 import type { IpamChange } from '../ipam/ipam.ts';

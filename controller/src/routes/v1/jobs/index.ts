@@ -107,7 +107,7 @@ const jobs: FastifyPluginAsyncTypebox = async (app) => {
       const row = await prisma.job.findUnique({ where: { id: request.params.id }, include: { host: { select: { name: true } } } });
       if (!row) throw notFound.job(request.params.id);
       const commands = JSON.parse(row.commands) as Command[];
-        const results = row.results ? (JSON.parse(row.results) as StoredResult[]) : [];
+      const results = row.results ? (JSON.parse(row.results) as StoredResult[]) : [];
       const byIndex = new Map(results.map((r) => [r.index, r]));
       return {
         ...summary(row),
