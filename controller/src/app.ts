@@ -8,11 +8,10 @@ import { clip } from '@crossdock/shared';
 import Fastify, { type FastifyPluginAsync, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import { hashToken } from './auth/tokens.ts';
 import websocket from '@fastify/websocket';
-import type { Fleet } from './fleet.ts';
+import type { Fleet, FleetEvent } from './fleet.ts';
 import { AgentHub, CLOSE_TOKEN_ROTATED } from './agents/hub.ts';
 import { JobStore } from './agents/jobs.ts';
 import { DEFAULT_RECONCILER_OPTIONS, Reconciler, type ReconcilerOptions } from './agents/reconciler.ts';
-import type { IpamChange } from './ipam/ipam.ts';
 import agentRoutes, { MAX_AGENT_MESSAGE_BYTES } from './routes/v1/agent/index.ts';
 import jobsRoutes from './routes/v1/jobs/index.ts';
 import type { PrismaClient } from './generated/prisma/client.ts';
@@ -38,8 +37,6 @@ declare module 'fastify' {
 export interface AppOptions {
   prisma: PrismaClient;
   ipam: Ipam;
-  /** the fleet model, built from the same rows as the allocator's index */
-  fleet: Fleet;
   adminToken: string;
   logger?: FastifyServerOptions['logger'];
   reconciler?: Partial<ReconcilerOptions>;
@@ -71,14 +68,14 @@ export async function buildApp(options: AppOptions) {
     (session) => reconciler!.onAttach(session),
     (hostId) => reconciler!.onDetach(hostId),
   );
-  reconciler = new Reconciler(options.fleet, hub, jobs, app.log, { ...DEFAULT_RECONCILER_OPTIONS, ...options.reconciler });
+  reconciler = new Reconciler(options.ipam.fleet, hub, jobs, app.log, { ...DEFAULT_RECONCILER_OPTIONS, ...options.reconciler });
   await reconciler.start();
-  app.decorate('agents', { hub, reconciler, fleet: options.fleet, jobs });
-  const onChange = (change: IpamChange) => void reconciler!.onChange(change);
-  options.ipam.events.on('change', onChange);
+  app.decorate('agents', { hub, reconciler, fleet: options.ipam.fleet, jobs });
+  const onChange = (event: FleetEvent) => reconciler!.onChange(event);
+  options.ipam.fleet.events.on('change', onChange);
   app.events.on('token.rotated', (hostId: number) => hub.disconnect(hostId, CLOSE_TOKEN_ROTATED, 'token rotated'));
   app.addHook('onClose', async () => {
-    options.ipam.events.off('change', onChange);
+    options.ipam.fleet.events.off('change', onChange);
     hub.closeAll(1001, 'controller shutting down');
     await reconciler!.stop();
   });

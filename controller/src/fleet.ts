@@ -1,10 +1,14 @@
-// The fleet model: every host with its address, interface and subnets, every pool, and the
-// firewall policy they make. The database is read once at start (loadFleetRows); the allocator
-// builds its index from the same rows, and the model is then changed only by committed IPAM
-// events, row by row, so a change costs the rows it touched, not a reload of the world.
+// The fleet model: every pool, every host with its address, interface and subnets, and the
+// firewall policy they make. It is the controller's one copy of what the database holds.
+// Loaded once at start (loadFleetRows), then changed only when an IPAM operation commits
+// (the allocator calls the mutators below from its commit callback, synchronously), row by
+// row, so a change costs the rows it touched, not a reload of the world. Each mutation is
+// announced on `events` as a FleetEvent, with the hosts as they were before and are after:
+// the reconciler plans from that, and nothing else needs to read the database to follow.
+import { EventEmitter } from 'node:events';
 import { parseIPv4, type FirewallRule } from '@crossdock/shared';
 import type { Host, Pool, PrismaClient, Subnet } from './generated/prisma/client.ts';
-import { allowFromOf, type PoolFacts } from './ipam/ipam.ts';
+import type { FleetChange } from './planner/change.ts';
 import { firewallPolicy, type FirewallPolicy, type PlanHost, type PlanSubnet } from './planner/desired.ts';
 
 /** Everything the controller keeps in memory, as the database has it. */
@@ -14,11 +18,11 @@ export interface FleetRows {
   subnets: Array<Pick<Subnet, 'id' | 'cidr' | 'gateway' | 'network' | 'mode' | 'poolId' | 'hostId'>>;
 }
 
-/** The one read of the fleet at start: the model and the allocator's index are built from it. */
+/** The one read of the fleet at start. */
 export async function loadFleetRows(prisma: PrismaClient): Promise<FleetRows> {
   const [pools, hosts, subnets] = await Promise.all([
     prisma.pool.findMany({
-      select: { id: true, name: true, cidr: true, subnetPrefixLength: true, allowFrom: true, reserved: { select: { cidr: true } } },
+      select: { id: true, name: true, cidr: true, subnetPrefixLength: true, allowFrom: true, reserved: { select: { cidr: true }, orderBy: { id: 'asc' } } },
       orderBy: { id: 'asc' },
     }),
     prisma.host.findMany({ select: { id: true, name: true, address: true, interface: true }, orderBy: { id: 'asc' } }),
@@ -27,12 +31,63 @@ export async function loadFleetRows(prisma: PrismaClient): Promise<FleetRows> {
   return { pools, hosts, subnets };
 }
 
+/** A pool as the model holds it. */
+export interface FleetPool {
+  id: number;
+  name: string;
+  cidr: string;
+  subnetPrefixLength: number;
+  /** ranges never handed out, in address order */
+  reserved: string[];
+  /** networks outside the fleet whose traffic may reach the pool's subnets */
+  allowFrom: string[];
+}
+
+/** A subnet row's place in the model. */
+export interface SubnetPlace {
+  hostId: number;
+  poolId: number;
+  subnet: PlanSubnet;
+}
+
+/** One committed change, as the model announces it on `events` ('change'). */
+export interface FleetEvent {
+  change: FleetChange;
+  /** the firewall policy before the change (the same object when the change left it alone) */
+  policyBefore: FirewallPolicy;
+  /** what happened, in words, for the job history */
+  reason: string;
+}
+
+/** The allowFrom column: a JSON array of CIDRs; null (a pool from before the column) is none. */
+export function allowFromOf(column: string | null): string[] {
+  return column === null ? [] : (JSON.parse(column) as string[]);
+}
+
+/** A pool row (with its reserved ranges) as the model holds it. */
+export function fleetPool(row: FleetRows['pools'][number]): FleetPool {
+  return {
+    id: row.id,
+    name: row.name,
+    cidr: row.cidr,
+    subnetPrefixLength: row.subnetPrefixLength,
+    reserved: row.reserved.map((r) => r.cidr),
+    allowFrom: allowFromOf(row.allowFrom),
+  };
+}
+
 export class Fleet {
+  /** by id; each host's subnets in id order */
   readonly hosts = new Map<number, PlanHost>();
+  private readonly hostIdByName = new Map<string, number>();
+  private readonly hostIdByAddress = new Map<string, number>();
   /** each host's address, parsed once (parsing is most of the policy's cost otherwise) */
   private readonly addresses = new Map<number, number>();
-  /** in id order, which is creation order */
-  private pools: PoolFacts[] = [];
+  private readonly subnets = new Map<number, { hostId: number; poolId: number }>();
+  /** by id, in id order (ids only grow, and an update keeps its place) */
+  private readonly pools = new Map<number, FleetPool>();
+  private readonly poolIdByName = new Map<string, number>();
+  private readonly subnetsPerPool = new Map<number, number>();
   /**
    * The firewall policy every host's chains include. Replaced only when its rules change, so
    * a caller that kept the previous object learns whether a change touched it by identity.
@@ -40,88 +95,185 @@ export class Fleet {
   policy: FirewallPolicy = firewallPolicy([], []);
   /** subnets across the fleet: what bounds the routes any one host may hold */
   subnetCount = 0;
+  /** 'change' (FleetEvent), after each committed mutation */
+  readonly events = new EventEmitter();
 
   static fromRows(rows: FleetRows): Fleet {
     const fleet = new Fleet();
-    const subnetsOf = new Map<number, PlanSubnet[]>();
+    for (const p of rows.pools) fleet.putPool(fleetPool(p));
+    for (const h of rows.hosts) fleet.putHost({ ...h, subnets: [] });
     for (const s of rows.subnets) {
-      const list = subnetsOf.get(s.hostId) ?? [];
-      list.push({ id: s.id, cidr: s.cidr, gateway: s.gateway, network: s.network, mode: s.mode as PlanSubnet['mode'] });
-      subnetsOf.set(s.hostId, list);
+      const host = fleet.hosts.get(s.hostId);
+      if (!host || !fleet.pools.has(s.poolId)) throw new Error(`subnet ${s.cidr} refers to a missing host or pool`);
+      fleet.putHost({ ...host, subnets: [...host.subnets, planSubnet(s)] });
+      fleet.placeSubnet(s.id, s.hostId, s.poolId);
     }
-    for (const h of rows.hosts) fleet.setHost({ ...h, subnets: subnetsOf.get(h.id) ?? [] });
-    fleet.pools = rows.pools.map((p) => ({ id: p.id, name: p.name, cidr: p.cidr, allowFrom: allowFromOf(p.allowFrom) }));
-    fleet.refreshPolicy();
+    fleet.policy = firewallPolicy([...fleet.pools.values()], fleet.addresses.values());
     return fleet;
   }
 
-  /** Rebuilds the policy from the hosts' addresses and the pools: mostly a sort of the addresses. */
-  private refreshPolicy(): void {
-    const next = firewallPolicy(this.pools, this.addresses.values());
-    if (!samePolicy(this.policy, next)) this.policy = next;
+  // ---- queries ----
+
+  hostByName(name: string): PlanHost | undefined {
+    const id = this.hostIdByName.get(name);
+    return id === undefined ? undefined : this.hosts.get(id);
   }
 
-  // Updates from IPAM change events: each returns the host as it was before.
+  hostByAddress(address: string): PlanHost | undefined {
+    const id = this.hostIdByAddress.get(address);
+    return id === undefined ? undefined : this.hosts.get(id);
+  }
 
-  setPool(pool: PoolFacts): void {
-    const i = this.pools.findIndex((p) => p.id === pool.id);
-    if (i >= 0) this.pools[i] = pool;
-    else this.pools.push(pool); // ids only grow: still in id order
-    this.refreshPolicy();
+  /** Where a subnet is: its host, its pool and its facts. */
+  subnet(id: number): SubnetPlace | undefined {
+    const place = this.subnets.get(id);
+    const subnet = place && this.hosts.get(place.hostId)?.subnets.find((s) => s.id === id);
+    return place && subnet ? { ...place, subnet } : undefined;
+  }
+
+  /** The pool a subnet was allocated from. */
+  poolOfSubnet(id: number): number | undefined {
+    return this.subnets.get(id)?.poolId;
+  }
+
+  pool(id: number): FleetPool | undefined {
+    return this.pools.get(id);
+  }
+
+  poolByName(name: string): FleetPool | undefined {
+    const id = this.poolIdByName.get(name);
+    return id === undefined ? undefined : this.pools.get(id);
+  }
+
+  /** In id order, which is creation order. */
+  allPools(): IterableIterator<FleetPool> {
+    return this.pools.values();
+  }
+
+  /** Subnets allocated from a pool. */
+  subnetsInPool(poolId: number): number {
+    return this.subnetsPerPool.get(poolId) ?? 0;
+  }
+
+  // ---- mutations: only from a committed IPAM operation ----
+
+  addPool(pool: FleetPool): void {
+    this.putPool(pool);
+    this.announce({ type: 'pools.changed' }, `pool ${pool.name} created`);
+  }
+
+  updatePool(pool: FleetPool): void {
+    this.putPool(pool);
+    this.announce({ type: 'pools.changed' }, `pool ${pool.name} changed`);
   }
 
   removePool(poolId: number): void {
-    this.pools = this.pools.filter((p) => p.id !== poolId);
-    this.refreshPolicy();
+    const pool = this.pools.get(poolId);
+    if (!pool) return;
+    this.pools.delete(poolId);
+    this.poolIdByName.delete(pool.name);
+    this.subnetsPerPool.delete(poolId);
+    this.announce({ type: 'pools.changed' }, `pool ${pool.name} deleted`);
   }
 
-  private setHost(host: PlanHost): void {
-    this.subnetCount += host.subnets.length - (this.hosts.get(host.id)?.subnets.length ?? 0);
-    this.hosts.set(host.id, host);
-    this.addresses.set(host.id, mustParseIPv4(host.address));
+  addHost(host: Omit<PlanHost, 'subnets'>, subnets: Array<PlanSubnet & { poolId: number }> = []): void {
+    const added: PlanHost = { ...host, subnets: subnets.map(planSubnet) };
+    this.putHost(added);
+    for (const s of subnets) this.placeSubnet(s.id, host.id, s.poolId);
+    this.announce({ type: 'host.added', host: added }, `host ${host.name} registered`);
   }
 
-  addHost(host: PlanHost): void {
-    this.setHost(host);
-    this.refreshPolicy();
-  }
-
-  addSubnet(hostId: number, subnet: PlanSubnet): { before: PlanHost; after: PlanHost } | undefined {
+  addSubnet(hostId: number, subnet: PlanSubnet & { poolId: number }): void {
     const before = this.hosts.get(hostId);
-    if (!before) return undefined;
+    if (!before) throw new Error(`subnet ${subnet.cidr} committed for host ${hostId}, which the model does not hold`);
     // Ids only grow, so appending keeps the list in id order.
-    const after = { ...before, subnets: [...before.subnets.filter((s) => s.id !== subnet.id), subnet] };
-    this.subnetCount += after.subnets.length - before.subnets.length;
-    this.hosts.set(hostId, after);
-    return { before, after };
+    const planned = planSubnet(subnet);
+    const after = { ...before, subnets: [...before.subnets, planned] };
+    this.putHost(after);
+    this.placeSubnet(subnet.id, hostId, subnet.poolId);
+    this.announce({ type: 'subnet.added', after, subnet: planned }, `subnet ${subnet.cidr} allocated to ${after.name}`);
   }
 
-  removeSubnet(hostId: number, subnetId: number): { before: PlanHost; after: PlanHost } | undefined {
-    const before = this.hosts.get(hostId);
-    if (!before) return undefined;
+  removeSubnet(subnetId: number): void {
+    const place = this.subnet(subnetId);
+    if (!place) return;
+    const before = this.hosts.get(place.hostId)!;
     const after = { ...before, subnets: before.subnets.filter((s) => s.id !== subnetId) };
-    this.subnetCount += after.subnets.length - before.subnets.length;
-    this.hosts.set(hostId, after);
-    return { before, after };
+    this.putHost(after);
+    this.unplaceSubnet(subnetId);
+    this.announce({ type: 'subnet.removed', before, after, subnet: place.subnet }, `subnet ${place.subnet.cidr} released from ${after.name}`);
   }
 
-  updateHost(hostId: number, change: { address: string; interface: string }): { before: PlanHost; after: PlanHost } | undefined {
+  updateHost(hostId: number, change: { address: string; interface: string }): void {
     const before = this.hosts.get(hostId);
-    if (!before) return undefined;
+    if (!before) return;
     const after = { ...before, address: change.address, interface: change.interface };
-    this.setHost(after);
-    if (after.address !== before.address) this.refreshPolicy();
-    return { before, after };
+    this.putHost(after);
+    const reason = before.address !== after.address ? `host ${after.name} moved from ${before.address} to ${after.address}` : `host ${after.name} changed`;
+    this.announce({ type: 'host.moved', before, after }, reason);
   }
 
-  removeHost(id: number): PlanHost | undefined {
-    const before = this.hosts.get(id);
-    this.subnetCount -= before?.subnets.length ?? 0;
-    this.hosts.delete(id);
-    this.addresses.delete(id);
-    if (before) this.refreshPolicy();
-    return before;
+  removeHost(hostId: number): void {
+    const host = this.hosts.get(hostId);
+    if (!host) return;
+    this.hosts.delete(hostId);
+    this.hostIdByName.delete(host.name);
+    this.hostIdByAddress.delete(host.address);
+    this.addresses.delete(hostId);
+    this.subnetCount -= host.subnets.length;
+    for (const s of host.subnets) this.unplaceSubnet(s.id);
+    this.announce({ type: 'host.removed', host }, `host ${host.name} deleted`);
   }
+
+  // ---- bookkeeping ----
+
+  private putPool(pool: FleetPool): void {
+    const previous = this.pools.get(pool.id);
+    if (previous && previous.name !== pool.name) this.poolIdByName.delete(previous.name);
+    this.pools.set(pool.id, pool);
+    this.poolIdByName.set(pool.name, pool.id);
+  }
+
+  /** Stores a host (new or a new version of one) and keeps the lookups and counts true. */
+  private putHost(host: PlanHost): void {
+    const previous = this.hosts.get(host.id);
+    if (previous) {
+      this.hostIdByName.delete(previous.name);
+      this.hostIdByAddress.delete(previous.address);
+    }
+    this.subnetCount += host.subnets.length - (previous?.subnets.length ?? 0);
+    this.hosts.set(host.id, host);
+    this.hostIdByName.set(host.name, host.id);
+    this.hostIdByAddress.set(host.address, host.id);
+    if (previous?.address !== host.address) this.addresses.set(host.id, mustParseIPv4(host.address));
+  }
+
+  private placeSubnet(id: number, hostId: number, poolId: number): void {
+    this.subnets.set(id, { hostId, poolId });
+    this.subnetsPerPool.set(poolId, this.subnetsInPool(poolId) + 1);
+  }
+
+  private unplaceSubnet(id: number): void {
+    const place = this.subnets.get(id);
+    if (!place) return;
+    this.subnets.delete(id);
+    this.subnetsPerPool.set(place.poolId, this.subnetsInPool(place.poolId) - 1);
+  }
+
+  /** Rebuilds the policy (mostly a sort of the addresses) and tells the listeners. */
+  private announce(change: FleetChange, reason: string): void {
+    const policyBefore = this.policy;
+    const touchesPolicy = change.type !== 'subnet.added' && change.type !== 'subnet.removed';
+    if (touchesPolicy) {
+      const next = firewallPolicy([...this.pools.values()], this.addresses.values());
+      if (!samePolicy(policyBefore, next)) this.policy = next;
+    }
+    this.events.emit('change', { change, policyBefore, reason } satisfies FleetEvent);
+  }
+}
+
+function planSubnet(row: Pick<Subnet, 'id' | 'cidr' | 'gateway' | 'network' | 'mode'>): PlanSubnet {
+  return { id: row.id, cidr: row.cidr, gateway: row.gateway, network: row.network, mode: row.mode as PlanSubnet['mode'] };
 }
 
 function mustParseIPv4(address: string): number {

@@ -59,15 +59,12 @@ async function main(): Promise<void> {
   const firstStart = migrations.alreadyApplied === 0;
   const admin = resolveAdminToken(config, dir);
   const storage = new StorageHealth(config.databaseFile);
-  let rows = await loadFleetRows(prisma);
-  let ipam = Ipam.fromRows(rows, prisma, storage);
+  const ipam = new Ipam(Fleet.fromRows(await loadFleetRows(prisma)), prisma, storage);
   if (firstStart && config.defaultPool && !ipam.hasPool(DEFAULT_POOL_NAME)) {
     await ipam.createPool({ name: DEFAULT_POOL_NAME, cidr: config.defaultPool, subnetPrefixLength: 24, reserved: [] });
-    rows = await loadFleetRows(prisma);
-    ipam = Ipam.fromRows(rows, prisma, storage);
   }
 
-  const app = await buildApp({ prisma, ipam, fleet: Fleet.fromRows(rows), adminToken: admin.token, logger: { level: config.logLevel } });
+  const app = await buildApp({ prisma, ipam, adminToken: admin.token, logger: { level: config.logLevel } });
   const shutdown = async (signal: string) => {
     app.log.info({ signal }, 'shutting down');
     await app.close();

@@ -14,20 +14,17 @@ export async function createTestDatabase(options: { defaultPool?: string | null 
   const dir = mkdtempSync(path.join(tmpdir(), 'crossdock-test-'));
   const file = path.join(dir, 'crossdock.db');
   const { prisma } = await openDatabase(file);
-  let rows = await loadFleetRows(prisma);
-  let ipam = Ipam.fromRows(rows, prisma);
+  const ipam = new Ipam(Fleet.fromRows(await loadFleetRows(prisma)), prisma);
   const defaultPool = options.defaultPool === undefined ? '10.100.0.0/16' : options.defaultPool;
   if (defaultPool) {
     await ipam.createPool({ name: DEFAULT_POOL_NAME, cidr: mustParseCidr(defaultPool), subnetPrefixLength: 24, reserved: [] });
-    rows = await loadFleetRows(prisma);
-    ipam = Ipam.fromRows(rows, prisma);
   }
   return {
     dir,
     file,
     prisma,
     ipam,
-    fleet: Fleet.fromRows(rows),
+    fleet: ipam.fleet,
     async close() {
       await prisma.$disconnect();
       rmSync(dir, { recursive: true, force: true });
@@ -37,7 +34,7 @@ export async function createTestDatabase(options: { defaultPool?: string | null 
 
 export async function createTestApp(options: { defaultPool?: string | null } = {}) {
   const db = await createTestDatabase(options);
-  const app = await buildApp({ prisma: db.prisma, ipam: db.ipam, fleet: db.fleet, adminToken: TEST_ADMIN_TOKEN });
+  const app = await buildApp({ prisma: db.prisma, ipam: db.ipam, adminToken: TEST_ADMIN_TOKEN });
   await app.ready();
   const auth = { authorization: `Bearer ${TEST_ADMIN_TOKEN}` };
   return {

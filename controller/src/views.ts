@@ -1,7 +1,11 @@
 // Database rows -> API objects.
 import type { AgentHub } from './agents/hub.ts';
-import { allowFromOf, type AllocatedSubnet } from './ipam/ipam.ts';
+import { allowFromOf } from './fleet.ts';
+import type { AllocatedSubnet } from './ipam/ipam.ts';
 import type { HostDto, PoolDto, SubnetDto } from './schemas.ts';
+
+/** How a subnet is read for the API: with its pool's and host's names. */
+export const subnetInclude = { pool: { select: { name: true } }, host: { select: { name: true } } } as const;
 
 /** A subnet row with its pool's and host's names (what allocate() answers with). */
 type SubnetRow = AllocatedSubnet;

@@ -25,7 +25,6 @@ export async function startFleetController(options: { reconcileIntervalMs?: numb
   const app = await buildApp({
     prisma: t.prisma,
     ipam: t.ipam,
-    fleet: t.fleet,
     adminToken: TEST_ADMIN_TOKEN,
     reconciler: {
       reconcileIntervalMs: options.reconcileIntervalMs ?? 200,

@@ -8,7 +8,6 @@
 import { addHash, itemHash, subtractHash, type Command, type Hello, type JobResult, type JobResultItem, type ObservedState } from '@crossdock/shared';
 import type { FastifyBaseLogger } from 'fastify';
 import { isStorageUnavailable } from '../db/storage.ts';
-import type { IpamChange } from '../ipam/ipam.ts';
 import {
   UNKNOWN_ENVIRONMENT,
   desiredDigest,
@@ -20,9 +19,9 @@ import {
   type HostEnvironment,
   type PlanHost,
 } from '../planner/desired.ts';
-import { planChange, type FleetChange, type HostDelta } from '../planner/change.ts';
+import { planChange, type HostDelta } from '../planner/change.ts';
 import { plan } from '../planner/plan.ts';
-import type { Fleet } from '../fleet.ts';
+import type { Fleet, FleetEvent } from '../fleet.ts';
 import { CLOSE_REVOKED, type AgentHub, type Session } from './hub.ts';
 import type { JobStatus, JobStore, StoredResult } from './jobs.ts';
 
@@ -348,81 +347,38 @@ export class Reconciler {
     return desiredDigest(host, this.fleet.policy, rt.env, rt.routeSum);
   }
 
-  // ---- IPAM changes ----
+  // ---- fleet changes ----
 
-  onChange(change: IpamChange): Promise<void> {
-    return this.enqueue(() => this.applyChange(change));
-  }
-
-  /** Updates the fleet model with a committed change and sends each host its part of it. */
-  private async applyChange(change: IpamChange): Promise<void> {
-    const policyBefore = this.fleet.policy;
-    let fleetChange: FleetChange;
-    let reason: string;
-    switch (change.type) {
-      case 'host.created': {
-        const host: PlanHost = { ...change.host, subnets: change.subnets };
-        this.fleet.addHost(host);
-        this.runtime(host.id);
-        fleetChange = { type: 'host.added', host };
-        reason = `host ${host.name} registered`;
-        break;
-      }
-      case 'subnet.created': {
-        const after = this.fleet.addSubnet(change.hostId, change.subnet)?.after;
-        if (!after) return;
-        fleetChange = { type: 'subnet.added', after, subnet: change.subnet };
-        reason = `subnet ${change.subnet.cidr} allocated to ${after.name}`;
-        break;
-      }
-      case 'subnet.deleted': {
-        const { before, after } = this.fleet.removeSubnet(change.hostId, change.subnetId) ?? {};
-        const subnet = before?.subnets.find((s) => s.id === change.subnetId);
-        if (!before || !after || !subnet) return;
-        fleetChange = { type: 'subnet.removed', before, after, subnet };
-        reason = `subnet ${change.cidr} released from ${after.name}`;
-        break;
-      }
-      case 'host.updated': {
-        const { before, after } = this.fleet.updateHost(change.hostId, change) ?? {};
-        if (!before || !after) return;
-        fleetChange = { type: 'host.moved', before, after };
-        reason =
-          before.address !== after.address ? `host ${after.name} moved from ${before.address} to ${after.address}` : `host ${after.name}: interface changed`;
-        break;
-      }
-      case 'host.deleted': {
-        const host = this.fleet.removeHost(change.hostId);
-        this.hub.send(change.hostId, { type: 'revoked', reason: `host ${change.name} was deleted from the controller` });
-        this.hub.disconnect(change.hostId, CLOSE_REVOKED, 'host deleted');
-        this.hub.forget(change.hostId);
-        this.runtimes.delete(change.hostId);
-        if (!host) return;
-        fleetChange = { type: 'host.removed', host };
-        reason = `host ${change.name} deleted`;
-        break;
-      }
-      case 'pool.created':
-      case 'pool.updated':
-      case 'pool.deleted': {
-        if (change.type === 'pool.deleted') this.fleet.removePool(change.poolId);
-        else this.fleet.setPool(change.pool);
-        const name = change.type === 'pool.deleted' ? change.poolName : change.pool.name;
-        fleetChange = { type: 'pools.changed' };
-        reason = `pool ${name} ${{ 'pool.created': 'created', 'pool.updated': 'changed', 'pool.deleted': 'deleted' }[change.type]}`;
-        break;
-      }
-    }
+  /**
+   * A committed change of the fleet model. It is planned at once, against the model as the
+   * change left it (the model moves on with the next commit); sending its jobs waits its turn
+   * behind the events queued before it.
+   */
+  onChange(event: FleetEvent): void {
+    const { change, policyBefore, reason } = event;
     const policy = this.fleet.policy;
     if (policy !== policyBefore && policy.hostRulesLeftOut > 0 && policyBefore.hostRulesLeftOut === 0) this.warnHostRulesLeftOut();
-    const deltas = planChange(fleetChange, {
+    if (change.type === 'host.added') this.runtime(change.host.id);
+    const deltas = planChange(change, {
       hosts: this.fleet.hosts,
       policy,
       policyBefore,
       envOf: (hostId) => this.runtime(hostId).env,
       sendsTo: (hostId) => this.reachable(hostId),
     });
-    await this.dispatch(deltas.map((d) => this.dispatchOf(d, reason)));
+    const dispatches = deltas.map((d) => this.dispatchOf(d, reason));
+    void this.enqueue(async () => {
+      if (change.type === 'host.removed') this.revoke(change.host);
+      await this.dispatch(dispatches);
+    });
+  }
+
+  /** A deleted host's executor is told so, and forgotten. */
+  private revoke(host: PlanHost): void {
+    this.hub.send(host.id, { type: 'revoked', reason: `host ${host.name} was deleted from the controller` });
+    this.hub.disconnect(host.id, CLOSE_REVOKED, 'host deleted');
+    this.hub.forget(host.id);
+    this.runtimes.delete(host.id);
   }
 
   /**

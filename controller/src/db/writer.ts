@@ -1,10 +1,9 @@
 // The controller's one database writer: every write (allocations, hosts, pools, jobs, host
-// progress) is queued, checked and applied to the in-memory index one at a time, and
-// committed to the database in batches
-// (one transaction for whatever queued up while the previous batch was committing).
-// An operation is acknowledged only after its batch has committed: nothing that got a 2xx
-// can be lost, and the in-memory index never disagrees with the database for long, since
-// a failed commit undoes its batch in memory and retries each operation alone.
+// progress) is queued, checked against memory one at a time (where it claims what it takes),
+// and committed to the database in batches (one transaction for whatever queued up while the
+// previous batch was committing). An operation is acknowledged only after its batch has
+// committed: nothing that got a 2xx can be lost. Only then does it change the fleet model;
+// a failed commit gives back every claim of its batch and retries each operation alone.
 import { mapDatabaseError } from './constraint-errors.ts';
 import { MAX_PARAMETERS, insertRows, type BulkRow, type Tx } from './raw-sql.ts';
 import { StorageHealth } from './storage.ts';
@@ -15,7 +14,7 @@ export type { BulkRow, Tx } from './raw-sql.ts';
 export type Prepared<T> = PreparedBase<T> & ({ write(tx: Tx): Promise<T>; bulk?: never } | { bulk: BulkRow; write?: never });
 
 interface PreparedBase<T> {
-  /** Reverts what prepare() did to the in-memory index. */
+  /** Gives back what prepare() claimed. */
   undo(): void;
   /** Runs after the commit, before the caller is answered. */
   committed?(result: T): void;

@@ -213,6 +213,44 @@ function checkIndexMatchesModel(ipam: Ipam, model: Model, label: string): void {
   }
 }
 
+/** The fleet model the allocator keeps is the database, row for row (it is what the reconciler plans from). */
+function checkFleetMatchesDatabase(fleet: Ipam['fleet'], db: Awaited<ReturnType<typeof snapshot>>, label: string): void {
+  const pools = [...fleet.allPools()].map((p) => ({ name: p.name, cidr: p.cidr, subnetPrefixLength: p.subnetPrefixLength, reserved: [...p.reserved].sort() }));
+  expect(
+    pools.sort((a, b) => a.name.localeCompare(b.name)),
+    `${label}: pools`,
+  ).toEqual(db.pools.map((p) => ({ ...p, reserved: [...p.reserved].sort() })));
+  const hosts = [...fleet.hosts.values()].map((h) => ({ id: h.id, name: h.name, address: h.address }));
+  expect(
+    hosts.sort((a, b) => a.name.localeCompare(b.name)),
+    `${label}: hosts`,
+  ).toEqual(db.hosts.map(({ id, name, address }) => ({ id, name, address })));
+  const subnets = [...fleet.hosts.values()].flatMap((h) =>
+    h.subnets.map((s) => ({
+      id: s.id,
+      cidr: s.cidr,
+      gateway: s.gateway,
+      network: s.network,
+      mode: s.mode,
+      host: h.name,
+      pool: fleet.pool(fleet.poolOfSubnet(s.id)!)?.name,
+    })),
+  );
+  expect(
+    subnets.sort((a, b) => a.id - b.id),
+    `${label}: subnets`,
+  ).toEqual(db.subnets.map((s) => ({ id: s.id, cidr: s.cidr, gateway: s.gateway, network: s.network, mode: s.mode, host: s.host, pool: s.pool })));
+  expect(fleet.subnetCount, `${label}: subnet count`).toBe(db.subnets.length);
+  for (const host of fleet.hosts.values()) {
+    expect(fleet.hostByName(host.name), `${label}: lookup by name`).toBe(host);
+    expect(fleet.hostByAddress(host.address), `${label}: lookup by address`).toBe(host);
+    expect(
+      host.subnets.map((s) => s.id),
+      `${label}: ${host.name}'s subnets in id order`,
+    ).toEqual(host.subnets.map((s) => s.id).sort((a, b) => a - b));
+  }
+}
+
 type Settled = { ok: true; value: unknown } | { ok: false; error: unknown };
 
 /** Attaches handlers at once, so a refusal that arrives before we look is not "unhandled". */
@@ -557,6 +595,7 @@ describe('Ipam against a brute-force model (real SQLite)', () => {
             checkDatabaseInvariants(after);
             checkDatabaseMatchesModel(after, model);
             checkIndexMatchesModel(ipam, model, 'live index');
+            checkFleetMatchesDatabase(ipam.fleet, after, 'live fleet model');
             checkIndexMatchesModel(await Ipam.load(db.prisma), model, 'reloaded index');
           }
         }),

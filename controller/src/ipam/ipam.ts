@@ -1,8 +1,12 @@
-// The allocator: an in-memory index of pools, subnets and hosts, rebuilt from the database at
-// start-up, guarded by the database, and changed only through the DatabaseWriter. Every path
-// that creates a subnet goes through allocate(), so first fit and the overlap checks hold
-// under any concurrency.
-import { EventEmitter } from 'node:events';
+// The allocator. It reads the fleet model (fleet.ts) for what is committed and keeps only what
+// allocation needs beside it: per pool, an interval set of the ranges taken, and the claims of
+// the batch being written (a host name, an address, a range, a network name an operation has
+// taken but not yet committed). Operations run through the DatabaseWriter: each is checked and
+// claims what it takes synchronously, in turn, so two operations of one batch never take the
+// same thing; when the batch commits, each operation hands its rows to the model (which tells
+// the reconciler) and drops its claims; when it fails, each gives its claims back. Every path
+// that creates a subnet goes through allocate() or registerHost(), so first fit and the
+// overlap checks hold under any concurrency.
 import {
   blockSize,
   containsAddress,
@@ -17,53 +21,21 @@ import {
   parseIPv4,
   type Cidr,
 } from '@crossdock/shared';
+import { insertRows } from '../db/raw-sql.ts';
 import { StorageHealth } from '../db/storage.ts';
 import { prismaTimestamp } from '../db/timestamp.ts';
+import { DatabaseWriter, type BulkRow, type Prepared, type Tx } from '../db/writer.ts';
 import { ApiError, notFound } from '../errors.ts';
-import type { Host, PrismaClient, Subnet } from '../generated/prisma/client.ts';
-import { loadFleetRows, type FleetRows } from '../fleet.ts';
-import type { PlanHost, PlanSubnet } from '../planner/desired.ts';
+import { Fleet, fleetPool, loadFleetRows, type FleetRows } from '../fleet.ts';
+import type { Host, PrismaClient } from '../generated/prisma/client.ts';
+import type { PlanHost } from '../planner/desired.ts';
 import { IntervalSet } from './interval-set.ts';
 import { requireSubnetPrefixLength, resolveGateway } from './rules.ts';
-import { insertRows } from '../db/raw-sql.ts';
-import { DatabaseWriter, type BulkRow, type Prepared, type Tx } from '../db/writer.ts';
 
 export const DEFAULT_POOL_NAME = 'default';
 export const DEFAULT_NETWORK_NAME = 'crossdock';
 
 export type SubnetMode = 'network' | 'bip';
-
-interface PoolEntry {
-  id: number;
-  name: string;
-  cidr: Cidr;
-  subnetPrefixLength: number;
-  reserved: Cidr[];
-  reservedSet: IntervalSet;
-  /** reserved ranges and subnets */
-  occupied: IntervalSet;
-  subnetCount: number;
-}
-
-interface SubnetEntry {
-  id: number;
-  poolId: number;
-  hostId: number;
-  cidr: Cidr;
-  network: string;
-  mode: SubnetMode;
-}
-
-interface HostEntry {
-  id: number;
-  name: string;
-  address: string;
-  subnets: Map<number, SubnetEntry>;
-  /** subnets reserved for this host whose write has not committed yet */
-  pending: Set<SubnetEntry>;
-  /** network names taken on this host, including ones not yet committed */
-  networks: Set<string>;
-}
 
 export interface SubnetRequest {
   pool?: string;
@@ -82,192 +54,228 @@ export interface HostRequest {
   tokenHash: string;
 }
 
-/** A subnet as the fleet model holds it: the planner's own shape. */
-export type SubnetFacts = PlanSubnet;
+/** What allocate() answers with: the subnet row with its pool's and host's names. */
+export interface AllocatedSubnet {
+  id: number;
+  cidr: string;
+  gateway: string;
+  network: string;
+  mode: string;
+  createdAt: Date;
+  pool: { name: string };
+  host: { name: string };
+}
 
-/** What changed, carrying the committed rows, so listeners need no database read. */
-export type IpamChange =
-  | { type: 'host.created'; host: Omit<PlanHost, 'subnets'>; subnets: SubnetFacts[] }
-  | { type: 'host.updated'; hostId: number; address: string; interface: string }
-  | { type: 'host.deleted'; hostId: number; name: string; subnets: Array<{ id: number; cidr: string }> }
-  | { type: 'subnet.created'; hostId: number; subnet: SubnetFacts }
-  | { type: 'subnet.deleted'; subnetId: number; hostId: number; cidr: string }
-  | { type: 'pool.created' | 'pool.updated'; pool: PoolFacts }
-  | { type: 'pool.deleted'; poolId: number; poolName: string };
+/** The allocation index of one pool: its ranges, parsed, and what in it is taken. */
+interface PoolIndex {
+  cidr: Cidr;
+  reserved: Cidr[];
+  reservedSet: IntervalSet;
+  /** reserved ranges and subnets, claimed ones included */
+  occupied: IntervalSet;
+  /** subnets, claimed ones included */
+  subnetCount: number;
+}
 
-/** A pool as the planner needs it. */
-export interface PoolFacts {
+/** A pool as an operation sees it: committed (id > 0) or being created in this batch (id 0). */
+interface PoolView {
   id: number;
   name: string;
-  cidr: string;
-  allowFrom: string[];
+  subnetPrefixLength: number;
+  index: PoolIndex;
 }
 
-/** The allowFrom column: a JSON array of CIDRs; null (a pool from before the column) is none. */
-export function allowFromOf(column: string | null): string[] {
-  return column === null ? [] : (JSON.parse(column) as string[]);
+/** A host as an operation sees it: committed (id > 0) or being registered in this batch (id 0). */
+interface HostView {
+  id: number;
+  name: string;
+  /** the registration claim of a host not yet committed: its identity within the batch */
+  claim?: HostClaim;
 }
 
-type PoolRow = { id: number; name: string; cidr: string; allowFrom: string | null };
-
-function poolFacts(row: PoolRow): PoolFacts {
-  return { id: row.id, name: row.name, cidr: row.cidr, allowFrom: allowFromOf(row.allowFrom) };
+interface HostClaim {
+  name: string;
+  address: string;
 }
 
-export const subnetInclude = { pool: { select: { name: true } }, host: { select: { name: true } } } as const;
+interface SubnetClaim {
+  host: HostView;
+  pool: PoolIndex;
+  cidr: Cidr;
+  network: string;
+  mode: SubnetMode;
+  /** a later operation of the batch deleted the host: the range is free again */
+  released: boolean;
+}
+
+/** What the operations of the batch being written have taken, until each commits or is undone. */
+class Claims {
+  readonly pools = new Map<string, PoolView>();
+  readonly removedPools = new Set<number>();
+  readonly hosts = new Map<string, HostClaim>();
+  /** address -> the name of the host taking it (a registration or a move) */
+  readonly addresses = new Map<string, string>();
+  /** host id -> the address it is moving to */
+  readonly moves = new Map<number, string>();
+  readonly removedHosts = new Set<number>();
+  readonly subnets = new Set<SubnetClaim>();
+  readonly removedSubnets = new Set<number>();
+}
 
 export class Ipam {
-  private readonly pools = new Map<string, PoolEntry>();
-  private readonly poolsById = new Map<number, PoolEntry>();
-  private readonly subnets = new Map<number, SubnetEntry>();
-  private readonly hostsByName = new Map<string, HostEntry>();
-  private readonly hostsById = new Map<number, HostEntry>();
-  private readonly hostsByAddress = new Map<string, HostEntry>();
   readonly writer: DatabaseWriter;
-  /** Emits 'change' (IpamChange) after each committed operation. */
-  readonly events = new EventEmitter();
+  /** allocation index of each committed pool, by pool id */
+  private readonly poolIndexes = new Map<number, PoolIndex>();
+  private readonly claims = new Claims();
 
-  private constructor(prisma: PrismaClient, storage: StorageHealth) {
+  constructor(
+    /** the model: read for everything committed, changed here only when an operation commits */
+    readonly fleet: Fleet,
+    prisma: PrismaClient,
+    storage = new StorageHealth(),
+  ) {
     this.writer = new DatabaseWriter(prisma, storage);
+    for (const pool of fleet.allPools()) {
+      this.poolIndexes.set(pool.id, poolIndex(mustParseCidr(pool.cidr), pool.reserved.map(mustParseCidr)));
+    }
+    for (const host of fleet.hosts.values()) {
+      for (const s of host.subnets) this.occupy(this.poolIndexes.get(fleet.poolOfSubnet(s.id)!)!, mustParseCidr(s.cidr));
+    }
   }
 
-  /** Builds the index from the database. */
-  /** Builds the index from the database (tests; the controller uses fromRows with the fleet's rows). */
+  /** The model and its allocator from the database (tests; the controller builds both at start). */
   static async load(prisma: PrismaClient, storage = new StorageHealth()): Promise<Ipam> {
     return Ipam.fromRows(await loadFleetRows(prisma), prisma, storage);
   }
 
-  /** Builds the index from the rows the fleet model was loaded from: one read of the database. */
   static fromRows(rows: FleetRows, prisma: PrismaClient, storage = new StorageHealth()): Ipam {
-    const ipam = new Ipam(prisma, storage);
-    for (const p of rows.pools) {
-      ipam.indexPool(
-        p.id,
-        p.name,
-        mustParseCidr(p.cidr),
-        p.subnetPrefixLength,
-        p.reserved.map((r) => mustParseCidr(r.cidr)),
-      );
-    }
-    for (const h of rows.hosts) ipam.indexHost({ id: h.id, name: h.name, address: h.address, subnets: new Map(), pending: new Set(), networks: new Set() });
-    for (const s of rows.subnets) {
-      ipam.indexSubnet({ id: s.id, cidr: mustParseCidr(s.cidr), poolId: s.poolId, hostId: s.hostId, network: s.network, mode: s.mode as SubnetMode });
-    }
-    return ipam;
+    return new Ipam(Fleet.fromRows(rows), prisma, storage);
   }
 
-  // ---- index maintenance (synchronous, used by prepare/undo) ----
-
-  private indexPool(id: number, name: string, cidr: Cidr, subnetPrefixLength: number, reserved: Cidr[]): PoolEntry {
-    const entry: PoolEntry = { id, name, cidr, subnetPrefixLength, reserved, reservedSet: new IntervalSet(), occupied: new IntervalSet(), subnetCount: 0 };
-    for (const r of reserved) {
-      entry.reservedSet.add({ start: r.network, end: lastAddress(r) });
-      entry.occupied.add({ start: r.network, end: lastAddress(r) });
-    }
-    this.pools.set(name, entry);
-    if (id > 0) this.poolsById.set(id, entry);
-    return entry;
-  }
-
-  private unindexPool(entry: PoolEntry): void {
-    this.pools.delete(entry.name);
-    this.poolsById.delete(entry.id);
-  }
-
-  private indexHost(entry: HostEntry): void {
-    this.hostsByName.set(entry.name, entry);
-    this.hostsByAddress.set(entry.address, entry);
-    if (entry.id > 0) this.hostsById.set(entry.id, entry);
-  }
-
-  private unindexHost(entry: HostEntry): void {
-    this.hostsByName.delete(entry.name);
-    this.hostsByAddress.delete(entry.address);
-    this.hostsById.delete(entry.id);
-  }
-
-  private indexSubnet(entry: SubnetEntry, pool = this.poolsById.get(entry.poolId), host = this.hostsById.get(entry.hostId)): void {
-    if (!pool || !host) throw new Error(`subnet ${formatCidr(entry.cidr)} refers to a missing pool or host`);
-    pool.occupied.add({ start: entry.cidr.network, end: lastAddress(entry.cidr) });
-    pool.subnetCount++;
-    host.networks.add(entry.network);
-    if (entry.id > 0) {
-      host.subnets.set(entry.id, entry);
-      this.subnets.set(entry.id, entry);
-    } else {
-      host.pending.add(entry);
-    }
-  }
-
-  private unindexSubnet(entry: SubnetEntry, pool: PoolEntry, host: HostEntry): void {
-    pool.occupied.remove(entry.cidr.network, lastAddress(entry.cidr));
-    pool.subnetCount--;
-    host.networks.delete(entry.network);
-    host.pending.delete(entry);
-    host.subnets.delete(entry.id);
-    this.subnets.delete(entry.id);
-  }
-
-  // ---- queries ----
+  // ---- queries (committed state) ----
 
   poolNames(): string[] {
-    return [...this.pools.keys()];
+    return [...this.fleet.allPools()].map((p) => p.name);
   }
 
   hasPool(name: string): boolean {
-    return this.pools.has(name);
+    return this.fleet.poolByName(name) !== undefined;
   }
 
   hostIdByName(name: string): number | undefined {
-    const id = this.hostsByName.get(name)?.id;
-    return id !== undefined && id > 0 ? id : undefined;
+    return this.fleet.hostByName(name)?.id;
   }
 
   /** Utilization in subnets of the pool's own size. */
   utilization(name: string): { total: number; allocated: number; free: number; reserved: number } {
     const pool = this.requirePool(name);
+    const { cidr, reservedSet, occupied } = pool.index;
     const size = blockSize(pool.subnetPrefixLength);
-    const start = pool.cidr.network;
-    const end = lastAddress(pool.cidr);
-    const total = blockSize(pool.cidr.prefixLength) / size;
-    const usable = pool.reservedSet.countFree(start, end, size);
-    const free = pool.occupied.countFree(start, end, size);
+    const end = lastAddress(cidr);
+    const total = blockSize(cidr.prefixLength) / size;
+    const usable = reservedSet.countFree(cidr.network, end, size);
+    const free = occupied.countFree(cidr.network, end, size);
     return { total, allocated: usable - free, free, reserved: total - usable };
   }
 
   /** The next free subnets of a pool, lowest first, without reserving them. */
   available(name: string, prefixLength: number | undefined, limit: number): string[] {
     const pool = this.requirePool(name);
-    const length = requireSubnetPrefixLength(prefixLength ?? pool.subnetPrefixLength, pool.cidr, 'prefixLength');
-    return pool.occupied
-      .firstFit(pool.cidr.network, lastAddress(pool.cidr), blockSize(length), limit)
-      .map((network) => formatCidr({ network, prefixLength: length }));
+    const { cidr, occupied } = pool.index;
+    const length = requireSubnetPrefixLength(prefixLength ?? pool.subnetPrefixLength, cidr, 'prefixLength');
+    return occupied.firstFit(cidr.network, lastAddress(cidr), blockSize(length), limit).map((network) => formatCidr({ network, prefixLength: length }));
   }
 
-  private requirePool(name: string): PoolEntry {
-    const pool = this.pools.get(name);
-    if (!pool || pool.id <= 0) throw notFound.pool(name, this.poolNames());
+  // ---- what an operation sees: the model with the batch's claims over it ----
+
+  private pool(name: string): PoolView | undefined {
+    const claimed = this.claims.pools.get(name);
+    if (claimed) return claimed;
+    const pool = this.fleet.poolByName(name);
+    if (!pool || this.claims.removedPools.has(pool.id)) return undefined;
+    return { id: pool.id, name: pool.name, subnetPrefixLength: pool.subnetPrefixLength, index: this.poolIndexes.get(pool.id)! };
+  }
+
+  private pools(): PoolView[] {
+    const committed = [...this.fleet.allPools()].filter((p) => !this.claims.removedPools.has(p.id)).map((p) => this.pool(p.name)!);
+    return [...committed, ...this.claims.pools.values()];
+  }
+
+  /** A pool operations may allocate from: committed, not being deleted. */
+  private requirePool(name: string): PoolView {
+    const pool = this.pool(name);
+    if (!pool || pool.id === 0) throw notFound.pool(name, this.poolNames());
     return pool;
+  }
+
+  private host(name: string): HostView | undefined {
+    const claim = this.claims.hosts.get(name);
+    if (claim) return { id: 0, name, claim };
+    const host = this.fleet.hostByName(name);
+    return host && !this.claims.removedHosts.has(host.id) ? { id: host.id, name } : undefined;
+  }
+
+  /** A host operations may change: committed, not being deleted. */
+  private requireHost(name: string): HostView & { committed: PlanHost } {
+    const host = this.host(name);
+    const committed = host && host.id > 0 ? this.fleet.hosts.get(host.id) : undefined;
+    if (!host || !committed) throw notFound.host(name);
+    return { ...host, committed };
+  }
+
+  /** The name of the host holding an address, counting registrations and moves in flight. */
+  private addressHolder(address: string): string | undefined {
+    const claimed = this.claims.addresses.get(address);
+    if (claimed !== undefined) return claimed;
+    const host = this.fleet.hostByAddress(address);
+    return host && !this.claims.removedHosts.has(host.id) && !this.claims.moves.has(host.id) ? host.name : undefined;
+  }
+
+  /** Every host address, with its host's name, counting registrations and moves in flight. */
+  private *addresses(): Generator<{ address: string; name: string }> {
+    for (const host of this.fleet.hosts.values()) {
+      if (!this.claims.removedHosts.has(host.id) && !this.claims.moves.has(host.id)) yield { address: host.address, name: host.name };
+    }
+    for (const [address, name] of this.claims.addresses) yield { address, name };
+  }
+
+  /** The host's subnets (network name, mode) as the batch has them so far. */
+  private subnetsOf(host: HostView): Array<{ network: string; mode: SubnetMode }> {
+    const committed = host.id > 0 ? (this.fleet.hosts.get(host.id)?.subnets ?? []).filter((s) => !this.claims.removedSubnets.has(s.id)) : [];
+    const claimed = [...this.claims.subnets].filter((c) => !c.released && sameHost(c.host, host));
+    return [...committed, ...claimed];
+  }
+
+  // ---- claims on the allocation index ----
+
+  private occupy(index: PoolIndex, cidr: Cidr): void {
+    index.occupied.add({ start: cidr.network, end: lastAddress(cidr) });
+    index.subnetCount++;
+  }
+
+  private vacate(index: PoolIndex, cidr: Cidr): void {
+    index.occupied.remove(cidr.network, lastAddress(cidr));
+    index.subnetCount--;
   }
 
   // ---- operations ----
 
   createPool(input: { name: string; cidr: Cidr; subnetPrefixLength: number; reserved: Cidr[]; allowFrom?: Cidr[] }) {
     return this.writer.run(() => {
-      if (this.pools.has(input.name)) throw new ApiError('POOL_EXISTS', `a pool named "${input.name}" already exists; choose another name`);
-      for (const other of this.pools.values()) {
-        if (overlaps(other.cidr, input.cidr)) {
+      if (this.pool(input.name)) throw new ApiError('POOL_EXISTS', `a pool named "${input.name}" already exists; choose another name`);
+      for (const other of this.pools()) {
+        if (overlaps(other.index.cidr, input.cidr)) {
           throw new ApiError(
             'POOL_OVERLAP',
-            `${formatCidr(input.cidr)} overlaps pool "${other.name}" (${formatCidr(other.cidr)}); choose a range outside every existing pool`,
+            `${formatCidr(input.cidr)} overlaps pool "${other.name}" (${formatCidr(other.index.cidr)}); choose a range outside every existing pool`,
           );
         }
       }
-      for (const host of this.hostsByAddress.values()) {
-        if (containsAddress(input.cidr, parseIPv4(host.address) ?? -1)) {
+      for (const { address, name } of this.addresses()) {
+        if (containsAddress(input.cidr, parseIPv4(address) ?? -1)) {
           throw new ApiError(
             'ADDRESS_IN_POOL',
-            `${formatCidr(input.cidr)} contains ${host.address}, the address of host "${host.name}"; a pool's addresses go to containers, so choose a range without host addresses`,
+            `${formatCidr(input.cidr)} contains ${address}, the address of host "${name}"; a pool's addresses go to containers, so choose a range without host addresses`,
           );
         }
       }
@@ -285,7 +293,8 @@ export class Ipam {
           throw new ApiError('VALIDATION_FAILED', `reserved ranges ${formatCidr(previous)} and ${formatCidr(r)} overlap; list each address once`);
         }
       });
-      const entry = this.indexPool(0, input.name, input.cidr, input.subnetPrefixLength, reserved);
+      const claim: PoolView = { id: 0, name: input.name, subnetPrefixLength: input.subnetPrefixLength, index: poolIndex(input.cidr, reserved) };
+      this.claims.pools.set(input.name, claim);
       return {
         write: (tx: Tx) =>
           tx.pool.create({
@@ -298,11 +307,11 @@ export class Ipam {
             },
             include: { reserved: { orderBy: { id: 'asc' } } },
           }),
-        undo: () => this.unindexPool(entry),
-        committed: (pool) => {
-          entry.id = pool.id;
-          this.poolsById.set(pool.id, entry);
-          this.emit({ type: 'pool.created', pool: poolFacts(pool) });
+        undo: () => this.claims.pools.delete(input.name),
+        committed: (row) => {
+          this.claims.pools.delete(input.name);
+          this.poolIndexes.set(row.id, claim.index);
+          this.fleet.addPool(fleetPool(row));
         },
       };
     });
@@ -311,20 +320,21 @@ export class Ipam {
   deletePool(name: string) {
     return this.writer.run(() => {
       const pool = this.requirePool(name);
-      if (pool.subnetCount > 0) {
+      if (pool.index.subnetCount > 0) {
         throw new ApiError(
           'POOL_IN_USE',
-          `pool "${name}" still holds ${pool.subnetCount} subnet(s); release them first (GET /v1/subnets?pool=${name} lists them)`,
+          `pool "${name}" still holds ${pool.index.subnetCount} subnet(s); release them first (GET /v1/subnets?pool=${name} lists them)`,
         );
       }
-      this.unindexPool(pool);
+      this.claims.removedPools.add(pool.id);
       return {
         write: (tx: Tx) => tx.pool.delete({ where: { id: pool.id } }).then(() => undefined),
-        undo: () => {
-          this.pools.set(pool.name, pool);
-          this.poolsById.set(pool.id, pool);
+        undo: () => this.claims.removedPools.delete(pool.id),
+        committed: () => {
+          this.claims.removedPools.delete(pool.id);
+          this.poolIndexes.delete(pool.id);
+          this.fleet.removePool(pool.id);
         },
-        committed: () => this.emit({ type: 'pool.deleted', poolId: pool.id, poolName: name }),
       };
     });
   }
@@ -341,29 +351,30 @@ export class Ipam {
             include: { reserved: { orderBy: { id: 'asc' } } },
           }),
         undo: () => {},
-        committed: (row) => this.emit({ type: 'pool.updated', pool: poolFacts(row) }),
+        committed: (row) => this.fleet.updatePool(fleetPool(row)),
       };
     });
   }
 
   /**
-   * Checks a subnet request against the index and reserves its range. Returns the reservation
-   * and its undo; the caller writes the row.
+   * Checks a subnet request against the model and the batch's claims, and claims its range.
+   * Returns the claim, its row and its undo; the caller writes the row.
    */
-  private reserveSubnet(host: HostEntry, request: SubnetRequest) {
-    if (host.networks.has(request.network)) {
+  private claimSubnet(host: HostView, request: SubnetRequest) {
+    const existing = this.subnetsOf(host);
+    if (existing.some((s) => s.network === request.network)) {
       throw new ApiError(
         'NETWORK_NAME_IN_USE',
         `host "${host.name}" already has a subnet for network "${request.network}"; give the new subnet another network name`,
       );
     }
-    if (request.mode === 'bip' && [...host.subnets.values()].some((s) => s.mode === 'bip')) {
+    if (request.mode === 'bip' && existing.some((s) => s.mode === 'bip')) {
       throw new ApiError(
         'NETWORK_NAME_IN_USE',
         `host "${host.name}" already has a bip subnet (an engine has one default bridge); use mode "network" for another subnet`,
       );
     }
-    let pool: PoolEntry;
+    let pool: PoolView;
     let cidr: Cidr;
     if (request.cidr) {
       cidr = request.cidr;
@@ -373,9 +384,9 @@ export class Ipam {
         throw new ApiError('CIDR_HOST_BITS_SET', `${formatIPv4(cidr.network)}/${cidr.prefixLength} is not aligned to its prefix length; use ${block}`);
       }
       const named = request.pool === undefined ? undefined : this.requirePool(request.pool);
-      const found = named ?? [...this.pools.values()].find((p) => p.id > 0 && containsCidr(p.cidr, cidr));
-      if (!found || !containsCidr(found.cidr, cidr)) {
-        const where = found ? `pool "${found.name}" (${formatCidr(found.cidr)})` : `any pool (${this.describePools()})`;
+      const found = named ?? this.pools().find((p) => p.id > 0 && containsCidr(p.index.cidr, cidr));
+      if (!found || !containsCidr(found.index.cidr, cidr)) {
+        const where = found ? `pool "${found.name}" (${formatCidr(found.index.cidr)})` : `any pool (${this.describePools()})`;
         throw new ApiError(
           'SUBNET_OUTSIDE_POOL',
           `${formatCidr(cidr)} is not inside ${where}; request a CIDR inside a pool, or create a pool that contains it`,
@@ -385,17 +396,16 @@ export class Ipam {
       if (request.prefixLength !== undefined && request.prefixLength !== cidr.prefixLength) {
         throw new ApiError('INVALID_PREFIX_LENGTH', `prefixLength ${request.prefixLength} contradicts cidr ${formatCidr(cidr)}; give one or make them agree`);
       }
-      requireSubnetPrefixLength(cidr.prefixLength, pool.cidr, 'the prefix length of cidr');
+      requireSubnetPrefixLength(cidr.prefixLength, pool.index.cidr, 'the prefix length of cidr');
       const start = cidr.network;
       const end = lastAddress(cidr);
-      const reserved = pool.reservedSet.findOverlap(start, end);
-      if (reserved) {
+      if (pool.index.reservedSet.findOverlap(start, end)) {
         throw new ApiError(
           'SUBNET_RESERVED',
-          `${formatCidr(cidr)} overlaps a reserved range of pool "${pool.name}" (${pool.reserved.map(formatCidr).join(', ')}); choose addresses outside it`,
+          `${formatCidr(cidr)} overlaps a reserved range of pool "${pool.name}" (${pool.index.reserved.map(formatCidr).join(', ')}); choose addresses outside it`,
         );
       }
-      const taken = pool.occupied.findOverlap(start, end);
+      const taken = pool.index.occupied.findOverlap(start, end);
       if (taken) {
         const other = this.describeRange(taken.start, taken.end);
         const next = this.available(pool.name, cidr.prefixLength, 1)[0];
@@ -406,59 +416,50 @@ export class Ipam {
       }
     } else {
       const poolName = request.pool ?? DEFAULT_POOL_NAME;
-      if (!this.pools.has(poolName) && request.pool === undefined) {
+      if (request.pool === undefined && !this.pool(poolName)) {
         throw new ApiError('POOL_NOT_FOUND', `no pool was named and there is no pool "${DEFAULT_POOL_NAME}"; name one of: ${this.describePools()}`);
       }
       pool = this.requirePool(poolName);
-      const length = requireSubnetPrefixLength(request.prefixLength ?? pool.subnetPrefixLength, pool.cidr, 'prefixLength');
-      const [network] = pool.occupied.firstFit(pool.cidr.network, lastAddress(pool.cidr), blockSize(length), 1);
+      const { cidr: range, occupied } = pool.index;
+      const length = requireSubnetPrefixLength(request.prefixLength ?? pool.subnetPrefixLength, range, 'prefixLength');
+      const [network] = occupied.firstFit(range.network, lastAddress(range), blockSize(length), 1);
       if (network === undefined) {
         throw new ApiError(
           'POOL_EXHAUSTED',
-          `pool "${pool.name}" (${formatCidr(pool.cidr)}) has no free /${length}; release a subnet, ask for a longer prefix, or use another pool`,
+          `pool "${pool.name}" (${formatCidr(range)}) has no free /${length}; release a subnet, ask for a longer prefix, or use another pool`,
         );
       }
       cidr = { network, prefixLength: length };
     }
     const gateway = resolveGateway(cidr, request.gateway);
-    const entry: SubnetEntry = { id: 0, poolId: pool.id, hostId: host.id, cidr, network: request.network, mode: request.mode };
-    this.indexSubnet(entry, pool, host);
+    const claim: SubnetClaim = { host, pool: pool.index, cidr, network: request.network, mode: request.mode, released: false };
+    this.occupy(pool.index, cidr);
+    this.claims.subnets.add(claim);
     return {
-      entry,
+      claim,
       pool,
       data: { cidr: formatCidr(cidr), prefixLength: cidr.prefixLength, gateway, network: request.network, mode: request.mode, poolId: pool.id },
-      undo: () => this.unindexSubnet(entry, pool, host),
+      undo: () => {
+        this.claims.subnets.delete(claim);
+        if (!claim.released) this.vacate(pool.index, cidr);
+      },
     };
-  }
-
-  /**
-   * Records a committed subnet; false if a later operation of the same batch deleted its host
-   * (that delete already released the range, and its cascade removed the row).
-   */
-  private commitSubnet(entry: SubnetEntry, host: HostEntry, id: number): boolean {
-    if (!host.pending.delete(entry)) return false;
-    entry.id = id;
-    entry.hostId = host.id;
-    host.subnets.set(id, entry);
-    this.subnets.set(id, entry);
-    return true;
   }
 
   allocate(hostName: string, request: SubnetRequest): Promise<AllocatedSubnet> {
     let facts: { pool: string; host: string; createdAt: string } | undefined;
     return this.writer
       .run(() => {
-        const host = this.hostsByName.get(hostName);
-        if (!host || host.id <= 0) throw notFound.host(hostName);
-        const reservation = this.reserveSubnet(host, request);
+        const host = this.requireHost(hostName);
+        const claimed = this.claimSubnet(host, request);
         const createdAt = prismaTimestamp(new Date());
-        facts = { pool: reservation.pool.name, host: host.name, createdAt };
+        facts = { pool: claimed.pool.name, host: host.name, createdAt };
         return {
-          bulk: subnetInsert(reservation.data, host.id, createdAt),
-          undo: reservation.undo,
+          bulk: subnetInsert(claimed.data, host.id, createdAt),
+          undo: claimed.undo,
           committed: (row: Record<string, unknown>) => {
-            const subnet = { ...reservation.data, id: Number(row.id) };
-            if (this.commitSubnet(reservation.entry, host, subnet.id)) this.emit({ type: 'subnet.created', hostId: host.id, subnet: subnetFacts(subnet) });
+            this.claims.subnets.delete(claimed.claim);
+            this.fleet.addSubnet(host.id, { ...claimed.data, id: Number(row.id) });
           },
         } satisfies Prepared<Record<string, unknown>>;
       })
@@ -476,15 +477,22 @@ export class Ipam {
 
   releaseSubnet(id: number) {
     return this.writer.run(() => {
-      const entry = this.subnets.get(id);
-      if (!entry) throw notFound.subnet(id);
-      const pool = this.poolsById.get(entry.poolId)!;
-      const host = this.hostsById.get(entry.hostId)!;
-      this.unindexSubnet(entry, pool, host);
+      const place = this.claims.removedSubnets.has(id) ? undefined : this.fleet.subnet(id);
+      if (!place) throw notFound.subnet(id);
+      const index = this.poolIndexes.get(place.poolId)!;
+      const cidr = mustParseCidr(place.subnet.cidr);
+      this.claims.removedSubnets.add(id);
+      this.vacate(index, cidr);
       return {
         write: (tx: Tx) => tx.subnet.delete({ where: { id } }).then(() => undefined),
-        undo: () => this.indexSubnet(entry, pool, host),
-        committed: () => this.emit({ type: 'subnet.deleted', subnetId: id, hostId: host.id, cidr: formatCidr(entry.cidr) }),
+        undo: () => {
+          this.claims.removedSubnets.delete(id);
+          this.occupy(index, cidr);
+        },
+        committed: () => {
+          this.claims.removedSubnets.delete(id);
+          this.fleet.removeSubnet(id);
+        },
       };
     });
   }
@@ -493,19 +501,20 @@ export class Ipam {
     return this.writer.run(() => {
       this.checkHostUnique(input.name, input.address);
       this.checkAddressOutsidePools(input.address);
-      const host: HostEntry = { id: 0, name: input.name, address: input.address, subnets: new Map(), pending: new Set(), networks: new Set() };
-      this.indexHost(host);
-      let reservation: ReturnType<Ipam['reserveSubnet']> | undefined;
+      const claim: HostClaim = { name: input.name, address: input.address };
+      this.claims.hosts.set(input.name, claim);
+      this.claims.addresses.set(input.address, input.name);
+      const release = () => {
+        this.claims.hosts.delete(input.name);
+        this.claims.addresses.delete(input.address);
+      };
+      let subnet: ReturnType<Ipam['claimSubnet']> | undefined;
       try {
-        reservation = firstSubnet ? this.reserveSubnet(host, firstSubnet) : undefined;
+        subnet = firstSubnet ? this.claimSubnet({ id: 0, name: input.name, claim }, firstSubnet) : undefined;
       } catch (error) {
-        this.unindexHost(host);
+        release();
         throw error;
       }
-      const undo = () => {
-        reservation?.undo();
-        this.unindexHost(host);
-      };
       return {
         write: async (tx: Tx) => {
           const created = await tx.host.create({
@@ -519,44 +528,47 @@ export class Ipam {
             },
           });
           // The same INSERT as allocate(): one way to write a subnet row.
-          let subnet: SubnetRow | undefined;
-          if (reservation) {
-            await insertRows(
-              tx,
-              [subnetInsert(reservation.data, created.id, prismaTimestamp(new Date()))],
-              (row) => (subnet = subnetFacts({ ...reservation.data, id: Number(row.id) })),
-            );
-          }
-          return { host: created, subnet };
+          let row: RegisteredSubnet | undefined;
+          if (subnet)
+            await insertRows(tx, [subnetInsert(subnet.data, created.id, prismaTimestamp(new Date()))], (r) => (row = { ...subnet.data, id: Number(r.id) }));
+          return { host: created, subnet: row };
         },
-        undo,
-        committed: ({ host: created, subnet }: { host: HostRow; subnet?: SubnetRow }) => {
-          host.id = created.id;
-          this.hostsById.set(created.id, host);
-          if (reservation && subnet) this.commitSubnet(reservation.entry, host, subnet.id);
-          this.emit({
-            type: 'host.created',
-            host: { id: created.id, name: created.name, address: created.address, interface: created.interface },
-            subnets: subnet ? [subnetFacts(subnet)] : [],
-          });
+        undo: () => {
+          subnet?.undo();
+          release();
         },
-      } satisfies Prepared<{ host: HostRow; subnet?: SubnetRow }>;
+        committed: ({ host, subnet: row }: { host: HostRow; subnet?: RegisteredSubnet }) => {
+          if (subnet) this.claims.subnets.delete(subnet.claim);
+          release();
+          this.fleet.addHost({ id: host.id, name: host.name, address: host.address, interface: host.interface }, row ? [row] : []);
+        },
+      } satisfies Prepared<{ host: HostRow; subnet?: RegisteredSubnet }>;
     });
   }
 
   updateHost(name: string, patch: { address?: string; interface?: string; labels?: Record<string, string> }) {
     return this.writer.run(() => {
-      const host = this.hostsByName.get(name);
-      if (!host || host.id <= 0) throw notFound.host(name);
-      const oldAddress = host.address;
-      const addressChanged = patch.address !== undefined && patch.address !== oldAddress;
-      if (addressChanged) {
-        this.checkHostUnique(undefined, patch.address!);
-        this.checkAddressOutsidePools(patch.address!);
-        this.hostsByAddress.delete(oldAddress);
-        host.address = patch.address!;
-        this.hostsByAddress.set(host.address, host);
+      const host = this.requireHost(name);
+      const from = this.claims.moves.get(host.id) ?? host.committed.address;
+      const to = patch.address;
+      const moving = to !== undefined && to !== from;
+      if (moving) {
+        this.checkHostUnique(undefined, to);
+        this.checkAddressOutsidePools(to);
+        this.claims.addresses.set(to, name);
+        if (from !== host.committed.address) this.claims.addresses.delete(from);
+        this.claims.moves.set(host.id, to);
       }
+      const restore = () => {
+        if (!moving) return;
+        this.claims.addresses.delete(to);
+        if (from === host.committed.address) {
+          this.claims.moves.delete(host.id);
+        } else {
+          this.claims.moves.set(host.id, from);
+          this.claims.addresses.set(from, name);
+        }
+      };
       return {
         write: (tx: Tx) =>
           tx.host.update({
@@ -568,116 +580,136 @@ export class Ipam {
               updatedAt: new Date(),
             },
           }),
-        undo: () => {
-          if (!addressChanged) return;
-          this.hostsByAddress.delete(host.address);
-          host.address = oldAddress;
-          this.hostsByAddress.set(oldAddress, host);
+        undo: restore,
+        committed: (row: HostRow) => {
+          // The last move of the batch to commit is where the host is: drop the claims of all.
+          if (moving) {
+            this.claims.addresses.delete(to);
+            if (this.claims.moves.get(host.id) === to) this.claims.moves.delete(host.id);
+          }
+          this.fleet.updateHost(host.id, { address: row.address, interface: row.interface });
         },
-        committed: (row: HostRow) => this.emit({ type: 'host.updated', hostId: host.id, address: row.address, interface: row.interface }),
       };
     });
   }
 
-  /** Runs a write that touches one host but not the index (token rotation, status). */
+  /** Runs a write that touches one host but not the model (token rotation, status). */
   updateHostRow<T>(name: string, write: (tx: Tx, hostId: number) => Promise<T>) {
     return this.writer.run(() => {
-      const host = this.hostsByName.get(name);
-      if (!host || host.id <= 0) throw notFound.host(name);
+      const host = this.requireHost(name);
       return { write: (tx: Tx) => write(tx, host.id), undo: () => {} };
     });
   }
 
   deleteHost(name: string) {
     return this.writer.run(() => {
-      const host = this.hostsByName.get(name);
-      if (!host || host.id <= 0) throw notFound.host(name);
-      // Pending subnets too: a request queued before this one in the same batch may still be
-      // committing one for this host, and the delete's cascade removes its row.
-      const released = [...host.subnets.values(), ...host.pending];
-      for (const s of released) this.unindexSubnet(s, this.poolsById.get(s.poolId)!, host);
-      this.unindexHost(host);
+      const host = this.requireHost(name);
+      // Its subnets, and ranges claimed for it earlier in this batch: the delete's cascade
+      // removes those rows too, so their ranges are free from now on.
+      const subnets = host.committed.subnets.filter((s) => !this.claims.removedSubnets.has(s.id));
+      const claimed = [...this.claims.subnets].filter((c) => !c.released && sameHost(c.host, host));
+      const freed = subnets.map((s) => ({ id: s.id, index: this.poolIndexes.get(this.fleet.poolOfSubnet(s.id)!)!, cidr: mustParseCidr(s.cidr) }));
+      for (const s of freed) {
+        this.claims.removedSubnets.add(s.id);
+        this.vacate(s.index, s.cidr);
+      }
+      for (const c of claimed) {
+        c.released = true;
+        this.vacate(c.pool, c.cidr);
+      }
+      this.claims.removedHosts.add(host.id);
+      const move = this.claims.moves.get(host.id);
+      if (move !== undefined) this.claims.addresses.delete(move);
       return {
         write: (tx: Tx) => tx.host.delete({ where: { id: host.id } }).then(() => undefined),
         undo: () => {
-          this.indexHost(host);
-          for (const s of released) this.indexSubnet(s);
+          if (move !== undefined) this.claims.addresses.set(move, name);
+          this.claims.removedHosts.delete(host.id);
+          for (const c of claimed) {
+            c.released = false;
+            this.occupy(c.pool, c.cidr);
+          }
+          for (const s of freed) {
+            this.claims.removedSubnets.delete(s.id);
+            this.occupy(s.index, s.cidr);
+          }
         },
-        committed: () =>
-          this.emit({
-            type: 'host.deleted',
-            hostId: host.id,
-            name,
-            subnets: released.filter((s) => s.id > 0).map((s) => ({ id: s.id, cidr: formatCidr(s.cidr) })),
-          }),
+        committed: () => {
+          this.claims.removedHosts.delete(host.id);
+          for (const s of freed) this.claims.removedSubnets.delete(s.id);
+          this.fleet.removeHost(host.id);
+        },
       };
     });
   }
 
   private checkHostUnique(name: string | undefined, address: string): void {
-    if (name !== undefined && this.hostsByName.has(name)) {
+    if (name !== undefined && this.host(name)) {
       throw new ApiError('HOST_EXISTS', `a host named "${name}" is already registered; choose another name or DELETE /v1/hosts/${name} first`);
     }
-    const holder = this.hostsByAddress.get(address);
-    if (holder) {
-      throw new ApiError('ADDRESS_IN_USE', `address ${address} is already registered to host "${holder.name}"; each host needs its own address`);
+    const holder = this.addressHolder(address);
+    if (holder !== undefined) {
+      throw new ApiError('ADDRESS_IN_USE', `address ${address} is already registered to host "${holder}"; each host needs its own address`);
     }
   }
 
   /** A host address inside a pool would be handed out again, as a container's or a gateway. */
   private checkAddressOutsidePools(address: string): void {
     const value = parseIPv4(address) ?? -1;
-    for (const pool of this.pools.values()) {
-      if (containsAddress(pool.cidr, value)) {
+    for (const pool of this.pools()) {
+      if (containsAddress(pool.index.cidr, value)) {
         throw new ApiError(
           'ADDRESS_IN_POOL',
-          `address ${address} is inside pool "${pool.name}" (${formatCidr(pool.cidr)}), whose addresses go to containers; use the host's own address on the shared network, outside every pool`,
+          `address ${address} is inside pool "${pool.name}" (${formatCidr(pool.index.cidr)}), whose addresses go to containers; use the host's own address on the shared network, outside every pool`,
         );
       }
     }
   }
 
   private describePools(): string {
-    const pools = [...this.pools.values()].filter((p) => p.id > 0);
-    return pools.length === 0 ? 'none exist; POST /v1/pools creates one' : pools.map((p) => `"${p.name}" ${formatCidr(p.cidr)}`).join(', ');
+    const pools = this.pools().filter((p) => p.id > 0);
+    return pools.length === 0 ? 'none exist; POST /v1/pools creates one' : pools.map((p) => `"${p.name}" ${formatCidr(p.index.cidr)}`).join(', ');
   }
 
+  /** The committed subnet that is exactly this range, named with its host; else the range. */
   private describeRange(start: number, end: number): string {
-    for (const s of this.subnets.values()) {
-      if (s.cidr.network === start && lastAddress(s.cidr) === end) {
-        return `${formatCidr(s.cidr)} (host "${this.hostsById.get(s.hostId)?.name ?? '?'}", id ${s.id})`;
-      }
+    const range = formatCidr({ network: start, prefixLength: 32 - Math.log2(end - start + 1) });
+    for (const host of this.fleet.hosts.values()) {
+      const subnet = host.subnets.find((s) => s.cidr === range);
+      if (subnet) return `${range} (host "${host.name}", id ${subnet.id})`;
     }
-    return formatCidr({ network: start, prefixLength: 32 - Math.log2(end - start + 1) });
-  }
-
-  private emit(change: IpamChange): void {
-    this.events.emit('change', change);
+    return range;
   }
 }
 
-/** The database rows, as Prisma declares them. */
-type HostRow = Pick<Host, 'id' | 'name' | 'address' | 'interface'>;
+function poolIndex(cidr: Cidr, reserved: Cidr[]): PoolIndex {
+  const index: PoolIndex = { cidr, reserved, reservedSet: new IntervalSet(), occupied: new IntervalSet(), subnetCount: 0 };
+  for (const r of reserved) {
+    index.reservedSet.add({ start: r.network, end: lastAddress(r) });
+    index.occupied.add({ start: r.network, end: lastAddress(r) });
+  }
+  return index;
+}
 
-/** What allocate() answers with: the subnet row with its pool's and host's names. */
-export interface AllocatedSubnet {
+/** The same host: one committed id, or one registration claim of this batch. */
+function sameHost(a: HostView, b: HostView): boolean {
+  return a.id > 0 ? a.id === b.id : a.claim !== undefined && a.claim === b.claim;
+}
+
+/** A host's first subnet, as registerHost() answers with it. */
+interface RegisteredSubnet {
   id: number;
   cidr: string;
   gateway: string;
   network: string;
-  mode: string;
-  createdAt: Date;
-  pool: { name: string };
-  host: { name: string };
+  mode: SubnetMode;
+  poolId: number;
 }
 
-type SubnetRow = Pick<Subnet, 'id' | 'cidr' | 'gateway' | 'network' | 'mode'>;
+/** The host row, as Prisma declares it. */
+type HostRow = Pick<Host, 'id' | 'name' | 'address' | 'interface'>;
 
 /** The row every path that creates a subnet inserts. */
 function subnetInsert(data: Record<string, string | number>, hostId: number, createdAt: string): BulkRow {
   return { table: 'Subnet', key: 'cidr', values: { ...data, hostId, createdAt } };
-}
-
-function subnetFacts(row: SubnetRow): SubnetFacts {
-  return { id: row.id, cidr: row.cidr, gateway: row.gateway, network: row.network, mode: row.mode as SubnetMode };
 }

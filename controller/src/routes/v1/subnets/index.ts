@@ -1,9 +1,9 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { notFound } from '../../../errors.ts';
-import { DEFAULT_NETWORK_NAME, subnetInclude } from '../../../ipam/ipam.ts';
+import { DEFAULT_NETWORK_NAME } from '../../../ipam/ipam.ts';
 import { requireCidr, requireNetworkName } from '../../../ipam/rules.ts';
 import { IdParams, Subnet, commonErrors, itemsOf } from '../../../schemas.ts';
-import { subnetView } from '../../../views.ts';
+import { subnetInclude, subnetView } from '../../../views.ts';
 
 const AllocateSubnet = Type.Object(
   {
