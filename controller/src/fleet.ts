@@ -84,6 +84,10 @@ export class Fleet {
   /** each host's address, parsed once (parsing is most of the policy's cost otherwise) */
   private readonly addresses = new Map<number, number>();
   private readonly subnets = new Map<number, { hostId: number; poolId: number }>();
+  /** per host: network name -> subnet id (what the allocator checks a new network name against) */
+  private readonly networks = new Map<number, Map<string, number>>();
+  /** per host: its bip subnet (an engine has one default bridge) */
+  private readonly bips = new Map<number, number>();
   /** by id, in id order (ids only grow, and an update keeps its place) */
   private readonly pools = new Map<number, FleetPool>();
   private readonly poolIdByName = new Map<string, number>();
@@ -101,13 +105,15 @@ export class Fleet {
   static fromRows(rows: FleetRows): Fleet {
     const fleet = new Fleet();
     for (const p of rows.pools) fleet.putPool(fleetPool(p));
-    for (const h of rows.hosts) fleet.putHost({ ...h, subnets: [] });
+    const subnetsOf = new Map<number, PlanSubnet[]>(rows.hosts.map((h) => [h.id, []]));
     for (const s of rows.subnets) {
-      const host = fleet.hosts.get(s.hostId);
-      if (!host || !fleet.pools.has(s.poolId)) throw new Error(`subnet ${s.cidr} refers to a missing host or pool`);
-      fleet.putHost({ ...host, subnets: [...host.subnets, planSubnet(s)] });
-      fleet.placeSubnet(s.id, s.hostId, s.poolId);
+      const list = subnetsOf.get(s.hostId);
+      if (!list || !fleet.pools.has(s.poolId)) throw new Error(`subnet ${s.cidr} refers to a missing host or pool`);
+      const subnet = planSubnet(s);
+      list.push(subnet);
+      fleet.placeSubnet(s.id, s.hostId, s.poolId, subnet);
     }
+    for (const h of rows.hosts) fleet.putHost({ ...h, subnets: subnetsOf.get(h.id)! });
     fleet.policy = firewallPolicy([...fleet.pools.values()], fleet.addresses.values());
     return fleet;
   }
@@ -129,6 +135,16 @@ export class Fleet {
     const place = this.subnets.get(id);
     const subnet = place && this.hosts.get(place.hostId)?.subnets.find((s) => s.id === id);
     return place && subnet ? { ...place, subnet } : undefined;
+  }
+
+  /** The id of the host's subnet for a Docker network name, if it has one. */
+  subnetOfNetwork(hostId: number, network: string): number | undefined {
+    return this.networks.get(hostId)?.get(network);
+  }
+
+  /** The id of the host's bip subnet, if it has one. */
+  bipSubnet(hostId: number): number | undefined {
+    return this.bips.get(hostId);
   }
 
   /** The pool a subnet was allocated from. */
@@ -179,7 +195,7 @@ export class Fleet {
   addHost(host: Omit<PlanHost, 'subnets'>, subnets: Array<PlanSubnet & { poolId: number }> = []): void {
     const added: PlanHost = { ...host, subnets: subnets.map(planSubnet) };
     this.putHost(added);
-    for (const s of subnets) this.placeSubnet(s.id, host.id, s.poolId);
+    for (const s of subnets) this.placeSubnet(s.id, host.id, s.poolId, s);
     this.announce({ type: 'host.added', host: added }, `host ${host.name} registered`);
   }
 
@@ -190,7 +206,7 @@ export class Fleet {
     const planned = planSubnet(subnet);
     const after = { ...before, subnets: [...before.subnets, planned] };
     this.putHost(after);
-    this.placeSubnet(subnet.id, hostId, subnet.poolId);
+    this.placeSubnet(subnet.id, hostId, subnet.poolId, subnet);
     this.announce({ type: 'subnet.added', after, subnet: planned }, `subnet ${subnet.cidr} allocated to ${after.name}`);
   }
 
@@ -200,7 +216,7 @@ export class Fleet {
     const before = this.hosts.get(place.hostId)!;
     const after = { ...before, subnets: before.subnets.filter((s) => s.id !== subnetId) };
     this.putHost(after);
-    this.unplaceSubnet(subnetId);
+    this.unplaceSubnet(subnetId, place.subnet);
     this.announce({ type: 'subnet.removed', before, after, subnet: place.subnet }, `subnet ${place.subnet.cidr} released from ${after.name}`);
   }
 
@@ -221,7 +237,8 @@ export class Fleet {
     this.hostIdByAddress.delete(host.address);
     this.addresses.delete(hostId);
     this.subnetCount -= host.subnets.length;
-    for (const s of host.subnets) this.unplaceSubnet(s.id);
+    for (const s of host.subnets) this.unplaceSubnet(s.id, s);
+    this.networks.delete(hostId);
     this.announce({ type: 'host.removed', host }, `host ${host.name} deleted`);
   }
 
@@ -248,15 +265,21 @@ export class Fleet {
     if (previous?.address !== host.address) this.addresses.set(host.id, mustParseIPv4(host.address));
   }
 
-  private placeSubnet(id: number, hostId: number, poolId: number): void {
+  private placeSubnet(id: number, hostId: number, poolId: number, subnet: Pick<PlanSubnet, 'network' | 'mode'>): void {
     this.subnets.set(id, { hostId, poolId });
+    let networks = this.networks.get(hostId);
+    if (!networks) this.networks.set(hostId, (networks = new Map()));
+    networks.set(subnet.network, id);
+    if (subnet.mode === 'bip') this.bips.set(hostId, id);
     this.subnetsPerPool.set(poolId, this.subnetsInPool(poolId) + 1);
   }
 
-  private unplaceSubnet(id: number): void {
+  private unplaceSubnet(id: number, subnet: Pick<PlanSubnet, 'network' | 'mode'>): void {
     const place = this.subnets.get(id);
     if (!place) return;
     this.subnets.delete(id);
+    this.networks.get(place.hostId)?.delete(subnet.network);
+    if (this.bips.get(place.hostId) === id) this.bips.delete(place.hostId);
     this.subnetsPerPool.set(place.poolId, this.subnetsInPool(place.poolId) - 1);
   }
 

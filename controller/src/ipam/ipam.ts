@@ -118,8 +118,32 @@ class Claims {
   /** host id -> the address it is moving to */
   readonly moves = new Map<number, string>();
   readonly removedHosts = new Set<number>();
-  readonly subnets = new Set<SubnetClaim>();
+  /** ranges claimed, by host: its id, or its registration claim while it has none */
+  private readonly subnets = new Map<number | HostClaim, Set<SubnetClaim>>();
   readonly removedSubnets = new Set<number>();
+
+  subnetsOf(host: HostView): Iterable<SubnetClaim> {
+    return this.subnets.get(hostKey(host)) ?? [];
+  }
+
+  addSubnet(claim: SubnetClaim): void {
+    const key = hostKey(claim.host);
+    let set = this.subnets.get(key);
+    if (!set) this.subnets.set(key, (set = new Set()));
+    set.add(claim);
+  }
+
+  deleteSubnet(claim: SubnetClaim): void {
+    const key = hostKey(claim.host);
+    const set = this.subnets.get(key);
+    set?.delete(claim);
+    if (set?.size === 0) this.subnets.delete(key);
+  }
+}
+
+/** A host's identity within a batch: one committed id, or one registration claim. */
+function hostKey(host: HostView): number | HostClaim {
+  return host.id > 0 ? host.id : host.claim!;
 }
 
 export class Ipam {
@@ -239,11 +263,14 @@ export class Ipam {
     for (const [address, name] of this.claims.addresses) yield { address, name };
   }
 
-  /** The host's subnets (network name, mode) as the batch has them so far. */
-  private subnetsOf(host: HostView): Array<{ network: string; mode: SubnetMode }> {
-    const committed = host.id > 0 ? (this.fleet.hosts.get(host.id)?.subnets ?? []).filter((s) => !this.claims.removedSubnets.has(s.id)) : [];
-    const claimed = [...this.claims.subnets].filter((c) => !c.released && sameHost(c.host, host));
-    return [...committed, ...claimed];
+  /** Whether the host has a subnet for this network name, or a bip subnet, as the batch has it so far. */
+  private hasSubnet(host: HostView, which: { network: string } | { mode: 'bip' }): boolean {
+    const committed = host.id > 0 ? ('network' in which ? this.fleet.subnetOfNetwork(host.id, which.network) : this.fleet.bipSubnet(host.id)) : undefined;
+    if (committed !== undefined && !this.claims.removedSubnets.has(committed)) return true;
+    for (const c of this.claims.subnetsOf(host)) {
+      if (!c.released && ('network' in which ? c.network === which.network : c.mode === 'bip')) return true;
+    }
+    return false;
   }
 
   // ---- claims on the allocation index ----
@@ -361,14 +388,13 @@ export class Ipam {
    * Returns the claim, its row and its undo; the caller writes the row.
    */
   private claimSubnet(host: HostView, request: SubnetRequest) {
-    const existing = this.subnetsOf(host);
-    if (existing.some((s) => s.network === request.network)) {
+    if (this.hasSubnet(host, { network: request.network })) {
       throw new ApiError(
         'NETWORK_NAME_IN_USE',
         `host "${host.name}" already has a subnet for network "${request.network}"; give the new subnet another network name`,
       );
     }
-    if (request.mode === 'bip' && existing.some((s) => s.mode === 'bip')) {
+    if (request.mode === 'bip' && this.hasSubnet(host, { mode: 'bip' })) {
       throw new ApiError(
         'NETWORK_NAME_IN_USE',
         `host "${host.name}" already has a bip subnet (an engine has one default bridge); use mode "network" for another subnet`,
@@ -434,13 +460,13 @@ export class Ipam {
     const gateway = resolveGateway(cidr, request.gateway);
     const claim: SubnetClaim = { host, pool: pool.index, cidr, network: request.network, mode: request.mode, released: false };
     this.occupy(pool.index, cidr);
-    this.claims.subnets.add(claim);
+    this.claims.addSubnet(claim);
     return {
       claim,
       pool,
       data: { cidr: formatCidr(cidr), prefixLength: cidr.prefixLength, gateway, network: request.network, mode: request.mode, poolId: pool.id },
       undo: () => {
-        this.claims.subnets.delete(claim);
+        this.claims.deleteSubnet(claim);
         if (!claim.released) this.vacate(pool.index, cidr);
       },
     };
@@ -458,7 +484,7 @@ export class Ipam {
           bulk: subnetInsert(claimed.data, host.id, createdAt),
           undo: claimed.undo,
           committed: (row: Record<string, unknown>) => {
-            this.claims.subnets.delete(claimed.claim);
+            this.claims.deleteSubnet(claimed.claim);
             this.fleet.addSubnet(host.id, { ...claimed.data, id: Number(row.id) });
           },
         } satisfies Prepared<Record<string, unknown>>;
@@ -538,7 +564,7 @@ export class Ipam {
           release();
         },
         committed: ({ host, subnet: row }: { host: HostRow; subnet?: RegisteredSubnet }) => {
-          if (subnet) this.claims.subnets.delete(subnet.claim);
+          if (subnet) this.claims.deleteSubnet(subnet.claim);
           release();
           this.fleet.addHost({ id: host.id, name: host.name, address: host.address, interface: host.interface }, row ? [row] : []);
         },
@@ -607,7 +633,7 @@ export class Ipam {
       // Its subnets, and ranges claimed for it earlier in this batch: the delete's cascade
       // removes those rows too, so their ranges are free from now on.
       const subnets = host.committed.subnets.filter((s) => !this.claims.removedSubnets.has(s.id));
-      const claimed = [...this.claims.subnets].filter((c) => !c.released && sameHost(c.host, host));
+      const claimed = [...this.claims.subnetsOf(host)].filter((c) => !c.released);
       const freed = subnets.map((s) => ({ id: s.id, index: this.poolIndexes.get(this.fleet.poolOfSubnet(s.id)!)!, cidr: mustParseCidr(s.cidr) }));
       for (const s of freed) {
         this.claims.removedSubnets.add(s.id);
@@ -689,11 +715,6 @@ function poolIndex(cidr: Cidr, reserved: Cidr[]): PoolIndex {
     index.occupied.add({ start: r.network, end: lastAddress(r) });
   }
   return index;
-}
-
-/** The same host: one committed id, or one registration claim of this batch. */
-function sameHost(a: HostView, b: HostView): boolean {
-  return a.id > 0 ? a.id === b.id : a.claim !== undefined && a.claim === b.claim;
 }
 
 /** A host's first subnet, as registerHost() answers with it. */
