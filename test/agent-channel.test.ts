@@ -135,6 +135,31 @@ describe('controller-executor channel', () => {
     }, SETTLED);
   });
 
+  it('reports what the host announces at once: a network and a route removed by hand come back with the timer at 10 minutes', async () => {
+    fleet = await startFleetController({ reconcileIntervalMs: 10 * 60_000 });
+    const a = await register('node-a', '198.51.100.11');
+    const hostA = fleet.startExecutor(a.token);
+    await vi.waitFor(() => expect(hostA.drivers.docker.networks.has('crossdock')).toBe(true), SETTLED);
+    const b = await register('node-b', '198.51.100.12');
+    const bSubnet = b.host.subnets[0]!.cidr;
+    await vi.waitFor(() => expect(hostA.drivers.ip.routes.has(bSubnet)).toBe(true), SETTLED);
+    // Its own jobs were announced too (the fakes announce every change), and reported nothing.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(hostA.agent.driftReports).toBe(0);
+
+    hostA.drivers.docker.networks.delete('crossdock');
+    hostA.drivers.docker.announce();
+    await vi.waitFor(() => expect(hostA.drivers.docker.networks.has('crossdock')).toBe(true), { ...SETTLED, timeout: 5_000 });
+    hostA.drivers.ip.routes.delete(bSubnet);
+    hostA.drivers.ip.announce();
+    await vi.waitFor(() => expect(hostA.drivers.ip.routes.get(bSubnet)?.via).toBe('198.51.100.12'), { ...SETTLED, timeout: 5_000 });
+    expect(hostA.agent.driftReports).toBe(2);
+    // A change that leaves crossdock's state as it was reports nothing.
+    hostA.drivers.ip.announce('a route of someone else');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(hostA.agent.driftReports).toBe(2);
+  });
+
   it('follows an address change and a deletion; a deleted host is revoked and cleans up', async () => {
     fleet = await startFleetController();
     const a = await register('node-a', '198.51.100.11');

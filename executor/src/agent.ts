@@ -1,7 +1,8 @@
 // The executor's loop: connect out to the controller (WebSocket, or HTTP polling where a
 // WebSocket cannot be held), say hello with what it observes, run each job it is sent and
-// report the results, report a digest of its state on a timer so drift gets repaired, and
-// reconnect with backoff. A lost controller changes nothing on the host.
+// report the results, and reconnect with backoff. Drift is reported the moment the host
+// announces it (route, firewall and Docker monitors through the drivers), and a digest of the
+// state on a timer is the backstop. A lost controller changes nothing on the host.
 import os from 'node:os';
 import WebSocket from 'ws';
 import {
@@ -17,6 +18,7 @@ import { backoffDelay, realSleep, type Sleep } from './backoff.ts';
 import { createLogger, type Logger } from './log.ts';
 import { observeHost, type Drivers } from './observe.ts';
 import { runJob, type JobOptions, type JobOutcome } from './run-job.ts';
+import { debounce, type Watch } from './drivers/watch.ts';
 import { removeEverything } from './revoke.ts';
 
 export const EXECUTOR_VERSION = '0.1.0';
@@ -37,6 +39,11 @@ const WEBSOCKET_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** A job for a host in a large fleet carries a route to every peer subnet. */
 const MAX_CONTROLLER_MESSAGE_BYTES = 256 * 2 ** 20;
 const HEARTBEAT_CHECK_INTERVAL_MS = 1_000;
+/**
+ * After the host announces a change, how long before it is observed: a burst (a chain
+ * rewritten rule by rule, a job's own changes) becomes one observation.
+ */
+export const DRIFT_DEBOUNCE_MS = 100;
 /** WebSocket close code: the endpoint is going away. */
 const CLOSE_GOING_AWAY = 1001;
 /** How much of an error response that is not ours (a proxy's page) goes into a message. */
@@ -55,6 +62,8 @@ export interface AgentOptions {
   sleep?: Sleep;
   random?: () => number;
   log?: Logger;
+  /** report changes the host announces at once (default true); false leaves only the timer */
+  watchHost?: boolean;
 }
 
 export type AgentExit = { reason: 'stopped' } | { reason: 'revoked'; message: string };
@@ -82,6 +91,10 @@ export class Agent {
   private heartbeatIntervalMs = DEFAULT_HEARTBEAT_INTERVAL_MS;
   private revoked: string | undefined;
   private send: (message: ExecutorMessage) => Promise<void> = async () => {};
+  /** the digest the controller last heard from this executor (hello, report or job result) */
+  private lastDigest: string | undefined;
+  /** drift reports sent because the host announced a change (for tests and logs) */
+  driftReports = 0;
   /** Attempts since the last successful connection (for tests and logs). */
   attempts = 0;
   connected = false;
@@ -99,6 +112,29 @@ export class Agent {
 
   /** Runs until stop() or until the controller revokes this host. */
   async run(): Promise<AgentExit> {
+    const watch = this.watchHost();
+    try {
+      return await this.connectLoop();
+    } finally {
+      watch.stop();
+    }
+  }
+
+  /** Follows what the host announces: a change that makes it differ from what the controller last heard is reported at once. */
+  private watchHost(): Watch {
+    if (this.options.watchHost === false) return { stop() {} };
+    const changed = debounce((what) => void this.enqueue(() => this.reportIfChanged(what)), DRIFT_DEBOUNCE_MS);
+    const { ip, iptables, docker } = this.options.drivers;
+    const watches = [ip.watch(changed), iptables.watch(changed), docker.watch(changed)];
+    return {
+      stop() {
+        changed.cancel();
+        for (const w of watches) w.stop();
+      },
+    };
+  }
+
+  private async connectLoop(): Promise<AgentExit> {
     let websocketFailures = 0;
     let pollUntil = 0;
     while (!this.abort.signal.aborted && this.revoked === undefined) {
@@ -309,19 +345,38 @@ export class Agent {
 
   private async hello(): Promise<void> {
     const state = await observeHost(this.options.drivers);
+    this.lastDigest = observedDigest(state);
     await this.send({
       type: 'hello',
       protocol: PROTOCOL_VERSION,
       executorVersion: EXECUTOR_VERSION,
       hostname: os.hostname(),
       state,
-      digest: observedDigest(state),
+      digest: this.lastDigest,
     });
   }
 
   private async report(full: boolean): Promise<void> {
     const state = await observeHost(this.options.drivers);
-    await this.send({ type: 'state', digest: observedDigest(state), ...(full ? { state } : {}) });
+    this.lastDigest = observedDigest(state);
+    await this.send({ type: 'state', digest: this.lastDigest, ...(full ? { state } : {}) });
+  }
+
+  /**
+   * The host announced a change. If it now differs from what the controller last heard, the
+   * whole state goes at once (the controller plans from it without asking); a change that
+   * leaves the digest alone (crossdock's own job, whose result carried the new digest, or
+   * something crossdock does not keep) sends nothing.
+   */
+  private async reportIfChanged(what: string): Promise<void> {
+    if (!this.connected) return;
+    const state = await observeHost(this.options.drivers);
+    const digest = observedDigest(state);
+    if (digest === this.lastDigest) return;
+    this.lastDigest = digest;
+    this.driftReports++;
+    this.log.info({ change: what }, 'the host changed; reporting its state');
+    await this.send({ type: 'state', digest, state });
   }
 
   /**
@@ -343,6 +398,7 @@ export class Agent {
     let observed: { digest: string } | { observeError: string };
     try {
       observed = { digest: observedDigest(await observeHost(this.options.drivers)) };
+      this.lastDigest = observed.digest;
     } catch (error) {
       this.log.warn({ jobId: job.jobId, error: (error as Error).message }, 'could not observe the host after a job; reporting the result without a digest');
       observed = { observeError: (error as Error).message.slice(0, RESULT_ERROR_MAX_CHARS) };

@@ -1,8 +1,9 @@
+import { PassThrough } from 'node:stream';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Dockerode from 'dockerode';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { CommandResult, DockerNetworkCreate } from '@crossdock/shared';
 import { createDockerDriver, dockerFromHost, type DockerClient } from './docker.ts';
 import type { Runner } from './run.ts';
@@ -24,6 +25,22 @@ class StubEngine implements DockerClient {
   bridge: { Subnet: string; Gateway?: string } | null = { Subnet: '172.17.0.0/16' };
   networks: NetworkInfo[] = [];
   removed: string[] = [];
+  /** the open event streams: the engine writes one JSON line per event */
+  streams: PassThrough[] = [];
+  eventsUp = true;
+
+  async getEvents(options: { filters: string }) {
+    if (!this.eventsUp) throw new Error('connect ENOENT /var/run/docker.sock');
+    expect(JSON.parse(options.filters)).toEqual({ type: ['network'] });
+    const stream = new PassThrough();
+    this.streams.push(stream);
+    return stream;
+  }
+
+  emit(Action: string, name: string) {
+    for (const s of this.streams)
+      s.write(`${JSON.stringify({ Type: 'network', Action, Actor: { ID: `${name}-id`, Attributes: { name, type: 'bridge' } } })}\n`);
+  }
 
   async ping() {
     if (!this.up) throw new Error('connect ENOENT /var/run/docker.sock');
@@ -265,6 +282,27 @@ describe('DockerDriver against a stub engine', () => {
       expect(result).toMatchObject({ ok: false, exitCode: 5 });
       expect(result.stderr).toContain('restarting the engine (systemctl restart docker) failed');
     });
+  });
+
+  it('watches the engine: network changes are announced, attachments are not, and a lost stream is followed again', async () => {
+    const seen: string[] = [];
+    const watch = createDockerDriver({ docker: engine, eventsRetryMs: 10 }).watch((what) => seen.push(what));
+    await vi.waitFor(() => expect(engine.streams).toHaveLength(1));
+    engine.emit('destroy', 'crossdock');
+    engine.emit('connect', 'crossdock');
+    engine.emit('create', 'other');
+    await vi.waitFor(() => expect(seen).toEqual(['docker network destroy: crossdock', 'docker network create: other']));
+    // The engine restarts: its stream ends, the next open fails for a while, then works.
+    engine.eventsUp = false;
+    engine.streams[0]!.end();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    engine.eventsUp = true;
+    await vi.waitFor(() => expect(seen.at(-1)).toBe('the Docker engine answers again; looking again'));
+    expect(engine.streams).toHaveLength(2);
+    watch.stop();
+    engine.emit('destroy', 'late');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(seen).not.toContain('docker network destroy: late');
   });
 
   it('understands unix and tcp endpoints', () => {

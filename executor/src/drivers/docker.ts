@@ -19,6 +19,7 @@ import {
   type DockerNetworkRemove,
 } from '@crossdock/shared';
 import { createRunner, firstInvalid, resultWithoutProcess, type Runner } from './run.ts';
+import { MONITOR_RESTART_DELAY_MS, type OnChange, type Watch } from './watch.ts';
 
 export const DOCKER_API_TIMEOUT_MS = 30_000;
 export const ENGINE_RESTART_TIMEOUT_MS = 120_000;
@@ -57,7 +58,15 @@ export interface DockerDriver {
   createNetwork(command: DockerNetworkCreate): Promise<CommandResult>;
   removeNetwork(command: DockerNetworkRemove): Promise<CommandResult>;
   setBip(command: DockerDaemonBip, options: SetBipOptions): Promise<CommandResult>;
+  /**
+   * Calls onChange when a network is created or removed on the engine, by anyone (the engine's
+   * event stream), and when the engine comes back after the stream was lost.
+   */
+  watch(onChange: OnChange): Watch;
 }
+
+/** Network events that may change what crossdock observes (connect/disconnect only move counts). */
+const NETWORK_CHANGES = new Set(['create', 'destroy', 'remove', 'update']);
 
 type NetworkInfo = Dockerode.NetworkInspectInfo;
 
@@ -68,6 +77,7 @@ export interface DockerClient {
   listNetworks(options?: { filters?: Record<string, string[]> }): Promise<NetworkInfo[]>;
   getNetwork(id: string): { inspect(): Promise<NetworkInfo>; remove(): Promise<unknown> };
   createNetwork(options: Dockerode.NetworkCreateOptions): Promise<{ id: string }>;
+  getEvents(options: { filters: string }): Promise<NodeJS.ReadableStream>;
 }
 
 export interface DockerDriverOptions {
@@ -78,6 +88,8 @@ export interface DockerDriverOptions {
   /** runs the engine restart command */
   runner?: Runner;
   pollIntervalMs?: number;
+  /** how long after the event stream is lost it is opened again */
+  eventsRetryMs?: number;
 }
 
 export function dockerFromHost(host: string): Dockerode {
@@ -93,6 +105,7 @@ export function createDockerDriver(options: DockerDriverOptions = {}): DockerDri
   const docker: DockerClient = options.docker ?? dockerFromHost(options.dockerHost ?? process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock');
   const run = options.runner ?? createRunner();
   const pollIntervalMs = options.pollIntervalMs ?? ENGINE_POLL_INTERVAL_MS;
+  const eventsRetryMs = options.eventsRetryMs ?? MONITOR_RESTART_DELAY_MS;
 
   /** Networks with exactly this name (the API's name filter matches substrings). */
   async function networksNamed(name: string): Promise<NetworkInfo[]> {
@@ -129,6 +142,64 @@ export function createDockerDriver(options: DockerDriverOptions = {}): DockerDri
       // Listing leaves Containers empty; only inspect fills it in.
       const networks = await Promise.all(listed.map((n) => docker.getNetwork(n.Id).inspect()));
       return { available: true, version: Version, networks: networks.map(toObserved), bip: await engineBip() };
+    },
+
+    watch(onChange) {
+      let stopped = false;
+      let stream: NodeJS.ReadableStream | undefined;
+      let retry: NodeJS.Timeout | undefined;
+      let lost = false;
+      const follow = async () => {
+        if (stopped) return;
+        try {
+          stream = await docker.getEvents({ filters: JSON.stringify({ type: ['network'] }) });
+        } catch {
+          // No engine (yet): try again later; the periodic report covers the meantime.
+          lost = true;
+          retry = setTimeout(() => void follow(), eventsRetryMs);
+          retry.unref();
+          return;
+        }
+        if (stopped) {
+          destroy(stream);
+          return;
+        }
+        if (lost) onChange('the Docker engine answers again; looking again');
+        lost = false;
+        let pending = '';
+        stream.on('data', (chunk: Buffer | string) => {
+          pending += chunk.toString();
+          let end = pending.indexOf('\n');
+          while (end >= 0) {
+            const line = pending.slice(0, end);
+            pending = pending.slice(end + 1);
+            end = pending.indexOf('\n');
+            try {
+              const event = JSON.parse(line) as { Action?: string; Actor?: { Attributes?: { name?: string } } };
+              if (event.Action && NETWORK_CHANGES.has(event.Action)) onChange(`docker network ${event.Action}: ${event.Actor?.Attributes?.name ?? '?'}`);
+            } catch {
+              // not an event line
+            }
+          }
+        });
+        const ended = () => {
+          if (stopped || lost) return;
+          lost = true;
+          retry = setTimeout(() => void follow(), eventsRetryMs);
+          retry.unref();
+        };
+        stream.on('end', ended);
+        stream.on('error', ended);
+        stream.on('close', ended);
+      };
+      void follow();
+      return {
+        stop() {
+          stopped = true;
+          clearTimeout(retry);
+          if (stream) destroy(stream);
+        },
+      };
     },
 
     async createNetwork(command) {
@@ -344,4 +415,8 @@ function describeError(error: unknown): string {
   const e = error as { statusCode?: number; json?: { message?: string }; message?: string };
   const message = e.json?.message ?? e.message ?? String(error);
   return e.statusCode ? `${message} (HTTP ${e.statusCode})` : message;
+}
+
+function destroy(stream: NodeJS.ReadableStream): void {
+  (stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
 }

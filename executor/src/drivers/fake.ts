@@ -23,6 +23,24 @@ import { createIpDriver, type IpDriver, type ObservedInterface, type ObservedRou
 import { createIptablesDriver, type FirewallResults, type IptablesDriver, type ObservedFirewall, type SavedTable } from './iptables.ts';
 import { firstInvalid, resultWithoutProcess, type Runner } from './run.ts';
 import type { SysctlDriver } from './sysctl.ts';
+import type { OnChange, Watch } from './watch.ts';
+
+/**
+ * The fakes' change announcements, as the kernel and the engine make them: every change a
+ * driver makes, and every change a test makes by hand and then announce()s.
+ */
+class Announcer {
+  private readonly listeners = new Set<OnChange>();
+
+  watch(onChange: OnChange): Watch {
+    this.listeners.add(onChange);
+    return { stop: () => this.listeners.delete(onChange) };
+  }
+
+  announce(what: string): void {
+    for (const listener of this.listeners) listener(what);
+  }
+}
 
 /** What dockerode says when no engine listens on the default socket. */
 const NO_ENGINE = 'connect ENOENT /var/run/docker.sock';
@@ -47,13 +65,26 @@ export class FakeIpDriver implements IpDriver, EmulatedIpHost {
     return this.driver.observeRoutes();
   }
 
-  applyRoutes(commands: readonly RouteCommand[]): Promise<CommandResult> {
+  async applyRoutes(commands: readonly RouteCommand[]): Promise<CommandResult> {
     this.batches.push([...commands]);
-    return this.driver.applyRoutes(commands);
+    const result = await this.driver.applyRoutes(commands);
+    if (commands.length > 0) this.changes.announce('routes applied');
+    return result;
   }
 
   observeInterfaces(): Promise<ObservedInterface[]> {
     return this.driver.observeInterfaces();
+  }
+
+  private readonly changes = new Announcer();
+
+  watch(onChange: OnChange): Watch {
+    return this.changes.watch(onChange);
+  }
+
+  /** A test changed the routes by hand: tell the watchers, as the kernel would. */
+  announce(what = 'routes changed by hand'): void {
+    this.changes.announce(what);
   }
 }
 
@@ -94,12 +125,27 @@ export class FakeIptablesDriver implements IptablesDriver, EmulatedIptablesHost 
     return this.driver.observe();
   }
 
-  applyFirewall(chains: readonly FirewallChain[], jumps: readonly FirewallJump[]): Promise<FirewallResults> {
-    return this.driver.applyFirewall(chains, jumps);
+  async applyFirewall(chains: readonly FirewallChain[], jumps: readonly FirewallJump[]): Promise<FirewallResults> {
+    const results = await this.driver.applyFirewall(chains, jumps);
+    if (chains.length + jumps.length > 0) this.changes.announce('firewall applied');
+    return results;
   }
 
-  removeAll(): Promise<CommandResult> {
-    return this.driver.removeAll();
+  async removeAll(): Promise<CommandResult> {
+    const result = await this.driver.removeAll();
+    this.changes.announce('firewall removed');
+    return result;
+  }
+
+  private readonly changes = new Announcer();
+
+  watch(onChange: OnChange): Watch {
+    return this.changes.watch(onChange);
+  }
+
+  /** A test changed the tables by hand: tell the watchers, as xtables-monitor would. */
+  announce(what = 'firewall changed by hand'): void {
+    this.changes.announce(what);
   }
 }
 
@@ -144,6 +190,7 @@ export class FakeDockerDriver implements DockerDriver {
     }
     const id = (this.nextId++).toString(16).padStart(64, '0');
     this.networks.set(name, { id, name, subnet: command.subnet, gateway: command.gateway, labels, options: { ...command.options }, containers: [] });
+    this.changes.announce(`docker network create: ${name}`);
     return resultWithoutProcess(true, `created network ${name} (${id.slice(0, 12)})\n`, '', started);
   }
 
@@ -167,7 +214,19 @@ export class FakeDockerDriver implements DockerDriver {
       );
     }
     this.networks.delete(name);
+    this.changes.announce(`docker network destroy: ${name}`);
     return resultWithoutProcess(true, `removed network ${name}\n`, '', started);
+  }
+
+  private readonly changes = new Announcer();
+
+  watch(onChange: OnChange): Watch {
+    return this.changes.watch(onChange);
+  }
+
+  /** A test changed the engine by hand: tell the watchers, as the engine's events would. */
+  announce(what = 'docker network changed by hand'): void {
+    this.changes.announce(what);
   }
 
   async setBip(command: DockerDaemonBip, { daemonJsonPath, restartCommand }: SetBipOptions): Promise<CommandResult> {

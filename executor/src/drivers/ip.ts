@@ -4,6 +4,7 @@
 import { performance } from 'node:perf_hooks';
 import { CROSSDOCK_ROUTE_PROTOCOL, renderIpBatch, renderIpBatchLine, type CommandResult, type RouteDelete, type RouteReplace } from '@crossdock/shared';
 import { firstInvalid, resolveRunner, resultWithoutProcess, type DriverOptions } from './run.ts';
+import { watchProcess, type OnChange, type Watch } from './watch.ts';
 
 export type RouteCommand = RouteReplace | RouteDelete;
 
@@ -27,6 +28,8 @@ export interface IpDriver {
   /** All commands in one `ip -batch`; deleting a route that is already gone is not an error. */
   applyRoutes(commands: readonly RouteCommand[]): Promise<CommandResult>;
   observeInterfaces(): Promise<ObservedInterface[]>;
+  /** Calls onChange when a route of crossdock's protocol is added, changed or deleted, by anyone. */
+  watch(onChange: OnChange): Watch;
 }
 
 interface JsonRoute {
@@ -46,6 +49,8 @@ interface JsonLink {
 }
 
 const OUR_PROTOCOL = String(CROSSDOCK_ROUTE_PROTOCOL);
+/** A line of `ip -N monitor route` about a route of ours (additions and "Deleted ..." alike). */
+const OUR_ROUTE_EVENT = new RegExp(`\\bproto ${OUR_PROTOCOL}\\b`);
 
 export function createIpDriver(options: DriverOptions = {}): IpDriver {
   const run = resolveRunner(options);
@@ -125,6 +130,18 @@ export function createIpDriver(options: DriverOptions = {}): IpDriver {
         stderr,
         durationMs: Math.round(performance.now() - started),
       };
+    },
+
+    watch(onChange) {
+      // The kernel announces every route change over netlink; `ip monitor` prints each one.
+      return watchProcess(['ip', '-N', '-4', 'monitor', 'route'], {
+        netns: options.netns,
+        onLine: (line) => {
+          if (OUR_ROUTE_EVENT.test(line)) onChange(`route: ${line.trim()}`);
+        },
+        // Changes made while it was down are caught by looking once it is back.
+        onExit: (reason) => onChange(`the route monitor stopped (${reason}); looking again`),
+      });
     },
 
     async observeInterfaces() {

@@ -13,6 +13,7 @@ import {
   type JumpSource,
 } from '@crossdock/shared';
 import { firstInvalid, resolveRunner, resultWithoutProcess, type DriverOptions } from './run.ts';
+import { watchProcess, type OnChange, type Watch } from './watch.ts';
 
 export interface ObservedChain {
   table: FirewallTable;
@@ -51,7 +52,16 @@ export interface IptablesDriver {
   applyFirewall(chains: readonly FirewallChain[], jumps: readonly FirewallJump[]): Promise<FirewallResults>;
   /** For a revoked host: deletes every jump to CROSSDOCK-* chains, then flushes and deletes them. */
   removeAll(): Promise<CommandResult>;
+  /**
+   * Calls onChange when crossdock's chains or the jumps to them change, by anyone: at once on
+   * nf_tables (xtables-monitor), within LEGACY_CHECK_INTERVAL_MS on the legacy backend (which
+   * announces nothing), by comparing only crossdock's chains and jumps.
+   */
+  watch(onChange: OnChange): Watch;
 }
+
+/** How often the legacy backend's chains are compared, having no change events. */
+export const LEGACY_CHECK_INTERVAL_MS = 2_000;
 
 export interface FirewallResults {
   chains: CommandResult;
@@ -237,9 +247,73 @@ export function createIptablesDriver(options: IptablesDriverOptions = {}): Iptab
     return results;
   }
 
+  /** What of the tables is crossdock's: its chains and the jumps to them, as one string. */
+  async function fingerprint(): Promise<string> {
+    const observed = summarizeSaved(await readTables());
+    return JSON.stringify([observed.chains, observed.jumps]);
+  }
+
+  function pollChains(onChange: OnChange): Watch {
+    let last: string | undefined;
+    let busy = false;
+    const timer = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      fingerprint()
+        .then((now) => {
+          if (last !== undefined && now !== last) onChange('crossdock chains changed');
+          last = now;
+        })
+        .catch(() => {})
+        .finally(() => (busy = false));
+    }, LEGACY_CHECK_INTERVAL_MS);
+    timer.unref();
+    return { stop: () => clearInterval(timer) };
+  }
+
   return {
     async observe() {
       return summarizeSaved(await readSaved());
+    },
+
+    watch(onChange) {
+      let active: Watch | undefined;
+      let stopped = false;
+      const start = async () => {
+        const backend = family === 'iptables-legacy' ? 'legacy' : (await readSaved().catch(() => null))?.backend;
+        if (stopped) return;
+        if (backend !== 'nf_tables' || family === 'iptables-legacy') {
+          active = pollChains(onChange);
+          return;
+        }
+        // xtables-monitor prints every rule and chain event of the nf_tables backend; stdbuf
+        // makes it print each line at once instead of when its output buffer fills.
+        let fellBack = false;
+        const monitor = watchProcess(['stdbuf', '-oL', 'xtables-monitor', '-e', '-4'], {
+          netns: options.netns,
+          onLine: (line) => {
+            if (line.includes('CROSSDOCK-')) onChange(`firewall: ${line.trim()}`);
+          },
+          onExit: (reason) => {
+            if (reason.startsWith('cannot run') && !fellBack) {
+              // No monitor here: compare crossdock's chains on a timer instead.
+              fellBack = true;
+              monitor.stop();
+              active = pollChains(onChange);
+              return;
+            }
+            onChange(`the firewall monitor stopped (${reason}); looking again`);
+          },
+        });
+        active = monitor;
+      };
+      void start();
+      return {
+        stop() {
+          stopped = true;
+          active?.stop();
+        },
+      };
     },
 
     async applyFirewall(chains, jumps) {
