@@ -7,6 +7,7 @@ const BENCHES: Record<string, () => Promise<{ default: Bench }>> = {
   converge: () => import('./converge.ts'),
   allocate: () => import('./allocate.ts'),
   reach: () => import('./reach.ts'),
+  drift: () => import('./drift.ts'),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

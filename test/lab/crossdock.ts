@@ -23,6 +23,11 @@ import {
 
 export const CONTROLLER_READY_TIMEOUT_MS = 60_000;
 export const EXECUTOR_RECONCILE_INTERVAL_MS = 2_000;
+/** The executors' report interval: EXECUTOR_RECONCILE_INTERVAL_MS unless CROSSDOCK_LAB_RECONCILE_INTERVAL_MS says otherwise (the drift benchmark runs the product default). */
+function reconcileIntervalMs(): number {
+  const configured = Number(process.env.CROSSDOCK_LAB_RECONCILE_INTERVAL_MS);
+  return Number.isInteger(configured) && configured > 0 ? configured : EXECUTOR_RECONCILE_INTERVAL_MS;
+}
 export const LAB_DEFAULT_POOL = '10.100.0.0/16';
 const HTTP_TIMEOUT_MS = 5_000;
 const EXECUTOR_STOP_GRACE_MS = 5_000;
@@ -138,7 +143,7 @@ export function executorArgv(state: LabState, host: LabState['hosts'][number], e
       '--daemon-json',
       hostPaths(state.dir, host.name).daemonJson,
       '--reconcile-interval-ms',
-      String(EXECUTOR_RECONCILE_INTERVAL_MS),
+      String(reconcileIntervalMs()),
       '--allow-engine-restart',
       '--engine-restart-command',
       JSON.stringify(engineRestartArgv(state.dir, host.name)),
