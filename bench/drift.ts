@@ -78,7 +78,11 @@ const bench: Bench = {
       };
       await until(inSync, performance.now(), 'the lab in sync');
       const network = await dockerIn('h1', ['network', 'inspect', 'crossdock', '--format', '{{json .}}'], { check: true });
-      const info = JSON.parse(network.stdout) as { IPAM: { Config: Array<{ Subnet: string; Gateway: string }> }; Labels: Record<string, string>; Options: Record<string, string> };
+      const info = JSON.parse(network.stdout) as {
+        IPAM: { Config: Array<{ Subnet: string; Gateway: string }> };
+        Labels: Record<string, string>;
+        Options: Record<string, string>;
+      };
       const chain = await sh('h1', ['iptables', '-S', 'CROSSDOCK-FORWARD']);
       const chainRules = chain.split('\n').filter((l) => l.startsWith('-A '));
 
@@ -116,8 +120,10 @@ const bench: Bench = {
           name: 'firewall chain flushed by hand',
           target: TARGETS.chain,
           remove: async () => void (await sh('h1', ['iptables', '-F', 'CROSSDOCK-FORWARD'])),
-          isBack: async () => (await sh('h1', ['iptables', '-S', 'CROSSDOCK-FORWARD'])).split('\n').filter((l) => l.startsWith('-A ')).length === chainRules.length,
-          restore: async () => void (await hostExec('h1', ['iptables-restore', '--noflush'], { check: true, input: `*filter\n${chainRules.join('\n')}\nCOMMIT\n` })),
+          isBack: async () =>
+            (await sh('h1', ['iptables', '-S', 'CROSSDOCK-FORWARD'])).split('\n').filter((l) => l.startsWith('-A ')).length === chainRules.length,
+          restore: async () =>
+            void (await hostExec('h1', ['iptables-restore', '--noflush'], { check: true, input: `*filter\n${chainRules.join('\n')}\nCOMMIT\n` })),
         },
       ];
 

@@ -160,6 +160,31 @@ describe('controller-executor channel', () => {
     expect(hostA.agent.driftReports).toBe(2);
   });
 
+  it('a host that reconnects already in sync costs no job, even when every host reconnects at once', async () => {
+    fleet = await startFleetController({ reconcileIntervalMs: 10 * 60_000 });
+    const registered = [];
+    for (let i = 0; i < 12; i++) registered.push(await register(`node-${i}`, `198.51.100.${20 + i}`));
+    const hosts = registered.map((r) => fleet!.startExecutor(r.token));
+    const peerRoutes = (h: (typeof hosts)[number]) => [...h.drivers.ip.routes.keys()].length;
+    await vi.waitFor(() => expect(hosts.map(peerRoutes)).toEqual(hosts.map(() => 11)), SETTLED);
+    const jobRows = async () => (await fleet!.call('GET', '/v1/jobs?limit=1000')).body.items.length as number;
+    await fleet.app.agents.reconciler.idle();
+    const firstJobs = await jobRows();
+    expect(firstJobs).toBeGreaterThanOrEqual(12);
+
+    // Every executor reconnects at once, as after a controller restart: all are in sync already.
+    const online = async () => ((await fleet!.call('GET', '/v1/hosts')).body.items as Array<{ status: string }>).filter((h) => h.status === 'online').length;
+    await vi.waitFor(async () => expect(await online()).toBe(12), SETTLED);
+    const attempts = hosts.map((h) => h.agent.attempts);
+    fleet.app.agents.hub.closeAll(1012, 'controller restarting');
+    await vi.waitFor(() => expect(hosts.every((h, i) => h.agent.connected && h.agent.attempts === 0 && attempts[i] === 0)).toBe(true), SETTLED);
+    await vi.waitFor(async () => expect(await online()).toBe(12), SETTLED);
+    await fleet.app.agents.reconciler.idle();
+    expect(await jobRows()).toBe(firstJobs);
+    const generations = (await fleet.call('GET', '/v1/hosts')).body.items.map((h: { generation: { desired: number; applied: number } }) => h.generation);
+    for (const g of generations) expect(g.applied).toBe(g.desired);
+  });
+
   it('follows an address change and a deletion; a deleted host is revoked and cleans up', async () => {
     fleet = await startFleetController();
     const a = await register('node-a', '198.51.100.11');

@@ -46,6 +46,11 @@ const SNAPSHOT_WAIT_MS = 5_000;
  * shrank while the host was away. Past that, a report is refused rather than planned on.
  */
 const OBSERVED_ROUTE_SLACK = 4_096;
+/**
+ * Hellos planned together: their jobs share one insert. Bounded so a storm's batch holds a
+ * bounded number of full route tables at once (each host's plan is dropped once its job is sent).
+ */
+const HELLO_BATCH = 100;
 /** Route deletions one job carries; the rest follow in the next jobs, report by report. */
 export const MAX_ROUTE_DELETES_PER_JOB = 2_000;
 /** What one executor message may hold besides routes: chains, networks, interfaces, output. */
@@ -89,6 +94,9 @@ export class Reconciler {
   /** host progress not yet written: last-seen times and generations */
   private readonly unsaved = new Map<number, { lastSeenAt?: Date; desiredGeneration?: number; appliedGeneration?: number }>();
   private readonly jobbedHosts = new Set<number>();
+  /** hellos waiting to be planned, by host: a newer hello replaces an older one */
+  private readonly hellos = new Map<number, { hello: Hello; handled: () => void }>();
+  private helloFlush: Promise<void> | undefined;
   private timers: NodeJS.Timeout[] = [];
 
   constructor(
@@ -213,13 +221,52 @@ export class Reconciler {
     if (rt) rt.helloSeen = false;
   }
 
+  /**
+   * A host said hello with its whole state. Hellos that arrive together (every executor
+   * reconnecting after a controller restart or a takeover) are planned together, in batches
+   * that share one job insert; a host whose digest already matches costs no planning and no job.
+   */
   onHello(hostId: number, hello: Hello): Promise<void> {
     this.touch(hostId);
-    return this.enqueue(async () => {
+    return new Promise((handled) => {
+      // A newer hello of the same host replaces the older: both are answered by the newer's plan.
+      const earlier = this.hellos.get(hostId);
+      this.hellos.set(hostId, { hello, handled: () => (earlier?.handled(), handled()) });
+      this.helloFlush ??= this.enqueue(() => this.flushHellos());
+    });
+  }
+
+  private async flushHellos(): Promise<void> {
+    // Let the event loop read the hellos already waiting on their sockets: they join this batch.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    this.helloFlush = undefined;
+    const batch = [...this.hellos].slice(0, HELLO_BATCH);
+    for (const [hostId] of batch) this.hellos.delete(hostId);
+    // Hellos beyond this batch, or arriving while it is sent, make the next one.
+    if (this.hellos.size > 0) this.helloFlush = this.enqueue(() => this.flushHellos());
+    try {
+      await this.dispatch(this.planHellos(batch.map(([hostId, { hello }]) => [hostId, hello])));
+    } finally {
+      for (const [, { handled }] of batch) handled();
+    }
+  }
+
+  private planHellos(batch: Array<[number, Hello]>): Dispatch[] {
+    const dispatches: Dispatch[] = [];
+    for (const [hostId, hello] of batch) {
       const rt = this.runtime(hostId);
       rt.helloSeen = true;
-      await this.planFromSnapshot(hostId, hello.state, 'connect');
-    });
+      const host = this.fleet.hosts.get(hostId);
+      if (!host) continue;
+      rt.env = environmentOf(hello.state);
+      if (rt.inflight.size === 0 && this.expectedDigest(hostId) === hello.digest) {
+        this.markApplied(hostId, rt);
+        continue;
+      }
+      const planned = this.planSnapshot(hostId, hello.state, 'connect');
+      if (planned) dispatches.push(planned);
+    }
+    return dispatches;
   }
 
   onState(hostId: number, digest: string, state: ObservedState | undefined): Promise<void> {
@@ -305,8 +352,14 @@ export class Reconciler {
   }
 
   private async planFromSnapshot(hostId: number, state: ObservedState, reason: string): Promise<void> {
+    const planned = this.planSnapshot(hostId, state, reason);
+    if (planned) await this.dispatch([planned]);
+  }
+
+  /** The full plan for a host from its snapshot, as a dispatch; none when it is in sync. */
+  private planSnapshot(hostId: number, state: ObservedState, reason: string): Dispatch | undefined {
     const host = this.fleet.hosts.get(hostId);
-    if (!host) return;
+    if (!host) return undefined;
     const rt = this.runtime(hostId);
     rt.env = environmentOf(state);
     const desired = desiredState(host, this.fleet.hosts.values(), this.fleet.policy, rt.env);
@@ -321,9 +374,9 @@ export class Reconciler {
     }
     if (commands.length === 0) {
       if (rt.inflight.size === 0) this.markApplied(hostId, rt);
-      return;
+      return undefined;
     }
-    await this.dispatch([{ hostId, commands, reason, bump: false }]);
+    return { hostId, commands, reason, bump: false };
   }
 
   private async compareDigest(hostId: number, digest: string, fromTimer: boolean): Promise<void> {
