@@ -231,7 +231,13 @@ export class Reconciler {
     return new Promise((handled) => {
       // A newer hello of the same host replaces the older: both are answered by the newer's plan.
       const earlier = this.hellos.get(hostId);
-      this.hellos.set(hostId, { hello, handled: () => (earlier?.handled(), handled()) });
+      this.hellos.set(hostId, {
+        hello,
+        handled: () => {
+          earlier?.handled();
+          handled();
+        },
+      });
       this.helloFlush ??= this.enqueue(() => this.flushHellos());
     });
   }
