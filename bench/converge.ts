@@ -127,6 +127,27 @@ async function runSize(n: number, dir: string): Promise<{ rows: Row[]; p99: numb
       await api('DELETE', `/v1/hosts/${joined.host.name}`);
       await new Promise((r) => setTimeout(r, 300));
     }
+    // A reconnect storm: every executor drops and connects again at once, as after a controller
+    // restart or a takeover, each with its full table; until every host is online and applied.
+    for (const sim of sims) sim.close();
+    await new Promise((r) => setTimeout(r, 500));
+    const stormStarted = performance.now();
+    let reconnecting = 0;
+    await Promise.all(
+      Array.from({ length: CONNECT_CONCURRENCY }, async () => {
+        while (reconnecting < n) await sims[reconnecting++]!.connect();
+      }),
+    );
+    for (;;) {
+      const { items } = (await api('GET', '/v1/hosts')) as { items: Array<{ status: string; generation: { desired: number; applied: number } }> };
+      const behind = items.filter((h) => h.status !== 'online' || h.generation.applied < h.generation.desired).length;
+      if (behind === 0) break;
+      if (performance.now() - stormStarted > 120_000) throw new Error(`reconnect storm: ${behind} hosts still behind after 120 s`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const stormMs = performance.now() - stormStarted;
+    const stormRss = rssMiB(controller.child.pid!);
+
     const p50s = runs.map((r) => percentile(r, 50));
     const p99s = runs.map((r) => percentile(r, 99));
     const maxes = runs.map((r) => Math.max(...r));
@@ -139,6 +160,8 @@ async function runSize(n: number, dir: string): Promise<{ rows: Row[]; p99: numb
       { name: `N=${n}: one host joins, p99 from the 201`, stat: summarize(p99s) },
       { name: `N=${n}: one host joins, max from the 201`, stat: summarize(maxes) },
       { name: `N=${n}: controller resident memory`, extra: { rss_MiB: rss } },
+      { name: `N=${n}: all reconnect at once, in sync (tables kept)`, extra: { total_ms: stormMs } },
+      { name: `N=${n}: controller resident memory after the storm`, extra: { rss_MiB: stormRss } },
     ];
     return { rows, p99: summarize(p99s).median, rss, syncMs };
   } finally {
