@@ -77,8 +77,9 @@ export class SimExecutor {
     this.socket?.close();
   }
 
+  /** Only on an open socket: a message of a connection being replaced is dropped, as a real executor's would be. */
   private send(message: unknown): void {
-    this.socket?.send(JSON.stringify(message));
+    if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
   }
 
   private snapshot(): ObservedState {
