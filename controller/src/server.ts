@@ -67,7 +67,14 @@ async function main(): Promise<void> {
     ipam = Ipam.fromRows(rows, prisma, storage);
   }
 
-  const app = await buildApp({ prisma, ipam, fleet: Fleet.fromRows(rows), adminToken: admin.token, logger: { level: config.logLevel } });
+  const app = await buildApp({
+    prisma,
+    ipam,
+    fleet: Fleet.fromRows(rows),
+    adminToken: admin.token,
+    metricsToken: config.metricsToken,
+    logger: { level: config.logLevel },
+  });
   const shutdown = async (signal: string) => {
     app.log.info({ signal }, 'shutting down');
     await app.close();
