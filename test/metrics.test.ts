@@ -6,9 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import WebSocket from 'ws';
-import { PROTOCOL_VERSION, emptyObservedState, observedDigest } from '@crossdock/shared';
-import { SETTLED, startFleetController } from './support/fleet.ts';
+import { SETTLED, silentExecutor, startFleetController } from './support/fleet.ts';
 import { startController, type ControllerProcess } from './support/controller-process.ts';
 import { parseExposition, sampleValue, type Family } from './support/prometheus.ts';
 
@@ -32,17 +30,6 @@ async function scrape(url: string, headers: Record<string, string> = {}): Promis
   expect(response.status).toBe(200);
   expect(response.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
   return parseExposition(await response.text());
-}
-
-/** An executor that says hello and then never answers a job. */
-function silentExecutor(url: string, token: string): Promise<WebSocket> {
-  const state = emptyObservedState();
-  const hello = { type: 'hello', protocol: PROTOCOL_VERSION, executorVersion: 'silent', hostname: 'silent', state, digest: observedDigest(state) };
-  return new Promise((resolve, reject) => {
-    const socket = new WebSocket(`${url.replace(/^http/, 'ws')}/v1/agent`, { headers: { authorization: `Bearer ${token}` } });
-    socket.on('open', () => socket.send(JSON.stringify(hello), () => resolve(socket)));
-    socket.on('error', reject);
-  });
 }
 
 describe('GET /metrics', () => {
