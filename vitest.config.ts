@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['controller/src/**/*.test.ts', 'executor/src/**/*.test.ts', 'shared/src/**/*.test.ts', 'test/**/*.test.ts'],
+    include: ['cli/src/**/*.test.ts', 'controller/src/**/*.test.ts', 'executor/src/**/*.test.ts', 'shared/src/**/*.test.ts', 'test/**/*.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 120_000,
     // The root/namespace/docker suites share kernel state; files run one at a time.

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Bundles the controller and the executor (with shared/) into one ES module each, so that
 // production runs plain JavaScript: no TypeScript loader in the process (about 40 MB less
-// resident memory, faster start). Dependencies stay external, resolved from node_modules.
+// resident memory, faster start). Dependencies stay external, resolved from node_modules;
+// the CLI's are bundled in, so cli/dist/main.mjs is one file that starts in about 50 ms.
+// `node scripts/build.mjs cli` builds only the named bundles.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,11 +11,13 @@ import { build } from 'esbuild';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-async function bundle(pkg, entry, outfile) {
+async function bundle(pkg, entry, outfile, { selfContained = false } = {}) {
   const { dependencies = {} } = JSON.parse(readFileSync(path.join(root, pkg, 'package.json'), 'utf8'));
-  const external = Object.keys(dependencies)
-    .filter((name) => !name.startsWith('@crossdock/'))
-    .flatMap((name) => [name, `${name}/*`]);
+  const external = selfContained
+    ? []
+    : Object.keys(dependencies)
+        .filter((name) => !name.startsWith('@crossdock/'))
+        .flatMap((name) => [name, `${name}/*`]);
   await build({
     entryPoints: [path.join(root, pkg, entry)],
     outfile: path.join(root, pkg, outfile),
@@ -24,9 +28,26 @@ async function bundle(pkg, entry, outfile) {
     sourcemap: 'linked',
     external,
     logLevel: 'warning',
-    banner: { js: '// Built by scripts/build.mjs from the TypeScript sources; do not edit.' },
+    banner: {
+      js: [
+        '// Built by scripts/build.mjs from the TypeScript sources; do not edit.',
+        // Bundled CommonJS (commander) requires node: built-ins; an ES module has no require of its own.
+        ...(selfContained ? ["import { createRequire as __cdCreateRequire } from 'node:module'; const require = __cdCreateRequire(import.meta.url);"] : []),
+      ].join('\n'),
+    },
   });
 }
 
-await bundle('controller', 'src/server.ts', 'dist/server.mjs');
-await bundle('executor', 'src/main.ts', 'dist/main.mjs');
+const bundles = {
+  controller: () => bundle('controller', 'src/server.ts', 'dist/server.mjs'),
+  executor: () => bundle('executor', 'src/main.ts', 'dist/main.mjs'),
+  cli: () => bundle('cli', 'src/main.ts', 'dist/main.mjs', { selfContained: true }),
+};
+const wanted = process.argv.slice(2);
+for (const name of wanted) {
+  if (!(name in bundles)) {
+    console.error(`build: no bundle named ${name}; choose from ${Object.keys(bundles).join(', ')}`);
+    process.exit(2);
+  }
+}
+for (const name of wanted.length > 0 ? wanted : Object.keys(bundles)) await bundles[name]();

@@ -29,6 +29,7 @@ const want = {
     'pnpm-lock.yaml',
     'package.json',
     'pnpm-workspace.yaml',
+    'cli/package.json',
     'controller/package.json',
     'executor/package.json',
     'shared/package.json',

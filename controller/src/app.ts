@@ -17,6 +17,8 @@ import jobsRoutes from './routes/v1/jobs/index.ts';
 import type { PrismaClient } from './generated/prisma/client.ts';
 import type { Ipam } from './ipam/ipam.ts';
 import { adminAuth } from './plugins/auth.ts';
+import metricsPlugin from './plugins/metrics.ts';
+import statusRoutes from './routes/v1/status/index.ts';
 import { QUOTED_TEXT_MAX_CHARS, registerErrorHandling } from './plugins/errors.ts';
 import { compileValidator } from './plugins/validation.ts';
 import hostsRoutes from './routes/v1/hosts/index.ts';
@@ -38,6 +40,8 @@ export interface AppOptions {
   prisma: PrismaClient;
   ipam: Ipam;
   adminToken: string;
+  /** GET /metrics needs this bearer token; undefined: no token */
+  metricsToken?: string;
   logger?: FastifyServerOptions['logger'];
   reconciler?: Partial<ReconcilerOptions>;
 }
@@ -92,6 +96,7 @@ export async function buildApp(options: AppOptions) {
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   await app.register(websocket, { options: { maxPayload: MAX_AGENT_MESSAGE_BYTES } });
+  await app.register(metricsPlugin, { version: API_VERSION, metricsToken: options.metricsToken });
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   const storage = options.ipam.writer.storage;
@@ -129,6 +134,7 @@ export async function buildApp(options: AppOptions) {
     await v1.register(hostsRoutes, { prefix: '/hosts' });
     await v1.register(subnetsRoutes, { prefix: '/subnets' });
     await v1.register(jobsRoutes, { prefix: '/jobs' });
+    await v1.register(statusRoutes, { prefix: '/status', version: API_VERSION });
   };
   await app.register(operatorRoutes, { prefix: '/v1' });
   await app.register(agentRoutes, { prefix: '/v1/agent' });

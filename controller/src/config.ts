@@ -10,6 +10,8 @@ export interface ControllerConfig {
   /** SQLite file path */
   databaseFile: string;
   adminToken: string | undefined;
+  /** GET /metrics needs this bearer token; undefined: open */
+  metricsToken: string | undefined;
   /** null: do not create a default pool */
   defaultPool: Cidr | null;
   logLevel: string;
@@ -28,6 +30,7 @@ export const USAGE = `usage: crossdock-controller [options]
   --listen HOST:PORT      listen address           (CROSSDOCK_LISTEN, default ${DEFAULTS.listen})
   --db file:PATH          SQLite database          (CROSSDOCK_DB, default ${DEFAULTS.db})
   --admin-token TOKEN     operator token           (CROSSDOCK_ADMIN_TOKEN, default: generated, saved beside the database)
+  --metrics-token TOKEN   bearer token GET /metrics needs (CROSSDOCK_METRICS_TOKEN, default: none, /metrics is open)
   --default-pool CIDR     pool created on first start, or "none" (CROSSDOCK_DEFAULT_POOL, default ${DEFAULTS.defaultPool})
   --log-level LEVEL       fatal|error|warn|info|debug (CROSSDOCK_LOG_LEVEL, default ${DEFAULTS.logLevel})
   --help`;
@@ -73,6 +76,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerCo
         listen: { type: 'string' },
         db: { type: 'string' },
         'admin-token': { type: 'string' },
+        'metrics-token': { type: 'string' },
         'default-pool': { type: 'string' },
         'log-level': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -89,6 +93,10 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerCo
   if (adminToken !== undefined && !/^[\x21-\x7e]{16,256}$/.test(adminToken)) {
     throw new ConfigError('admin token must be 16 to 256 printable characters without spaces; leave it unset to have one generated');
   }
+  const metricsToken = values['metrics-token'] ?? env.CROSSDOCK_METRICS_TOKEN;
+  if (metricsToken !== undefined && !/^[\x21-\x7e]{16,256}$/.test(metricsToken)) {
+    throw new ConfigError('metrics token must be 16 to 256 printable characters without spaces; leave it unset for an open /metrics');
+  }
   const logLevel = values['log-level'] ?? env.CROSSDOCK_LOG_LEVEL ?? DEFAULTS.logLevel;
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
     throw new ConfigError(`log level "${logLevel}" is unknown; use one of fatal, error, warn, info, debug`);
@@ -97,6 +105,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerCo
     ...listen,
     databaseFile: parseDatabase(values.db ?? env.CROSSDOCK_DB ?? DEFAULTS.db),
     adminToken,
+    metricsToken,
     defaultPool: parseDefaultPool(values['default-pool'] ?? env.CROSSDOCK_DEFAULT_POOL ?? DEFAULTS.defaultPool),
     logLevel,
   };

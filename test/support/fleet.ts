@@ -1,6 +1,8 @@
 // A controller listening on loopback (real Fastify, real SQLite file, real WebSockets) and
 // executors with in-memory fake drivers: the channel and the reconcile loop end to end,
 // without touching the machine.
+import WebSocket from 'ws';
+import { PROTOCOL_VERSION, emptyObservedState, observedDigest } from '@crossdock/shared';
 import { createTestApp } from '../../controller/src/test-support.ts';
 import { Agent, type Transport } from '../../executor/src/agent.ts';
 import { FakeDockerDriver, FakeIpDriver, FakeIptablesDriver, FakeSysctlDriver } from '../../executor/src/drivers/fake.ts';
@@ -43,22 +45,7 @@ export async function startFleetController(options: { reconcileIntervalMs?: numb
   }
 
   function startExecutor(token: string, opts: { transport?: Transport; sleep?: (ms: number) => Promise<void> } = {}): FakeHost {
-    const drivers = {
-      ip: new FakeIpDriver(),
-      iptables: new FakeIptablesDriver({ forwardPolicy: 'DROP' }),
-      docker: new FakeDockerDriver(),
-      sysctl: new FakeSysctlDriver(),
-    };
-    const agent = new Agent({
-      controllerUrl: url,
-      token,
-      drivers,
-      job: { daemonJsonPath: '/nonexistent/daemon.json', engineRestartCommand: ['true'] },
-      transport: opts.transport ?? 'websocket',
-      log: silentLogger,
-      ...(opts.sleep ? { sleep: opts.sleep } : {}),
-    });
-    const host = { drivers, agent, done: agent.run() };
+    const host = startFakeExecutor(url, token, opts);
     hosts.push(host);
     return host;
   }
@@ -77,4 +64,40 @@ export async function startFleetController(options: { reconcileIntervalMs?: numb
       await t.close();
     },
   };
+}
+
+/** An executor (the real Agent) on in-memory drivers, connected to the controller at `url`; stop it with agent.stop(). */
+export function startFakeExecutor(
+  url: string,
+  token: string,
+  opts: { transport?: Transport; sleep?: (ms: number) => Promise<void>; reconcileIntervalMs?: number } = {},
+): FakeHost {
+  const drivers = {
+    ip: new FakeIpDriver(),
+    iptables: new FakeIptablesDriver({ forwardPolicy: 'DROP' }),
+    docker: new FakeDockerDriver(),
+    sysctl: new FakeSysctlDriver(),
+  };
+  const agent = new Agent({
+    controllerUrl: url,
+    token,
+    drivers,
+    job: { daemonJsonPath: '/nonexistent/daemon.json', engineRestartCommand: ['true'] },
+    transport: opts.transport ?? 'websocket',
+    log: silentLogger,
+    ...(opts.sleep ? { sleep: opts.sleep } : {}),
+    ...(opts.reconcileIntervalMs ? { reconcileIntervalMs: opts.reconcileIntervalMs } : {}),
+  });
+  return { drivers, agent, done: agent.run() };
+}
+
+/** An executor that says hello (an empty host) and then never answers a job: online, and behind. */
+export function silentExecutor(url: string, token: string): Promise<WebSocket> {
+  const state = emptyObservedState();
+  const hello = { type: 'hello', protocol: PROTOCOL_VERSION, executorVersion: 'silent', hostname: 'silent', state, digest: observedDigest(state) };
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(`${url.replace(/^http/, 'ws')}/v1/agent`, { headers: { authorization: `Bearer ${token}` } });
+    socket.on('open', () => socket.send(JSON.stringify(hello), () => resolve(socket)));
+    socket.on('error', reject);
+  });
 }

@@ -1,5 +1,6 @@
 // Job records: created in batches (one transaction per fan-out), finished as results arrive,
 // timed out when no answer comes, and pruned to a bounded history per host.
+import { EventEmitter } from 'node:events';
 import type { Command } from '@crossdock/shared';
 import type { JobResultItem } from '@crossdock/shared';
 import { prismaTimestamp } from '../db/timestamp.ts';
@@ -23,7 +24,19 @@ export const JOB_HISTORY_PER_HOST = 100;
 /** A command's result as recorded: without the executor's text (the history renders its own). */
 export type StoredResult = Omit<JobResultItem, 'text'>;
 
+/** What JobStore.events carries, for the metrics: sent jobs, and how each ended. */
+export interface JobEvents {
+  /** a fan-out's jobs are recorded and about to be sent */
+  created: [jobs: Array<{ id: number; hostId: number; reason: string }>];
+  /** a result arrived */
+  finished: [job: { id: number; status: JobStatus }];
+  /** no result arrived within the job timeout */
+  timedOut: [jobIds: number[]];
+}
+
 export class JobStore {
+  readonly events = new EventEmitter<JobEvents>();
+
   constructor(
     private readonly prisma: PrismaClient,
     private readonly writer: DatabaseWriter,
@@ -47,6 +60,11 @@ export class JobStore {
         });
         return rows.map((r) => r.id);
       },
+      committed: (ids: number[]) =>
+        this.events.emit(
+          'created',
+          jobs.map((j, i) => ({ id: ids[i]!, hostId: j.hostId, reason: j.reason })),
+        ),
       undo: () => {},
     }));
   }
@@ -60,6 +78,7 @@ export class JobStore {
    * fan-out to 1,000 hosts queued 2 s of them ahead of the next change's jobs.
    */
   finish(jobId: number, outcome: { status: JobStatus; results: StoredResult[]; error?: string }): Promise<void> {
+    this.events.emit('finished', { id: jobId, status: outcome.status });
     this.finishes.push({
       id: jobId,
       status: outcome.status,
@@ -77,6 +96,7 @@ export class JobStore {
   }
 
   timeOut(jobIds: number[]): Promise<void> {
+    this.events.emit('timedOut', jobIds);
     return this.writer.run(() => ({
       write: async (tx) => {
         await tx.job.updateMany({

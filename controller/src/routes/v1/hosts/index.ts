@@ -61,7 +61,9 @@ const hosts: FastifyPluginAsyncTypebox = async (app) => {
         throw new ApiError('VALIDATION_FAILED', 'pool was given with allocate:false; drop one of them');
       }
       const firstSubnet = body.allocate === false ? null : { pool: body.pool, network: DEFAULT_NETWORK_NAME, mode: 'network' as const };
-      await ipam.registerHost(input, firstSubnet);
+      // Registering with a first subnet is an allocation too, and is counted as one.
+      if (firstSubnet) await app.metrics.timeAllocation(() => ipam.registerHost(input, firstSubnet));
+      else await ipam.registerHost(input, null);
       return reply.code(201).send({ host: await loadHost(input.name), token });
     },
   );

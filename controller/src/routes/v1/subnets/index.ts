@@ -26,14 +26,16 @@ const subnets: FastifyPluginAsyncTypebox = async (app) => {
     { schema: { tags: ['subnets'], summary: 'Allocate a subnet to a host', body: AllocateSubnet, response: { 201: Subnet, ...commonErrors } } },
     async (request, reply) => {
       const body = request.body;
-      const created = await ipam.allocate(body.host, {
-        pool: body.pool,
-        prefixLength: body.prefixLength,
-        cidr: body.cidr === undefined ? undefined : requireCidr(body.cidr, 'cidr'),
-        gateway: body.gateway,
-        network: requireNetworkName(body.network ?? DEFAULT_NETWORK_NAME),
-        mode: body.mode ?? 'network',
-      });
+      const created = await app.metrics.timeAllocation(() =>
+        ipam.allocate(body.host, {
+          pool: body.pool,
+          prefixLength: body.prefixLength,
+          cidr: body.cidr === undefined ? undefined : requireCidr(body.cidr, 'cidr'),
+          gateway: body.gateway,
+          network: requireNetworkName(body.network ?? DEFAULT_NETWORK_NAME),
+          mode: body.mode ?? 'network',
+        }),
+      );
       return reply.code(201).send(subnetView(created));
     },
   );
