@@ -2,7 +2,7 @@
 // Bundles the controller and the executor (with shared/) into one ES module each, so that
 // production runs plain JavaScript: no TypeScript loader in the process (about 40 MB less
 // resident memory, faster start). Dependencies stay external, resolved from node_modules.
-import { readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -28,5 +28,28 @@ async function bundle(pkg, entry, outfile) {
   });
 }
 
+// The dashboard (ui/): one minified script and one stylesheet, with the graph library inside,
+// served by the controller at /ui from controller/dist/ui. Nothing is fetched from elsewhere.
+async function bundleUi() {
+  const out = path.join(root, 'controller', 'dist', 'ui');
+  rmSync(out, { recursive: true, force: true });
+  mkdirSync(out, { recursive: true });
+  await build({
+    entryPoints: { app: path.join(root, 'ui', 'src', 'main.ts') },
+    outdir: out,
+    bundle: true,
+    platform: 'browser',
+    // What current Chromium and Firefox run (both past these versions since 2023).
+    target: ['chrome115', 'firefox115'],
+    format: 'esm',
+    minify: true,
+    legalComments: 'none',
+    logLevel: 'warning',
+  });
+  await build({ entryPoints: { app: path.join(root, 'ui', 'src', 'style.css') }, outdir: out, bundle: true, minify: true, logLevel: 'warning' });
+  copyFileSync(path.join(root, 'ui', 'index.html'), path.join(out, 'index.html'));
+}
+
 await bundle('controller', 'src/server.ts', 'dist/server.mjs');
 await bundle('executor', 'src/main.ts', 'dist/main.mjs');
+await bundleUi();

@@ -1,5 +1,6 @@
 // Job records: created in batches (one transaction per fan-out), finished as results arrive,
 // timed out when no answer comes, and pruned to a bounded history per host.
+import { EventEmitter } from 'node:events';
 import type { Command } from '@crossdock/shared';
 import type { JobResultItem } from '@crossdock/shared';
 import { prismaTimestamp } from '../db/timestamp.ts';
@@ -24,6 +25,9 @@ export const JOB_HISTORY_PER_HOST = 100;
 export type StoredResult = Omit<JobResultItem, 'text'>;
 
 export class JobStore {
+  /** 'jobs' (job ids) once jobs were created, finished or timed out in the database: what the event stream follows */
+  readonly events = new EventEmitter();
+
   constructor(
     private readonly prisma: PrismaClient,
     private readonly writer: DatabaseWriter,
@@ -32,23 +36,30 @@ export class JobStore {
   /** Inserts the jobs of one fan-out in one transaction; returns their ids in order. */
   create(jobs: NewJob[]): Promise<number[]> {
     if (jobs.length === 0) return Promise.resolve([]);
-    return this.writer.run(() => ({
-      write: async (tx) => {
-        const rows = await tx.job.createManyAndReturn({
-          data: jobs.map((j) => ({
-            hostId: j.hostId,
-            generation: j.generation,
-            reason: j.reason,
-            status: j.status,
-            commands: JSON.stringify(j.commands),
-            commandCount: j.commands.length,
-          })),
-          select: { id: true },
-        });
-        return rows.map((r) => r.id);
-      },
-      undo: () => {},
-    }));
+    return this.writer
+      .run(() => ({
+        write: async (tx) => {
+          const rows = await tx.job.createManyAndReturn({
+            data: jobs.map((j) => ({
+              hostId: j.hostId,
+              generation: j.generation,
+              reason: j.reason,
+              status: j.status,
+              commands: JSON.stringify(j.commands),
+              commandCount: j.commands.length,
+            })),
+            select: { id: true },
+          });
+          return rows.map((r) => r.id);
+        },
+        undo: () => {},
+      }))
+      .then((ids) => this.announce(ids));
+  }
+
+  private announce<T extends number[]>(ids: T): T {
+    if (ids.length > 0) this.events.emit('jobs', ids);
+    return ids;
   }
 
   private finishes: Array<{ id: number; status: JobStatus; results: string; error: string | null; finishedAt: string }> = [];
@@ -71,21 +82,23 @@ export class JobStore {
       const batch = this.finishes;
       this.finishes = [];
       this.finishing = undefined;
-      return this.writer.run(() => ({ write: (tx) => writeFinishes(tx, batch), undo: () => {} }));
+      return this.writer.run(() => ({ write: (tx) => writeFinishes(tx, batch), undo: () => {} })).then(() => void this.announce(batch.map((f) => f.id)));
     });
     return this.finishing;
   }
 
   timeOut(jobIds: number[]): Promise<void> {
-    return this.writer.run(() => ({
-      write: async (tx) => {
-        await tx.job.updateMany({
-          where: { id: { in: jobIds }, status: { in: ['pending', 'running'] } },
-          data: { status: 'timeout', error: 'no result arrived within the job timeout', finishedAt: new Date() },
-        });
-      },
-      undo: () => {},
-    }));
+    return this.writer
+      .run(() => ({
+        write: async (tx) => {
+          await tx.job.updateMany({
+            where: { id: { in: jobIds }, status: { in: ['pending', 'running'] } },
+            data: { status: 'timeout', error: 'no result arrived within the job timeout', finishedAt: new Date() },
+          });
+        },
+        undo: () => {},
+      }))
+      .then(() => void this.announce(jobIds));
   }
 
   /** Keeps the newest JOB_HISTORY_PER_HOST jobs of each given host. */

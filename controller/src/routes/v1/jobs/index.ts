@@ -6,7 +6,7 @@ import { IdParams, commonErrors, itemsOf } from '../../../schemas.ts';
 
 const JobStatus = Type.Union(['pending', 'running', 'succeeded', 'failed', 'timeout'].map((s) => Type.Literal(s)));
 
-const JobSummary = Type.Object({
+export const JobSummary = Type.Object({
   id: Type.Integer(),
   host: Type.String(),
   generation: Type.Integer(),
@@ -45,7 +45,7 @@ type SummaryRow = {
 };
 
 /** What a listing reads: never the commands or results, which can be megabytes per job. */
-const summarySelect = {
+export const summarySelect = {
   id: true,
   generation: true,
   status: true,
@@ -57,7 +57,7 @@ const summarySelect = {
   host: { select: { name: true } },
 } as const;
 
-function summary(row: SummaryRow) {
+export function summary(row: SummaryRow) {
   return {
     id: row.id,
     host: row.host.name,
