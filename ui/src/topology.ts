@@ -11,6 +11,8 @@ import { edgeState, routeState, type Host, type Peer } from './model.ts';
 export const MESH_MAX_HOSTS = 24;
 export const GRAPH_MAX_HOSTS = 2_000;
 const FIT_MAX_ZOOM = 1.6;
+/** Subnets written under a host's name; more are summed up. */
+const LABEL_MAX_SUBNETS = 3;
 
 const COLOURS = {
   online: '#1a7f37',
@@ -132,13 +134,17 @@ export class Topology {
     }
     for (const h of hosts) {
       const seg = segmentOf(h);
-      const subnets = h.subnets.length === 1 ? h.subnets[0]!.cidr : `${h.subnets.length} subnets`;
+      const cidrs = h.subnets.map((s) => s.cidr);
+      const subnets =
+        cidrs.length <= LABEL_MAX_SUBNETS
+          ? cidrs.join('\n')
+          : `${cidrs.slice(0, LABEL_MAX_SUBNETS - 1).join('\n')}\n+${cidrs.length - LABEL_MAX_SUBNETS + 1} more`;
       elements.push({
         group: 'nodes',
         data: {
           id: `host:${h.name}`,
           name: h.name,
-          label: this.mode === 'mesh' ? `${h.name} · ${h.status}\n${h.address}\n${subnets}` : `${h.name} · ${h.status}`,
+          label: this.mode === 'mesh' ? `${h.name} · ${h.status}\n${h.address}${subnets ? `\n${subnets}` : ''}` : `${h.name} · ${h.status}`,
           ...(this.mode === 'mesh' && seg ? { parent: `seg:${seg}` } : {}),
         },
         classes: `host ${h.status}`,
