@@ -88,6 +88,13 @@ export class HostTable {
     this.count.textContent = `${hosts.length} hosts: ${online} online, ${offline} offline, ${hosts.length - online - offline} pending${shown.length === hosts.length ? '' : `; ${shown.length} shown`}`;
   }
 
+  /** Shows only the hosts matching these words (a cluster of the graph, say). */
+  setFilter(words: string): void {
+    this.filter.value = words;
+    this.update(this.hosts, true);
+    this.filter.focus();
+  }
+
   select(name: string | null): void {
     for (const [n, row] of this.rows) {
       if (n === name) row.tr.setAttribute('aria-current', 'true');
@@ -100,7 +107,7 @@ export class HostTable {
   }
 
   private text(host: Host): string {
-    return [host.name, host.address, host.status, routeState(host), ...host.subnets.map((s) => s.cidr)].join(' ').toLowerCase();
+    return [host.name, host.address, host.status, routeState(host), host.segment ?? '', ...host.subnets.map((s) => s.cidr)].join(' ').toLowerCase();
   }
 
   private create(name: string): Row {

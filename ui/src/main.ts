@@ -151,7 +151,11 @@ function startApp(token: string): void {
     ),
   );
   replace(root, page);
-  const topology = new Topology(graphBox, (name) => select(name));
+  const topology = new Topology(
+    graphBox,
+    (name) => select(name),
+    (filter) => hostTable.setFilter(filter),
+  );
 
   function select(name: string | null): void {
     const previous = selected;
@@ -179,7 +183,7 @@ function startApp(token: string): void {
       topology.mode === 'table'
         ? `More than ${GRAPH_MAX_HOSTS} hosts: the table lists them; the graph is not drawn.`
         : topology.mode === 'clustered'
-          ? `More than ${MESH_MAX_HOSTS} hosts: each host is linked to its segment, in the colour of its routes.`
+          ? `More than ${MESH_MAX_HOSTS} hosts: hosts are grouped by segment, status and routes. Select a group to list its hosts.`
           : hosts.length === 0
             ? 'No hosts yet: register one.'
             : 'Each line is a pair of hosts, in the colour of the routes between them. Select a host for its details.';

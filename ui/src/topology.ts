@@ -1,18 +1,23 @@
 // The fleet as a graph, laid out by cytoscape.js. Hosts are nodes (colour, shape and the
 // word all say the status), grouped by the segment they report. Up to MESH_MAX_HOSTS the
 // edges are the host pairs themselves, each coloured by whether both ends hold their routes;
-// past that the N^2 pairs would be a hairball, so each host has one edge to its segment, in
-// the colour of its own routes. Past GRAPH_MAX_HOSTS only the host table is shown (the page
-// says so). When a host is selected and the controller reports how it reaches each peer
+// past that the N^2 pairs (and N labels) would be a hairball, so hosts are clustered: one node
+// per segment, status and route state ("480 hosts · online, routes applied"), linked to its
+// segment in the colour of those routes; selecting a cluster filters the host table to it.
+// Past GRAPH_MAX_HOSTS only the host table is shown (the page says so). When a host is selected and the controller reports how it reaches each peer
 // (GET /v1/hosts/:name `peers`), its edges show that too: solid direct, dashed VXLAN.
 import cytoscape from 'cytoscape';
-import { edgeState, routeState, type Host, type Peer } from './model.ts';
+import { ROUTE_STATE_TEXT, edgeState, routeState, type Host, type Peer } from './model.ts';
 
 export const MESH_MAX_HOSTS = 24;
 export const GRAPH_MAX_HOSTS = 2_000;
 const FIT_MAX_ZOOM = 1.6;
 /** Subnets written under a host's name; more are summed up. */
 const LABEL_MAX_SUBNETS = 3;
+const CLUSTER_MIN_SIZE = 24;
+/** Circle radius in graph units: small fleets stay compact, larger ones get room for labels. */
+const CIRCLE_MIN_RADIUS = 110;
+const CIRCLE_RADIUS_PER_HOST = 26;
 
 const COLOURS = {
   online: '#1a7f37',
@@ -62,6 +67,22 @@ const STYLE: cytoscape.StylesheetJson = [
     },
   },
   {
+    selector: 'node.cluster',
+    style: {
+      label: 'data(label)',
+      'text-wrap': 'wrap',
+      'text-valign': 'bottom',
+      'text-margin-y': 4,
+      'font-size': 11,
+      'font-family': 'system-ui, sans-serif',
+      color: '#1f2328',
+      width: 'data(size)',
+      height: 'data(size)',
+      'border-width': 2,
+      'border-color': '#ffffff',
+    },
+  },
+  {
     selector: 'node.hub',
     style: { label: 'data(label)', 'font-size': 12, 'background-color': COLOURS.segment, shape: 'hexagon', width: 34, height: 34, color: '#1f2328' },
   },
@@ -75,6 +96,10 @@ const STYLE: cytoscape.StylesheetJson = [
   { selector: 'edge.encapsulated', style: { 'line-color': COLOURS.segment, 'line-style': 'dashed', width: 3 } },
 ];
 
+function byName(a: string, b: string): number {
+  return a.localeCompare(b, undefined, { numeric: true });
+}
+
 function segmentOf(host: Host): string | null {
   return typeof host.segment === 'string' && host.segment !== '' ? host.segment : null;
 }
@@ -84,7 +109,7 @@ export class Topology {
   private shape = '';
   mode: 'mesh' | 'clustered' | 'table' = 'mesh';
 
-  constructor(container: HTMLElement, onSelect: (name: string) => void) {
+  constructor(container: HTMLElement, onSelect: (name: string) => void, onCluster: (filter: string) => void) {
     this.cy = cytoscape({
       container,
       style: STYLE,
@@ -94,6 +119,7 @@ export class Topology {
       autoungrabify: false,
     });
     this.cy.on('tap', 'node.host', (event) => onSelect(event.target.data('name') as string));
+    this.cy.on('tap', 'node.cluster', (event) => onCluster(event.target.data('filter') as string));
   }
 
   /** Brings the graph up to date with the hosts; re-lays it out only when its shape changed. */
@@ -113,7 +139,7 @@ export class Topology {
     if (this.mode === 'mesh') {
       for (const seg of segments) elements.push({ group: 'nodes', data: { id: `seg:${seg}`, label: `segment ${seg}` }, classes: 'segment' });
     } else {
-      const hubs = segments.size > 0 ? [...segments] : ['lan'];
+      const hubs = [...new Set(hosts.map((h) => segmentOf(h) ?? 'lan'))];
       for (const seg of hubs) {
         const count = hosts.filter((h) => (segmentOf(h) ?? 'lan') === seg).length;
         elements.push({
@@ -132,25 +158,48 @@ export class Topology {
         }
       }
     }
-    for (const h of hosts) {
-      const seg = segmentOf(h);
-      const cidrs = h.subnets.map((s) => s.cidr);
-      const subnets =
-        cidrs.length <= LABEL_MAX_SUBNETS
-          ? cidrs.join('\n')
-          : `${cidrs.slice(0, LABEL_MAX_SUBNETS - 1).join('\n')}\n+${cidrs.length - LABEL_MAX_SUBNETS + 1} more`;
-      elements.push({
-        group: 'nodes',
-        data: {
-          id: `host:${h.name}`,
-          name: h.name,
-          label: this.mode === 'mesh' ? `${h.name} · ${h.status}\n${h.address}${subnets ? `\n${subnets}` : ''}` : `${h.name} · ${h.status}`,
-          ...(this.mode === 'mesh' && seg ? { parent: `seg:${seg}` } : {}),
-        },
-        classes: `host ${h.status}`,
-      });
-      if (this.mode === 'clustered') {
-        elements.push({ group: 'edges', data: { id: `up:${h.name}`, source: `host:${h.name}`, target: `hub:${seg ?? 'lan'}` }, classes: routeState(h) });
+    if (this.mode === 'clustered') {
+      const clusters = new Map<string, { seg: string; status: Host['status']; state: ReturnType<typeof routeState>; count: number }>();
+      for (const h of hosts) {
+        const seg = segmentOf(h) ?? 'lan';
+        const state = routeState(h);
+        const key = `${seg}|${h.status}|${state}`;
+        const c = clusters.get(key) ?? { seg, status: h.status, state, count: 0 };
+        c.count++;
+        clusters.set(key, c);
+      }
+      for (const [key, c] of clusters) {
+        elements.push({
+          group: 'nodes',
+          data: {
+            id: `cluster:${key}`,
+            label: `${c.count} host${c.count === 1 ? '' : 's'} · ${c.status}\n${ROUTE_STATE_TEXT[c.state]}`,
+            size: Math.round(CLUSTER_MIN_SIZE + 8 * Math.log2(c.count)),
+            filter: [c.status, c.state, c.seg === 'lan' ? '' : c.seg].join(' ').trim(),
+          },
+          classes: `cluster ${c.status}`,
+        });
+        elements.push({ group: 'edges', data: { id: `up:${key}`, source: `cluster:${key}`, target: `hub:${c.seg}` }, classes: c.state });
+      }
+    }
+    if (this.mode === 'mesh') {
+      for (const h of hosts) {
+        const seg = segmentOf(h);
+        const cidrs = h.subnets.map((s) => s.cidr);
+        const subnets =
+          cidrs.length <= LABEL_MAX_SUBNETS
+            ? cidrs.join('\n')
+            : `${cidrs.slice(0, LABEL_MAX_SUBNETS - 1).join('\n')}\n+${cidrs.length - LABEL_MAX_SUBNETS + 1} more`;
+        elements.push({
+          group: 'nodes',
+          data: {
+            id: `host:${h.name}`,
+            name: h.name,
+            label: `${h.name} · ${h.status}\n${h.address}${subnets ? `\n${subnets}` : ''}`,
+            ...(seg ? { parent: `seg:${seg}` } : {}),
+          },
+          classes: `host ${h.status}`,
+        });
       }
     }
     if (this.mode === 'mesh') {
@@ -208,25 +257,28 @@ export class Topology {
   layout(): void {
     const nodes = this.cy.nodes().length;
     if (nodes === 0) return;
-    const options: cytoscape.LayoutOptions =
-      this.mode === 'mesh'
-        ? ({
+    // A full mesh reads best on a circle (every pair visible, in name order); segments and
+    // clusters are laid out force-directed, with room for their labels.
+    const options = (
+      this.mode === 'mesh' && this.cy.nodes('.segment').empty()
+        ? {
+            name: 'circle',
+            animate: false,
+            padding: 40,
+            radius: Math.max(CIRCLE_MIN_RADIUS, nodes * CIRCLE_RADIUS_PER_HOST),
+            sort: (a: cytoscape.NodeSingular, b: cytoscape.NodeSingular) => byName(a.id(), b.id()),
+          }
+        : {
             name: 'cose',
             animate: false,
-            randomize: false,
+            randomize: true,
             padding: 30,
-            nodeRepulsion: () => 200_000,
-            idealEdgeLength: () => 120,
+            nodeDimensionsIncludeLabels: true,
+            nodeRepulsion: () => 400_000,
+            idealEdgeLength: () => (this.mode === 'mesh' ? 120 : 90),
             numIter: 1500,
-          } as cytoscape.LayoutOptions)
-        : ({
-            name: 'concentric',
-            animate: false,
-            padding: 20,
-            minNodeSpacing: 6,
-            concentric: (node: cytoscape.NodeSingular) => (node.hasClass('hub') ? 10 : 1),
-            levelWidth: () => 1,
-          } as cytoscape.LayoutOptions);
+          }
+    ) as cytoscape.LayoutOptions;
     this.cy.layout(options).run();
     this.fit();
   }
