@@ -34,6 +34,7 @@ const want = {
     'executor/package.json',
     'shared/package.json',
     'test/package.json',
+    'ui/package.json',
   ),
   generate: digest('prisma/schema.prisma'),
 };

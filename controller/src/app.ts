@@ -24,6 +24,8 @@ import { compileValidator } from './plugins/validation.ts';
 import hostsRoutes from './routes/v1/hosts/index.ts';
 import poolsRoutes from './routes/v1/pools/index.ts';
 import subnetsRoutes from './routes/v1/subnets/index.ts';
+import eventsRoutes from './routes/v1/events/index.ts';
+import uiRoutes from './routes/ui/index.ts';
 import { ErrorBody } from './schemas.ts';
 
 declare module 'fastify' {
@@ -44,6 +46,8 @@ export interface AppOptions {
   metricsToken?: string;
   logger?: FastifyServerOptions['logger'];
   reconciler?: Partial<ReconcilerOptions>;
+  /** the built dashboard's folder, served at /ui (none: no /ui) */
+  uiDir?: string;
 }
 
 export const API_VERSION = '0.1.0';
@@ -135,9 +139,11 @@ export async function buildApp(options: AppOptions) {
     await v1.register(subnetsRoutes, { prefix: '/subnets' });
     await v1.register(jobsRoutes, { prefix: '/jobs' });
     await v1.register(statusRoutes, { prefix: '/status', version: API_VERSION });
+    await v1.register(eventsRoutes, { prefix: '/events' });
   };
   await app.register(operatorRoutes, { prefix: '/v1' });
   await app.register(agentRoutes, { prefix: '/v1/agent' });
+  if (options.uiDir) await app.register(uiRoutes, { dir: options.uiDir });
 
   return app;
 }

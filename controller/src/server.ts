@@ -1,6 +1,7 @@
 // Entry point: reads the configuration, opens the database, builds the app, listens.
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { buildApp } from './app.ts';
 import { newAdminToken } from './auth/tokens.ts';
 import { ConfigError, USAGE, loadConfig, type ControllerConfig } from './config.ts';
@@ -64,12 +65,15 @@ async function main(): Promise<void> {
     await ipam.createPool({ name: DEFAULT_POOL_NAME, cidr: config.defaultPool, subnetPrefixLength: 24, reserved: [] });
   }
 
+  // The build writes the dashboard to controller/dist/ui, beside dist/server.mjs; from the sources it is ../dist/ui too.
+  const uiDir = fileURLToPath(new URL('../dist/ui/', import.meta.url));
   const app = await buildApp({
     prisma,
     ipam,
     adminToken: admin.token,
     metricsToken: config.metricsToken,
     logger: { level: config.logLevel },
+    uiDir,
   });
   const shutdown = async (signal: string) => {
     app.log.info({ signal }, 'shutting down');
@@ -90,6 +94,7 @@ async function main(): Promise<void> {
   const shown = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   console.log(`crossdock controller listening on http://${shown}:${port} (database ${config.databaseFile})`);
   console.log(`API reference: http://${shown}:${port}/docs`);
+  console.log(`dashboard: http://${shown}:${port}/ui${existsSync(uiDir) ? '' : ' (not built: run `npm run build`)'}`);
   console.log(admin.announce);
 }
 

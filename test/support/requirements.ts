@@ -4,7 +4,10 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
-export type Requirement = 'root' | 'netns' | 'iptables' | 'dockerd' | 'busybox';
+export type Requirement = 'root' | 'netns' | 'iptables' | 'dockerd' | 'busybox' | 'chromium';
+
+/** Debian's chromium: the browser suite drives it with playwright-core (no browser download). */
+export const CHROMIUM_PATH = '/usr/bin/chromium';
 
 function commandWorks(file: string, args: string[]): boolean {
   try {
@@ -21,6 +24,7 @@ const checks: Record<Requirement, () => string | null> = {
   iptables: () => (commandWorks('iptables-save', ['--version']) || commandWorks('iptables', ['--version']) ? null : 'iptables is not installed'),
   dockerd: () => (existsSync('/usr/sbin/dockerd') || commandWorks('dockerd', ['--version']) ? null : 'dockerd (Debian docker.io) is not installed'),
   busybox: () => (existsSync('/bin/busybox') || existsSync('/usr/bin/busybox') ? null : 'busybox-static is not installed'),
+  chromium: () => (existsSync(CHROMIUM_PATH) ? null : `${CHROMIUM_PATH} (Debian chromium) is not installed`),
 };
 
 /**

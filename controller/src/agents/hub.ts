@@ -1,6 +1,7 @@
 // The executor sessions: at most one per host, over WebSocket or HTTP polling, and the one
 // record of which hosts are online and when each was last heard from. Everything the
 // controller tells an executor goes through send(), whatever the transport.
+import { EventEmitter } from 'node:events';
 import type { ControllerMessage } from '@crossdock/shared';
 
 export type HostStatus = 'pending' | 'online' | 'offline';
@@ -19,6 +20,8 @@ export const CLOSE_TOKEN_ROTATED = 4002;
 export class AgentHub {
   private readonly sessions = new Map<number, Session>();
   private readonly lastSeenAt = new Map<number, Date>();
+  /** 'status' (hostId) when a host's executor attaches or detaches: what the event stream follows */
+  readonly events = new EventEmitter();
 
   constructor(
     private readonly onAttach: (session: Session) => void,
@@ -30,12 +33,14 @@ export class AgentHub {
     this.sessions.set(session.hostId, session);
     if (previous && previous !== session) previous.close(CLOSE_REPLACED, 'replaced by a newer connection of the same host');
     this.onAttach(session);
+    this.events.emit('status', session.hostId);
   }
 
   detach(session: Session): void {
     if (this.sessions.get(session.hostId) !== session) return;
     this.sessions.delete(session.hostId);
     this.onDetach(session.hostId);
+    this.events.emit('status', session.hostId);
   }
 
   /** The host's executor was heard from (a message, a poll, a pong). */

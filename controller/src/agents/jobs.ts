@@ -32,9 +32,12 @@ export interface JobEvents {
   finished: [job: { id: number; status: JobStatus }];
   /** no result arrived within the job timeout */
   timedOut: [jobIds: number[]];
+  /** jobs were created, finished or timed out, and the database says so */
+  jobs: [jobIds: number[]];
 }
 
 export class JobStore {
+  /** created, finished and timedOut as they happen (metrics), 'jobs' (ids) once they are in the database (the event stream) */
   readonly events = new EventEmitter<JobEvents>();
 
   constructor(
@@ -45,28 +48,35 @@ export class JobStore {
   /** Inserts the jobs of one fan-out in one transaction; returns their ids in order. */
   create(jobs: NewJob[]): Promise<number[]> {
     if (jobs.length === 0) return Promise.resolve([]);
-    return this.writer.run(() => ({
-      write: async (tx) => {
-        const rows = await tx.job.createManyAndReturn({
-          data: jobs.map((j) => ({
-            hostId: j.hostId,
-            generation: j.generation,
-            reason: j.reason,
-            status: j.status,
-            commands: JSON.stringify(j.commands),
-            commandCount: j.commands.length,
-          })),
-          select: { id: true },
-        });
-        return rows.map((r) => r.id);
-      },
-      committed: (ids: number[]) =>
-        this.events.emit(
-          'created',
-          jobs.map((j, i) => ({ id: ids[i]!, hostId: j.hostId, reason: j.reason })),
-        ),
-      undo: () => {},
-    }));
+    return this.writer
+      .run(() => ({
+        write: async (tx) => {
+          const rows = await tx.job.createManyAndReturn({
+            data: jobs.map((j) => ({
+              hostId: j.hostId,
+              generation: j.generation,
+              reason: j.reason,
+              status: j.status,
+              commands: JSON.stringify(j.commands),
+              commandCount: j.commands.length,
+            })),
+            select: { id: true },
+          });
+          return rows.map((r) => r.id);
+        },
+        committed: (ids: number[]) =>
+          this.events.emit(
+            'created',
+            jobs.map((j, i) => ({ id: ids[i]!, hostId: j.hostId, reason: j.reason })),
+          ),
+        undo: () => {},
+      }))
+      .then((ids) => this.announce(ids));
+  }
+
+  private announce<T extends number[]>(ids: T): T {
+    if (ids.length > 0) this.events.emit('jobs', ids);
+    return ids;
   }
 
   private finishes: Array<{ id: number; status: JobStatus; results: string; error: string | null; finishedAt: string }> = [];
@@ -90,22 +100,24 @@ export class JobStore {
       const batch = this.finishes;
       this.finishes = [];
       this.finishing = undefined;
-      return this.writer.run(() => ({ write: (tx) => writeFinishes(tx, batch), undo: () => {} }));
+      return this.writer.run(() => ({ write: (tx) => writeFinishes(tx, batch), undo: () => {} })).then(() => void this.announce(batch.map((f) => f.id)));
     });
     return this.finishing;
   }
 
   timeOut(jobIds: number[]): Promise<void> {
     this.events.emit('timedOut', jobIds);
-    return this.writer.run(() => ({
-      write: async (tx) => {
-        await tx.job.updateMany({
-          where: { id: { in: jobIds }, status: { in: ['pending', 'running'] } },
-          data: { status: 'timeout', error: 'no result arrived within the job timeout', finishedAt: new Date() },
-        });
-      },
-      undo: () => {},
-    }));
+    return this.writer
+      .run(() => ({
+        write: async (tx) => {
+          await tx.job.updateMany({
+            where: { id: { in: jobIds }, status: { in: ['pending', 'running'] } },
+            data: { status: 'timeout', error: 'no result arrived within the job timeout', finishedAt: new Date() },
+          });
+        },
+        undo: () => {},
+      }))
+      .then(() => void this.announce(jobIds));
   }
 
   /** Keeps the newest JOB_HISTORY_PER_HOST jobs of each given host. */

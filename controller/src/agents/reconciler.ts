@@ -5,6 +5,7 @@
 // linear per change). Executors report a digest of what they observe; a digest that differs
 // from the digest of the host's desired state makes the controller ask for the whole
 // snapshot and send the full diff.
+import { EventEmitter } from 'node:events';
 import { addHash, itemHash, subtractHash, type Command, type Hello, type JobResult, type JobResultItem, type ObservedState } from '@crossdock/shared';
 import type { FastifyBaseLogger } from 'fastify';
 import { isStorageUnavailable } from '../db/storage.ts';
@@ -89,6 +90,8 @@ interface Dispatch {
 }
 
 export class Reconciler {
+  /** 'host' (hostId) when its last-seen time or generations moved: what the event stream follows */
+  readonly progress = new EventEmitter();
   private readonly runtimes = new Map<number, HostRuntime>();
   private chain: Promise<void> = Promise.resolve();
   /** host progress not yet written: last-seen times and generations */
@@ -192,6 +195,7 @@ export class Reconciler {
 
   private note(hostId: number, data: { lastSeenAt?: Date; desiredGeneration?: number; appliedGeneration?: number }): void {
     this.unsaved.set(hostId, { ...this.unsaved.get(hostId), ...data });
+    this.progress.emit('host', hostId);
   }
 
   touch(hostId: number): void {

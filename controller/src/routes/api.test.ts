@@ -207,6 +207,7 @@ describe('unauthenticated surface', () => {
       'DELETE /v1/subnets/{id}',
       'GET /v1/jobs',
       'GET /v1/jobs/{id}',
+      'GET /v1/events',
     ];
     for (const e of expected) expect([...listed], e).toContain(e);
     // and nothing is listed that the app does not serve

@@ -1,0 +1,29 @@
+// A simulated host in its own process: the real executor (agent, protocol, job runner) over
+// the in-memory fake drivers, so nothing on this machine changes. Killing the process drops
+// its connection the way a host that dies does.
+//   node --import tsx test/support/sim-executor-process.ts <controller url> <host token>
+import { Agent } from '../../executor/src/agent.ts';
+import { FakeDockerDriver, FakeIpDriver, FakeIptablesDriver, FakeSysctlDriver } from '../../executor/src/drivers/fake.ts';
+import { silentLogger } from '../../executor/src/log.ts';
+
+const [controllerUrl, token] = process.argv.slice(2);
+if (!controllerUrl || !token) {
+  console.error('usage: sim-executor-process.ts <controller url> <host token>');
+  process.exit(2);
+}
+const agent = new Agent({
+  controllerUrl,
+  token,
+  drivers: {
+    ip: new FakeIpDriver(),
+    iptables: new FakeIptablesDriver({ forwardPolicy: 'DROP' }),
+    docker: new FakeDockerDriver(),
+    sysctl: new FakeSysctlDriver(),
+  },
+  job: { daemonJsonPath: '/nonexistent/daemon.json', engineRestartCommand: ['true'] },
+  transport: 'websocket',
+  log: silentLogger,
+});
+process.once('SIGTERM', () => agent.stop());
+const exit = await agent.run();
+console.log(`executor exited: ${exit.reason}`);
