@@ -64,7 +64,7 @@ async function main(): Promise<void> {
     await ipam.createPool({ name: DEFAULT_POOL_NAME, cidr: config.defaultPool, subnetPrefixLength: 24, reserved: [] });
   }
 
-  const app = await buildApp({ prisma, ipam, adminToken: admin.token, logger: { level: config.logLevel } });
+  const app = await buildApp({ prisma, ipam, adminToken: admin.token, logger: { level: config.logLevel }, advertiseUrl: config.advertiseUrl });
   const shutdown = async (signal: string) => {
     app.log.info({ signal }, 'shutting down');
     await app.close();
