@@ -74,7 +74,10 @@ export async function bundleExecutorOneFile(outfile, format = 'esm') {
   chmodSync(outfile, 0o755);
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
+if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv[2] === '--onefile') {
+  // Only the one file, where the tests want it: `node scripts/build.mjs --onefile <path>`.
+  await bundleExecutorOneFile(path.resolve(process.argv[3] ?? 'crossdock-executor.mjs'));
+} else if (process.argv[1] === fileURLToPath(import.meta.url)) {
   await bundle('controller', 'src/server.ts', 'dist/server.mjs');
   await bundle('executor', 'src/main.ts', 'dist/main.mjs');
   const oneFile = path.join(root, 'executor/dist/crossdock-executor.mjs');

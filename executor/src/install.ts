@@ -76,6 +76,8 @@ export interface InstallContext {
   nodePath?: string;
   /** read by --token-file - */
   stdin?: () => string;
+  /** where this machine's / is (tests point it at a directory; --root still means packaging) */
+  systemRoot?: string;
 }
 
 export interface UninstallContext extends InstallContext {
@@ -107,10 +109,12 @@ function parse(argv: string[], options: NonNullable<NonNullable<Parameters<typeo
   }
 }
 
-function resolveRoot(root: string | undefined): string {
-  if (root === undefined) return '/';
+/** Where files go, and whether that is this machine's live system (where systemd may be told). */
+function resolveRoot(root: string | undefined, context: InstallContext): { root: string; live: boolean } {
   if (root === '') throw new UsageError('--root is empty; give a directory, such as ./pkgroot');
-  return path.resolve(root);
+  const resolved = root === undefined ? '/' : path.resolve(root);
+  if (resolved !== '/') return { root: resolved, live: false };
+  return { root: context.systemRoot ?? '/', live: true };
 }
 
 const under = (root: string, file: string) => (root === '/' ? file : path.join(root, file));
@@ -196,7 +200,7 @@ function planInstall(argv: string[], env: NodeJS.ProcessEnv, context: InstallCon
     'allow-engine-restart': { type: 'boolean' },
     'engine-restart-command': { type: 'string' },
   });
-  const root = resolveRoot(values.root as string | undefined);
+  const { root, live } = resolveRoot(values.root as string | undefined, context);
   const controller = (values.controller as string | undefined) ?? env.CROSSDOCK_CONTROLLER;
   if (controller === undefined)
     throw new UsageError('no controller given; pass --controller http://<controller>:7800 (the join line from POST /v1/hosts has it)');
@@ -238,7 +242,7 @@ function planInstall(argv: string[], env: NodeJS.ProcessEnv, context: InstallCon
     { kind: 'file', path: INSTALL_PATHS.unit, content: Buffer.from(unit), mode: 0o644, describe: 'the systemd unit' },
   ];
   const handStart = shellLine(['env', ...settings.map(([name, value]) => `${name}=${value}`), INSTALL_PATHS.command]);
-  return { root, dryRun: values['dry-run'] === true, artifacts, handStart };
+  return { root, live, dryRun: values['dry-run'] === true, artifacts, handStart };
 }
 
 function isCurrent(artifact: Artifact, file: string): boolean {
@@ -278,8 +282,8 @@ function describeWrite(artifact: Artifact, file: string, verb: string): string {
 
 export async function install(argv: string[], env: NodeJS.ProcessEnv, context: InstallContext): Promise<number> {
   const { print, services } = context;
-  const { root, dryRun, artifacts, handStart } = planInstall(argv, env, context);
-  const systemd = root === '/' && services.running;
+  const { root, live, dryRun, artifacts, handStart } = planInstall(argv, env, context);
+  const systemd = live && services.running;
   let changed = 0;
   for (const artifact of artifacts) {
     const file = under(root, artifact.path);
@@ -310,7 +314,7 @@ export async function install(argv: string[], env: NodeJS.ProcessEnv, context: I
     print('dry run: nothing was changed');
     return 0;
   }
-  if (root !== '/') {
+  if (!live) {
     print(`written under ${root}; systemd was left alone (--root). On the target: systemctl daemon-reload && systemctl enable --now ${UNIT_NAME}`);
     return 0;
   }
@@ -347,9 +351,9 @@ export async function uninstall(argv: string[], env: NodeJS.ProcessEnv, context:
   const { print, services } = context;
   const values = parse(argv, { root: { type: 'string' }, 'dry-run': { type: 'boolean' }, purge: { type: 'boolean' }, 'docker-host': { type: 'string' } });
   if (values['docker-host'] !== undefined && !values.purge) throw new UsageError('--docker-host is only for --purge');
-  const root = resolveRoot(values.root as string | undefined);
+  const { root, live } = resolveRoot(values.root as string | undefined, context);
   const dryRun = values['dry-run'] === true;
-  const systemd = root === '/' && services.running;
+  const systemd = live && services.running;
   const verb = dryRun ? 'would remove' : 'removed';
   let incomplete = false;
 
@@ -361,7 +365,7 @@ export async function uninstall(argv: string[], env: NodeJS.ProcessEnv, context:
       print(result.ok ? `stopped and disabled ${UNIT_NAME}` : `systemctl disable --now ${UNIT_NAME} failed: ${result.stderr.trim()}`);
       incomplete ||= !result.ok;
     }
-  } else if (!systemd && root === '/' && !dryRun) {
+  } else if (!systemd && live && !dryRun) {
     print('systemd is not running on this machine: stop an executor started by hand yourself (it would put back what --purge removes)');
   }
 
