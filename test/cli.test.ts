@@ -128,14 +128,15 @@ describe('crossdock CLI', { timeout: 180_000 }, () => {
     expect(token).toBeDefined();
     expect(added.stdout.split(token!).length - 1).toBe(3); // the token line and the two command lines
     expect(added.stdout).toContain('host node-1 registered at 198.51.100.11 on eth0, subnet 10.100.0.0/24 (pool default)\n');
-    expect(added.stdout).toContain(`\n  crossdock-executor --controller ${controller.url} --token ${token}\n`);
+    expect(added.stdout).toContain(`\n  node crossdock-executor.mjs install --controller ${controller.url} --token ${token}\n`);
     expect(added.stdout).toContain(`(or from a checkout there: npm run executor -- --controller ${controller.url} --token ${token})`);
     expect(added.stdout).toContain("is this machine's loopback");
     node1Token = token!; // the next test connects node-1's executor with it
 
     const json = await cli(['hosts', 'add', 'node-2', '198.51.100.12', '--no-allocate', '--interface', 'ens3', '--json']);
     const body = JSON.parse(json.stdout);
-    expect(Object.keys(body).sort()).toEqual(['host', 'token']);
+    expect(Object.keys(body).sort()).toEqual(['host', 'join', 'token']);
+    expect(body.join).toBe(`node crossdock-executor.mjs install --controller ${controller.url} --token ${body.token}`);
     expect(body.host).toMatchObject({ name: 'node-2', interface: 'ens3', subnets: [] });
 
     const ls = await cli(['hosts', 'ls']);
@@ -151,10 +152,10 @@ describe('crossdock CLI', { timeout: 180_000 }, () => {
 
     const rotated = await cli(['hosts', 'token', 'node-2']);
     const newToken = /^ {2}(cdh_\S+)$/m.exec(rotated.stdout)?.[1];
-    expect(rotated.stdout).toContain(`crossdock-executor --controller ${controller.url} --token ${newToken}`);
+    expect(rotated.stdout).toContain(`node crossdock-executor.mjs install --controller ${controller.url} --token ${newToken}`);
     expect((await fetch(`${controller.url}/v1/agent/jobs?wait=0`, { headers: { authorization: `Bearer ${body.token}` } })).status).toBe(401);
     expect((await fetch(`${controller.url}/v1/agent/jobs?wait=0`, { headers: { authorization: `Bearer ${newToken}` } })).status).toBe(200);
-    expect(Object.keys(JSON.parse((await cli(['hosts', 'token', 'node-2', '--json'])).stdout))).toEqual(['token']);
+    expect(Object.keys(JSON.parse((await cli(['hosts', 'token', 'node-2', '--json'])).stdout))).toEqual(['token', 'join']);
 
     const bad = await cli(['hosts', 'add', 'node-3', '10.100.7.7']);
     expect(bad).toMatchObject({ code: 1, stdout: '' });

@@ -48,6 +48,8 @@ export interface AppOptions {
   reconciler?: Partial<ReconcilerOptions>;
   /** the built dashboard's folder, served at /ui (none: no /ui) */
   uiDir?: string;
+  /** the controller's URL as hosts reach it, for the join line (CROSSDOCK_ADVERTISE_URL) */
+  advertiseUrl?: string;
 }
 
 export const API_VERSION = '0.1.0';
@@ -135,7 +137,7 @@ export async function buildApp(options: AppOptions) {
   const operatorRoutes: FastifyPluginAsync = async (v1) => {
     v1.addHook('onRequest', adminAuth(adminTokenHash));
     await v1.register(poolsRoutes, { prefix: '/pools' });
-    await v1.register(hostsRoutes, { prefix: '/hosts' });
+    await v1.register(hostsRoutes, { prefix: '/hosts', advertiseUrl: options.advertiseUrl });
     await v1.register(subnetsRoutes, { prefix: '/subnets' });
     await v1.register(jobsRoutes, { prefix: '/jobs' });
     await v1.register(statusRoutes, { prefix: '/status', version: API_VERSION });

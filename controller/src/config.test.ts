@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseDefaultPool } from './config.ts';
+import { ConfigError, loadConfig, parseAdvertiseUrl, parseDefaultPool } from './config.ts';
 
 describe('parseDefaultPool', () => {
   it.each([
@@ -20,5 +20,25 @@ describe('parseDefaultPool', () => {
   ])('refuses %s', (text, message) => {
     expect(() => parseDefaultPool(text)).toThrow(ConfigError);
     expect(() => parseDefaultPool(text)).toThrow(message);
+  });
+});
+
+describe('advertise URL (the join line names it)', () => {
+  it('takes a flag over the environment, drops a trailing slash, and is unset by default', () => {
+    expect(loadConfig([], {}).valueOf()).toMatchObject({ advertiseUrl: undefined });
+    expect(loadConfig([], { CROSSDOCK_ADVERTISE_URL: 'http://192.168.32.5:7800/' })).toMatchObject({ advertiseUrl: 'http://192.168.32.5:7800' });
+    expect(loadConfig(['--advertise-url', 'https://crossdock.example.org/api'], { CROSSDOCK_ADVERTISE_URL: 'http://a:1' })).toMatchObject({
+      advertiseUrl: 'https://crossdock.example.org/api',
+    });
+  });
+
+  it.each([
+    ['192.168.32.5:7800', /is not a URL.*http:\/\/192\.168\.32\.5:7800/],
+    ['ftp://192.168.32.5', /must start with http:\/\/ or https:\/\/, not ftp:/],
+    ['http://a:7800/?x=1', /query, fragment or credentials/],
+    ['http://user:pw@a:7800', /query, fragment or credentials/],
+  ])('refuses %s', (text, message) => {
+    expect(() => parseAdvertiseUrl(text)).toThrow(ConfigError);
+    expect(() => parseAdvertiseUrl(text)).toThrow(message);
   });
 });

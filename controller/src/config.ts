@@ -15,6 +15,8 @@ export interface ControllerConfig {
   /** null: do not create a default pool */
   defaultPool: Cidr | null;
   logLevel: string;
+  /** the controller's URL as hosts reach it, for the join line; undefined: the URL each request was made to */
+  advertiseUrl: string | undefined;
 }
 
 export class ConfigError extends Error {}
@@ -33,6 +35,8 @@ export const USAGE = `usage: crossdock-controller [options]
   --metrics-token TOKEN   bearer token GET /metrics needs (CROSSDOCK_METRICS_TOKEN, default: none, /metrics is open)
   --default-pool CIDR     pool created on first start, or "none" (CROSSDOCK_DEFAULT_POOL, default ${DEFAULTS.defaultPool})
   --log-level LEVEL       fatal|error|warn|info|debug (CROSSDOCK_LOG_LEVEL, default ${DEFAULTS.logLevel})
+  --advertise-url URL     the controller's URL as hosts reach it, for the join line (CROSSDOCK_ADVERTISE_URL,
+                          default: the URL each request was made to)
   --help`;
 
 export function parseListen(text: string): { host: string; port: number } {
@@ -67,6 +71,22 @@ export function parseDefaultPool(text: string): Cidr | null {
   return result.cidr;
 }
 
+export function parseAdvertiseUrl(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new ConfigError(`advertise URL "${text}" is not a URL; use the URL hosts reach the controller at, such as http://192.168.32.5:7800`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`advertise URL must start with http:// or https://, not ${url.protocol}`);
+  if (url.search || url.hash || url.username || url.password) {
+    throw new ConfigError(
+      `advertise URL "${text}" has a query, fragment or credentials; give only scheme, host, port and path, such as http://192.168.32.5:7800`,
+    );
+  }
+  return url.toString().replace(/\/$/, '');
+}
+
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerConfig | 'help' {
   let values;
   try {
@@ -79,6 +99,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerCo
         'metrics-token': { type: 'string' },
         'default-pool': { type: 'string' },
         'log-level': { type: 'string' },
+        'advertise-url': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -108,5 +129,6 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerCo
     metricsToken,
     defaultPool: parseDefaultPool(values['default-pool'] ?? env.CROSSDOCK_DEFAULT_POOL ?? DEFAULTS.defaultPool),
     logLevel,
+    advertiseUrl: ((text) => (text === undefined || text === '' ? undefined : parseAdvertiseUrl(text)))(values['advertise-url'] ?? env.CROSSDOCK_ADVERTISE_URL),
   };
 }

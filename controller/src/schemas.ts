@@ -36,6 +36,19 @@ export const Host = Type.Object({
   labels: Labels,
   status: HostStatus,
   lastSeenAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  executor: Type.Union(
+    [
+      Type.Object({
+        version: Type.String({ description: 'the executor release (`crossdock-executor --version`)', examples: ['0.1.0'] }),
+        protocol: Type.Integer({ description: 'the protocol version it speaks' }),
+      }),
+      Type.Null(),
+    ],
+    {
+      description:
+        "what the host's executor said in its last hello to this controller process; null until it says hello (after a controller restart, until it reconnects)",
+    },
+  ),
   subnets: Type.Array(Subnet),
   generation: Type.Object({ desired: Type.Integer(), applied: Type.Integer() }),
   createdAt: Type.String({ format: 'date-time' }),

@@ -74,6 +74,7 @@ async function main(): Promise<void> {
     metricsToken: config.metricsToken,
     logger: { level: config.logLevel },
     uiDir,
+    advertiseUrl: config.advertiseUrl,
   });
   const shutdown = async (signal: string) => {
     app.log.info({ signal }, 'shutting down');

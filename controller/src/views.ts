@@ -37,7 +37,11 @@ export function subnetView(row: SubnetRow): SubnetDto {
   };
 }
 
-export function hostView(row: HostRow, liveness: Pick<AgentHub, 'statusOf' | 'lastSeen'>, generation?: { desired: number; applied: number }): HostDto {
+export function hostView(
+  row: HostRow,
+  liveness: Pick<AgentHub, 'statusOf' | 'lastSeen' | 'executorOf'>,
+  generation?: { desired: number; applied: number },
+): HostDto {
   return {
     id: row.id,
     name: row.name,
@@ -46,6 +50,7 @@ export function hostView(row: HostRow, liveness: Pick<AgentHub, 'statusOf' | 'la
     labels: JSON.parse(row.labels) as Record<string, string>,
     status: liveness.statusOf(row.id, row.lastSeenAt),
     lastSeenAt: liveness.lastSeen(row.id, row.lastSeenAt)?.toISOString() ?? null,
+    executor: liveness.executorOf(row.id),
     subnets: row.subnets.map(subnetView),
     generation: generation ?? { desired: row.desiredGeneration, applied: row.appliedGeneration },
     createdAt: row.createdAt.toISOString(),

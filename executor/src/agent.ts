@@ -20,8 +20,9 @@ import { observeHost, type Drivers } from './observe.ts';
 import { runJob, type JobOptions, type JobOutcome } from './run-job.ts';
 import { debounce, type Watch } from './drivers/watch.ts';
 import { removeEverything } from './revoke.ts';
+import { EXECUTOR_VERSION } from './version.ts';
 
-export const EXECUTOR_VERSION = '0.1.0';
+export { EXECUTOR_VERSION };
 /** Used until the controller's welcome says otherwise. */
 export const DEFAULT_RECONCILE_INTERVAL_MS = 30_000;
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 10_000;
@@ -69,6 +70,8 @@ export interface AgentOptions {
 export type AgentExit = { reason: 'stopped' } | { reason: 'revoked'; message: string };
 
 class AuthError extends Error {}
+/** The controller speaks a protocol version this executor does not: nothing it sends is run. */
+class ProtocolError extends Error {}
 
 /**
  * Errors that mean the controller could not be reached at all (it is down, restarting, or the
@@ -90,6 +93,8 @@ export class Agent {
   private reconcileIntervalMs: number;
   private heartbeatIntervalMs = DEFAULT_HEARTBEAT_INTERVAL_MS;
   private revoked: string | undefined;
+  /** Set when the controller of this session speaks another protocol version: nothing more is taken from it. */
+  private refusal: ProtocolError | undefined;
   private send: (message: ExecutorMessage) => Promise<void> = async () => {};
   /** the digest the controller last heard from this executor (hello, report or job result) */
   private lastDigest: string | undefined;
@@ -145,7 +150,7 @@ export class Agent {
         if (usePolling) openedAtAll = await this.runPolling(wanted === 'auto' ? pollUntil : Infinity);
         else openedAtAll = await this.runWebSocket();
       } catch (error) {
-        const auth = error instanceof AuthError;
+        const auth = error instanceof AuthError || error instanceof ProtocolError;
         this.log[auth ? 'error' : 'warn'](
           { error: (error as Error).message, controller: this.options.controllerUrl },
           auth ? error.message : 'controller connection failed',
@@ -207,7 +212,7 @@ export class Agent {
         this.disarmReports();
         this.abort.signal.removeEventListener('abort', onAbort);
         this.transportInUse = undefined;
-        if (error && !opened) reject(error);
+        if (error && (!opened || error instanceof ProtocolError)) reject(error);
         else resolve(opened);
       };
 
@@ -236,9 +241,14 @@ export class Agent {
         this.armReports();
       });
       socket.on('ping', () => (lastHeard = Date.now()));
+      this.refusal = undefined;
       socket.on('message', (data) => {
         lastHeard = Date.now();
         this.receive(data.toString());
+        if (this.refusal && socket.readyState !== WebSocket.CLOSED) {
+          finish(this.refusal);
+          socket.terminate();
+        }
       });
       socket.on('close', (code, reason) => {
         if (opened) this.log.warn({ code, reason: reason.toString() }, 'controller connection closed');
@@ -258,7 +268,9 @@ export class Agent {
     };
     // The interval may change with the controller's welcome: recompute the next report each turn.
     let lastReport = Date.now();
+    this.refusal = undefined;
     await this.enqueue(() => this.hello());
+    if (this.refusal) throw this.refusal;
     this.connected = true;
     this.log.info({ transport: 'polling' }, 'connected to the controller');
     while (!this.abort.signal.aborted && this.revoked === undefined && Date.now() < until) {
@@ -270,6 +282,7 @@ export class Agent {
       const waitS = Math.max(0, Math.min(POLL_WAIT_S, Math.floor((nextReport - Date.now()) / POLL_WAIT_GRANULARITY_MS)));
       const reply = await this.http('GET', `/jobs?wait=${waitS}`);
       for (const item of reply.items) this.receive(item);
+      if (this.refusal) throw this.refusal;
       if (Date.now() >= lastReport + this.reconcileIntervalMs) {
         lastReport = Date.now();
         void this.enqueue(() => this.report(false));
@@ -288,6 +301,10 @@ export class Agent {
     });
     const text = await response.text();
     if (response.status === 401) throw new AuthError(`the controller refused this host's token: ${safeErrorMessage(text) ?? 'HTTP 401'}`);
+    if (response.status === 409 && text.includes('"PROTOCOL_MISMATCH"')) {
+      this.refusal = new ProtocolError(`the controller refused this executor: ${safeErrorMessage(text)}`);
+      throw this.refusal;
+    }
     if (!response.ok)
       throw new Error(`controller answered ${response.status} to ${method} ${path}: ${safeErrorMessage(text) ?? text.slice(0, FOREIGN_ERROR_EXCERPT_CHARS)}`);
     return text ? (JSON.parse(text) as { items: unknown[] }) : { items: [] };
@@ -297,6 +314,13 @@ export class Agent {
 
   private receive(raw: unknown): void {
     const parsed = parseControllerMessage(typeof raw === 'string' ? raw : JSON.stringify(raw));
+    if (this.refusal) return;
+    if (!parsed.ok && parsed.protocol !== undefined) {
+      this.refusal = new ProtocolError(
+        `refusing the controller at ${this.options.controllerUrl}: it speaks protocol version ${parsed.protocol}, this executor (${EXECUTOR_VERSION}) speaks version ${PROTOCOL_VERSION}; install the executor of the controller's release (the join line POST /v1/hosts answers with)`,
+      );
+      return;
+    }
     if (!parsed.ok) {
       this.log.warn({ error: parsed.error }, 'ignored a message from the controller');
       return;

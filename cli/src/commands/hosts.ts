@@ -27,14 +27,23 @@ function isLoopback(url: string): boolean {
   return host === 'localhost' || host === '[::1]' || /^127\./.test(host);
 }
 
-/** The token, once, and the exact line that starts the executor on that host with it. */
-function printJoin(out: Output, client: ApiClient, name: string, token: string): void {
+/**
+ * The token, once, and the exact line that puts the executor on that host: the controller's
+ * join line (the one-file executor's install) where it gives one, and the checkout's way.
+ */
+function printJoin(out: Output, client: ApiClient, name: string, token: string, join: string | undefined): void {
   const args = `--controller ${client.leader} --token ${token}`;
   out.line(`token for ${name} (shown once; the controller keeps only its hash):`);
   out.line(`  ${token}`);
-  out.line(`on ${name}, as root, run the executor with it:`);
-  out.line(`  crossdock-executor ${args}`);
-  out.line(`  (or from a checkout there: npm run executor -- ${args})`);
+  if (join) {
+    out.line(`on ${name}, as root, where executor/dist/crossdock-executor.mjs was copied, run:`);
+    out.line(`  ${join}`);
+    out.line(`  (or from a checkout there: npm run executor -- ${args})`);
+  } else {
+    out.line(`on ${name}, as root, run the executor with it:`);
+    out.line(`  crossdock-executor ${args}`);
+    out.line(`  (or from a checkout there: npm run executor -- ${args})`);
+  }
   if (isLoopback(client.leader)) {
     out.line(out.paint('yellow', `note: ${client.leader} is this machine's loopback; on ${name}, use an address of the controller that ${name} can reach`));
   }
@@ -116,10 +125,10 @@ export function registerHosts(program: Command, ctx: Context): void {
         };
         const response = await client.call('POST', '/v1/hosts', body);
         if (ctx.json(command)) return ctx.printJson(response);
-        const { host, token } = response.body as { host: Host; token: string };
+        const { host, token, join } = response.body as { host: Host; token: string; join?: string };
         const subnets = host.subnets.map((s) => `${s.cidr} (pool ${s.pool})`).join(', ');
         ctx.out.line(`host ${host.name} registered at ${host.address} on ${host.interface}${subnets ? `, subnet ${subnets}` : ', no subnet yet'}`);
-        printJoin(ctx.out, client, host.name, token);
+        printJoin(ctx.out, client, host.name, token, join);
       }),
     );
 
@@ -136,7 +145,8 @@ export function registerHosts(program: Command, ctx: Context): void {
       const client = ctx.client(command);
       const response = await client.call('POST', `/v1/hosts/${encodeURIComponent(name)}/token`);
       if (ctx.json(command)) return ctx.printJson(response);
-      printJoin(ctx.out, client, name, (response.body as { token: string }).token);
+      const { token, join } = response.body as { token: string; join?: string };
+      printJoin(ctx.out, client, name, token, join);
     }),
   );
 }

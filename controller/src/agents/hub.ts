@@ -17,11 +17,19 @@ export const CLOSE_REPLACED = 4000;
 export const CLOSE_REVOKED = 4001;
 export const CLOSE_TOKEN_ROTATED = 4002;
 
+/** What a host's executor said of itself in its last hello. */
+export interface ExecutorInfo {
+  version: string;
+  protocol: number;
+}
+
 export class AgentHub {
   private readonly sessions = new Map<number, Session>();
   private readonly lastSeenAt = new Map<number, Date>();
   /** 'status' (hostId) when a host's executor attaches or detaches: what the event stream follows */
   readonly events = new EventEmitter();
+  /** Kept in memory only: every executor says hello again when it reconnects to a restarted controller. */
+  private readonly executors = new Map<number, ExecutorInfo>();
 
   constructor(
     private readonly onAttach: (session: Session) => void,
@@ -58,9 +66,20 @@ export class AgentHub {
     return this.lastSeen(hostId, stored) ? 'offline' : 'pending';
   }
 
+  /** The host's executor said hello. */
+  greeted(hostId: number, executor: ExecutorInfo): void {
+    this.executors.set(hostId, executor);
+  }
+
+  /** The executor's version and protocol from its last hello to this controller process, or null. */
+  executorOf(hostId: number): ExecutorInfo | null {
+    return this.executors.get(hostId) ?? null;
+  }
+
   /** A deleted host is forgotten. */
   forget(hostId: number): void {
     this.lastSeenAt.delete(hostId);
+    this.executors.delete(hostId);
   }
 
   get(hostId: number): Session | undefined {

@@ -138,7 +138,7 @@ async function allocate(body: Record<string, unknown>) {
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/;
 const POOL_KEYS = ['allowFrom', 'cidr', 'createdAt', 'id', 'name', 'reserved', 'subnetPrefixLength'];
 const SUBNET_KEYS = ['cidr', 'createdAt', 'gateway', 'host', 'id', 'mode', 'network', 'pool'];
-const HOST_KEYS = ['address', 'createdAt', 'generation', 'id', 'interface', 'labels', 'lastSeenAt', 'name', 'status', 'subnets', 'updatedAt'];
+const HOST_KEYS = ['address', 'createdAt', 'executor', 'generation', 'id', 'interface', 'labels', 'lastSeenAt', 'name', 'status', 'subnets', 'updatedAt'];
 
 function expectSubnetShape(s: any, expected: Record<string, unknown>): void {
   expect(Object.keys(s).sort()).toEqual(SUBNET_KEYS);
@@ -580,9 +580,11 @@ describe('hosts', () => {
     it('register: 201 {host, token}, first subnet from the default pool, gateway its first host address', async () => {
       const res = await call('POST', '/v1/hosts', { name: 'node-1', address: '198.51.100.11' });
       expect(res.status).toBe(201);
-      expect(Object.keys(res.body).sort()).toEqual(['host', 'token']);
+      expect(Object.keys(res.body).sort()).toEqual(['host', 'join', 'token']);
       const { host, token } = res.body;
-      expectHostShape(host, { name: 'node-1', address: '198.51.100.11', interface: 'eth0', labels: {}, status: 'pending', lastSeenAt: null });
+      expectHostShape(host, { name: 'node-1', address: '198.51.100.11', interface: 'eth0', labels: {}, status: 'pending', lastSeenAt: null, executor: null });
+      // the line to run on the host: the URL this request was made to (inject's Host is localhost:80)
+      expect(res.body.join).toBe(`node crossdock-executor.mjs install --controller http://localhost:80 --token ${token}`);
       expect(host.subnets).toHaveLength(1);
       expectSubnetShape(host.subnets[0], {
         cidr: '10.100.0.0/24',
@@ -671,8 +673,9 @@ describe('hosts', () => {
       const { token } = await registerHost('node-1', '198.51.100.11');
       const res = await call('POST', '/v1/hosts/node-1/token');
       expect(res.status).toBe(200);
-      expect(Object.keys(res.body)).toEqual(['token']);
+      expect(Object.keys(res.body)).toEqual(['token', 'join']);
       expectRandomToken(res.body.token);
+      expect(res.body.join).toBe(`node crossdock-executor.mjs install --controller http://localhost:80 --token ${res.body.token}`);
       expect(res.body.token).not.toBe(token);
       const row = await t.prisma.host.findUniqueOrThrow({ where: { name: 'node-1' } });
       expect(row.tokenHash).toBe(hashToken(res.body.token));

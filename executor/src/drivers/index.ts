@@ -7,3 +7,4 @@ export * from './ip.ts';
 export * from './iptables.ts';
 export * from './docker.ts';
 export * from './sysctl.ts';
+export * from './systemd.ts';

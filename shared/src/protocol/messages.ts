@@ -106,9 +106,22 @@ export type ControllerMessage = Static<typeof ControllerMessage>;
 /** A path into a message names keys the executor sent (a sysctl key, a label): cut short. */
 const PATH_MAX_CHARS = 200;
 
-export type Parsed<T> = { ok: true; message: T } | { ok: false; error: string };
+/**
+ * `protocol`: set when the message is the other side's hello or welcome in a protocol version
+ * this side does not speak. It is checked before the message's shape, which may have changed
+ * with the version, so that each side can say what is wrong instead of "invalid message".
+ */
+export type Parsed<T> = { ok: true; message: T } | { ok: false; error: string; protocol?: number };
 
-function parser<T extends TSchema>(schema: T, what: string) {
+/** The greeting's protocol version (the greeting opens a session: hello, welcome) when it is not PROTOCOL_VERSION. */
+function foreignProtocol(value: unknown, greeting: string | undefined): number | undefined {
+  if (greeting === undefined || typeof value !== 'object' || value === null) return undefined;
+  const { type, protocol } = value as { type?: unknown; protocol?: unknown };
+  if (type !== greeting || !Number.isInteger(protocol) || protocol === PROTOCOL_VERSION) return undefined;
+  return protocol as number;
+}
+
+function parser<T extends TSchema>(schema: T, what: string, greeting?: string) {
   const check = TypeCompiler.Compile(schema);
   // A union of messages is checked member by member, picked by `type`: a union's own error
   // ("Expected union value") would not name the field that is wrong.
@@ -127,6 +140,8 @@ function parser<T extends TSchema>(schema: T, what: string) {
         return { ok: false, error: `${what} is not JSON` };
       }
     }
+    const protocol = foreignProtocol(value, greeting);
+    if (protocol !== undefined) return { ok: false, error: `${what} in protocol version ${protocol}; this side speaks version ${PROTOCOL_VERSION}`, protocol };
     if (check.Check(value)) return { ok: true, message: value };
     const type = typeof value === 'object' && value !== null ? (value as { type?: unknown }).type : undefined;
     if (members.size > 0 && (typeof type !== 'string' || !members.has(type))) {
@@ -141,6 +156,6 @@ function parser<T extends TSchema>(schema: T, what: string) {
   };
 }
 
-export const parseExecutorMessage = parser(ExecutorMessage, 'executor message');
-export const parseControllerMessage = parser(ControllerMessage, 'controller message');
+export const parseExecutorMessage = parser(ExecutorMessage, 'executor message', 'hello');
+export const parseControllerMessage = parser(ControllerMessage, 'controller message', 'welcome');
 export const parseObservedState = parser(ObservedState, 'observed state');

@@ -166,6 +166,22 @@ describe('parseExecutorMessage', () => {
     expect(parseExecutorMessage({ ...withoutDigest, observeError: 'netlink socket closed' })).toMatchObject({ ok: true });
   });
 
+  it('names the protocol version of a hello in another one, whatever else the hello holds', () => {
+    for (const hello of [
+      { ...valid.hello, protocol: 2 },
+      { type: 'hello', protocol: 2, capabilities: ['vxlan'] },
+    ]) {
+      expect(parseExecutorMessage(hello)).toStrictEqual({
+        ok: false,
+        error: 'executor message in protocol version 2; this side speaks version 1',
+        protocol: 2,
+      });
+    }
+    // only the greeting carries the version: anything else is judged by its shape
+    expect(parseExecutorMessage({ type: 'state', digest, protocol: 2 })).toMatchObject({ ok: false, error: expect.stringContaining('/protocol Unexpected') });
+    expect(parseExecutorMessage({ ...valid.hello, protocol: 'two' })).toMatchObject({ ok: false, error: expect.stringContaining('/protocol') });
+  });
+
   it('rejects text that is not JSON', () => {
     expect(parseExecutorMessage('{"type": "state",')).toStrictEqual({ ok: false, error: 'executor message is not JSON' });
     expect(parseExecutorMessage(Buffer.from('hello'))).toStrictEqual({ ok: false, error: 'executor message is not JSON' });
@@ -209,6 +225,16 @@ describe('parseControllerMessage', () => {
     const parsed = parseControllerMessage(message);
     expect(parsed.ok).toBe(false);
     expect(parsed.ok ? '' : parsed.error).toContain(error);
+  });
+
+  it('names the protocol version of a welcome in another one', () => {
+    expect(parseControllerMessage({ ...valid.welcome, protocol: 3, features: {} })).toStrictEqual({
+      ok: false,
+      error: 'controller message in protocol version 3; this side speaks version 1',
+      protocol: 3,
+    });
+    // a hello is not the controller's greeting, whatever its version
+    expect(parseControllerMessage({ type: 'hello', protocol: 3 })).toMatchObject({ ok: false, error: expect.stringContaining('unknown type "hello"') });
   });
 
   it('rejects text that is not JSON', () => {

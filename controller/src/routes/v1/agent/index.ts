@@ -18,6 +18,7 @@ const MAX_POLL_WAIT_S = 60;
 /** A polling executor that has not polled for this long is offline. */
 const POLL_SESSION_TTL_MS = (MAX_POLL_WAIT_S + 30) * 1000;
 const CLOSE_POLICY_VIOLATION = 1008;
+
 /** The transport's own ceiling; the fleet-relative limit (Reconciler.messageByteLimit) is lower. */
 export const MAX_AGENT_MESSAGE_BYTES = 64 * 2 ** 20;
 
@@ -88,8 +89,20 @@ const agent: FastifyPluginAsyncTypebox = async (app) => {
     };
   }
 
+  /** An executor greeting in a protocol version this controller does not speak: logged, and refused. */
+  function protocolMismatch(request: FastifyRequest, protocol: number): string {
+    const host = request.agentHost!.name;
+    const reason = `protocol version ${protocol} is not spoken here: this controller speaks version ${PROTOCOL_VERSION}; run the executor of the controller's release on host "${host}"`;
+    request.log.warn(
+      { host, protocol, controllerProtocol: PROTOCOL_VERSION },
+      `refused the executor of host "${host}": it speaks protocol version ${protocol}, this controller ${PROTOCOL_VERSION}`,
+    );
+    return reason;
+  }
+
   /** Hands a message to the reconciler; a refused job result comes back as an ApiError. */
   async function handle(host: { id: number; name: string }, message: ExecutorMessage): Promise<void> {
+    if (message.type === 'hello') hub.greeted(host.id, { version: message.executorVersion, protocol: message.protocol });
     switch (message.type) {
       case 'hello':
       case 'state': {
@@ -157,6 +170,11 @@ const agent: FastifyPluginAsyncTypebox = async (app) => {
         return;
       }
       const parsed = parseExecutorMessage(data.toString());
+      if (!parsed.ok && parsed.protocol !== undefined) {
+        protocolMismatch(request, parsed.protocol);
+        socket.close(CLOSE_POLICY_VIOLATION, `protocol version ${parsed.protocol} is not spoken here; this controller speaks version ${PROTOCOL_VERSION}`);
+        return;
+      }
       if (!parsed.ok) {
         request.log.warn({ host: host.name, error: parsed.error }, 'refused an executor message');
         socket.close(CLOSE_POLICY_VIOLATION, parsed.error.slice(0, 120));
@@ -196,6 +214,7 @@ const agent: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/state', { bodyLimit: MAX_AGENT_MESSAGE_BYTES, schema: { hide: true, response: { 200: MessagesReply } } }, async (request) => {
     const host = request.agentHost!;
     const parsed = parseExecutorMessage(request.body);
+    if (!parsed.ok && parsed.protocol !== undefined) throw new ApiError('PROTOCOL_MISMATCH', protocolMismatch(request, parsed.protocol));
     if (!parsed.ok || (parsed.message.type !== 'hello' && parsed.message.type !== 'state')) {
       throw new ApiError('VALIDATION_FAILED', parsed.ok ? 'POST /v1/agent/state takes a hello or state message' : parsed.error);
     }

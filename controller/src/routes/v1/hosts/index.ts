@@ -2,6 +2,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import { emptyObservedState, renderCommand } from '@crossdock/shared';
 import { hashToken, newHostToken } from '../../../auth/tokens.ts';
 import { ApiError, notFound } from '../../../errors.ts';
+import { JOIN_DESCRIPTION, joinFor } from '../../../join.ts';
 import { DEFAULT_NETWORK_NAME } from '../../../ipam/ipam.ts';
 import { requireDnsLabel, requireInterfaceName, requireLabels, requireUnicastAddress } from '../../../ipam/rules.ts';
 import { Host, Labels, NameParams, commonErrors, itemsOf } from '../../../schemas.ts';
@@ -28,7 +29,12 @@ const PatchHost = Type.Object(
   { additionalProperties: false, minProperties: 1 },
 );
 
-const hosts: FastifyPluginAsyncTypebox = async (app) => {
+export interface HostsRoutesOptions {
+  /** the controller's URL as hosts reach it, for the join line (CROSSDOCK_ADVERTISE_URL) */
+  advertiseUrl?: string;
+}
+
+const hosts: FastifyPluginAsyncTypebox<HostsRoutesOptions> = async (app, options) => {
   const { prisma, ipam, agents } = app;
 
   async function loadHost(name: string) {
@@ -44,7 +50,17 @@ const hosts: FastifyPluginAsyncTypebox = async (app) => {
         tags: ['hosts'],
         summary: 'Register a host (and allocate its first subnet)',
         body: RegisterHost,
-        response: { 201: Type.Object({ host: Host, token: Type.String({ description: 'shown once' }) }), ...commonErrors },
+        response: {
+          201: Type.Object({
+            host: Host,
+            token: Type.String({ description: 'shown once' }),
+            join: Type.String({
+              description: JOIN_DESCRIPTION,
+              examples: ['node crossdock-executor.mjs install --controller http://192.168.32.5:7800 --token cdh_...'],
+            }),
+          }),
+          ...commonErrors,
+        },
       },
     },
     async (request, reply) => {
@@ -64,7 +80,7 @@ const hosts: FastifyPluginAsyncTypebox = async (app) => {
       // Registering with a first subnet is an allocation too, and is counted as one.
       if (firstSubnet) await app.metrics.timeAllocation(() => ipam.registerHost(input, firstSubnet));
       else await ipam.registerHost(input, null);
-      return reply.code(201).send({ host: await loadHost(input.name), token });
+      return reply.code(201).send({ host: await loadHost(input.name), token, join: joinFor(request, options.advertiseUrl, token) });
     },
   );
 
@@ -153,7 +169,7 @@ const hosts: FastifyPluginAsyncTypebox = async (app) => {
         tags: ['hosts'],
         summary: "Rotate a host's token (the old one stops working)",
         params: NameParams,
-        response: { 200: Type.Object({ token: Type.String() }), ...commonErrors },
+        response: { 200: Type.Object({ token: Type.String(), join: Type.String({ description: JOIN_DESCRIPTION }) }), ...commonErrors },
       },
     },
     async (request) => {
@@ -162,7 +178,7 @@ const hosts: FastifyPluginAsyncTypebox = async (app) => {
         tx.host.update({ where: { id }, data: { tokenHash: hashToken(token), updatedAt: new Date() } }),
       );
       app.events.emit('token.rotated', ipam.hostIdByName(request.params.name));
-      return { token };
+      return { token, join: joinFor(request, options.advertiseUrl, token) };
     },
   );
 };
