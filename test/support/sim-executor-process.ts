@@ -25,5 +25,12 @@ const agent = new Agent({
   log: silentLogger,
 });
 process.once('SIGTERM', () => agent.stop());
+// A test run that dies (killed, interrupted) must not leave this process reconnecting forever:
+// once its parent is gone it is re-parented, and it exits.
+const PARENT_CHECK_INTERVAL_MS = 1_000;
+const parent = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parent) process.exit(0);
+}, PARENT_CHECK_INTERVAL_MS).unref();
 const exit = await agent.run();
 console.log(`executor exited: ${exit.reason}`);

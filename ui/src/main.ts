@@ -13,6 +13,10 @@ import { registerHostDialog } from './register.ts';
 import { GRAPH_MAX_HOSTS, MESH_MAX_HOSTS, Topology } from './topology.ts';
 
 const root = document.getElementById('app')!;
+/** Jobs listed under "Recent jobs" (the stream adds each new one). */
+const RECENT_JOBS_SHOWN = 50;
+/** How often "last seen 5 min ago" is brought up to date between events. */
+const AGO_REFRESH_MS = 10_000;
 
 function tokenFromFragment(): string | null {
   const params = new URLSearchParams(location.hash.slice(1));
@@ -196,7 +200,7 @@ function startApp(token: string): void {
       if (selected && !store.hosts.has(selected)) select(null);
     }
     if (what.has('pools')) pools.update(store.pools);
-    if (what.has('jobs')) recentJobs.update(store.jobs.slice(0, 50));
+    if (what.has('jobs')) recentJobs.update(store.jobs.slice(0, RECENT_JOBS_SHOWN));
     if (selected && (what.has(`host:${selected}`) || what.has('pools') || what.has('snapshot'))) detail.render();
   });
 
@@ -205,8 +209,9 @@ function startApp(token: string): void {
       store.apply(name, data);
       if (name === 'snapshot') {
         api
-          .get<{ items: JobSummary[] }>('/v1/jobs?limit=50')
+          .get<{ items: JobSummary[] }>(`/v1/jobs?limit=${RECENT_JOBS_SHOWN}`)
           .then((r) => store.addJobs(r.items))
+          // Only the history before this connection is missed; new jobs still arrive on the stream.
           .catch(() => {});
       }
     },
@@ -219,7 +224,9 @@ function startApp(token: string): void {
 
   const onResize = () => topology.resize();
   window.addEventListener('resize', onResize);
+  const agoTimer = setInterval(() => hostTable.update(store.sortedHosts()), AGO_REFRESH_MS);
   stopApp = () => {
+    clearInterval(agoTimer);
     stopStream();
     unsubscribe();
     window.removeEventListener('resize', onResize);
