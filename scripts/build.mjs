@@ -8,6 +8,7 @@
 // (with Node.js 20 or newer), copied on its own.
 // `node scripts/build.mjs cli ui` builds only the named bundles.
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { isBuiltin } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -65,14 +66,16 @@ async function bundleUi() {
 }
 
 /**
- * ssh2 (dockerode's SSH transport, which crossdock does not use) tries two optional native
- * addons inside try/catch and works without them: in the one file they are modules that throw,
- * as a missing addon would, so nothing is looked up next to the file.
+ * Optional modules, each tried inside try/catch by code that works without it: ssh2's native
+ * addons (dockerode's SSH transport, which crossdock does not use), ws's bufferutil and
+ * utf-8-validate, and debug's supports-color. In the one file they are modules that throw, as a
+ * missing one would, so nothing is looked up next to the file (and the single executable's
+ * require, which loads only built-in modules, is never asked for one: it would warn).
  */
-const leaveOutNativeAddons = {
-  name: 'leave-out-native-addons',
+const leaveOutOptionalModules = {
+  name: 'leave-out-optional-modules',
   setup(b) {
-    b.onResolve({ filter: /^cpu-features$|\.node$/ }, (args) => ({ path: args.path, namespace: 'left-out' }));
+    b.onResolve({ filter: /^(cpu-features|bufferutil|utf-8-validate|supports-color)$|\.node$/ }, (args) => ({ path: args.path, namespace: 'left-out' }));
     b.onLoad({ filter: /.*/, namespace: 'left-out' }, (args) => ({
       contents: `throw Object.assign(new Error(${JSON.stringify(`${args.path} is left out of the one-file executor`)}), { code: 'MODULE_NOT_FOUND' });`,
       loader: 'js',
@@ -90,9 +93,10 @@ export async function bundleExecutorOneFile(outfile, format = 'esm') {
     'const __filename = __crossdockFileURLToPath(import.meta.url);',
     "const __dirname = __filename.slice(0, __filename.lastIndexOf('/'));",
   ].join('\n');
-  await build({
+  const { metafile } = await build({
     entryPoints: [path.join(root, 'executor/src/main.ts')],
     outfile,
+    metafile: true,
     bundle: true,
     platform: 'node',
     target: 'node20',
@@ -101,9 +105,17 @@ export async function bundleExecutorOneFile(outfile, format = 'esm') {
     legalComments: 'none',
     logLevel: 'warning',
     define: { __CROSSDOCK_BUILD__: JSON.stringify(format === 'esm' ? 'onefile' : 'sea') },
-    plugins: [leaveOutNativeAddons],
+    plugins: [leaveOutOptionalModules],
+    // The single executable finds itself through process.execPath; only the ES module reads import.meta.url.
+    logOverride: format === 'cjs' ? { 'empty-import-meta': 'silent' } : {},
     banner: { js: format === 'esm' ? `#!/usr/bin/env node\n${BANNER}\n${esmPrelude}` : BANNER },
   });
+  // Self-contained means this: whatever the bundle still imports or requires is built into Node.
+  const outside = Object.values(metafile.outputs).flatMap((output) => output.imports.filter((i) => !isBuiltin(i.path)).map((i) => i.path));
+  if (outside.length > 0)
+    throw new Error(
+      `the one-file executor would load ${[...new Set(outside)].join(', ')} from beside it; bundle them or leave them out (leaveOutOptionalModules)`,
+    );
   chmodSync(outfile, 0o755);
 }
 
