@@ -102,5 +102,6 @@ describe('controller process on a real SQLite file', () => {
     const next = await call('POST', '/v1/subnets', { host: 'victim', pool: 'kill', network: 'after-restart', prefixLength: 26 });
     expect(next.status).toBe(201);
     assertDisjoint([...present.values(), next.body.cidr]);
-  });
+    // Two controller starts and a 300-allocation burst: more than the default 30 s on a loaded machine.
+  }, 90_000);
 });
