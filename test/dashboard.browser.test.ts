@@ -273,6 +273,10 @@ describe.skipIf(missing('chromium'))('dashboard in headless Chromium (needs chro
   });
 
   it('deletes a host after a confirmation that names what goes with it', async () => {
+    const notFound: string[] = [];
+    page.on('response', (response) => {
+      if (response.status() === 404) notFound.push(new URL(response.url()).pathname);
+    });
     await signIn(page);
     await page.locator('tr[data-host="h3"] button').click();
     await page.locator('section.detail').getByRole('button', { name: 'Delete host' }).click();
@@ -286,5 +290,10 @@ describe.skipIf(missing('chromium'))('dashboard in headless Chromium (needs chro
     expect((await graph(page)).nodes.map((n) => n.id)).not.toContain('host:h3');
     expect(await page.locator('section.detail').isHidden()).toBe(true);
     expect((await call('GET', '/v1/hosts/h3')).status).toBe(404);
+    // A refresh of h3's open detail (its plan, its jobs) in flight as it was deleted answers 404,
+    // and the browser logs each as a failed resource: only those, and only for h3, are expected.
+    expect(notFound.every((p) => p.startsWith('/v1/hosts/h3') || p.startsWith('/v1/jobs')), notFound.join(', ')).toBe(true);
+    let expected404s = notFound.length;
+    problems = problems.filter((p) => !(p.includes('status of 404') && expected404s-- > 0));
   });
 });
