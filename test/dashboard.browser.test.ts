@@ -292,7 +292,10 @@ describe.skipIf(missing('chromium'))('dashboard in headless Chromium (needs chro
     expect((await call('GET', '/v1/hosts/h3')).status).toBe(404);
     // A refresh of h3's open detail (its plan, its jobs) in flight as it was deleted answers 404,
     // and the browser logs each as a failed resource: only those, and only for h3, are expected.
-    expect(notFound.every((p) => p.startsWith('/v1/hosts/h3') || p.startsWith('/v1/jobs')), notFound.join(', ')).toBe(true);
+    expect(
+      notFound.every((p) => p.startsWith('/v1/hosts/h3') || p.startsWith('/v1/jobs')),
+      notFound.join(', '),
+    ).toBe(true);
     let expected404s = notFound.length;
     problems = problems.filter((p) => !(p.includes('status of 404') && expected404s-- > 0));
   });
