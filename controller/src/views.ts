@@ -1,6 +1,6 @@
 // Database rows -> API objects.
 import type { AgentHub } from './agents/hub.ts';
-import { allowFromOf } from './fleet.ts';
+import { fleetPool } from './fleet.ts';
 import type { AllocatedSubnet } from './ipam/ipam.ts';
 import type { HostDto, PoolDto, SubnetDto } from './schemas.ts';
 
@@ -67,15 +67,7 @@ export function poolView(row: {
   createdAt: Date;
   reserved: { cidr: string }[];
 }): PoolDto {
-  return {
-    id: row.id,
-    name: row.name,
-    cidr: row.cidr,
-    subnetPrefixLength: row.subnetPrefixLength,
-    reserved: row.reserved.map((r) => r.cidr),
-    allowFrom: allowFromOf(row.allowFrom),
-    createdAt: row.createdAt.toISOString(),
-  };
+  return { ...fleetPool(row), createdAt: row.createdAt.toISOString() };
 }
 
 export const hostInclude = {
