@@ -14,7 +14,9 @@ describe('JobStore', () => {
     const registered = await t.app.inject({ method: 'POST', url: '/v1/hosts', headers: t.auth, payload: { name: 'node-a', address: '198.51.100.11' } });
     const hostId = registered.json().host.id as number;
     const jobs = new JobStore(t.prisma, t.ipam.writer);
-    const ids = await jobs.create(Array.from({ length: 1_200 }, (_, i) => ({ hostId, generation: i + 1, reason: 'test', commands: [], status: 'running' as const })));
+    const ids = await jobs.create(
+      Array.from({ length: 1_200 }, (_, i) => ({ hostId, generation: i + 1, reason: 'test', commands: [], status: 'running' as const })),
+    );
     expect(ids).toHaveLength(1_200);
     await jobs.finish(ids[0]!, { status: 'succeeded', results: [] });
     const timedOut: number[][] = [];

@@ -524,7 +524,11 @@ export class Reconciler {
         if (rt.inflight.size === 0) retry.add(hostId);
       }
     }
-    if (expired.length > 0) this.log.warn({ jobs: expired.slice(0, 20), count: expired.length, hosts: [...retry].slice(0, 20) }, 'jobs timed out; asking their hosts for their state');
+    if (expired.length > 0)
+      this.log.warn(
+        { jobs: expired.slice(0, 20), count: expired.length, hosts: [...retry].slice(0, 20) },
+        'jobs timed out; asking their hosts for their state',
+      );
     if (expired.length === 0) return;
     // A host whose job went unanswered is asked for its state now rather than at its next
     // report: the plan from that state finishes what the job did not.
