@@ -25,16 +25,21 @@ class FakeController implements SubnetClient {
   requests: SubnetRequestBody[] = [];
   released: number[] = [];
   failWith: Error | null = null;
+  /** what the controller holds for this host: cidr -> subnet id (asked again, the same id) */
+  held = new Map<string, number>();
   private next = 0;
+  private ids = 100;
   async request(body: SubnetRequestBody): Promise<AllocatedDockerSubnet> {
     this.requests.push(body);
     if (this.failWith) throw this.failWith;
     const cidr = body.cidr ?? `10.100.${this.next++}.0/${body.prefixLength ?? 24}`;
-    return { id: 100 + this.requests.length, cidr, gateway: cidr.replace(/0\/\d+$/, '1'), pool: body.pool ?? 'default' };
+    if (!this.held.has(cidr)) this.held.set(cidr, ++this.ids);
+    return { id: this.held.get(cidr)!, cidr, gateway: cidr.replace(/0\/\d+$/, '1'), pool: body.pool ?? 'default' };
   }
   async release(id: number): Promise<void> {
     if (this.failWith) throw this.failWith;
     this.released.push(id);
+    for (const [cidr, held] of this.held) if (held === id) this.held.delete(cidr);
   }
 }
 
@@ -98,7 +103,9 @@ describe('RequestPool / ReleasePool', () => {
   it('answers an identical --subnet request with the same pool, counted; the last release frees it at the controller', async () => {
     await requestPool({ Pool: '10.100.9.0/24' });
     expect((await requestPool({ Pool: '10.100.9.0/24' })).body).toMatchObject({ PoolID: '10.100.9.0/24' });
-    expect(controller.requests).toHaveLength(1);
+    // confirmed with the controller, which answers the same subnet
+    expect(controller.requests).toEqual([{ cidr: '10.100.9.0/24' }, { cidr: '10.100.9.0/24' }]);
+    expect(store.saved?.pools).toMatchObject([{ id: '10.100.9.0/24', subnetId: 101, refs: 2 }]);
     await call('IpamDriver.ReleasePool', { PoolID: '10.100.9.0/24' });
     expect(controller.released).toEqual([]);
     expect(await call('IpamDriver.ReleasePool', { PoolID: '10.100.9.0/24' })).toEqual({ status: 200, body: {} });
@@ -112,6 +119,20 @@ describe('RequestPool / ReleasePool', () => {
     expect(message).toContain('unreachable (ECONNREFUSED)');
     expect(message).toContain('networks that exist keep working');
     expect(plugin.snapshot().pools).toEqual([]);
+  });
+
+  it('a block held here but taken by another host meanwhile is refused; one released meanwhile is recorded anew', async () => {
+    await requestPool({ Pool: '10.100.9.0/24' });
+    await requestPool({ Pool: '10.100.8.0/24' });
+    controller.failWith = new ControllerRefused('10.100.9.0/24 overlaps the allocated subnet 10.100.9.0/24 (host "h2", id 7)', 409, 'SUBNET_OVERLAP');
+    expect(await err(requestPool({ Pool: '10.100.9.0/24' }))).toContain('host "h2"');
+    controller.failWith = null;
+    controller.held.delete('10.100.8.0/24'); // an operator released it
+    await requestPool({ Pool: '10.100.8.0/24' });
+    expect(plugin.snapshot().pools.map((p) => [p.id, p.subnetId, p.refs])).toEqual([
+      ['10.100.9.0/24', 101, 1],
+      ['10.100.8.0/24', 103, 2],
+    ]);
   });
 
   it("passes on the controller's refusal", async () => {

@@ -206,15 +206,17 @@ export class IpamPlugin {
         if (held.subPool !== wanted) {
           throw new PluginError(`pool ${id} is already in use on this host with --ip-range ${held.subPool ?? '(none)'}; use the same range or another subnet`);
         }
+        held.subnetId = await this.confirm(id, held.subnetId, request);
         held.refs++;
         await this.save();
         return ok({ PoolID: held.id, Pool: held.cidr, Data: {} });
       }
-      // Released by Docker, not yet by the controller: still this host's, taken back.
+      // Released by Docker, not yet (as far as this host knows) by the controller: taken back.
       const pending = state.pendingReleases.find((p) => p.cidr === id);
       if (pending) {
+        const subnetId = await this.confirm(id, pending.subnetId, request);
         state.pendingReleases = state.pendingReleases.filter((p) => p !== pending);
-        return this.adopt({ subnetId: pending.subnetId, cidr: id }, subPool);
+        return this.adopt({ subnetId, cidr: id }, subPool);
       }
       request.cidr = id;
     }
@@ -234,6 +236,21 @@ export class IpamPlugin {
     }
     this.options.log.info({ subnet: allocated.cidr, pool: allocated.pool }, 'subnet allocated for a Docker network');
     return this.adopt({ subnetId: allocated.id, cidr: allocated.cidr }, subPool);
+  }
+
+  /**
+   * A block this host believes it holds, asked for again: the controller confirms it (answering
+   * the same subnet, or a new record if it was released meanwhile, or refusing it if another host
+   * took it). Unreachable, the local record stands: existing networks keep working offline.
+   */
+  private async confirm(cidr: string, subnetId: number, request: SubnetRequestBody): Promise<number> {
+    try {
+      return (await this.options.controller.request({ ...request, cidr })).id;
+    } catch (error) {
+      if (error instanceof ControllerUnreachable) return subnetId;
+      if (error instanceof ControllerRefused) throw new PluginError(`the crossdock controller refused the subnet: ${error.message}`);
+      throw error;
+    }
   }
 
   private async adopt(subnet: { subnetId: number; cidr: string }, subPool: Cidr | null): Promise<PluginReply> {
