@@ -139,7 +139,9 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerCo
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
     throw new ConfigError(`log level "${logLevel}" is unknown; use one of fatal, error, warn, info, debug`);
   }
-  const advertiseUrl = ((text) => (text === undefined || text === '' ? undefined : parseAdvertiseUrl(text)))(values['advertise-url'] ?? env.CROSSDOCK_ADVERTISE_URL);
+  const advertiseUrl = ((text) => (text === undefined || text === '' ? undefined : parseAdvertiseUrl(text)))(
+    values['advertise-url'] ?? env.CROSSDOCK_ADVERTISE_URL,
+  );
   const tls = parseTls(
     {
       tls: values.tls ?? env.CROSSDOCK_TLS,
@@ -174,7 +176,10 @@ export function parseTls(
 ): TlsConfig {
   const mode = (given.tls ?? 'on').toLowerCase();
   if (!['on', 'off', 'true', 'false'].includes(mode)) throw new ConfigError(`TLS setting "${given.tls}" is unknown; use on (the default) or off`);
-  const sans = given.sans.flatMap((s) => s.split(',')).map((s) => s.trim()).filter((s) => s !== '');
+  const sans = given.sans
+    .flatMap((s) => s.split(','))
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   if (mode === 'off' || mode === 'false') {
     if (given.certFile || given.keyFile || sans.length) {
       throw new ConfigError('TLS is off, but a TLS certificate, key or SAN was given; drop them, or leave TLS on');
@@ -182,10 +187,13 @@ export function parseTls(
     return { mode: 'off' };
   }
   if ((given.certFile === undefined) !== (given.keyFile === undefined)) {
-    throw new ConfigError('a TLS certificate needs its key and the other way round; give both --tls-cert and --tls-key (CROSSDOCK_TLS_CERT, CROSSDOCK_TLS_KEY)');
+    throw new ConfigError(
+      'a TLS certificate needs its key and the other way round; give both --tls-cert and --tls-key (CROSSDOCK_TLS_CERT, CROSSDOCK_TLS_KEY)',
+    );
   }
   if (given.certFile !== undefined && given.keyFile !== undefined) {
-    if (sans.length) throw new ConfigError('--tls-san names what the generated certificate covers; with --tls-cert, your certificate says what it covers: drop --tls-san');
+    if (sans.length)
+      throw new ConfigError('--tls-san names what the generated certificate covers; with --tls-cert, your certificate says what it covers: drop --tls-san');
     return { mode: 'operator', certFile: path.resolve(cwd, given.certFile), keyFile: path.resolve(cwd, given.keyFile) };
   }
   for (const san of sans) {

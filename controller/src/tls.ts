@@ -137,7 +137,7 @@ export async function createCertificateAuthority(dir: string): Promise<void> {
     ],
   });
   writeSecret(path.join(dir, CA_KEY_FILE), await exportKeyPem(keys.privateKey));
-  writePublic(path.join(dir, CA_CERT_FILE), ca.toString('pem') + '\n');
+  writePublic(path.join(dir, CA_CERT_FILE), `${ca.toString('pem')}\n`);
 }
 
 /** Issues a new server certificate (and key) from the CA in dir, replacing any there. */
@@ -173,7 +173,7 @@ export async function issueServerCertificate(dir: string, sans: string[]): Promi
   });
   // Key first: a crash between the two leaves a key without its certificate, which the next start replaces.
   writeSecret(path.join(dir, SERVER_KEY_FILE), await exportKeyPem(keys.privateKey));
-  writePublic(path.join(dir, SERVER_CERT_FILE), cert.toString('pem') + '\n');
+  writePublic(path.join(dir, SERVER_CERT_FILE), `${cert.toString('pem')}\n`);
 }
 
 function describe(cert: NodeX509Certificate): ServerCertificateInfo {
@@ -219,7 +219,9 @@ export async function ensureGenerated(dir: string, sans: string[]): Promise<stri
   const caFile = path.join(dir, CA_CERT_FILE);
   if (!existsSync(caFile)) {
     if (existsSync(path.join(dir, CA_KEY_FILE))) {
-      throw new TlsError(`${path.join(dir, CA_KEY_FILE)} exists without ${caFile}; restore ca.pem beside it, or remove both to make a new CA (every host then joins again)`);
+      throw new TlsError(
+        `${path.join(dir, CA_KEY_FILE)} exists without ${caFile}; restore ca.pem beside it, or remove both to make a new CA (every host then joins again)`,
+      );
     }
     await createCertificateAuthority(dir);
     changes.push(`created a CA in ${caFile}`);

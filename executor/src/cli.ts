@@ -1,5 +1,6 @@
 // What `crossdock-executor` does with its arguments: print its version, install or uninstall
 // itself (install.ts), or run the agent (the default). Returns the exit status; only main.ts exits.
+import { ControllerTrust, TrustError } from '@crossdock/shared/trust';
 import { Agent } from './agent.ts';
 import { ConfigError, USAGE, loadConfig } from './config.ts';
 import { createDockerDriver, createIpDriver, createIptablesDriver, createServiceManager, createSysctlDriver } from './drivers/index.ts';
@@ -60,8 +61,16 @@ async function runAgent(argv: string[], env: NodeJS.ProcessEnv): Promise<number>
     return 0;
   }
 
+  let trust: ControllerTrust;
+  try {
+    trust = new ControllerTrust({ caFingerprint: config.caFingerprint, caFile: config.caFile });
+  } catch (error) {
+    if (error instanceof TrustError) return fail(error.message);
+    throw error;
+  }
   const log = createLogger();
   const agent = new Agent({
+    trust,
     controllerUrl: config.controllerUrl,
     token: config.token,
     transport: config.transport,
@@ -82,7 +91,13 @@ async function runAgent(argv: string[], env: NodeJS.ProcessEnv): Promise<number>
     });
   }
   log.info(
-    { controller: config.controllerUrl, transport: config.transport, dockerHost: config.dockerHost, version: EXECUTOR_VERSION },
+    {
+      controller: config.controllerUrl,
+      trust: config.caFingerprint ?? config.caFile ?? 'system CAs',
+      transport: config.transport,
+      dockerHost: config.dockerHost,
+      version: EXECUTOR_VERSION,
+    },
     'crossdock executor starting',
   );
   const exit = await agent.run();

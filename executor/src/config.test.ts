@@ -48,6 +48,8 @@ describe('loadConfig', () => {
       reconcileIntervalMs: undefined,
       daemonJsonPath: '/etc/docker/daemon.json',
       engineRestartCommand: null,
+      caFingerprint: undefined,
+      caFile: undefined,
     });
   });
 
@@ -62,6 +64,8 @@ describe('loadConfig', () => {
         CROSSDOCK_DAEMON_JSON: '/srv/docker/daemon.json',
         CROSSDOCK_ALLOW_ENGINE_RESTART: 'true',
         CROSSDOCK_ENGINE_RESTART_COMMAND: '["rc-service","docker","restart"]',
+        CROSSDOCK_CA_FINGERPRINT: `sha256:${'a'.repeat(64)}`,
+        CROSSDOCK_CA_FILE: '/etc/crossdock/ca.pem',
       }),
     ).toStrictEqual({
       controllerUrl: 'https://ctl.example:7800',
@@ -71,6 +75,8 @@ describe('loadConfig', () => {
       reconcileIntervalMs: 5000,
       daemonJsonPath: '/srv/docker/daemon.json',
       engineRestartCommand: ['rc-service', 'docker', 'restart'],
+      caFingerprint: `sha256:${'a'.repeat(64)}`,
+      caFile: '/etc/crossdock/ca.pem',
     });
   });
 
@@ -109,7 +115,17 @@ describe('loadConfig', () => {
       reconcileIntervalMs: 250,
       daemonJsonPath: '/flag/daemon.json',
       engineRestartCommand: ['flag', 'restart'],
+      caFingerprint: undefined,
+      caFile: undefined,
     });
+  });
+
+  it('pins a CA by fingerprint or file, only for an https:// controller', () => {
+    const pin = `sha256:${'ab'.repeat(32)}`;
+    expect(config(['--controller', 'https://c:7800', '--token', 't', '--ca-fingerprint', pin], {}).caFingerprint).toBe(pin);
+    expect(() => config(['--controller', 'https://c:7800', '--token', 't', '--ca-fingerprint', 'sha1:abc'], {})).toThrow(/not sha256:<64 hex digits>/);
+    expect(() => config(['--controller', 'http://c:7800', '--token', 't', '--ca-fingerprint', pin], {})).toThrow(/plain http:\/\/, but a CA is pinned/);
+    expect(() => config(['--controller', 'http://c:7800', '--token', 't'], { CROSSDOCK_CA_FILE: '/x.pem' })).toThrow(/use https:\/\//);
   });
 
   it('keeps a path in the controller URL, without the trailing slash', () => {

@@ -88,11 +88,15 @@ export function fetchPinnedCertificate(url: string, fingerprint: string): Promis
   const { host, port } = hostAndPort(target);
   return new Promise((resolve, reject) => {
     const socket = tls.connect({ host, port, servername: isIP(host) ? undefined : host, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
-    socket.setTimeout(TRUST_PROBE_TIMEOUT_MS, () => socket.destroy(new Error(`no TLS handshake with ${host}:${port} within ${TRUST_PROBE_TIMEOUT_MS / 1000} s`)));
+    socket.setTimeout(TRUST_PROBE_TIMEOUT_MS, () =>
+      socket.destroy(new Error(`no TLS handshake with ${host}:${port} within ${TRUST_PROBE_TIMEOUT_MS / 1000} s`)),
+    );
     socket.once('error', (error: NodeJS.ErrnoException) => {
       // A controller that speaks plain HTTP answers the handshake with text (an OpenSSL "wrong version number").
       if (/wrong version number|packet length too long|unknown protocol/i.test(error.message)) {
-        reject(new TrustError(`the controller at ${url} does not speak TLS (is it running with CROSSDOCK_TLS=off? then use an http:// URL and no --ca-fingerprint)`));
+        reject(
+          new TrustError(`the controller at ${url} does not speak TLS (is it running with CROSSDOCK_TLS=off? then use an http:// URL and no --ca-fingerprint)`),
+        );
       } else reject(error);
     });
     socket.once('secureConnect', () => {

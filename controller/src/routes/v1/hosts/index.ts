@@ -84,7 +84,12 @@ const hosts: FastifyPluginAsyncTypebox<HostsRoutesOptions> = async (app, options
       const caFingerprint = app.tls?.material.caFingerprint;
       return reply
         .code(201)
-        .send({ host: await loadHost(input.name), token, caFingerprint: caFingerprint ?? null, join: joinFor(request, options.advertiseUrl, token, caFingerprint) });
+        .send({
+          host: await loadHost(input.name),
+          token,
+          caFingerprint: caFingerprint ?? null,
+          join: joinFor(request, options.advertiseUrl, token, caFingerprint),
+        });
     },
   );
 

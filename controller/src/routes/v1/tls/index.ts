@@ -16,7 +16,7 @@ const TlsState = Type.Object({
     sans: Type.Array(Type.String(), { description: 'the names and addresses the certificate is valid for' }),
     notBefore: Type.String({ format: 'date-time' }),
     notAfter: Type.String({ format: 'date-time' }),
-    fingerprint: Type.String({ description: "sha256:<hex> of the server certificate itself (changes with every renewal)" }),
+    fingerprint: Type.String({ description: 'sha256:<hex> of the server certificate itself (changes with every renewal)' }),
   }),
 });
 
@@ -26,7 +26,11 @@ function view(tls: ControllerTls) {
 }
 
 function requireTls(tls: ControllerTls | null): ControllerTls {
-  if (!tls) throw new ApiError('TLS_OFF', 'this controller serves plain HTTP (CROSSDOCK_TLS=off): it has no certificate to show or renew; the proxy in front of it holds the certificate');
+  if (!tls)
+    throw new ApiError(
+      'TLS_OFF',
+      'this controller serves plain HTTP (CROSSDOCK_TLS=off): it has no certificate to show or renew; the proxy in front of it holds the certificate',
+    );
   return tls;
 }
 
