@@ -82,14 +82,12 @@ const hosts: FastifyPluginAsyncTypebox<HostsRoutesOptions> = async (app, options
       if (firstSubnet) await app.metrics.timeAllocation(() => ipam.registerHost(input, firstSubnet));
       else await ipam.registerHost(input, null);
       const caFingerprint = app.tls?.material.caFingerprint;
-      return reply
-        .code(201)
-        .send({
-          host: await loadHost(input.name),
-          token,
-          caFingerprint: caFingerprint ?? null,
-          join: joinFor(request, options.advertiseUrl, token, caFingerprint),
-        });
+      return reply.code(201).send({
+        host: await loadHost(input.name),
+        token,
+        caFingerprint: caFingerprint ?? null,
+        join: joinFor(request, options.advertiseUrl, token, caFingerprint),
+      });
     },
   );
 
