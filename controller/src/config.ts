@@ -19,6 +19,8 @@ export interface ControllerConfig {
   /** the controller's URL as hosts reach it, for the join line; undefined: the URL each request was made to */
   advertiseUrl: string | undefined;
   tls: TlsConfig;
+  /** executors that may be syncing (connected, hello not yet planned) at once; 0: no limit */
+  maxSyncing: number;
 }
 
 /**
@@ -34,6 +36,7 @@ export const DEFAULTS = {
   db: 'file:./data/crossdock.db',
   defaultPool: '10.100.0.0/16',
   logLevel: 'info',
+  maxSyncing: 200,
 } as const;
 
 export const USAGE = `usage: crossdock-controller [options]
@@ -50,6 +53,8 @@ export const USAGE = `usage: crossdock-controller [options]
   --tls-san NAME[,NAME]   more names or addresses for the generated server certificate (CROSSDOCK_TLS_SAN; repeatable)
   --tls-cert PATH         serve this certificate (PEM, the chain up to your CA) instead of a generated one (CROSSDOCK_TLS_CERT)
   --tls-key PATH          its private key (CROSSDOCK_TLS_KEY)
+  --max-syncing N         executors syncing at once; more connecting together are told to retry
+                          (CROSSDOCK_MAX_SYNCING, default ${DEFAULTS.maxSyncing}, 0: no limit)
   --help`;
 
 export function parseListen(text: string): { host: string; port: number } {
@@ -100,6 +105,15 @@ export function parseAdvertiseUrl(text: string): string {
   return url.toString().replace(/\/$/, '');
 }
 
+export function parseMaxSyncing(text: string): number {
+  if (!/^\d{1,6}$/.test(text.trim())) {
+    throw new ConfigError(
+      `max syncing "${text}" is not a whole number; use how many executors may sync at once, such as ${DEFAULTS.maxSyncing}, or 0 for no limit`,
+    );
+  }
+  return Number(text.trim());
+}
+
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerConfig | 'help' {
   let values;
   try {
@@ -117,6 +131,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerCo
         'tls-san': { type: 'string', multiple: true },
         'tls-cert': { type: 'string' },
         'tls-key': { type: 'string' },
+        'max-syncing': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -163,6 +178,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerCo
     metricsToken,
     defaultPool: parseDefaultPool(values['default-pool'] ?? env.CROSSDOCK_DEFAULT_POOL ?? DEFAULTS.defaultPool),
     logLevel,
+    maxSyncing: parseMaxSyncing(values['max-syncing'] ?? env.CROSSDOCK_MAX_SYNCING ?? String(DEFAULTS.maxSyncing)),
     advertiseUrl,
     tls,
   };
