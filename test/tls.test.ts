@@ -209,5 +209,5 @@ describe('CROSSDOCK_TLS=off', () => {
       await controller.stop();
       rmSync(dir, { recursive: true, force: true });
     }
-  });
+  }, 90_000); // a controller start took 28 s at load 20 on the shared 2 cores
 });
