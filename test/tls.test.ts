@@ -189,7 +189,10 @@ describe('TLS on every channel, trust pinned at join', () => {
 describe('CROSSDOCK_TLS=off', () => {
   it('serves plain HTTP, writes no certificate, warns at start, and joins without a pin', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'crossdock-tls-off-'));
-    const controller = await startController({ dbFile: path.join(dir, 'crossdock.db'), adminToken: ADMIN, env: { CROSSDOCK_TLS: 'off' } });
+    const controller = await startController({ dbFile: path.join(dir, 'crossdock.db'), adminToken: ADMIN, env: { CROSSDOCK_TLS: 'off' } }).catch((error) => {
+      rmSync(dir, { recursive: true, force: true });
+      throw error;
+    });
     try {
       expect(controller.url).toMatch(/^http:\/\//);
       expect(controller.caFingerprint).toBeUndefined();
