@@ -1,4 +1,18 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
+
+// The run's CA (test/support/test-ca.ts): controllers the suites start serve certificates it
+// signed, and every test process (forked after this line) trusts it, so the suites speak HTTPS.
+const root = path.dirname(fileURLToPath(import.meta.url));
+const caDir = path.join(root, 'test', 'output', 'tls-ca');
+if (!existsSync(path.join(caDir, 'ca-key.pem'))) {
+  execFileSync(process.execPath, ['--import', 'tsx', path.join(root, 'test', 'support', 'test-ca.ts'), caDir], { cwd: root, stdio: 'inherit' });
+}
+process.env.CROSSDOCK_TEST_CA_DIR = caDir;
+process.env.NODE_EXTRA_CA_CERTS = path.join(caDir, 'ca.pem');
 
 export default defineConfig({
   test: {

@@ -128,15 +128,16 @@ describe('crossdock CLI', { timeout: 180_000 }, () => {
     expect(token).toBeDefined();
     expect(added.stdout.split(token!).length - 1).toBe(3); // the token line and the two command lines
     expect(added.stdout).toContain('host node-1 registered at 198.51.100.11 on eth0, subnet 10.100.0.0/24 (pool default)\n');
-    expect(added.stdout).toContain(`\n  node crossdock-executor.mjs install --controller ${controller.url} --token ${token}\n`);
-    expect(added.stdout).toContain(`(or from a checkout there: npm run executor -- --controller ${controller.url} --token ${token})`);
+    const pin = `--ca-fingerprint ${controller.caFingerprint}`;
+    expect(added.stdout).toContain(`\n  node crossdock-executor.mjs install --controller ${controller.url} --token ${token} ${pin}\n`);
+    expect(added.stdout).toContain(`(or from a checkout there: npm run executor -- --controller ${controller.url} --token ${token} ${pin})`);
     expect(added.stdout).toContain("is this machine's loopback");
     node1Token = token!; // the next test connects node-1's executor with it
 
     const json = await cli(['hosts', 'add', 'node-2', '198.51.100.12', '--no-allocate', '--interface', 'ens3', '--json']);
     const body = JSON.parse(json.stdout);
-    expect(Object.keys(body).sort()).toEqual(['host', 'join', 'token']);
-    expect(body.join).toBe(`node crossdock-executor.mjs install --controller ${controller.url} --token ${body.token}`);
+    expect(Object.keys(body).sort()).toEqual(['caFingerprint', 'host', 'join', 'token']);
+    expect(body.join).toBe(`node crossdock-executor.mjs install --controller ${controller.url} --token ${body.token} ${pin}`);
     expect(body.host).toMatchObject({ name: 'node-2', interface: 'ens3', subnets: [] });
 
     const ls = await cli(['hosts', 'ls']);
@@ -152,10 +153,10 @@ describe('crossdock CLI', { timeout: 180_000 }, () => {
 
     const rotated = await cli(['hosts', 'token', 'node-2']);
     const newToken = /^ {2}(cdh_\S+)$/m.exec(rotated.stdout)?.[1];
-    expect(rotated.stdout).toContain(`node crossdock-executor.mjs install --controller ${controller.url} --token ${newToken}`);
+    expect(rotated.stdout).toContain(`node crossdock-executor.mjs install --controller ${controller.url} --token ${newToken} ${pin}`);
     expect((await fetch(`${controller.url}/v1/agent/jobs?wait=0`, { headers: { authorization: `Bearer ${body.token}` } })).status).toBe(401);
     expect((await fetch(`${controller.url}/v1/agent/jobs?wait=0`, { headers: { authorization: `Bearer ${newToken}` } })).status).toBe(200);
-    expect(Object.keys(JSON.parse((await cli(['hosts', 'token', 'node-2', '--json'])).stdout))).toEqual(['token', 'join']);
+    expect(Object.keys(JSON.parse((await cli(['hosts', 'token', 'node-2', '--json'])).stdout))).toEqual(['token', 'caFingerprint', 'join']);
 
     const bad = await cli(['hosts', 'add', 'node-3', '10.100.7.7']);
     expect(bad).toMatchObject({ code: 1, stdout: '' });
@@ -200,7 +201,7 @@ describe('crossdock CLI', { timeout: 180_000 }, () => {
 
     // node-1's executor, with the token `hosts add` printed: the route to node-4's subnet fails
     // once, so there is a failed job to read.
-    const node1 = startFakeExecutor(controller.url, node1Token, { reconcileIntervalMs: REPORT_INTERVAL_MS });
+    const node1 = startFakeExecutor(controller.url, node1Token, { reconcileIntervalMs: REPORT_INTERVAL_MS, caFingerprint: controller.caFingerprint });
     executors.push(node1);
     await vi.waitFor(async () => expect((await call('GET', '/v1/hosts/node-1')).body.status).toBe('online'), SETTLED);
     node1.drivers.ip.failures.set('10.100.2.0/24', 'RTNETLINK answers: Invalid argument');
@@ -469,7 +470,7 @@ describe('crossdock CLI', { timeout: 180_000 }, () => {
     expect(complete(['crossdock', '--json', 'jobs', 'sh'])).toBe('show');
     const zsh = await cli(['completion', 'zsh']);
     expect(zsh.stdout).toMatch(/^#compdef crossdock\n/);
-    expect(zsh.stdout).toContain('"hosts add") words=(--controller --token --json --interface --pool --label --no-allocate --help)');
+    expect(zsh.stdout).toContain('"hosts add") words=(--controller --token --ca-file --ca-fingerprint --json --interface --pool --label --no-allocate --help)');
   });
 
   it('runs from the checkout as `npm run -s crossdock`, with nothing but the output on stdout', async () => {

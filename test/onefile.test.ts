@@ -288,7 +288,9 @@ describe.skipIf(missing('root', 'netns', 'iptables', 'dockerd', 'busybox'))(
       const a = await call('POST', '/v1/hosts', { name: 'host-a', address: HOST_A, interface: 'eth0' });
       expect(a.status).toBe(201);
       token = a.body.token;
-      expect(a.body.join).toBe(`node crossdock-executor.mjs install --controller ${controller.url} --token ${token}`);
+      expect(a.body.join).toBe(
+        `node crossdock-executor.mjs install --controller ${controller.url} --token ${token} --ca-fingerprint ${controller.caFingerprint}`,
+      );
       expect((await call('POST', '/v1/hosts', { name: 'host-b', address: HOST_B })).status).toBe(201);
     });
 

@@ -2,6 +2,7 @@
 // executor finds it. A standby answers /v1 with 503 NOT_LEADER naming the leader (followed at
 // once); a controller that cannot be reached, or a standby that knows no leader, passes the
 // request to the next URL of the list.
+import { describeTrustFailure, trustedFetch } from '@crossdock/shared/trust';
 import { CliError } from './errors.ts';
 import type { Connection } from './connection.ts';
 
@@ -23,11 +24,15 @@ export class ApiClient {
   /** the controller that answered last: tried first next time */
   leader: string;
 
+  private readonly fetchImpl: typeof fetch;
+
   constructor(
     private readonly connection: Connection,
-    private readonly fetchImpl: typeof fetch = fetch,
+    fetchImpl?: typeof fetch,
   ) {
     this.leader = connection.controllers[0]!;
+    // Node's fetch takes no CA of our own: requests go through the controller trust instead.
+    this.fetchImpl = fetchImpl ?? (connection.trust ? trustedFetch(connection.trust) : fetch);
   }
 
   get tokenSource(): string {
@@ -71,6 +76,8 @@ export class ApiClient {
         });
       } catch (error) {
         const code = errorCode(error);
+        const untrusted = this.connection.trust && describeTrustFailure((error as { cause?: unknown }).cause ?? error, base, this.connection.trust);
+        if (untrusted) throw new CliError('UNTRUSTED_CONTROLLER', `${untrusted} (trusting ${this.connection.trustSource ?? "the system's CAs"})`);
         failures.push(`${base}: ${describeFetchError(error)}`);
         // A request that may have reached a controller is not sent again elsewhere, unless it only reads.
         if (method !== 'GET' && !NOT_CONNECTED.has(code)) break;

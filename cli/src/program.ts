@@ -13,6 +13,7 @@ import { registerPlan } from './commands/plan.ts';
 import { registerPools } from './commands/pools.ts';
 import { registerStatus } from './commands/status.ts';
 import { registerSubnets } from './commands/subnets.ts';
+import { registerTls } from './commands/tls.ts';
 import { registerWait } from './commands/wait.ts';
 
 export const EXIT_ERROR = 1;
@@ -39,7 +40,7 @@ export class Context {
   /** The client for a command's --controller/--token (or the environment, or the token file). */
   client(command: Command): ApiClient {
     if (!this.clientOf) {
-      const opts = command.optsWithGlobals<{ controller?: string; token?: string }>();
+      const opts = command.optsWithGlobals<{ controller?: string; token?: string; caFile?: string; caFingerprint?: string }>();
       this.clientOf = new ApiClient(resolveConnection(opts, this.streams.env, checkoutRoot()));
     }
     return this.clientOf;
@@ -75,6 +76,16 @@ export function withCommonOptions(command: Command): Command {
     )
     .addOption(
       new Option('--token <token>', "admin token (env: CROSSDOCK_ADMIN_TOKEN; default: the checkout's data/admin-token)").helpGroup(COMMON_OPTIONS_HEADING),
+    )
+    .addOption(
+      new Option('--ca-file <path>', "trust only the CA(s) in this PEM file (env: CROSSDOCK_CA_FILE; default: the checkout's data/ca.pem)").helpGroup(
+        COMMON_OPTIONS_HEADING,
+      ),
+    )
+    .addOption(
+      new Option('--ca-fingerprint <sha256>', 'trust only a controller whose CA has this fingerprint (env: CROSSDOCK_CA_FINGERPRINT)').helpGroup(
+        COMMON_OPTIONS_HEADING,
+      ),
     )
     .addOption(new Option('--json', "print the API's JSON exactly, for scripts").helpGroup(COMMON_OPTIONS_HEADING));
 }
@@ -140,6 +151,7 @@ Errors go to stderr as "error CODE: message" with exit status 1; usage errors ex
   registerPlan(program, ctx);
   registerJobs(program, ctx);
   registerWait(program, ctx);
+  registerTls(program, ctx);
   registerCompletion(program, ctx);
   return program;
 }

@@ -28,6 +28,8 @@ import poolsRoutes from './routes/v1/pools/index.ts';
 import subnetsRoutes from './routes/v1/subnets/index.ts';
 import eventsRoutes from './routes/v1/events/index.ts';
 import uiRoutes from './routes/ui/index.ts';
+import tlsRoutes from './routes/v1/tls/index.ts';
+import type { ControllerTls } from './tls.ts';
 import { ErrorBody } from './schemas.ts';
 
 declare module 'fastify' {
@@ -37,6 +39,8 @@ declare module 'fastify' {
     /** controller-wide events ('token.rotated', ...) */
     events: EventEmitter;
     agents: { hub: AgentHub; reconciler: Reconciler; fleet: Fleet; jobs: JobStore; admission: Admission };
+    /** the certificates served (null: plain HTTP, CROSSDOCK_TLS=off, or an app under inject) */
+    tls: ControllerTls | null;
   }
 }
 
@@ -52,6 +56,10 @@ export interface AppOptions {
   uiDir?: string;
   /** the controller's URL as hosts reach it, for the join line (CROSSDOCK_ADVERTISE_URL) */
   advertiseUrl?: string;
+  /** the certificates the server serves, for the join line's fingerprint and /v1/tls (none: plain HTTP) */
+  tls?: ControllerTls;
+  /** Fastify's serverFactory: the server.ts HTTPS server */
+  serverFactory?: FastifyServerOptions['serverFactory'];
   /** executors syncing at once before more are told to retry (default: DEFAULTS.maxSyncing; 0: no limit) */
   maxSyncing?: number;
 }
@@ -62,6 +70,9 @@ export async function buildApp(options: AppOptions) {
   const app = Fastify({
     logger: options.logger ?? false,
     bodyLimit: 1024 * 1024,
+    ...(options.serverFactory ? { serverFactory: options.serverFactory } : {}),
+    // Fastify cannot tell that a factory's server is HTTPS.
+    ...(options.tls ? { listenTextResolver: (address: string) => `Server listening at ${address.replace(/^http:/, 'https:')}` } : {}),
     ajv: { customOptions: { removeAdditional: false } },
     // Errors Fastify raises before routing (a malformed URL, a path too long) get our shape too.
     frameworkErrors: (error, _request, reply) => {
@@ -75,6 +86,7 @@ export async function buildApp(options: AppOptions) {
   app.decorate('prisma', options.prisma);
   app.decorate('ipam', options.ipam);
   app.decorate('events', new EventEmitter());
+  app.decorate('tls', options.tls ?? null);
 
   const jobs = new JobStore(options.prisma, options.ipam.writer);
   let reconciler: Reconciler | undefined;
@@ -147,6 +159,7 @@ export async function buildApp(options: AppOptions) {
     await v1.register(jobsRoutes, { prefix: '/jobs' });
     await v1.register(statusRoutes, { prefix: '/status', version: API_VERSION });
     await v1.register(eventsRoutes, { prefix: '/events' });
+    await v1.register(tlsRoutes, { prefix: '/tls' });
   };
   await app.register(operatorRoutes, { prefix: '/v1' });
   await app.register(agentRoutes, { prefix: '/v1/agent' });

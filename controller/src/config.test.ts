@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, parseAdvertiseUrl, parseDefaultPool } from './config.ts';
 
@@ -26,10 +27,15 @@ describe('parseDefaultPool', () => {
 describe('advertise URL (the join line names it)', () => {
   it('takes a flag over the environment, drops a trailing slash, and is unset by default', () => {
     expect(loadConfig([], {}).valueOf()).toMatchObject({ advertiseUrl: undefined });
-    expect(loadConfig([], { CROSSDOCK_ADVERTISE_URL: 'http://192.168.32.5:7800/' })).toMatchObject({ advertiseUrl: 'http://192.168.32.5:7800' });
-    expect(loadConfig(['--advertise-url', 'https://crossdock.example.org/api'], { CROSSDOCK_ADVERTISE_URL: 'http://a:1' })).toMatchObject({
+    expect(loadConfig([], { CROSSDOCK_ADVERTISE_URL: 'https://192.168.32.5:7800/' })).toMatchObject({ advertiseUrl: 'https://192.168.32.5:7800' });
+    expect(loadConfig(['--advertise-url', 'https://crossdock.example.org/api'], { CROSSDOCK_ADVERTISE_URL: 'https://a:1' })).toMatchObject({
       advertiseUrl: 'https://crossdock.example.org/api',
     });
+  });
+
+  it('refuses a plain http:// advertise URL while TLS is on, and takes one behind a proxy (TLS off)', () => {
+    expect(() => loadConfig([], { CROSSDOCK_ADVERTISE_URL: 'http://192.168.32.5:7800' })).toThrow(/use https:\/\/192\.168\.32\.5:7800, or --tls off/);
+    expect(loadConfig(['--tls', 'off'], { CROSSDOCK_ADVERTISE_URL: 'http://192.168.32.5:7800' })).toMatchObject({ tls: { mode: 'off' } });
   });
 
   it.each([
@@ -40,6 +46,39 @@ describe('advertise URL (the join line names it)', () => {
   ])('refuses %s', (text, message) => {
     expect(() => parseAdvertiseUrl(text)).toThrow(ConfigError);
     expect(() => parseAdvertiseUrl(text)).toThrow(message);
+  });
+});
+
+describe('TLS settings', () => {
+  it('is on by default with generated certificates, and takes extra names from flags and the environment', () => {
+    expect(loadConfig([], {})).toMatchObject({ tls: { mode: 'generated', sans: [] } });
+    expect(loadConfig(['--tls-san', 'ctl.example.net,192.168.32.5', '--tls-san', '[2001:db8::5]'], {})).toMatchObject({
+      tls: { mode: 'generated', sans: ['ctl.example.net', '192.168.32.5', '2001:db8::5'] },
+    });
+    expect(loadConfig([], { CROSSDOCK_TLS_SAN: 'a.example,b.example' })).toMatchObject({ tls: { sans: ['a.example', 'b.example'] } });
+  });
+
+  it('serves an operator certificate given with its key, as absolute paths', () => {
+    expect(loadConfig([], { CROSSDOCK_TLS_CERT: 'certs/c.pem', CROSSDOCK_TLS_KEY: '/k.pem' })).toMatchObject({
+      tls: { mode: 'operator', certFile: path.resolve('certs/c.pem'), keyFile: '/k.pem' },
+    });
+  });
+
+  it('is off with off (or false), and then takes no certificate', () => {
+    expect(loadConfig([], { CROSSDOCK_TLS: 'off' })).toMatchObject({ tls: { mode: 'off' } });
+    expect(loadConfig(['--tls', 'false'], {})).toMatchObject({ tls: { mode: 'off' } });
+  });
+
+  it.each([
+    [['--tls', 'maybe'], /TLS setting "maybe" is unknown; use on \(the default\) or off/],
+    [['--tls-cert', '/c.pem'], /needs its key.*--tls-cert and --tls-key/],
+    [['--tls-key', '/k.pem'], /needs its key.*--tls-cert and --tls-key/],
+    [['--tls', 'off', '--tls-san', 'x.example'], /TLS is off, but a TLS certificate, key or SAN was given/],
+    [['--tls-cert', '/c.pem', '--tls-key', '/k.pem', '--tls-san', 'x'], /drop --tls-san/],
+    [['--tls-san', 'not a name'], /neither an IP address nor a DNS name/],
+  ])('refuses %j', (argv, message) => {
+    expect(() => loadConfig(argv, {})).toThrow(ConfigError);
+    expect(() => loadConfig(argv, {})).toThrow(message);
   });
 });
 

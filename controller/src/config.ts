@@ -1,4 +1,5 @@
 // Controller settings from flags, then environment, then defaults (DESIGN.md, Configuration).
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatCidr, parseCidr, type Cidr } from '@crossdock/shared';
@@ -17,9 +18,16 @@ export interface ControllerConfig {
   logLevel: string;
   /** the controller's URL as hosts reach it, for the join line; undefined: the URL each request was made to */
   advertiseUrl: string | undefined;
+  tls: TlsConfig;
   /** executors that may be syncing (connected, hello not yet planned) at once; 0: no limit */
   maxSyncing: number;
 }
+
+/**
+ * off: plain HTTP (behind a TLS-terminating proxy); generated: the CA and server certificate
+ * beside the database; operator: the given certificate (chain) and key files.
+ */
+export type TlsConfig = { mode: 'off' } | { mode: 'generated'; sans: string[] } | { mode: 'operator'; certFile: string; keyFile: string };
 
 export class ConfigError extends Error {}
 
@@ -40,6 +48,11 @@ export const USAGE = `usage: crossdock-controller [options]
   --log-level LEVEL       fatal|error|warn|info|debug (CROSSDOCK_LOG_LEVEL, default ${DEFAULTS.logLevel})
   --advertise-url URL     the controller's URL as hosts reach it, for the join line (CROSSDOCK_ADVERTISE_URL,
                           default: the URL each request was made to)
+  --tls on|off            serve HTTPS and WSS only (CROSSDOCK_TLS, default on); off: plain HTTP, for a controller
+                          behind a TLS-terminating proxy
+  --tls-san NAME[,NAME]   more names or addresses for the generated server certificate (CROSSDOCK_TLS_SAN; repeatable)
+  --tls-cert PATH         serve this certificate (PEM, the chain up to your CA) instead of a generated one (CROSSDOCK_TLS_CERT)
+  --tls-key PATH          its private key (CROSSDOCK_TLS_KEY)
   --max-syncing N         executors syncing at once; more connecting together are told to retry
                           (CROSSDOCK_MAX_SYNCING, default ${DEFAULTS.maxSyncing}, 0: no limit)
   --help`;
@@ -114,6 +127,10 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerCo
         'default-pool': { type: 'string' },
         'log-level': { type: 'string' },
         'advertise-url': { type: 'string' },
+        tls: { type: 'string' },
+        'tls-san': { type: 'string', multiple: true },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
         'max-syncing': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -137,6 +154,23 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerCo
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
     throw new ConfigError(`log level "${logLevel}" is unknown; use one of fatal, error, warn, info, debug`);
   }
+  const advertiseUrl = ((text) => (text === undefined || text === '' ? undefined : parseAdvertiseUrl(text)))(
+    values['advertise-url'] ?? env.CROSSDOCK_ADVERTISE_URL,
+  );
+  const tls = parseTls(
+    {
+      tls: values.tls ?? env.CROSSDOCK_TLS,
+      sans: values['tls-san'] ?? (env.CROSSDOCK_TLS_SAN ? [env.CROSSDOCK_TLS_SAN] : []),
+      certFile: values['tls-cert'] ?? env.CROSSDOCK_TLS_CERT,
+      keyFile: values['tls-key'] ?? env.CROSSDOCK_TLS_KEY,
+    },
+    process.cwd(),
+  );
+  if (tls.mode !== 'off' && advertiseUrl?.startsWith('http://')) {
+    throw new ConfigError(
+      `advertise URL ${advertiseUrl} is plain http://, but the controller serves HTTPS; use https://${advertiseUrl.slice('http://'.length)}, or --tls off behind a TLS-terminating proxy`,
+    );
+  }
   return {
     ...listen,
     databaseFile: parseDatabase(values.db ?? env.CROSSDOCK_DB ?? DEFAULTS.db),
@@ -145,6 +179,43 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerCo
     defaultPool: parseDefaultPool(values['default-pool'] ?? env.CROSSDOCK_DEFAULT_POOL ?? DEFAULTS.defaultPool),
     logLevel,
     maxSyncing: parseMaxSyncing(values['max-syncing'] ?? env.CROSSDOCK_MAX_SYNCING ?? String(DEFAULTS.maxSyncing)),
-    advertiseUrl: ((text) => (text === undefined || text === '' ? undefined : parseAdvertiseUrl(text)))(values['advertise-url'] ?? env.CROSSDOCK_ADVERTISE_URL),
+    advertiseUrl,
+    tls,
   };
+}
+
+const SAN_PATTERN = /^(?=.{1,253}$)[a-z0-9*]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
+
+export function parseTls(
+  given: { tls: string | undefined; sans: string[]; certFile: string | undefined; keyFile: string | undefined },
+  cwd: string,
+): TlsConfig {
+  const mode = (given.tls ?? 'on').toLowerCase();
+  if (!['on', 'off', 'true', 'false'].includes(mode)) throw new ConfigError(`TLS setting "${given.tls}" is unknown; use on (the default) or off`);
+  const sans = given.sans
+    .flatMap((s) => s.split(','))
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  if (mode === 'off' || mode === 'false') {
+    if (given.certFile || given.keyFile || sans.length) {
+      throw new ConfigError('TLS is off, but a TLS certificate, key or SAN was given; drop them, or leave TLS on');
+    }
+    return { mode: 'off' };
+  }
+  if ((given.certFile === undefined) !== (given.keyFile === undefined)) {
+    throw new ConfigError(
+      'a TLS certificate needs its key and the other way round; give both --tls-cert and --tls-key (CROSSDOCK_TLS_CERT, CROSSDOCK_TLS_KEY)',
+    );
+  }
+  if (given.certFile !== undefined && given.keyFile !== undefined) {
+    if (sans.length)
+      throw new ConfigError('--tls-san names what the generated certificate covers; with --tls-cert, your certificate says what it covers: drop --tls-san');
+    return { mode: 'operator', certFile: path.resolve(cwd, given.certFile), keyFile: path.resolve(cwd, given.keyFile) };
+  }
+  for (const san of sans) {
+    if (isIP(san.replace(/^\[|\]$/g, '')) === 0 && !SAN_PATTERN.test(san)) {
+      throw new ConfigError(`TLS SAN "${san}" is neither an IP address nor a DNS name; use something like 192.168.32.5 or controller.example.net`);
+    }
+  }
+  return { mode: 'generated', sans: sans.map((s) => s.replace(/^\[|\]$/g, '')) };
 }

@@ -13,9 +13,13 @@ export function controllerUrlFor(request: FastifyRequest, advertiseUrl: string |
   return advertiseUrl ?? `${request.protocol}://${request.host}`;
 }
 
-export function joinFor(request: FastifyRequest, advertiseUrl: string | undefined, token: string): string {
-  return joinLine(controllerUrlFor(request, advertiseUrl), token);
+/** caFingerprint: the CA this controller's certificate chains to (none with TLS off). */
+export function joinFor(request: FastifyRequest, advertiseUrl: string | undefined, token: string, caFingerprint: string | undefined): string {
+  return joinLine(controllerUrlFor(request, advertiseUrl), token, caFingerprint);
 }
 
 export const JOIN_DESCRIPTION =
-  "what to run, as root, on the host, in the directory where the one-file executor (executor/dist/crossdock-executor.mjs) was copied: it installs the executor as a systemd service connected to this controller (the controller's URL is CROSSDOCK_ADVERTISE_URL, else the URL this request was made to). Holds the token: shown once";
+  "what to run, as root, on the host, in the directory where the one-file executor (executor/dist/crossdock-executor.mjs) was copied: it installs the executor as a systemd service connected to this controller (the controller's URL is CROSSDOCK_ADVERTISE_URL, else the URL this request was made to) and trusting only a controller whose certificate chains to the CA of caFingerprint. Holds the token: shown once";
+
+export const CA_FINGERPRINT_DESCRIPTION =
+  "SHA-256 fingerprint of the controller's CA (sha256:<hex>), which the join line pins; null when the controller serves plain HTTP (CROSSDOCK_TLS=off)";

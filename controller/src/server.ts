@@ -1,6 +1,8 @@
 // Entry point: reads the configuration, opens the database, builds the app, listens.
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
 import path from 'node:path';
+import type { TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { buildApp } from './app.ts';
 import { newAdminToken } from './auth/tokens.ts';
@@ -9,6 +11,7 @@ import { openDatabase } from './db/client.ts';
 import { StorageHealth } from './db/storage.ts';
 import { Fleet, loadFleetRows } from './fleet.ts';
 import { DEFAULT_POOL_NAME, Ipam } from './ipam/ipam.ts';
+import { ControllerTls, TlsError, subjectAltNames } from './tls.ts';
 
 function fail(message: string): never {
   console.error(`crossdock-controller: ${message}`);
@@ -41,6 +44,28 @@ function resolveAdminToken(config: ControllerConfig, dir: string): { token: stri
   return { token, announce: `admin token (generated now, shown once, saved in ${file}):\n  ${token}` };
 }
 
+/**
+ * The HTTPS server Fastify runs on. A client speaking plain HTTP to it gets a plain-HTTP 400
+ * saying to use https:// (not a connection reset it would have to guess at): OpenSSL reports
+ * such a first record as "http request", and nothing was encrypted yet, so the raw socket can
+ * still answer.
+ */
+function httpsServerFactory(tls: ControllerTls) {
+  return (handler: (request: never, response: never) => void) => {
+    const server = https.createServer({ cert: tls.material.cert, key: tls.material.key, ALPNProtocols: ['http/1.1'] }, handler as never);
+    server.on('tlsClientError', (error: NodeJS.ErrnoException, socket: TLSSocket) => {
+      const raw = (socket as TLSSocket & { _parent?: import('node:net').Socket })._parent;
+      if (error.code !== 'ERR_SSL_HTTP_REQUEST' || !raw || raw.destroyed) return;
+      const body = JSON.stringify({
+        error: { code: 'TLS_REQUIRED', message: 'this controller speaks HTTPS only; use an https:// URL (curl --cacert data/ca.pem https://...)' },
+      });
+      raw.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    });
+    tls.onRenew((material) => server.setSecureContext({ cert: material.cert, key: material.key }));
+    return server;
+  };
+}
+
 async function main(): Promise<void> {
   let config: ControllerConfig | 'help';
   try {
@@ -59,6 +84,20 @@ async function main(): Promise<void> {
   );
   const firstStart = migrations.alreadyApplied === 0;
   const admin = resolveAdminToken(config, dir);
+  let tls: ControllerTls | undefined;
+  let tlsChanges: string[] = [];
+  if (config.tls.mode !== 'off') {
+    const source =
+      config.tls.mode === 'operator'
+        ? ({ kind: 'operator', certFile: config.tls.certFile, keyFile: config.tls.keyFile } as const)
+        : ({ kind: 'generated', dir, sans: subjectAltNames(config.host, config.advertiseUrl, config.tls.sans) } as const);
+    try {
+      ({ tls, changes: tlsChanges } = await ControllerTls.open(source));
+    } catch (error) {
+      if (error instanceof TlsError) fail(error.message);
+      throw error;
+    }
+  }
   const storage = new StorageHealth(config.databaseFile);
   const ipam = new Ipam(Fleet.fromRows(await loadFleetRows(prisma)), prisma, storage);
   if (firstStart && config.defaultPool && !ipam.hasPool(DEFAULT_POOL_NAME)) {
@@ -76,7 +115,14 @@ async function main(): Promise<void> {
     logger: { level: config.logLevel },
     uiDir,
     advertiseUrl: config.advertiseUrl,
+    ...(tls ? { tls, serverFactory: httpsServerFactory(tls) } : {}),
   });
+  for (const change of tlsChanges) app.log.info(change);
+  if (!tls) {
+    app.log.warn(
+      'TLS is off (CROSSDOCK_TLS=off): tokens and jobs cross the network in clear text; run this only behind a TLS-terminating proxy, with CROSSDOCK_ADVERTISE_URL set to its https:// URL',
+    );
+  }
   const shutdown = async (signal: string) => {
     app.log.info({ signal }, 'shutting down');
     await app.close();
@@ -94,9 +140,21 @@ async function main(): Promise<void> {
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const shown = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
-  console.log(`crossdock controller listening on http://${shown}:${port} (database ${config.databaseFile})`);
-  console.log(`API reference: http://${shown}:${port}/docs`);
-  console.log(`dashboard: http://${shown}:${port}/ui${existsSync(uiDir) ? '' : ' (not built: run `npm run build`)'}`);
+  const scheme = tls ? 'https' : 'http';
+  const hostPart = shown.includes(':') ? `[${shown}]` : shown;
+  console.log(`crossdock controller listening on ${scheme}://${hostPart}:${port} (database ${config.databaseFile})`);
+  console.log(`API reference: ${scheme}://${hostPart}:${port}/docs`);
+  console.log(`dashboard: ${scheme}://${hostPart}:${port}/ui${existsSync(uiDir) ? '' : ' (not built: run `npm run build`)'}`);
+  if (tls) {
+    console.log(`CA fingerprint (every join line pins it): ${tls.material.caFingerprint}`);
+    if (tls.source.kind === 'generated') {
+      const caFile = path.join(tls.source.dir, 'ca.pem');
+      const relative = path.relative(process.cwd(), caFile);
+      console.log(`CA certificate: ${caFile} (curl --cacert ${relative.startsWith('..') ? caFile : relative} ...)`);
+    }
+  } else {
+    console.log('TLS: off (plain HTTP; see the warning above)');
+  }
   console.log(admin.announce);
 }
 

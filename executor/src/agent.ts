@@ -14,6 +14,7 @@ import {
   type ExecutorMessage,
   type JobMessage,
 } from '@crossdock/shared';
+import { ControllerTrust, describeTrustFailure, trustedRequest } from '@crossdock/shared/trust';
 import { backoffDelay, realSleep, type Sleep } from './backoff.ts';
 import { createLogger, type Logger } from './log.ts';
 import { observeHost, type Drivers } from './observe.ts';
@@ -65,6 +66,8 @@ export interface AgentOptions {
   log?: Logger;
   /** report changes the host announces at once (default true); false leaves only the timer */
   watchHost?: boolean;
+  /** how the controller's certificate is verified (pinned CA, CA file); default: the system's CAs */
+  trust?: ControllerTrust;
 }
 
 export type AgentExit = { reason: 'stopped' } | { reason: 'revoked'; message: string };
@@ -99,6 +102,8 @@ export class Agent {
   private readonly abort = new AbortController();
   private readonly sleep: Sleep;
   private readonly log: Logger;
+  /** every connection to the controller, WebSocket and HTTP alike, takes its TLS options from here */
+  private readonly trust: ControllerTrust;
   /** serializes jobs, observations and reports: nothing observes the host mid-job */
   private queue: Promise<unknown> = Promise.resolve();
   private reconcileIntervalMs: number;
@@ -120,6 +125,7 @@ export class Agent {
     this.sleep = options.sleep ?? realSleep;
     this.log = options.log ?? createLogger();
     this.reconcileIntervalMs = options.reconcileIntervalMs ?? DEFAULT_RECONCILE_INTERVAL_MS;
+    this.trust = options.trust ?? new ControllerTrust();
   }
 
   stop(): void {
@@ -168,12 +174,14 @@ export class Agent {
           await this.sleep(delay, this.abort.signal);
           continue;
         }
+        // Not the pinned controller: nothing it sends is run; polling would be refused the same way.
+        const untrusted = describeTrustFailure(error, this.options.controllerUrl, this.trust);
         const auth = error instanceof AuthError || error instanceof ProtocolError;
-        this.log[auth ? 'error' : 'warn'](
+        this.log[auth || untrusted ? 'error' : 'warn'](
           { error: (error as Error).message, controller: this.options.controllerUrl },
-          auth ? error.message : 'controller connection failed',
+          untrusted ?? (auth ? (error as Error).message : 'controller connection failed'),
         );
-        if (!usePolling && !auth && !isUnreachable(error)) websocketFailures++;
+        if (!usePolling && !auth && !untrusted && !isUnreachable(error)) websocketFailures++;
       }
       this.connected = false;
       if (openedAtAll) {
@@ -208,9 +216,12 @@ export class Agent {
   }
 
   /** One WebSocket session; resolves when it ends. Returns whether it ever opened. */
-  private runWebSocket(): Promise<boolean> {
+  private async runWebSocket(): Promise<boolean> {
+    const url = this.agentUrl('', true);
+    const tlsOptions = await this.trust.tlsOptions(url);
     return new Promise((resolve, reject) => {
-      const socket = new WebSocket(this.agentUrl('', true), {
+      const socket = new WebSocket(url, {
+        ...tlsOptions,
         headers: { authorization: `Bearer ${this.options.token}` },
         handshakeTimeout: WEBSOCKET_HANDSHAKE_TIMEOUT_MS,
         maxPayload: MAX_CONTROLLER_MESSAGE_BYTES,
@@ -318,13 +329,13 @@ export class Agent {
   }
 
   private async http(method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ items: unknown[] }> {
-    const response = await fetch(this.agentUrl(path), {
+    const { status, text } = await trustedRequest(this.trust, this.agentUrl(path), {
       method,
       headers: { authorization: `Bearer ${this.options.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(HTTP_TIMEOUT_MS)]),
     });
-    const text = await response.text();
+    const response = { status, ok: status >= 200 && status < 300 };
     if (response.status === 401) throw new AuthError(`the controller refused this host's token: ${safeErrorMessage(text) ?? 'HTTP 401'}`);
     if (response.status === 409 && text.includes('"PROTOCOL_MISMATCH"')) {
       this.refusal = new ProtocolError(`the controller refused this executor: ${safeErrorMessage(text)}`);

@@ -1,11 +1,12 @@
 // What `crossdock-executor` does with its arguments: print its version, install or uninstall
 // itself (install.ts), or run the agent (the default). Returns the exit status; only main.ts exits.
+import { ControllerTrust, TrustError, trustedFetch } from '@crossdock/shared/trust';
 import { Agent } from './agent.ts';
 import { ConfigError, USAGE, loadConfig } from './config.ts';
 import { createDockerDriver, createIpDriver, createIptablesDriver, createServiceManager, createSysctlDriver } from './drivers/index.ts';
 import { EXIT_USAGE, INSTALL_USAGE, UNINSTALL_USAGE, UsageError, install, uninstall } from './install.ts';
 import { createLogger, type Logger } from './log.ts';
-import { httpSubnetClient } from './ipam/controller-client.ts';
+import { httpSubnetClient, type SubnetClient } from './ipam/controller-client.ts';
 import { IpamPlugin } from './ipam/plugin.ts';
 import { servePlugin, type PluginServer } from './ipam/server.ts';
 import { FileIpamStore } from './ipam/state.ts';
@@ -64,8 +65,16 @@ async function runAgent(argv: string[], env: NodeJS.ProcessEnv): Promise<number>
     return 0;
   }
 
+  let trust: ControllerTrust;
+  try {
+    trust = new ControllerTrust({ caFingerprint: config.caFingerprint, caFile: config.caFile });
+  } catch (error) {
+    if (error instanceof TrustError) return fail(error.message);
+    throw error;
+  }
   const log = createLogger();
   const agent = new Agent({
+    trust,
     controllerUrl: config.controllerUrl,
     token: config.token,
     transport: config.transport,
@@ -86,10 +95,18 @@ async function runAgent(argv: string[], env: NodeJS.ProcessEnv): Promise<number>
     });
   }
   log.info(
-    { controller: config.controllerUrl, transport: config.transport, dockerHost: config.dockerHost, version: EXECUTOR_VERSION },
+    {
+      controller: config.controllerUrl,
+      trust: config.caFingerprint ?? config.caFile ?? 'system CAs',
+      transport: config.transport,
+      dockerHost: config.dockerHost,
+      version: EXECUTOR_VERSION,
+    },
     'crossdock executor starting',
   );
-  const ipam = config.ipamSocket ? await startIpamPlugin(config.ipamSocket, config.ipamStateFile, config.controllerUrl, config.token, log) : null;
+  const ipam = config.ipamSocket
+    ? await startIpamPlugin(config.ipamSocket, config.ipamStateFile, httpSubnetClient(config.controllerUrl, config.token, undefined, trustedFetch(trust)), log)
+    : null;
   const exit = await agent.run();
   await ipam?.close();
   if (exit.reason === 'revoked') log.warn({ reason: exit.message }, 'exiting: this host was deleted from the controller');
@@ -100,8 +117,8 @@ async function runAgent(argv: string[], env: NodeJS.ProcessEnv): Promise<number>
  * The Docker IPAM plugin beside the agent. One that cannot start is logged and left out: routing
  * the fleet's subnets matters more than new Docker networks on this host.
  */
-async function startIpamPlugin(socket: string, stateFile: string, controllerUrl: string, token: string, log: Logger): Promise<PluginServer | null> {
-  const plugin = new IpamPlugin({ store: new FileIpamStore(stateFile), controller: httpSubnetClient(controllerUrl, token), log });
+async function startIpamPlugin(socket: string, stateFile: string, controller: SubnetClient, log: Logger): Promise<PluginServer | null> {
+  const plugin = new IpamPlugin({ store: new FileIpamStore(stateFile), controller, log });
   try {
     await plugin.start();
     const server = await servePlugin(plugin, socket, log);

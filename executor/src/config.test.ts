@@ -50,6 +50,8 @@ describe('loadConfig', () => {
       engineRestartCommand: null,
       ipamSocket: '/run/docker/plugins/crossdock.sock',
       ipamStateFile: '/var/lib/crossdock/ipam.json',
+      caFingerprint: undefined,
+      caFile: undefined,
     });
   });
 
@@ -66,6 +68,8 @@ describe('loadConfig', () => {
         CROSSDOCK_ENGINE_RESTART_COMMAND: '["rc-service","docker","restart"]',
         CROSSDOCK_IPAM_SOCKET: 'off',
         CROSSDOCK_IPAM_STATE: '/srv/crossdock/ipam.json',
+        CROSSDOCK_CA_FINGERPRINT: `sha256:${'a'.repeat(64)}`,
+        CROSSDOCK_CA_FILE: '/etc/crossdock/ca.pem',
       }),
     ).toStrictEqual({
       controllerUrl: 'https://ctl.example:7800',
@@ -77,6 +81,8 @@ describe('loadConfig', () => {
       engineRestartCommand: ['rc-service', 'docker', 'restart'],
       ipamSocket: null,
       ipamStateFile: '/srv/crossdock/ipam.json',
+      caFingerprint: `sha256:${'a'.repeat(64)}`,
+      caFile: '/etc/crossdock/ca.pem',
     });
   });
 
@@ -123,7 +129,17 @@ describe('loadConfig', () => {
       engineRestartCommand: ['flag', 'restart'],
       ipamSocket: '/flag/plugins/crossdock.sock',
       ipamStateFile: '/flag/ipam.json',
+      caFingerprint: undefined,
+      caFile: undefined,
     });
+  });
+
+  it('pins a CA by fingerprint or file, only for an https:// controller', () => {
+    const pin = `sha256:${'ab'.repeat(32)}`;
+    expect(config(['--controller', 'https://c:7800', '--token', 't', '--ca-fingerprint', pin], {}).caFingerprint).toBe(pin);
+    expect(() => config(['--controller', 'https://c:7800', '--token', 't', '--ca-fingerprint', 'sha1:abc'], {})).toThrow(/not sha256:<64 hex digits>/);
+    expect(() => config(['--controller', 'http://c:7800', '--token', 't', '--ca-fingerprint', pin], {})).toThrow(/plain http:\/\/, but a CA is pinned/);
+    expect(() => config(['--controller', 'http://c:7800', '--token', 't'], { CROSSDOCK_CA_FILE: '/x.pem' })).toThrow(/use https:\/\//);
   });
 
   it('keeps a path in the controller URL, without the trailing slash', () => {

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { MIN_INTERVAL_MS } from '@crossdock/shared';
+import { parseFingerprint } from '@crossdock/shared/trust';
 import type { Transport } from './agent.ts';
 
 export interface ExecutorConfig {
@@ -17,6 +18,9 @@ export interface ExecutorConfig {
   ipamSocket: string | null;
   /** the IPAM plugin's pools and addresses */
   ipamStateFile: string;
+  /** the controller's CA, pinned by fingerprint (the join line's) and/or given as a file */
+  caFingerprint: string | undefined;
+  caFile: string | undefined;
 }
 
 export const DEFAULT_IPAM_SOCKET = '/run/docker/plugins/crossdock.sock';
@@ -30,6 +34,10 @@ export const USAGE = `usage: crossdock-executor --controller URL --token TOKEN [
   --controller URL                 controller base URL (CROSSDOCK_CONTROLLER), e.g. http://10.0.0.5:7800
   --token TOKEN                    this host's token (CROSSDOCK_TOKEN)
   --token-file PATH                read the token from a file instead (CROSSDOCK_TOKEN_FILE)
+  --ca-fingerprint sha256:HEX      trust only a controller whose certificate chains to this CA (CROSSDOCK_CA_FINGERPRINT;
+                                   the join line's)
+  --ca-file PATH                   trust only the CA(s) in this PEM file (CROSSDOCK_CA_FILE; install saves the pinned CA
+                                   as /etc/crossdock/ca.pem)
   --docker-host URL                Docker endpoint (DOCKER_HOST, default unix:///var/run/docker.sock)
   --transport auto|websocket|polling   (CROSSDOCK_TRANSPORT, default auto: WebSocket, polling if it fails)
   --reconcile-interval-ms N        how often to report state (default: what the controller says)
@@ -49,6 +57,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ExecutorConf
         controller: { type: 'string' },
         token: { type: 'string' },
         'token-file': { type: 'string' },
+        'ca-fingerprint': { type: 'string' },
+        'ca-file': { type: 'string' },
         'docker-host': { type: 'string' },
         transport: { type: 'string' },
         'reconcile-interval-ms': { type: 'string' },
@@ -128,9 +138,21 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ExecutorConf
   }
   const ipamStateFile = values['ipam-state'] ?? env.CROSSDOCK_IPAM_STATE ?? DEFAULT_IPAM_STATE_FILE;
   if (!ipamStateFile.startsWith('/')) throw new ConfigError(`IPAM state file "${ipamStateFile}" must be an absolute path, such as ${DEFAULT_IPAM_STATE_FILE}`);
+  const caFingerprint = values['ca-fingerprint'] ?? env.CROSSDOCK_CA_FINGERPRINT ?? undefined;
+  if (caFingerprint !== undefined && !parseFingerprint(caFingerprint)) {
+    throw new ConfigError(`CA fingerprint "${caFingerprint}" is not sha256:<64 hex digits>; copy it from the join line (POST /v1/hosts answers it)`);
+  }
+  const caFile = values['ca-file'] ?? env.CROSSDOCK_CA_FILE ?? undefined;
+  if ((caFingerprint || caFile) && url.protocol === 'http:') {
+    throw new ConfigError(
+      `controller URL ${controllerUrl} is plain http://, but a CA is pinned (--ca-fingerprint or --ca-file); use https://, or no pin for a controller with TLS off`,
+    );
+  }
 
   return {
     controllerUrl: url.toString().replace(/\/$/, ''),
+    caFingerprint: caFingerprint || undefined,
+    caFile: caFile || undefined,
     token,
     dockerHost: values['docker-host'] ?? env.DOCKER_HOST ?? 'unix:///var/run/docker.sock',
     transport,

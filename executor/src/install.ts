@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { MANAGED_LABEL, shellLine } from '@crossdock/shared';
+import { ControllerTrust, TrustError } from '@crossdock/shared/trust';
 import { ConfigError, loadConfig } from './config.ts';
 import type { ServiceManager } from './drivers/systemd.ts';
 import type { Drivers } from './observe.ts';
@@ -25,6 +26,8 @@ export const INSTALL_PATHS = {
   command: '/usr/local/bin/crossdock-executor',
   tokenDir: '/etc/crossdock',
   token: '/etc/crossdock/token',
+  /** the controller's CA, when install was given --ca-file */
+  ca: '/etc/crossdock/ca.pem',
   unit: `/etc/systemd/system/${UNIT_NAME}`,
 } as const;
 
@@ -53,6 +56,9 @@ export const INSTALL_USAGE = `usage: crossdock-executor install --controller URL
   --controller URL          the controller's URL (CROSSDOCK_CONTROLLER)
   --token TOKEN             this host's token (CROSSDOCK_TOKEN)
   --token-file PATH|-       read the token from a file, or from standard input with "-" (CROSSDOCK_TOKEN_FILE)
+  --ca-fingerprint sha256:HEX   trust only a controller whose certificate chains to this CA (the join line's);
+                            checked against the controller before anything is written
+  --ca-file PATH            trust only the CA(s) in this PEM file; copied to ${INSTALL_PATHS.ca}
   --root DIR                write under DIR instead of / (packaging, tests); systemd is left alone
   --dry-run                 print what would be written and run; change nothing
   --docker-host URL, --transport MODE, --reconcile-interval-ms N, --daemon-json PATH,
@@ -193,6 +199,8 @@ function planInstall(argv: string[], env: NodeJS.ProcessEnv, context: InstallCon
     controller: { type: 'string' },
     token: { type: 'string' },
     'token-file': { type: 'string' },
+    'ca-fingerprint': { type: 'string' },
+    'ca-file': { type: 'string' },
     root: { type: 'string' },
     'dry-run': { type: 'boolean' },
     'docker-host': { type: 'string' },
@@ -223,12 +231,33 @@ function planInstall(argv: string[], env: NodeJS.ProcessEnv, context: InstallCon
     settings.push(['CROSSDOCK_ALLOW_ENGINE_RESTART', 'true']);
     runArgv.push('--allow-engine-restart');
   }
+  const caFingerprint = values['ca-fingerprint'] as string | undefined;
+  const caFile = values['ca-file'] as string | undefined;
+  if (caFingerprint !== undefined) {
+    settings.push(['CROSSDOCK_CA_FINGERPRINT', caFingerprint]);
+    runArgv.push('--ca-fingerprint', caFingerprint);
+  }
+  let caPem: Buffer | undefined;
+  if (caFile !== undefined) {
+    settings.push(['CROSSDOCK_CA_FILE', INSTALL_PATHS.ca]);
+    runArgv.push('--ca-file', caFile);
+  }
   settings.push(['CROSSDOCK_TOKEN_FILE', INSTALL_PATHS.token]);
   try {
     loadConfig(runArgv, {});
   } catch (error) {
     if (error instanceof ConfigError) throw new UsageError(error.message.replace(/; see --help$/, ''));
     throw error;
+  }
+  let trust: ControllerTrust | undefined;
+  if (caFingerprint !== undefined || caFile !== undefined) {
+    try {
+      trust = new ControllerTrust({ caFingerprint, caFile });
+    } catch (error) {
+      if (error instanceof TrustError) throw new UsageError(error.message);
+      throw error;
+    }
+    if (caFile !== undefined) caPem = Buffer.from(`${trust.trustedCertificates!.join('\n')}\n`);
   }
 
   const build = context.build ?? ownBuild();
@@ -243,10 +272,11 @@ function planInstall(argv: string[], env: NodeJS.ProcessEnv, context: InstallCon
     { kind: 'file', path: program, content: readFileSync(build.file), mode: 0o755, describe: `the executor ${EXECUTOR_VERSION}` },
     { kind: 'symlink', path: INSTALL_PATHS.command, target: path.posix.relative(path.posix.dirname(INSTALL_PATHS.command), program), describe: 'the command' },
     { kind: 'file', path: INSTALL_PATHS.token, content: Buffer.from(`${token}\n`), mode: 0o600, describe: 'the host token', secret: true },
+    ...(caPem ? [{ kind: 'file', path: INSTALL_PATHS.ca, content: caPem, mode: 0o644, describe: "the controller's CA" } as const] : []),
     { kind: 'file', path: INSTALL_PATHS.unit, content: Buffer.from(unit), mode: 0o644, describe: 'the systemd unit' },
   ];
   const handStart = shellLine(['env', ...settings.map(([name, value]) => `${name}=${value}`), INSTALL_PATHS.command]);
-  return { root, live, dryRun: values['dry-run'] === true, artifacts, handStart };
+  return { root, live, dryRun: values['dry-run'] === true, artifacts, handStart, controller, trust };
 }
 
 function isCurrent(artifact: Artifact, file: string): boolean {
@@ -286,8 +316,18 @@ function describeWrite(artifact: Artifact, file: string, verb: string): string {
 
 export async function install(argv: string[], env: NodeJS.ProcessEnv, context: InstallContext): Promise<number> {
   const { print, services } = context;
-  const { root, live, dryRun, artifacts, handStart } = planInstall(argv, env, context);
+  const { root, live, dryRun, artifacts, handStart, controller, trust } = planInstall(argv, env, context);
   const systemd = live && services.running;
+  // On the host itself, a controller that is not the pinned one is refused before anything is written.
+  if (live && trust) {
+    try {
+      await trust.tlsOptions(controller);
+      print(`the controller at ${controller} presents the pinned CA ${trust.fingerprint ?? `from ${INSTALL_PATHS.ca}`}`);
+    } catch (error) {
+      if (error instanceof TrustError) throw new UsageError(`${error.message}; nothing was installed`);
+      print(`could not check the controller's certificate now (${(error as Error).message}); the service checks it on every connection`);
+    }
+  }
   let changed = 0;
   for (const artifact of artifacts) {
     const file = under(root, artifact.path);
@@ -414,6 +454,7 @@ export async function uninstall(argv: string[], env: NodeJS.ProcessEnv, context:
     INSTALL_PATHS.command,
     ...PROGRAM_NAMES.map((name) => path.posix.join(INSTALL_PATHS.programDir, name)),
     INSTALL_PATHS.token,
+    INSTALL_PATHS.ca,
   ];
   let found = 0;
   for (const relative of files) {

@@ -16,6 +16,12 @@ describe('join line', () => {
     );
   });
 
+  it('pins the CA when the controller speaks TLS', () => {
+    expect(joinLine('https://192.168.32.5:7800', 'cdh_abc', `sha256:${'ab'.repeat(32)}`)).toBe(
+      `node crossdock-executor.mjs install --controller https://192.168.32.5:7800 --token cdh_abc --ca-fingerprint sha256:${'ab'.repeat(32)}`,
+    );
+  });
+
   it('gives sh back every word as it was, whatever it holds', () => {
     const words = ['node', "it's", 'a b', '$HOME', '`id`', '*', '', 'x;rm -rf /', 'new\nline'];
     expect(wordsOf(shellLine(words))).toEqual(words);

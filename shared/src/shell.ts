@@ -10,8 +10,18 @@ export function shellLine(argv: readonly string[]): string {
 
 /**
  * What to run on a new host (as root) with the one-file executor copied into the current
- * directory: it installs the executor as a service connected to `controllerUrl`.
+ * directory: it installs the executor as a service connected to `controllerUrl`, trusting only
+ * the controller whose CA has `caFingerprint` (none: a controller with TLS off, or behind a proxy).
  */
-export function joinLine(controllerUrl: string, token: string): string {
-  return shellLine(['node', EXECUTOR_ONE_FILE, 'install', '--controller', controllerUrl, '--token', token]);
+export function joinLine(controllerUrl: string, token: string, caFingerprint?: string): string {
+  return shellLine([
+    'node',
+    EXECUTOR_ONE_FILE,
+    'install',
+    '--controller',
+    controllerUrl,
+    '--token',
+    token,
+    ...(caFingerprint ? ['--ca-fingerprint', caFingerprint] : []),
+  ]);
 }

@@ -6,6 +6,8 @@ import { mkdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { ControllerTrust, pemFingerprint, trustedRequest } from '@crossdock/shared/trust';
+import { seedTestCa } from '../support/test-ca.ts';
 import { stopCrossdockProcesses, type Log } from './cleanup.ts';
 import { pluginDirOf } from './engine.ts';
 import { isAlive, terminate } from './processes.ts';
@@ -18,6 +20,7 @@ import {
   hostPaths,
   LAB_ENV_MARKER,
   writeState,
+  type LabController,
   type LabState,
   type LabSubnet,
 } from './state.ts';
@@ -74,15 +77,15 @@ function logTail(file: string): string {
   }
 }
 
-async function api<T>(url: string, adminToken: string, method: string, route: string, body?: unknown): Promise<{ status: number; body: T }> {
-  const response = await fetch(`${url}${route}`, {
+/** Requests to the lab's controller, trusting its CA file (the lab runs outside vitest's trusted CA too). */
+export async function labApi<T>(controller: LabController, method: string, route: string, body?: unknown): Promise<{ status: number; body: T }> {
+  const response = await trustedRequest(new ControllerTrust({ caFile: controller.caFile }), `${controller.url}${route}`, {
     method,
-    headers: { authorization: `Bearer ${adminToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    headers: { authorization: `Bearer ${controller.adminToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
     body: body === undefined ? undefined : JSON.stringify(body),
     signal: AbortSignal.timeout(HTTP_TIMEOUT_MS),
   });
-  const text = await response.text();
-  return { status: response.status, body: (text ? JSON.parse(text) : null) as T };
+  return { status: response.status, body: (response.text ? JSON.parse(response.text) : null) as T };
 }
 
 async function startController(state: LabState, entry: string): Promise<void> {
@@ -90,7 +93,10 @@ async function startController(state: LabState, entry: string): Promise<void> {
   await mkdir(paths.dir, { recursive: true });
   // a restart (restartController) keeps the token the tests and operators already hold
   const adminToken = state.controller?.adminToken ?? randomBytes(24).toString('hex');
-  const url = `http://${CONTROLLER_ADDRESS}:${CONTROLLER_PORT}`;
+  const url = `https://${CONTROLLER_ADDRESS}:${CONTROLLER_PORT}`;
+  // Under vitest, the run's CA (which its processes trust); else the controller makes its own.
+  seedTestCa(paths.dir);
+  const caFile = path.join(paths.dir, 'ca.pem');
   const pid = await spawnDetached(tsxArgv(entry, []), {
     cwd: REPO_ROOT,
     log: paths.log,
@@ -105,19 +111,30 @@ async function startController(state: LabState, entry: string): Promise<void> {
     },
   });
   writeFileSync(paths.pidfile, `${pid}\n`);
-  state.controller = { url, address: CONTROLLER_ADDRESS, port: CONTROLLER_PORT, adminToken, pid };
+  state.controller = {
+    url,
+    address: CONTROLLER_ADDRESS,
+    port: CONTROLLER_PORT,
+    adminToken,
+    pid,
+    caFile,
+    caFingerprint: state.controller?.caFingerprint ?? null,
+  };
   await writeState(state);
+  const controller = state.controller;
   await waitFor(`the controller to answer ${url}/healthz`, CONTROLLER_READY_TIMEOUT_MS, READY_POLL_INTERVAL_MS, async () => {
     if (!isAlive(pid)) throw new WaitAborted(`the controller (pid ${pid}) exited; end of ${paths.log}:\n${logTail(paths.log)}`);
-    const response = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(HTTP_TIMEOUT_MS) });
+    if (!existsSync(caFile)) return undefined;
+    const response = await labApi(controller, 'GET', '/healthz');
     return response.status === 200 ? true : undefined;
   });
+  controller.caFingerprint = pemFingerprint(readFileSync(caFile, 'utf8'));
+  await writeState(state);
 }
 
 async function registerHosts(state: LabState): Promise<void> {
-  const { url, adminToken } = state.controller!;
   for (const host of state.hosts) {
-    const response = await api<{ host: { subnets?: LabSubnet[] }; token: string }>(url, adminToken, 'POST', '/v1/hosts', {
+    const response = await labApi<{ host: { subnets?: LabSubnet[] }; token: string }>(state.controller!, 'POST', '/v1/hosts', {
       name: host.name,
       address: host.address,
       interface: HOST_INTERFACE,
@@ -140,6 +157,8 @@ export function executorArgv(state: LabState, host: LabState['hosts'][number], e
       state.controller!.url,
       '--token',
       host.token!,
+      // pinned as the join line pins it
+      ...(state.controller!.caFingerprint ? ['--ca-fingerprint', state.controller!.caFingerprint] : []),
       '--docker-host',
       host.dockerHost,
       '--daemon-json',

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { findLabProcesses, labNamespaces, leftovers, teardown, type Log } from './cleanup.ts';
-import { assertCrossdockEntries, startCrossdock, stopCrossdock } from './crossdock.ts';
+import { assertCrossdockEntries, labApi, startCrossdock, stopCrossdock } from './crossdock.ts';
 import { docker, dockerdPidOf, startEngine } from './engine.ts';
 import { buildImageTar, importImage } from './image.ts';
 import { createHost, createLan, createLanMachine, forwardPolicyOf, ipForwardOf } from './network.ts';
@@ -251,12 +251,9 @@ async function hostStatus(state: LabState, host: LabHost, controllerSubnets: Map
 
 async function subnetsFromController(controller: NonNullable<LabState['controller']>): Promise<Map<string, LabSubnet[]> | null> {
   try {
-    const response = await fetch(`${controller.url}/v1/hosts`, {
-      headers: { authorization: `Bearer ${controller.adminToken}` },
-      signal: AbortSignal.timeout(3_000),
-    });
+    const response = await labApi<{ items: Array<{ name: string; subnets?: LabSubnet[] }> }>(controller, 'GET', '/v1/hosts');
     if (response.status !== 200) return null;
-    const body = (await response.json()) as { items: Array<{ name: string; subnets?: LabSubnet[] }> };
+    const body = response.body;
     return new Map(
       body.items.map((item) => [item.name, (item.subnets ?? []).map(({ id, cidr, gateway, network, mode }) => ({ id, cidr, gateway, network, mode }))]),
     );

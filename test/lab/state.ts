@@ -138,11 +138,15 @@ export interface LabHost {
 }
 
 export interface LabController {
+  /** https:// (the lab runs the controller with TLS, as a real install does) */
   url: string;
   address: string;
   port: number;
   adminToken: string;
   pid: number | null;
+  /** the controller's CA (beside its database) and its fingerprint, which the executors pin */
+  caFile: string;
+  caFingerprint: string | null;
 }
 
 export interface LabState {

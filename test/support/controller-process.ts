@@ -3,12 +3,16 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { seedTestCa } from './test-ca.ts';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const START_TIMEOUT_MS = 30_000;
 
 export interface ControllerProcess {
+  /** https:// (TLS is on unless env says CROSSDOCK_TLS=off) */
   url: string;
+  /** the CA's fingerprint, as a join line pins it (undefined with TLS off) */
+  caFingerprint: string | undefined;
   adminToken: string;
   child: ChildProcess;
   output: () => string;
@@ -27,6 +31,10 @@ export async function startController(options: {
   /** run the production bundle (controller/dist/server.mjs, from `npm run build`) instead of the sources */
   bundle?: boolean;
 }): Promise<ControllerProcess> {
+  // The run's CA, unless the suite brings its own certificates or turns TLS off.
+  const tlsOff = /^(off|false)$/i.test(options.env?.CROSSDOCK_TLS ?? '');
+  const ownCertificates = options.env?.CROSSDOCK_TLS_CERT !== undefined || (options.args ?? []).some((a) => a.startsWith('--tls'));
+  if (!tlsOff && !ownCertificates) seedTestCa(path.dirname(options.dbFile));
   const entry = options.bundle ? ['controller/dist/server.mjs'] : ['--import', 'tsx', 'controller/src/server.ts'];
   const argv = [process.execPath, ...entry, ...(options.args ?? [])];
   const child = spawn(argv[0]!, argv.slice(1), {
@@ -48,8 +56,8 @@ export async function startController(options: {
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`controller did not start within ${START_TIMEOUT_MS} ms:\n${output}`)), START_TIMEOUT_MS);
     const check = () => {
-      const match = /listening on (http:\/\/\S+)/.exec(output);
-      if (match) {
+      const match = /listening on (https?:\/\/\S+)/.exec(output);
+      if (match && (match[1]!.startsWith('http:') || /CA fingerprint[^\n]*: sha256:[0-9a-f]{64}\n/.test(output))) {
         clearTimeout(timer);
         resolve(match[1]!);
       }
@@ -64,7 +72,8 @@ export async function startController(options: {
     if (child.exitCode === null && child.signalCode === null) child.kill(signal);
     await exited;
   };
-  return { url, adminToken: options.adminToken, child, output: () => output, stop: () => stopWith('SIGTERM'), kill: () => stopWith('SIGKILL') };
+  const caFingerprint = /CA fingerprint[^\n]*: (sha256:[0-9a-f]{64})/.exec(output)?.[1];
+  return { url, caFingerprint, adminToken: options.adminToken, child, output: () => output, stop: () => stopWith('SIGTERM'), kill: () => stopWith('SIGKILL') };
 }
 
 export function api(base: string, token: string) {

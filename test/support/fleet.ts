@@ -6,7 +6,8 @@ import { PROTOCOL_VERSION, emptyObservedState, observedDigest } from '@crossdock
 import { createTestApp } from '../../controller/src/test-support.ts';
 import { Agent, type Transport } from '../../executor/src/agent.ts';
 import { FakeDockerDriver, FakeIpDriver, FakeIptablesDriver, FakeSysctlDriver } from '../../executor/src/drivers/fake.ts';
-import { silentLogger } from '../../executor/src/log.ts';
+import { ControllerTrust } from '@crossdock/shared/trust';
+import { silentLogger, type Logger } from '../../executor/src/log.ts';
 import type { Drivers } from '../../executor/src/observe.ts';
 
 /** How long a test waits for the fleet to converge (vi.waitFor), and how often it looks. */
@@ -73,7 +74,7 @@ export async function startFleetController(
 export function startFakeExecutor(
   url: string,
   token: string,
-  opts: { transport?: Transport; sleep?: (ms: number) => Promise<void>; reconcileIntervalMs?: number } = {},
+  opts: { transport?: Transport; sleep?: (ms: number) => Promise<void>; reconcileIntervalMs?: number; caFingerprint?: string; log?: Logger } = {},
 ): FakeHost {
   const drivers = {
     ip: new FakeIpDriver(),
@@ -87,7 +88,8 @@ export function startFakeExecutor(
     drivers,
     job: { daemonJsonPath: '/nonexistent/daemon.json', engineRestartCommand: ['true'] },
     transport: opts.transport ?? 'websocket',
-    log: silentLogger,
+    log: opts.log ?? silentLogger,
+    trust: new ControllerTrust({ caFingerprint: opts.caFingerprint }),
     ...(opts.sleep ? { sleep: opts.sleep } : {}),
     ...(opts.reconcileIntervalMs ? { reconcileIntervalMs: opts.reconcileIntervalMs } : {}),
   });

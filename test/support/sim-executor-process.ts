@@ -1,12 +1,13 @@
 // A simulated host in its own process: the real executor (agent, protocol, job runner) over
 // the in-memory fake drivers, so nothing on this machine changes. Killing the process drops
 // its connection the way a host that dies does.
-//   node --import tsx test/support/sim-executor-process.ts <controller url> <host token>
+//   node --import tsx test/support/sim-executor-process.ts <controller url> <host token> [<CA fingerprint>]
+import { ControllerTrust } from '@crossdock/shared/trust';
 import { Agent } from '../../executor/src/agent.ts';
 import { FakeDockerDriver, FakeIpDriver, FakeIptablesDriver, FakeSysctlDriver } from '../../executor/src/drivers/fake.ts';
 import { silentLogger } from '../../executor/src/log.ts';
 
-const [controllerUrl, token] = process.argv.slice(2);
+const [controllerUrl, token, caFingerprint] = process.argv.slice(2);
 if (!controllerUrl || !token) {
   console.error('usage: sim-executor-process.ts <controller url> <host token>');
   process.exit(2);
@@ -14,6 +15,8 @@ if (!controllerUrl || !token) {
 const agent = new Agent({
   controllerUrl,
   token,
+  // pinned as a join line pins it; without one, the test run's CA through NODE_EXTRA_CA_CERTS
+  trust: new ControllerTrust({ caFingerprint }),
   drivers: {
     ip: new FakeIpDriver(),
     iptables: new FakeIptablesDriver({ forwardPolicy: 'DROP' }),

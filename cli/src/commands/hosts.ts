@@ -31,8 +31,8 @@ function isLoopback(url: string): boolean {
  * The token, once, and the exact line that puts the executor on that host: the controller's
  * join line (the one-file executor's install) where it gives one, and the checkout's way.
  */
-function printJoin(out: Output, client: ApiClient, name: string, token: string, join: string | undefined): void {
-  const args = `--controller ${client.leader} --token ${token}`;
+function printJoin(out: Output, client: ApiClient, name: string, token: string, join: string | undefined, caFingerprint: string | null | undefined): void {
+  const args = `--controller ${client.leader} --token ${token}${caFingerprint ? ` --ca-fingerprint ${caFingerprint}` : ''}`;
   out.line(`token for ${name} (shown once; the controller keeps only its hash):`);
   out.line(`  ${token}`);
   if (join) {
@@ -125,10 +125,10 @@ export function registerHosts(program: Command, ctx: Context): void {
         };
         const response = await client.call('POST', '/v1/hosts', body);
         if (ctx.json(command)) return ctx.printJson(response);
-        const { host, token, join } = response.body as { host: Host; token: string; join?: string };
+        const { host, token, join, caFingerprint } = response.body as { host: Host; token: string; join?: string; caFingerprint?: string | null };
         const subnets = host.subnets.map((s) => `${s.cidr} (pool ${s.pool})`).join(', ');
         ctx.out.line(`host ${host.name} registered at ${host.address} on ${host.interface}${subnets ? `, subnet ${subnets}` : ', no subnet yet'}`);
-        printJoin(ctx.out, client, host.name, token, join);
+        printJoin(ctx.out, client, host.name, token, join, caFingerprint);
       }),
     );
 
@@ -145,8 +145,8 @@ export function registerHosts(program: Command, ctx: Context): void {
       const client = ctx.client(command);
       const response = await client.call('POST', `/v1/hosts/${encodeURIComponent(name)}/token`);
       if (ctx.json(command)) return ctx.printJson(response);
-      const { token, join } = response.body as { token: string; join?: string };
-      printJoin(ctx.out, client, name, token, join);
+      const { token, join, caFingerprint } = response.body as { token: string; join?: string; caFingerprint?: string | null };
+      printJoin(ctx.out, client, name, token, join, caFingerprint);
     }),
   );
 }

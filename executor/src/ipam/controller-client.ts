@@ -37,12 +37,18 @@ export class ControllerRefused extends Error {
   }
 }
 
-export function httpSubnetClient(controllerUrl: string, token: string, timeoutMs = CONTROLLER_REQUEST_TIMEOUT_MS): SubnetClient {
+/** fetchImpl: a fetch that trusts the controller as the agent does (shared/trust.ts's trustedFetch); default: the global one. */
+export function httpSubnetClient(
+  controllerUrl: string,
+  token: string,
+  timeoutMs = CONTROLLER_REQUEST_TIMEOUT_MS,
+  fetchImpl: typeof fetch = fetch,
+): SubnetClient {
   const base = controllerUrl.replace(/\/$/, '');
   async function call(method: 'POST' | 'DELETE', route: string, body?: unknown): Promise<{ status: number; text: string }> {
     let response: Response;
     try {
-      response = await fetch(`${base}/v1/agent/subnets${route}`, {
+      response = await fetchImpl(`${base}/v1/agent/subnets${route}`, {
         method,
         headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
         body: body === undefined ? undefined : JSON.stringify(body),

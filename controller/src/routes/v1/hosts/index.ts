@@ -2,7 +2,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import { emptyObservedState, renderCommand } from '@crossdock/shared';
 import { hashToken, newHostToken } from '../../../auth/tokens.ts';
 import { ApiError, notFound } from '../../../errors.ts';
-import { JOIN_DESCRIPTION, joinFor } from '../../../join.ts';
+import { CA_FINGERPRINT_DESCRIPTION, JOIN_DESCRIPTION, joinFor } from '../../../join.ts';
 import { DEFAULT_NETWORK_NAME } from '../../../ipam/ipam.ts';
 import { requireDnsLabel, requireInterfaceName, requireLabels, requireUnicastAddress } from '../../../ipam/rules.ts';
 import { Host, Labels, NameParams, commonErrors, itemsOf } from '../../../schemas.ts';
@@ -54,9 +54,10 @@ const hosts: FastifyPluginAsyncTypebox<HostsRoutesOptions> = async (app, options
           201: Type.Object({
             host: Host,
             token: Type.String({ description: 'shown once' }),
+            caFingerprint: Type.Union([Type.String(), Type.Null()], { description: CA_FINGERPRINT_DESCRIPTION }),
             join: Type.String({
               description: JOIN_DESCRIPTION,
-              examples: ['node crossdock-executor.mjs install --controller http://192.168.32.5:7800 --token cdh_...'],
+              examples: ['node crossdock-executor.mjs install --controller https://192.168.32.5:7800 --token cdh_... --ca-fingerprint sha256:...'],
             }),
           }),
           ...commonErrors,
@@ -80,7 +81,13 @@ const hosts: FastifyPluginAsyncTypebox<HostsRoutesOptions> = async (app, options
       // Registering with a first subnet is an allocation too, and is counted as one.
       if (firstSubnet) await app.metrics.timeAllocation(() => ipam.registerHost(input, firstSubnet));
       else await ipam.registerHost(input, null);
-      return reply.code(201).send({ host: await loadHost(input.name), token, join: joinFor(request, options.advertiseUrl, token) });
+      const caFingerprint = app.tls?.material.caFingerprint;
+      return reply.code(201).send({
+        host: await loadHost(input.name),
+        token,
+        caFingerprint: caFingerprint ?? null,
+        join: joinFor(request, options.advertiseUrl, token, caFingerprint),
+      });
     },
   );
 
@@ -169,7 +176,14 @@ const hosts: FastifyPluginAsyncTypebox<HostsRoutesOptions> = async (app, options
         tags: ['hosts'],
         summary: "Rotate a host's token (the old one stops working)",
         params: NameParams,
-        response: { 200: Type.Object({ token: Type.String(), join: Type.String({ description: JOIN_DESCRIPTION }) }), ...commonErrors },
+        response: {
+          200: Type.Object({
+            token: Type.String(),
+            caFingerprint: Type.Union([Type.String(), Type.Null()], { description: CA_FINGERPRINT_DESCRIPTION }),
+            join: Type.String({ description: JOIN_DESCRIPTION }),
+          }),
+          ...commonErrors,
+        },
       },
     },
     async (request) => {
@@ -178,7 +192,8 @@ const hosts: FastifyPluginAsyncTypebox<HostsRoutesOptions> = async (app, options
         tx.host.update({ where: { id }, data: { tokenHash: hashToken(token), updatedAt: new Date() } }),
       );
       app.events.emit('token.rotated', ipam.hostIdByName(request.params.name));
-      return { token, join: joinFor(request, options.advertiseUrl, token) };
+      const caFingerprint = app.tls?.material.caFingerprint;
+      return { token, caFingerprint: caFingerprint ?? null, join: joinFor(request, options.advertiseUrl, token, caFingerprint) };
     },
   );
 };
