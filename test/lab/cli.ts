@@ -41,6 +41,13 @@ function printStatus(lab: LabStatus): void {
   for (const problem of lab.problems) console.log(`  problem: ${problem}`);
 }
 
+/** A count flag as a number; text that is not one is named as given (up checks the range). */
+function countOption(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!/^\d+$/.test(value)) throw new Error(`--${name} must be a whole number, not ${JSON.stringify(value)}`);
+  return Number(value);
+}
+
 async function main(): Promise<number> {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
@@ -62,8 +69,8 @@ async function main(): Promise<number> {
 
   switch (command) {
     case 'up': {
-      const hosts = values.hosts === undefined ? DEFAULT_HOSTS : Number(values.hosts);
-      const segments = values.segments === undefined ? DEFAULT_SEGMENTS : Number(values.segments);
+      const hosts = countOption('hosts', values.hosts, DEFAULT_HOSTS);
+      const segments = countOption('segments', values.segments, DEFAULT_SEGMENTS);
       await up({ dir, hosts, segments, crossdock: !values['no-crossdock'], log });
       console.error(`lab up in ${elapsed()}`);
       printStatus(await status({ dir }));
