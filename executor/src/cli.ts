@@ -2,7 +2,7 @@
 // itself (install.ts), or run the agent (the default). Returns the exit status; only main.ts exits.
 import { Agent } from './agent.ts';
 import { ConfigError, USAGE, loadConfig } from './config.ts';
-import { createDockerDriver, createIpDriver, createIptablesDriver, createServiceManager, createSysctlDriver } from './drivers/index.ts';
+import { createDockerDriver, createIpDriver, createVxlanDriver, createIptablesDriver, createServiceManager, createSysctlDriver } from './drivers/index.ts';
 import { EXIT_USAGE, INSTALL_USAGE, UNINSTALL_USAGE, UsageError, install, uninstall } from './install.ts';
 import { createLogger } from './log.ts';
 import { EXECUTOR_VERSION } from './version.ts';
@@ -32,6 +32,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       services: createServiceManager(),
       drivers: (dockerHost: string) => ({
         ip: createIpDriver(),
+        vxlan: createVxlanDriver(),
         iptables: createIptablesDriver(),
         docker: createDockerDriver({ dockerHost }),
         sysctl: createSysctlDriver(),
@@ -68,6 +69,7 @@ async function runAgent(argv: string[], env: NodeJS.ProcessEnv): Promise<number>
     reconcileIntervalMs: config.reconcileIntervalMs,
     drivers: {
       ip: createIpDriver(),
+      vxlan: createVxlanDriver(),
       iptables: createIptablesDriver(),
       docker: createDockerDriver({ dockerHost: config.dockerHost }),
       sysctl: createSysctlDriver(),
