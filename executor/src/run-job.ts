@@ -96,7 +96,9 @@ export async function runJob(raw: unknown[], drivers: Drivers, options: JobOptio
           break;
         }
         const outcome = await drivers.vxlan.apply(entries.map((e) => e.command as VxlanCommand));
-        entries.forEach(({ index }, i) => record(index, outcome[i]!));
+        entries.forEach(({ index }, i) => {
+          record(index, outcome[i]!);
+        });
         break;
       }
       case 'route.replace': {

@@ -15,8 +15,8 @@ import {
   desiredState,
   environmentOf,
   MAX_REACH_RULES,
+  desiredPeerItems,
   routeDigestSum,
-  routeItem,
   type HostEnvironment,
   type PlanHost,
 } from '../planner/desired.ts';
@@ -358,7 +358,7 @@ export class Reconciler {
   planFor(hostId: number, observed: ObservedState, skipped?: string[]): Command[] | undefined {
     const host = this.fleet.hosts.get(hostId);
     if (!host) return undefined;
-    return plan(desiredState(host, this.fleet.hosts.values(), this.fleet.policy, environmentOf(observed)), observed, undefined, skipped);
+    return plan(desiredState(host, this.fleet.hosts.values(), this.fleet.policy, environmentOf(observed), this.fleet.reach), observed, undefined, skipped);
   }
 
   private async planFromSnapshot(hostId: number, state: ObservedState, reason: string): Promise<void> {
@@ -372,9 +372,9 @@ export class Reconciler {
     if (!host) return undefined;
     const rt = this.runtime(hostId);
     rt.env = environmentOf(state);
-    const desired = desiredState(host, this.fleet.hosts.values(), this.fleet.policy, rt.env);
+    const desired = desiredState(host, this.fleet.hosts.values(), this.fleet.policy, rt.env, this.fleet.reach);
     let routeSum = 0;
-    for (const route of desired.routes) routeSum = addHash(routeSum, itemHash(routeItem(route)));
+    for (const item of desiredPeerItems(desired)) routeSum = addHash(routeSum, itemHash(item));
     rt.routeSum = routeSum;
     const skipped: string[] = [];
     const commands = plan(desired, state, { maxRouteDeletes: MAX_ROUTE_DELETES_PER_JOB }, skipped);
@@ -406,8 +406,8 @@ export class Reconciler {
     const host = this.fleet.hosts.get(hostId);
     if (!host) return undefined;
     const rt = this.runtime(hostId);
-    rt.routeSum ??= routeDigestSum(host, this.fleet.hosts.values());
-    return desiredDigest(host, this.fleet.policy, rt.env, rt.routeSum);
+    rt.routeSum ??= routeDigestSum(host, this.fleet.hosts.values(), rt.env, this.fleet.reach);
+    return desiredDigest(host, this.fleet.policy, rt.env, rt.routeSum, this.fleet.reach);
   }
 
   // ---- fleet changes ----
@@ -426,6 +426,7 @@ export class Reconciler {
       hosts: this.fleet.hosts,
       policy,
       policyBefore,
+      reach: this.fleet.reach,
       envOf: (hostId) => this.runtime(hostId).env,
       sendsTo: (hostId) => this.reachable(hostId),
     });
@@ -457,8 +458,8 @@ export class Reconciler {
       return { hostId: delta.hostId, commands: [], reason, bump: true };
     }
     if (rt.routeSum !== null) {
-      for (const route of delta.addedRoutes) rt.routeSum = addHash(rt.routeSum, itemHash(routeItem(route)));
-      for (const route of delta.removedRoutes) rt.routeSum = subtractHash(rt.routeSum, itemHash(routeItem(route)));
+      for (const item of delta.addedItems) rt.routeSum = addHash(rt.routeSum, itemHash(item));
+      for (const item of delta.removedItems) rt.routeSum = subtractHash(rt.routeSum, itemHash(item));
     }
     return { hostId: delta.hostId, commands: delta.commands, reason, bump: true };
   }
