@@ -255,7 +255,7 @@ describe.skipIf(reason)('crossdock end to end on a lab of four hosts in two segm
               problems.push(`${host.name} reports ${peer.name} as ${JSON.stringify(reported ?? null)}, expected reach ${reach}, applied`);
           }
         }
-        if (problems.length === 0) problems.push(...(await pathProblems(registered)));
+        problems.push(...(await pathProblems(registered)));
         last = problems;
         return problems.length === 0 ? registered : undefined;
       });
