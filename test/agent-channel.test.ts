@@ -3,6 +3,7 @@
 // heartbeats and reconnect backoff.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
+import { PROTOCOL_VERSION, emptyObservedState, observedDigest } from '@crossdock/shared';
 import { SETTLED, startFleetController } from './support/fleet.ts';
 
 type Fleet = Awaited<ReturnType<typeof startFleetController>>;
@@ -183,6 +184,38 @@ describe('controller-executor channel', () => {
     expect(await jobRows()).toBe(firstJobs);
     const generations = (await fleet.call('GET', '/v1/hosts')).body.items.map((h: { generation: { desired: number; applied: number } }) => h.generation);
     for (const g of generations) expect(g.applied).toBe(g.desired);
+  });
+
+  it('plans a reconnecting host from its hello at once: a job sent to its lost connection is not waited for', async () => {
+    // A job timeout far beyond the test: only the hello can move the host on.
+    fleet = await startFleetController({ reconcileIntervalMs: 10 * 60_000, jobTimeoutMs: 10 * 60_000 });
+    const a = await register('node-a', '198.51.100.11');
+    const wsUrl = `${fleet.url.replace('http', 'ws')}/v1/agent`;
+    const state = emptyObservedState();
+    const hello = { type: 'hello', protocol: PROTOCOL_VERSION, executorVersion: '0.0.0-test', hostname: 'node-a', state, digest: observedDigest(state) };
+    /** An executor that says hello and never answers: resolves with the first job it is sent. */
+    const connectAndTakeJob = () =>
+      new Promise<{ socket: WebSocket; job: { jobId: number } }>((resolve, reject) => {
+        const socket = new WebSocket(wsUrl, { headers: { authorization: `Bearer ${a.token}` } });
+        socket.on('error', reject);
+        socket.on('message', (data) => {
+          const message = JSON.parse(data.toString()) as { type: string; jobId: number };
+          if (message.type === 'welcome') socket.send(JSON.stringify(hello));
+          if (message.type === 'job') resolve({ socket, job: message });
+        });
+      });
+    const first = await connectAndTakeJob();
+    first.socket.terminate();
+    // The same, still empty, host comes back: it is planned from this hello, not after the old job's timeout.
+    const second = await connectAndTakeJob();
+    expect(second.job.jobId).toBeGreaterThan(first.job.jobId);
+    second.socket.terminate();
+    const old = await vi.waitFor(async () => {
+      const r = await fleet!.call('GET', `/v1/jobs/${first.job.jobId}`);
+      expect(r.body.status).toBe('timeout');
+      return r.body;
+    }, SETTLED);
+    expect(old.error).toMatch(/reconnected before its result arrived/);
   });
 
   it('follows an address change and a deletion; a deleted host is revoked and cleans up', async () => {

@@ -263,18 +263,31 @@ export class Reconciler {
 
   private planHellos(batch: Array<[number, Hello]>): Dispatch[] {
     const dispatches: Dispatch[] = [];
+    const superseded: number[] = [];
     for (const [hostId, hello] of batch) {
       const rt = this.runtime(hostId);
       rt.helloSeen = true;
       const host = this.fleet.hosts.get(hostId);
       if (!host) continue;
       rt.env = environmentOf(hello.state);
+      // Jobs sent to the executor's previous connection: it ran them or lost them, and the
+      // state it says hello with shows which. Waiting for their results would hold the host
+      // out of sync until they time out.
+      if (rt.inflight.size > 0) {
+        superseded.push(...rt.inflight.keys());
+        rt.inflight.clear();
+      }
       if (rt.inflight.size === 0 && this.expectedDigest(hostId) === hello.digest) {
         this.markApplied(hostId, rt);
         continue;
       }
       const planned = this.planSnapshot(hostId, hello.state, 'connect');
       if (planned) dispatches.push(planned);
+    }
+    if (superseded.length > 0) {
+      void this.jobs
+        .timeOut(superseded, 'the executor reconnected before its result arrived; its new state was planned instead')
+        .catch((error: unknown) => this.logFailure(error, 'could not record superseded jobs', { jobs: superseded.length }));
     }
     return dispatches;
   }
@@ -503,15 +516,25 @@ export class Reconciler {
   private async sweep(): Promise<void> {
     const now = Date.now();
     const expired: number[] = [];
+    const retry = new Set<number>();
     for (const [hostId, rt] of this.runtimes) {
       for (const [jobId, job] of rt.inflight) {
         if (job.deadline > now) continue;
         expired.push(jobId);
         rt.inflight.delete(jobId);
-        this.log.warn({ host: hostId, jobId }, 'job timed out');
+        if (rt.inflight.size === 0) retry.add(hostId);
       }
     }
-    if (expired.length > 0) await this.jobs.timeOut(expired);
+    if (expired.length > 0)
+      this.log.warn(
+        { jobs: expired.slice(0, 20), count: expired.length, hosts: [...retry].slice(0, 20) },
+        'jobs timed out; asking their hosts for their state',
+      );
+    if (expired.length === 0) return;
+    // A host whose job went unanswered is asked for its state now rather than at its next
+    // report: the plan from that state finishes what the job did not.
+    for (const hostId of retry) if (this.reachable(hostId)) this.hub.send(hostId, { type: 'state.request' });
+    await this.jobs.timeOut(expired);
   }
 
   private async flushProgress(): Promise<void> {
