@@ -1,7 +1,8 @@
 // Controller settings from flags, then environment, then defaults (DESIGN.md, Configuration).
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { formatCidr, parseCidr, type Cidr } from '@crossdock/shared';
+import { VXLAN_DEFAULT_PORT, VXLAN_DEFAULT_VNI, VXLAN_VNI_MAX, formatCidr, parseCidr, type Cidr } from '@crossdock/shared';
+import { DEFAULT_VTEP_RANGE, type VxlanSettings } from './planner/desired.ts';
 import { specialRangeProblem } from './ipam/rules.ts';
 
 export interface ControllerConfig {
@@ -17,6 +18,8 @@ export interface ControllerConfig {
   logLevel: string;
   /** the controller's URL as hosts reach it, for the join line; undefined: the URL each request was made to */
   advertiseUrl: string | undefined;
+  /** the fleet's VXLAN: network identifier, UDP port, and the link-local range VTEP addresses come from */
+  vxlan: VxlanSettings;
 }
 
 export class ConfigError extends Error {}
@@ -26,6 +29,9 @@ export const DEFAULTS = {
   db: 'file:./data/crossdock.db',
   defaultPool: '10.100.0.0/16',
   logLevel: 'info',
+  vxlanVni: VXLAN_DEFAULT_VNI,
+  vxlanPort: VXLAN_DEFAULT_PORT,
+  vxlanVtepRange: DEFAULT_VTEP_RANGE,
 } as const;
 
 export const USAGE = `usage: crossdock-controller [options]
@@ -37,6 +43,10 @@ export const USAGE = `usage: crossdock-controller [options]
   --log-level LEVEL       fatal|error|warn|info|debug (CROSSDOCK_LOG_LEVEL, default ${DEFAULTS.logLevel})
   --advertise-url URL     the controller's URL as hosts reach it, for the join line (CROSSDOCK_ADVERTISE_URL,
                           default: the URL each request was made to)
+  --vxlan-vni N           VXLAN network identifier (CROSSDOCK_VXLAN_VNI, default ${DEFAULTS.vxlanVni})
+  --vxlan-port PORT       VXLAN UDP port (CROSSDOCK_VXLAN_PORT, default ${DEFAULTS.vxlanPort}, the IANA port)
+  --vxlan-vtep-range CIDR link-local range of VTEP addresses, host id n gets address n
+                          (CROSSDOCK_VXLAN_VTEP_RANGE, default ${DEFAULTS.vxlanVtepRange})
   --help`;
 
 export function parseListen(text: string): { host: string; port: number } {
@@ -100,6 +110,9 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerCo
         'default-pool': { type: 'string' },
         'log-level': { type: 'string' },
         'advertise-url': { type: 'string' },
+        'vxlan-vni': { type: 'string' },
+        'vxlan-port': { type: 'string' },
+        'vxlan-vtep-range': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -130,5 +143,38 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerCo
     defaultPool: parseDefaultPool(values['default-pool'] ?? env.CROSSDOCK_DEFAULT_POOL ?? DEFAULTS.defaultPool),
     logLevel,
     advertiseUrl: ((text) => (text === undefined || text === '' ? undefined : parseAdvertiseUrl(text)))(values['advertise-url'] ?? env.CROSSDOCK_ADVERTISE_URL),
+    vxlan: {
+      vni: parseInteger(values['vxlan-vni'] ?? env.CROSSDOCK_VXLAN_VNI ?? String(DEFAULTS.vxlanVni), 'VXLAN VNI', 1, VXLAN_VNI_MAX, String(DEFAULTS.vxlanVni)),
+      port: parseInteger(
+        values['vxlan-port'] ?? env.CROSSDOCK_VXLAN_PORT ?? String(DEFAULTS.vxlanPort),
+        'VXLAN port',
+        1,
+        65_535,
+        `${DEFAULTS.vxlanPort} (IANA)`,
+      ),
+      vtepRange: parseVtepRange(values['vxlan-vtep-range'] ?? env.CROSSDOCK_VXLAN_VTEP_RANGE ?? DEFAULTS.vxlanVtepRange),
+    },
   };
+}
+
+function parseInteger(text: string, what: string, min: number, max: number, example: string): number {
+  if (!/^\d{1,9}$/.test(text) || Number(text) < min || Number(text) > max) {
+    throw new ConfigError(`${what} "${text}" is not a whole number from ${min} to ${max}; use one such as ${example}`);
+  }
+  return Number(text);
+}
+
+/** A link-local block of /8 to /24 (a /24 holds 253 hosts): VTEP addresses must never be routed off a host. */
+function parseVtepRange(text: string): Cidr {
+  const parsed = parseCidr(text);
+  if (!parsed.ok) throw new ConfigError(`VXLAN VTEP range: ${parsed.message}`);
+  const { network, prefixLength } = parsed.cidr;
+  const last = network + 2 ** (32 - prefixLength) - 1;
+  // RFC 3927 reserves the first and last /24 of 169.254.0.0/16.
+  if (network >>> 16 !== 0xa9fe || prefixLength < 17 || prefixLength > 24 || ((network >>> 8) & 255) === 0 || ((last >>> 8) & 255) === 255) {
+    throw new ConfigError(
+      `VXLAN VTEP range ${text} must be a /17 to /24 inside 169.254.1.0 to 169.254.254.255 (link-local, never routed; the first and last /24 are reserved); use ${DEFAULT_VTEP_RANGE}`,
+    );
+  }
+  return parsed.cidr;
 }

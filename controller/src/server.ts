@@ -60,7 +60,7 @@ async function main(): Promise<void> {
   const firstStart = migrations.alreadyApplied === 0;
   const admin = resolveAdminToken(config, dir);
   const storage = new StorageHealth(config.databaseFile);
-  const ipam = new Ipam(Fleet.fromRows(await loadFleetRows(prisma)), prisma, storage);
+  const ipam = new Ipam(Fleet.fromRows(await loadFleetRows(prisma), config.vxlan), prisma, storage);
   if (firstStart && config.defaultPool && !ipam.hasPool(DEFAULT_POOL_NAME)) {
     await ipam.createPool({ name: DEFAULT_POOL_NAME, cidr: config.defaultPool, subnetPrefixLength: 24, reserved: [] });
   }

@@ -16,13 +16,16 @@ import {
   environmentOf,
   MAX_REACH_RULES,
   desiredPeerItems,
+  peerEntries,
   routeDigestSum,
+  subnetReach,
   type HostEnvironment,
   type PlanHost,
 } from '../planner/desired.ts';
 import { planChange, type HostDelta } from '../planner/change.ts';
 import { plan } from '../planner/plan.ts';
 import type { Fleet, FleetEvent } from '../fleet.ts';
+import type { PeerDto } from '../schemas.ts';
 import { CLOSE_REVOKED, type AgentHub, type Session } from './hub.ts';
 import type { JobStatus, JobStore, StoredResult } from './jobs.ts';
 
@@ -347,6 +350,35 @@ export class Reconciler {
       if (!ok) this.log.warn({ host: hostId, jobId: result.jobId, generation: inflight.generation, error }, 'job failed');
     });
     return { accepted: true, recorded };
+  }
+
+  /**
+   * How the host reaches each other host, as its desired state says (from what it last reported
+   * of its interfaces), and whether it has that state in place (its applied generation).
+   */
+  peersOf(hostId: number): PeerDto[] {
+    const host = this.fleet.hosts.get(hostId);
+    if (!host) return [];
+    const rt = this.runtime(hostId);
+    const applied = rt.appliedGeneration >= rt.desiredGeneration;
+    const peers: PeerDto[] = [];
+    for (const peer of this.fleet.hosts.values()) {
+      if (peer.id === hostId) continue;
+      const entries = peerEntries(host, rt.env, peer, peer.subnets, this.fleet.reach);
+      const kinds = new Set(entries.reaches);
+      // A peer without subnets yet: how its first subnet of the default mode would be reached.
+      const reach =
+        kinds.size === 0 ? subnetReach(entries.onLink, this.fleet.reach.possible ? 'crossSubnet' : 'never') : kinds.size === 1 ? [...kinds][0]! : 'mixed';
+      peers.push({
+        host: peer.name,
+        address: peer.address,
+        onLink: entries.onLink,
+        reach,
+        ...(entries.unreachable.length > 0 ? { reason: entries.unreachable.map((u) => `${u.subnet.cidr}: ${u.reason}`).join('; ') } : {}),
+        applied,
+      });
+    }
+    return peers;
   }
 
   /** Asks an online executor for a fresh snapshot (for dry runs). */
