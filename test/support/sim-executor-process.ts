@@ -3,7 +3,7 @@
 // its connection the way a host that dies does.
 //   node --import tsx test/support/sim-executor-process.ts <controller url> <host token>
 import { Agent } from '../../executor/src/agent.ts';
-import { FakeDockerDriver, FakeIpDriver, FakeIptablesDriver, FakeSysctlDriver } from '../../executor/src/drivers/fake.ts';
+import { FakeDockerDriver, FakeIpDriver, FakeVxlanDriver, FakeIptablesDriver, FakeSysctlDriver } from '../../executor/src/drivers/fake.ts';
 import { silentLogger } from '../../executor/src/log.ts';
 
 const [controllerUrl, token] = process.argv.slice(2);
@@ -16,6 +16,7 @@ const agent = new Agent({
   token,
   drivers: {
     ip: new FakeIpDriver(),
+    vxlan: new FakeVxlanDriver(),
     iptables: new FakeIptablesDriver({ forwardPolicy: 'DROP' }),
     docker: new FakeDockerDriver(),
     sysctl: new FakeSysctlDriver(),
