@@ -55,6 +55,8 @@ const OBSERVED_ROUTE_SLACK = 4_096;
  * bounded number of full route tables at once (each host's plan is dropped once its job is sent).
  */
 const HELLO_BATCH = 100;
+/** Planning a batch of hellos yields to other requests after this much work. */
+const PLAN_SLICE_MS = 20;
 /** Route deletions one job carries; the rest follow in the next jobs, report by report. */
 export const MAX_ROUTE_DELETES_PER_JOB = 2_000;
 /** What one executor message may hold besides routes: chains, networks, interfaces, output. */
@@ -258,16 +260,24 @@ export class Reconciler {
     // Hellos beyond this batch, or arriving while it is sent, make the next one.
     if (this.hellos.size > 0) this.helloFlush = this.enqueue(() => this.flushHellos());
     try {
-      await this.dispatch(this.planHellos(batch.map(([hostId, { hello }]) => [hostId, hello])));
+      await this.dispatch(await this.planHellos(batch.map(([hostId, { hello }]) => [hostId, hello])));
     } finally {
       for (const [, { handled }] of batch) handled();
     }
   }
 
-  private planHellos(batch: Array<[number, Hello]>): Dispatch[] {
+  private async planHellos(batch: Array<[number, Hello]>): Promise<Dispatch[]> {
     const dispatches: Dispatch[] = [];
     const superseded: number[] = [];
+    let sliceStarted = performance.now();
     for (const [hostId, hello] of batch) {
+      // A batch of full tables is long work: let /healthz and the API in between. A change
+      // committed meanwhile is planned against the model it leaves, as always; the hosts of
+      // this batch not yet planned are not reachable for it, and get it in their own plan.
+      if (performance.now() - sliceStarted > PLAN_SLICE_MS) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        sliceStarted = performance.now();
+      }
       const rt = this.runtime(hostId);
       rt.helloSeen = true;
       const host = this.fleet.hosts.get(hostId);
