@@ -20,6 +20,8 @@ export interface ControllerConfig {
   advertiseUrl: string | undefined;
   /** the fleet's VXLAN: network identifier, UDP port, and the link-local range VTEP addresses come from */
   vxlan: VxlanSettings;
+  /** executors that may be syncing (connected, hello not yet planned) at once; 0: no limit */
+  maxSyncing: number;
 }
 
 export class ConfigError extends Error {}
@@ -32,6 +34,7 @@ export const DEFAULTS = {
   vxlanVni: VXLAN_DEFAULT_VNI,
   vxlanPort: VXLAN_DEFAULT_PORT,
   vxlanVtepRange: DEFAULT_VTEP_RANGE,
+  maxSyncing: 200,
 } as const;
 
 export const USAGE = `usage: crossdock-controller [options]
@@ -47,6 +50,8 @@ export const USAGE = `usage: crossdock-controller [options]
   --vxlan-port PORT       VXLAN UDP port (CROSSDOCK_VXLAN_PORT, default ${DEFAULTS.vxlanPort}, the IANA port)
   --vxlan-vtep-range CIDR link-local range of VTEP addresses, host id n gets address n
                           (CROSSDOCK_VXLAN_VTEP_RANGE, default ${DEFAULTS.vxlanVtepRange})
+  --max-syncing N         executors syncing at once; more connecting together are told to retry
+                          (CROSSDOCK_MAX_SYNCING, default ${DEFAULTS.maxSyncing}, 0: no limit)
   --help`;
 
 export function parseListen(text: string): { host: string; port: number } {
@@ -97,6 +102,15 @@ export function parseAdvertiseUrl(text: string): string {
   return url.toString().replace(/\/$/, '');
 }
 
+export function parseMaxSyncing(text: string): number {
+  if (!/^\d{1,6}$/.test(text.trim())) {
+    throw new ConfigError(
+      `max syncing "${text}" is not a whole number; use how many executors may sync at once, such as ${DEFAULTS.maxSyncing}, or 0 for no limit`,
+    );
+  }
+  return Number(text.trim());
+}
+
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerConfig | 'help' {
   let values;
   try {
@@ -113,6 +127,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerCo
         'vxlan-vni': { type: 'string' },
         'vxlan-port': { type: 'string' },
         'vxlan-vtep-range': { type: 'string' },
+        'max-syncing': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -142,6 +157,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerCo
     metricsToken,
     defaultPool: parseDefaultPool(values['default-pool'] ?? env.CROSSDOCK_DEFAULT_POOL ?? DEFAULTS.defaultPool),
     logLevel,
+    maxSyncing: parseMaxSyncing(values['max-syncing'] ?? env.CROSSDOCK_MAX_SYNCING ?? String(DEFAULTS.maxSyncing)),
     advertiseUrl: ((text) => (text === undefined || text === '' ? undefined : parseAdvertiseUrl(text)))(values['advertise-url'] ?? env.CROSSDOCK_ADVERTISE_URL),
     vxlan: {
       vni: parseInteger(values['vxlan-vni'] ?? env.CROSSDOCK_VXLAN_VNI ?? String(DEFAULTS.vxlanVni), 'VXLAN VNI', 1, VXLAN_VNI_MAX, String(DEFAULTS.vxlanVni)),
