@@ -103,7 +103,8 @@ export function planChange(change: FleetChange, fleet: FleetAfter): HostDelta[] 
       if (fleet.sendsTo(after.id)) {
         const env = fleet.envOf(after.id);
         const local = localState(after, fleet.policy, env, fleet.reach);
-        if (env.dockerAvailable)
+        // A Docker-owned network (mode docker) already exists: Docker created it and asked for the subnet.
+        if (env.dockerAvailable && subnet.mode !== 'docker')
           own.commands.push(subnet.mode === 'bip' ? bipOf(subnet) : dockerNetwork(subnet, env, networkMtu(after, subnet, env, fleet.reach)));
         own.commands.push(...local.chains, ...local.jumps);
       }
