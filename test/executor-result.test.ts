@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Agent } from '../executor/src/agent.ts';
-import { FakeDockerDriver, FakeIpDriver, FakeIptablesDriver, FakeSysctlDriver } from '../executor/src/drivers/fake.ts';
+import { FakeDockerDriver, FakeIpDriver, FakeVxlanDriver, FakeIptablesDriver, FakeSysctlDriver } from '../executor/src/drivers/fake.ts';
 import { silentLogger } from '../executor/src/log.ts';
 import { api, startController, type ControllerProcess } from './support/controller-process.ts';
 
@@ -33,7 +33,13 @@ describe('executor results when observation fails', () => {
     const call = api(controller.url, ADMIN);
     const a = await call('POST', '/v1/hosts', { name: 'node-a', address: '198.51.100.11' });
     const ip = new FakeIpDriver();
-    const drivers = { ip, iptables: new FakeIptablesDriver({ forwardPolicy: 'DROP' }), docker: new FakeDockerDriver(), sysctl: new FakeSysctlDriver() };
+    const drivers = {
+      ip,
+      vxlan: new FakeVxlanDriver(),
+      iptables: new FakeIptablesDriver({ forwardPolicy: 'DROP' }),
+      docker: new FakeDockerDriver(),
+      sysctl: new FakeSysctlDriver(),
+    };
     agent = new Agent({
       controllerUrl: controller.url,
       token: a.body.token,

@@ -2,7 +2,8 @@
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { formatCidr, parseCidr, type Cidr } from '@crossdock/shared';
+import { VXLAN_DEFAULT_PORT, VXLAN_DEFAULT_VNI, VXLAN_VNI_MAX, formatCidr, parseCidr, type Cidr } from '@crossdock/shared';
+import { DEFAULT_VTEP_RANGE, type VxlanSettings } from './planner/desired.ts';
 import { specialRangeProblem } from './ipam/rules.ts';
 
 export interface ControllerConfig {
@@ -19,6 +20,8 @@ export interface ControllerConfig {
   /** the controller's URL as hosts reach it, for the join line; undefined: the URL each request was made to */
   advertiseUrl: string | undefined;
   tls: TlsConfig;
+  /** the fleet's VXLAN: network identifier, UDP port, and the link-local range VTEP addresses come from */
+  vxlan: VxlanSettings;
   /** executors that may be syncing (connected, hello not yet planned) at once; 0: no limit */
   maxSyncing: number;
 }
@@ -36,6 +39,9 @@ export const DEFAULTS = {
   db: 'file:./data/crossdock.db',
   defaultPool: '10.100.0.0/16',
   logLevel: 'info',
+  vxlanVni: VXLAN_DEFAULT_VNI,
+  vxlanPort: VXLAN_DEFAULT_PORT,
+  vxlanVtepRange: DEFAULT_VTEP_RANGE,
   maxSyncing: 200,
 } as const;
 
@@ -53,6 +59,10 @@ export const USAGE = `usage: crossdock-controller [options]
   --tls-san NAME[,NAME]   more names or addresses for the generated server certificate (CROSSDOCK_TLS_SAN; repeatable)
   --tls-cert PATH         serve this certificate (PEM, the chain up to your CA) instead of a generated one (CROSSDOCK_TLS_CERT)
   --tls-key PATH          its private key (CROSSDOCK_TLS_KEY)
+  --vxlan-vni N           VXLAN network identifier (CROSSDOCK_VXLAN_VNI, default ${DEFAULTS.vxlanVni})
+  --vxlan-port PORT       VXLAN UDP port (CROSSDOCK_VXLAN_PORT, default ${DEFAULTS.vxlanPort}, the IANA port)
+  --vxlan-vtep-range CIDR link-local range of VTEP addresses, host id n gets address n
+                          (CROSSDOCK_VXLAN_VTEP_RANGE, default ${DEFAULTS.vxlanVtepRange})
   --max-syncing N         executors syncing at once; more connecting together are told to retry
                           (CROSSDOCK_MAX_SYNCING, default ${DEFAULTS.maxSyncing}, 0: no limit)
   --help`;
@@ -131,6 +141,9 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerCo
         'tls-san': { type: 'string', multiple: true },
         'tls-cert': { type: 'string' },
         'tls-key': { type: 'string' },
+        'vxlan-vni': { type: 'string' },
+        'vxlan-port': { type: 'string' },
+        'vxlan-vtep-range': { type: 'string' },
         'max-syncing': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -181,6 +194,17 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerCo
     maxSyncing: parseMaxSyncing(values['max-syncing'] ?? env.CROSSDOCK_MAX_SYNCING ?? String(DEFAULTS.maxSyncing)),
     advertiseUrl,
     tls,
+    vxlan: {
+      vni: parseInteger(values['vxlan-vni'] ?? env.CROSSDOCK_VXLAN_VNI ?? String(DEFAULTS.vxlanVni), 'VXLAN VNI', 1, VXLAN_VNI_MAX, String(DEFAULTS.vxlanVni)),
+      port: parseInteger(
+        values['vxlan-port'] ?? env.CROSSDOCK_VXLAN_PORT ?? String(DEFAULTS.vxlanPort),
+        'VXLAN port',
+        1,
+        65_535,
+        `${DEFAULTS.vxlanPort} (IANA)`,
+      ),
+      vtepRange: parseVtepRange(values['vxlan-vtep-range'] ?? env.CROSSDOCK_VXLAN_VTEP_RANGE ?? DEFAULTS.vxlanVtepRange),
+    },
   };
 }
 
@@ -218,4 +242,26 @@ export function parseTls(
     }
   }
   return { mode: 'generated', sans: sans.map((s) => s.replace(/^\[|\]$/g, '')) };
+}
+
+function parseInteger(text: string, what: string, min: number, max: number, example: string): number {
+  if (!/^\d{1,9}$/.test(text) || Number(text) < min || Number(text) > max) {
+    throw new ConfigError(`${what} "${text}" is not a whole number from ${min} to ${max}; use one such as ${example}`);
+  }
+  return Number(text);
+}
+
+/** A link-local block of /8 to /24 (a /24 holds 253 hosts): VTEP addresses must never be routed off a host. */
+function parseVtepRange(text: string): Cidr {
+  const parsed = parseCidr(text);
+  if (!parsed.ok) throw new ConfigError(`VXLAN VTEP range: ${parsed.message}`);
+  const { network, prefixLength } = parsed.cidr;
+  const last = network + 2 ** (32 - prefixLength) - 1;
+  // RFC 3927 reserves the first and last /24 of 169.254.0.0/16.
+  if (network >>> 16 !== 0xa9fe || prefixLength < 17 || prefixLength > 24 || ((network >>> 8) & 255) === 0 || ((last >>> 8) & 255) === 255) {
+    throw new ConfigError(
+      `VXLAN VTEP range ${text} must be a /17 to /24 inside 169.254.1.0 to 169.254.254.255 (link-local, never routed; the first and last /24 are reserved); use ${DEFAULT_VTEP_RANGE}`,
+    );
+  }
+  return parsed.cidr;
 }

@@ -9,11 +9,22 @@ import { EventEmitter } from 'node:events';
 import { parseIPv4, type FirewallRule } from '@crossdock/shared';
 import type { Host, Pool, PrismaClient, Subnet } from './generated/prisma/client.ts';
 import type { FleetChange } from './planner/change.ts';
-import { firewallPolicy, type FirewallPolicy, type PlanHost, type PlanSubnet } from './planner/desired.ts';
+import {
+  DEFAULT_ENCAPSULATION,
+  DEFAULT_VXLAN,
+  ENCAPSULATIONS,
+  firewallPolicy,
+  type Encapsulation,
+  type FirewallPolicy,
+  type PlanHost,
+  type PlanSubnet,
+  type ReachPolicy,
+  type VxlanSettings,
+} from './planner/desired.ts';
 
 /** Everything the controller keeps in memory, as the database has it. */
 export interface FleetRows {
-  pools: Array<Pick<Pool, 'id' | 'name' | 'cidr' | 'subnetPrefixLength' | 'allowFrom'> & { reserved: Array<{ cidr: string }> }>;
+  pools: Array<Pick<Pool, 'id' | 'name' | 'cidr' | 'subnetPrefixLength' | 'allowFrom' | 'encapsulation' | 'mtu'> & { reserved: Array<{ cidr: string }> }>;
   hosts: Array<Pick<Host, 'id' | 'name' | 'address' | 'interface'>>;
   subnets: Array<Pick<Subnet, 'id' | 'cidr' | 'gateway' | 'network' | 'mode' | 'poolId' | 'hostId'>>;
 }
@@ -22,7 +33,16 @@ export interface FleetRows {
 export async function loadFleetRows(prisma: PrismaClient): Promise<FleetRows> {
   const [pools, hosts, subnets] = await Promise.all([
     prisma.pool.findMany({
-      select: { id: true, name: true, cidr: true, subnetPrefixLength: true, allowFrom: true, reserved: { select: { cidr: true }, orderBy: { id: 'asc' } } },
+      select: {
+        id: true,
+        name: true,
+        cidr: true,
+        subnetPrefixLength: true,
+        allowFrom: true,
+        encapsulation: true,
+        mtu: true,
+        reserved: { select: { cidr: true }, orderBy: { id: 'asc' } },
+      },
       orderBy: { id: 'asc' },
     }),
     prisma.host.findMany({ select: { id: true, name: true, address: true, interface: true }, orderBy: { id: 'asc' } }),
@@ -41,6 +61,10 @@ export interface FleetPool {
   reserved: string[];
   /** networks outside the fleet whose traffic may reach the pool's subnets */
   allowFrom: string[];
+  /** when a peer's subnets of this pool go through VXLAN */
+  encapsulation: Encapsulation;
+  /** the MTU of the pool's Docker networks; null: the underlay's less 50 where encapsulation is possible */
+  mtu: number | null;
 }
 
 /** A subnet row's place in the model. */
@@ -73,6 +97,8 @@ export function fleetPool(row: FleetRows['pools'][number]): FleetPool {
     subnetPrefixLength: row.subnetPrefixLength,
     reserved: row.reserved.map((r) => r.cidr),
     allowFrom: allowFromOf(row.allowFrom),
+    encapsulation: (ENCAPSULATIONS as readonly string[]).includes(row.encapsulation) ? (row.encapsulation as Encapsulation) : DEFAULT_ENCAPSULATION,
+    mtu: row.mtu,
   };
 }
 
@@ -101,9 +127,25 @@ export class Fleet {
   subnetCount = 0;
   /** 'change' (FleetEvent), after each committed mutation */
   readonly events = new EventEmitter();
+  /** some pool allows encapsulation: kept by putPool/removePool */
+  private encapsulating = false;
+  /** How hosts reach each other's subnets: read by the planner, following the pools. */
+  readonly reach: ReachPolicy;
 
-  static fromRows(rows: FleetRows): Fleet {
-    const fleet = new Fleet();
+  constructor(vxlan: VxlanSettings = DEFAULT_VXLAN) {
+    const fleet = this;
+    this.reach = {
+      vxlan,
+      encapsulationOf: (subnet) => fleet.pools.get(fleet.subnets.get(subnet.id)?.poolId ?? -1)?.encapsulation ?? DEFAULT_ENCAPSULATION,
+      mtuOf: (subnet) => fleet.pools.get(fleet.subnets.get(subnet.id)?.poolId ?? -1)?.mtu ?? null,
+      get possible() {
+        return fleet.encapsulating;
+      },
+    };
+  }
+
+  static fromRows(rows: FleetRows, vxlan: VxlanSettings = DEFAULT_VXLAN): Fleet {
+    const fleet = new Fleet(vxlan);
     for (const p of rows.pools) fleet.putPool(fleetPool(p));
     const subnetsOf = new Map<number, PlanSubnet[]>(rows.hosts.map((h) => [h.id, []]));
     for (const s of rows.subnets) {
@@ -174,22 +216,28 @@ export class Fleet {
   // ---- mutations: only from a committed IPAM operation ----
 
   addPool(pool: FleetPool): void {
+    const possible = this.encapsulating;
     this.putPool(pool);
-    this.announce({ type: 'pools.changed' }, `pool ${pool.name} created`);
+    this.announce({ type: 'pools.changed', reach: possible !== this.encapsulating }, `pool ${pool.name} created`);
   }
 
   updatePool(pool: FleetPool): void {
+    const before = this.pools.get(pool.id);
     this.putPool(pool);
-    this.announce({ type: 'pools.changed' }, `pool ${pool.name} changed`);
+    const reach = before?.encapsulation !== pool.encapsulation || before.mtu !== pool.mtu;
+    const what = before && before.encapsulation !== pool.encapsulation ? ` (encapsulation ${before.encapsulation} -> ${pool.encapsulation})` : '';
+    this.announce({ type: 'pools.changed', reach }, `pool ${pool.name} changed${what}`);
   }
 
   removePool(poolId: number): void {
     const pool = this.pools.get(poolId);
     if (!pool) return;
+    const possible = this.encapsulating;
     this.pools.delete(poolId);
     this.poolIdByName.delete(pool.name);
     this.subnetsPerPool.delete(poolId);
-    this.announce({ type: 'pools.changed' }, `pool ${pool.name} deleted`);
+    this.encapsulating = [...this.pools.values()].some((p) => p.encapsulation !== 'never');
+    this.announce({ type: 'pools.changed', reach: possible !== this.encapsulating }, `pool ${pool.name} deleted`);
   }
 
   addHost(host: Omit<PlanHost, 'subnets'>, subnets: Array<PlanSubnet & { poolId: number }> = []): void {
@@ -249,6 +297,7 @@ export class Fleet {
     if (previous && previous.name !== pool.name) this.poolIdByName.delete(previous.name);
     this.pools.set(pool.id, pool);
     this.poolIdByName.set(pool.name, pool.id);
+    this.encapsulating = [...this.pools.values()].some((p) => p.encapsulation !== 'never');
   }
 
   /** Stores a host (new or a new version of one) and keeps the lookups and counts true. */

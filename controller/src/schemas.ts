@@ -31,6 +31,20 @@ export type SubnetDto = Static<typeof Subnet>;
 
 export const HostStatus = Type.Union([Type.Literal('pending'), Type.Literal('online'), Type.Literal('offline')]);
 
+export const Peer = Type.Object({
+  host: Type.String(),
+  address: Type.String(),
+  onLink: Type.Union([Type.Boolean(), Type.Null()], {
+    description: "the peer's address lies in a subnet of this host's interface, as its executor reported it; null until it reports",
+  }),
+  reach: Type.Union([Type.Literal('direct'), Type.Literal('vxlan'), Type.Literal('unreachable'), Type.Literal('mixed')], {
+    description: "how this host reaches the peer's subnets: a direct route, through its VXLAN device, not at all, or differently per pool (mixed)",
+  }),
+  reason: Type.Optional(Type.String({ description: 'why some of its subnets are unreachable' })),
+  applied: Type.Boolean({ description: "this host's executor reports its desired state, these entries included, in place" }),
+});
+export type PeerDto = Static<typeof Peer>;
+
 export const Host = Type.Object({
   id: Type.Integer(),
   name: Type.String(),
@@ -56,6 +70,7 @@ export const Host = Type.Object({
   generation: Type.Object({ desired: Type.Integer(), applied: Type.Integer() }),
   createdAt: Type.String({ format: 'date-time' }),
   updatedAt: Type.String({ format: 'date-time' }),
+  peers: Type.Optional(Type.Array(Peer, { description: 'GET /v1/hosts/:name only: how this host reaches each other host' })),
 });
 export type HostDto = Static<typeof Host>;
 
@@ -73,6 +88,12 @@ export const Pool = Type.Object({
   subnetPrefixLength: Type.Integer(),
   reserved: Type.Array(Type.String()),
   allowFrom: Type.Array(Type.String(), { description: "outside networks whose traffic reaches the pool's subnets on every host" }),
+  encapsulation: Type.Union([Type.Literal('never'), Type.Literal('crossSubnet'), Type.Literal('always')], {
+    description: "when hosts reach this pool's subnets on a peer through VXLAN",
+  }),
+  mtu: Type.Union([Type.Integer(), Type.Null()], {
+    description: "MTU of the pool's Docker networks; null: the underlay's less 50 where encapsulation is possible",
+  }),
   createdAt: Type.String({ format: 'date-time' }),
 });
 export type PoolDto = Static<typeof Pool>;

@@ -99,7 +99,7 @@ async function main(): Promise<void> {
     }
   }
   const storage = new StorageHealth(config.databaseFile);
-  const ipam = new Ipam(Fleet.fromRows(await loadFleetRows(prisma)), prisma, storage);
+  const ipam = new Ipam(Fleet.fromRows(await loadFleetRows(prisma), config.vxlan), prisma, storage);
   if (firstStart && config.defaultPool && !ipam.hasPool(DEFAULT_POOL_NAME)) {
     await ipam.createPool({ name: DEFAULT_POOL_NAME, cidr: config.defaultPool, subnetPrefixLength: 24, reserved: [] });
   }

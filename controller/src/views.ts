@@ -64,6 +64,8 @@ export function poolView(row: {
   cidr: string;
   subnetPrefixLength: number;
   allowFrom: string | null;
+  encapsulation: string;
+  mtu: number | null;
   createdAt: Date;
   reserved: { cidr: string }[];
 }): PoolDto {

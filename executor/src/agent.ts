@@ -146,8 +146,8 @@ export class Agent {
   private watchHost(): Watch {
     if (this.options.watchHost === false) return { stop() {} };
     const changed = debounce((what) => void this.enqueue(() => this.reportIfChanged(what)), DRIFT_DEBOUNCE_MS);
-    const { ip, iptables, docker } = this.options.drivers;
-    const watches = [ip.watch(changed), iptables.watch(changed), docker.watch(changed)];
+    const { ip, iptables, docker, vxlan } = this.options.drivers;
+    const watches = [ip.watch(changed), iptables.watch(changed), docker.watch(changed), ...(vxlan ? [vxlan.watch(changed)] : [])];
     return {
       stop() {
         changed.cancel();

@@ -3,7 +3,7 @@
 import { ControllerTrust, TrustError, trustedFetch } from '@crossdock/shared/trust';
 import { Agent } from './agent.ts';
 import { ConfigError, USAGE, loadConfig } from './config.ts';
-import { createDockerDriver, createIpDriver, createIptablesDriver, createServiceManager, createSysctlDriver } from './drivers/index.ts';
+import { createDockerDriver, createIpDriver, createVxlanDriver, createIptablesDriver, createServiceManager, createSysctlDriver } from './drivers/index.ts';
 import { EXIT_USAGE, INSTALL_USAGE, UNINSTALL_USAGE, UsageError, install, uninstall } from './install.ts';
 import { createLogger, type Logger } from './log.ts';
 import { httpSubnetClient, type SubnetClient } from './ipam/controller-client.ts';
@@ -37,6 +37,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       services: createServiceManager(),
       drivers: (dockerHost: string) => ({
         ip: createIpDriver(),
+        vxlan: createVxlanDriver(),
         iptables: createIptablesDriver(),
         docker: createDockerDriver({ dockerHost }),
         sysctl: createSysctlDriver(),
@@ -81,6 +82,7 @@ async function runAgent(argv: string[], env: NodeJS.ProcessEnv): Promise<number>
     reconcileIntervalMs: config.reconcileIntervalMs,
     drivers: {
       ip: createIpDriver(),
+      vxlan: createVxlanDriver(),
       iptables: createIptablesDriver(),
       docker: createDockerDriver({ dockerHost: config.dockerHost }),
       sysctl: createSysctlDriver(),

@@ -1,21 +1,24 @@
 // One observation of the host, through the drivers, in the protocol's shape.
 import type { ObservedState } from '@crossdock/shared';
-import type { DockerDriver, IpDriver, IptablesDriver, SysctlDriver } from './drivers/index.ts';
+import type { DockerDriver, IpDriver, IptablesDriver, SysctlDriver, VxlanDriver } from './drivers/index.ts';
 
 export interface Drivers {
   ip: IpDriver;
   iptables: IptablesDriver;
   docker: DockerDriver;
   sysctl: SysctlDriver;
+  /** absent: this executor does not manage VXLAN (its jobs' VXLAN commands fail, saying so) */
+  vxlan?: VxlanDriver;
 }
 
 export async function observeHost(drivers: Drivers): Promise<ObservedState> {
-  const [routes, interfaces, firewall, docker, sysctl] = await Promise.all([
+  const [routes, interfaces, firewall, docker, sysctl, vxlan] = await Promise.all([
     drivers.ip.observeRoutes(),
     drivers.ip.observeInterfaces(),
     drivers.iptables.observe(),
     drivers.docker.observe().catch((error: Error) => ({ available: false, version: null, networks: [], bip: null, error: error.message })),
     drivers.sysctl.observe(),
+    drivers.vxlan?.observe(),
   ]);
   return {
     // A route of our protocol without a gateway is not one we made: report it as such
@@ -27,6 +30,7 @@ export async function observeHost(drivers: Drivers): Promise<ObservedState> {
       jumps: firewall.jumps.map((j) => ({ table: j.table, from: j.from, to: j.to, position: j.position })),
       builtinChains: firewall.builtinChains.map((c) => `${c.table}/${c.name}`),
       forwardPolicy: firewall.forwardPolicy,
+      ...(firewall.inputPolicy === undefined ? {} : { inputPolicy: firewall.inputPolicy }),
     },
     docker: {
       available: docker.available,
@@ -37,5 +41,6 @@ export async function observeHost(drivers: Drivers): Promise<ObservedState> {
     },
     interfaces,
     sysctl: Object.fromEntries(Object.entries(sysctl).filter((e): e is [string, string] => e[1] !== null)),
+    ...(vxlan ? { vxlan } : {}),
   };
 }

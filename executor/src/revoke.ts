@@ -1,6 +1,6 @@
 // What a revoked host does: remove everything crossdock created, and nothing else. Networks
 // that still have containers are left in place, with a message saying so.
-import { MANAGED_LABEL } from '@crossdock/shared';
+import { MANAGED_LABEL, VXLAN_DEVICE, VXLAN_DEVICE_ALIAS } from '@crossdock/shared';
 import type { Drivers } from './observe.ts';
 
 export interface RemovalReport {
@@ -15,6 +15,14 @@ export async function removeEverything(drivers: Drivers): Promise<RemovalReport>
   if (routes.length > 0) {
     const result = await drivers.ip.applyRoutes(routes.map((r) => ({ kind: 'route.delete' as const, dst: r.dst })));
     if (!result.ok) refused.push(`some routes were not removed: ${result.stderr.trim()}`);
+  }
+  // The VXLAN device takes its neighbour and fdb entries with it; a device of that name crossdock did not make stays.
+  if (drivers.vxlan) {
+    const vxlan = await drivers.vxlan.observe().catch(() => undefined);
+    if (vxlan?.device && vxlan.device.alias === VXLAN_DEVICE_ALIAS) {
+      const [removed] = await drivers.vxlan.apply([{ kind: 'vxlan.device.delete', name: VXLAN_DEVICE }]);
+      if (removed && !removed.ok) refused.push(`the VXLAN device ${VXLAN_DEVICE} was not removed: ${removed.stderr.trim()}`);
+    }
   }
   const firewall = await drivers.iptables.removeAll();
   if (!firewall.ok) refused.push(`firewall chains were not fully removed: ${firewall.stderr.trim()}`);

@@ -11,8 +11,10 @@ import {
   type JobResultItem,
   type RouteDelete,
   type RouteReplace,
+  type VxlanCommand,
 } from '@crossdock/shared';
-import { sealValidated } from './drivers/run.ts';
+import { performance } from 'node:perf_hooks';
+import { resultWithoutProcess, sealValidated } from './drivers/run.ts';
 import type { Drivers } from './observe.ts';
 
 export interface JobOptions {
@@ -31,8 +33,12 @@ const PHASES: ReadonlyArray<Command['kind']> = [
   'docker.network.create',
   'firewall.chain',
   'firewall.jump',
+  // the device and the entries the VXLAN routes go through, before the routes
+  'vxlan.device',
   'route.replace',
 ];
+
+const VXLAN_KINDS = ['vxlan.device', 'vxlan.device.delete', 'neigh.replace', 'neigh.delete', 'fdb.replace', 'fdb.delete'] as const;
 
 export async function runJob(raw: unknown[], drivers: Drivers, options: JobOptions): Promise<JobOutcome> {
   const checked = validateCommands(raw);
@@ -80,6 +86,21 @@ export async function runJob(raw: unknown[], drivers: Drivers, options: JobOptio
       }
       case 'firewall.jump':
         break; // applied with the chains, above
+      case 'vxlan.device': {
+        const entries = ofKind(...VXLAN_KINDS);
+        if (entries.length === 0) break;
+        if (!drivers.vxlan) {
+          const started = performance.now();
+          for (const { index } of entries)
+            record(index, resultWithoutProcess(false, '', 'this executor was started without its VXLAN driver; nothing was changed\n', started));
+          break;
+        }
+        const outcome = await drivers.vxlan.apply(entries.map((e) => e.command as VxlanCommand));
+        entries.forEach(({ index }, i) => {
+          record(index, outcome[i]!);
+        });
+        break;
+      }
       case 'route.replace': {
         const routes = ofKind('route.replace', 'route.delete');
         if (routes.length === 0) break;

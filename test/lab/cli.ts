@@ -1,9 +1,11 @@
-// npm run lab -- up [--hosts N] [--no-crossdock] | status [--json] | down | restart-engine <host>
+// npm run lab -- up [--hosts N] [--segments K] [--no-crossdock] | status [--json] | down | restart-engine <host>
 import { parseArgs } from 'node:util';
-import { DEFAULT_HOSTS, down, resolveLabDir, restartEngine, status, up, type LabStatus } from './lab.ts';
+import { DEFAULT_HOSTS, DEFAULT_SEGMENTS, down, resolveLabDir, restartEngine, status, up, type LabStatus } from './lab.ts';
 
 const USAGE = `usage: lab <command> [options]
-  up [--hosts N] [--no-crossdock]   remove any earlier lab, build N hosts (default ${DEFAULT_HOSTS}), start crossdock
+  up [--hosts N] [--segments K] [--no-crossdock]
+                                    remove any earlier lab, build N hosts (default ${DEFAULT_HOSTS}) split in order
+                                    into K segments joined by a router (default ${DEFAULT_SEGMENTS}), start crossdock
   status [--json]                   what is running; exit status 1 unless the lab is up and healthy
   down                              stop and remove everything the lab made
   restart-engine <host>             restart one host's dockerd (what the executor runs for bip changes)
@@ -16,6 +18,10 @@ function printStatus(lab: LabStatus): void {
     console.log(`no lab in ${lab.dir}`);
   } else {
     console.log(`lab in ${lab.dir}: ${lab.healthy ? 'healthy' : 'UNHEALTHY'}`);
+    if (lab.router) {
+      const segments = lab.segments.map((segment) => `${segment.index} ${segment.cidr} (router ${segment.router})`).join(', ');
+      console.log(`segments ${segments}; router namespace ${lab.router.netns}`);
+    }
     console.log(
       lab.controller
         ? `controller ${lab.controller.url} (${lab.controller.running ? 'running' : 'stopped'}), admin token ${lab.controller.adminToken}`
@@ -25,11 +31,21 @@ function printStatus(lab: LabStatus): void {
       const engine = host.dockerd.version ? `dockerd ${host.dockerd.version} pid ${host.dockerd.pid}` : 'dockerd DOWN';
       const executor = host.executor ? `, executor ${host.executor.running ? 'running' : 'STOPPED'}` : '';
       const subnets = host.subnets.length ? `, subnets ${host.subnets.map((subnet) => subnet.cidr).join(' ')}` : '';
-      console.log(`  ${host.name}  ${host.address}  ${host.netns}  ${engine}  FORWARD ${host.forwardPolicy} (${host.forwarding})${executor}${subnets}`);
+      const segment = lab.router ? `  segment ${host.segment}` : '';
+      console.log(
+        `  ${host.name}  ${host.address}${segment}  ${host.netns}  ${engine}  FORWARD ${host.forwardPolicy} (${host.forwarding})${executor}${subnets}`,
+      );
       console.log(`      DOCKER_HOST=${host.dockerHost}`);
     }
   }
   for (const problem of lab.problems) console.log(`  problem: ${problem}`);
+}
+
+/** A count flag as a number; text that is not one is named as given (up checks the range). */
+function countOption(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!/^\d+$/.test(value)) throw new Error(`--${name} must be a whole number, not ${JSON.stringify(value)}`);
+  return Number(value);
 }
 
 async function main(): Promise<number> {
@@ -37,6 +53,7 @@ async function main(): Promise<number> {
     allowPositionals: true,
     options: {
       hosts: { type: 'string' },
+      segments: { type: 'string' },
       'no-crossdock': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       'lab-dir': { type: 'string' },
@@ -52,8 +69,9 @@ async function main(): Promise<number> {
 
   switch (command) {
     case 'up': {
-      const hosts = values.hosts === undefined ? DEFAULT_HOSTS : Number(values.hosts);
-      await up({ dir, hosts, crossdock: !values['no-crossdock'], log });
+      const hosts = countOption('hosts', values.hosts, DEFAULT_HOSTS);
+      const segments = countOption('segments', values.segments, DEFAULT_SEGMENTS);
+      await up({ dir, hosts, segments, crossdock: !values['no-crossdock'], log });
       console.error(`lab up in ${elapsed()}`);
       printStatus(await status({ dir }));
       return 0;

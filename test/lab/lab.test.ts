@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -60,6 +60,8 @@ async function whatIsLeft(): Promise<string[]> {
       // a control file, not a hierarchy
     }
   }
+  // the root namespace's routes to later segments go with the lab's veth
+  for (const line of (await run('ip', ['-4', 'route', 'show'])).stdout.split('\n')) if (line.includes('cdlab-')) left.push(`root route ${line}`);
   if (existsSync(dir)) left.push(`directory ${dir}`);
   return left;
 }
@@ -158,6 +160,109 @@ describe.skipIf(reason)('lab (needs root, network namespaces, iptables, dockerd,
     expect(after.up).toBe(false);
     await lab('down'); // idempotent
     expect(await whatIsLeft()).toEqual([]);
+  });
+});
+
+describe.skipIf(reason)('a lab of two segments (needs root, network namespaces, iptables, dockerd, busybox-static)', () => {
+  let labStatus: LabStatus;
+  const busybox = reason ? '' : findBusybox();
+  const pingFrom = (host: string, address: string) => hostExec(host, [busybox, 'ping', '-c', '1', '-W', '2', address], { check: false });
+  const inRouter = (argv: string[]) => run('nsenter', ['--net=/run/netns/cdlab-router', '--', ...argv], { check: false });
+
+  beforeAll(async () => {
+    // three hosts in two segments: h1 and h2 on the controller's LAN, h3 alone behind the router
+    await lab('up', '--hosts', '3', '--segments', '2', '--no-crossdock');
+    labStatus = JSON.parse(await lab('status', '--json')) as LabStatus;
+  });
+
+  afterAll(async () => {
+    await down().catch(() => {});
+  });
+
+  it('reports the segments, the router and each host in its segment', () => {
+    expect(labStatus.problems).toEqual([]);
+    expect(labStatus.segments).toEqual([
+      { index: 1, netns: 'cdlab-lan', bridge: 'br0', cidr: '198.51.100.0/24', prefixLength: 24, router: '198.51.100.254' },
+      { index: 2, netns: 'cdlab-lan2', bridge: 'br0', cidr: '203.0.113.64/27', prefixLength: 27, router: '203.0.113.94' },
+    ]);
+    expect(labStatus.router).toEqual({ netns: 'cdlab-router', forwarding: 1 });
+    expect(labStatus.hosts.map(({ name, address, segment, forwarding }) => ({ name, address, segment, forwarding }))).toEqual([
+      { name: 'h1', address: '198.51.100.11', segment: 1, forwarding: 'ubuntu' },
+      { name: 'h2', address: '198.51.100.12', segment: 1, forwarding: 'centos' },
+      { name: 'h3', address: '203.0.113.65', segment: 2, forwarding: 'ubuntu' },
+    ]);
+  });
+
+  it('gives each host its segment on-link and the other segment through the router, and nothing else', async () => {
+    const routes = async (host: string) =>
+      (await hostExec(host, ['ip', '-4', 'route', 'show'])).stdout
+        .split('\n')
+        .map((line) => line.trim())
+        .filter((line) => line && !line.includes('docker0'));
+    expect(await routes('h1')).toEqual(['198.51.100.0/24 dev eth0 proto kernel scope link src 198.51.100.11', '203.0.113.64/27 via 198.51.100.254 dev eth0']);
+    expect(await routes('h3')).toEqual(['198.51.100.0/24 via 203.0.113.94 dev eth0', '203.0.113.64/27 dev eth0 proto kernel scope link src 203.0.113.65']);
+    for (const host of ['h1', 'h2', 'h3']) {
+      // route lookups only: the uplink, the rest of 203.0.113.0/24 and container subnets are unreachable
+      for (const outside of ['192.0.2.1', '203.0.113.1', '203.0.113.200', '10.100.1.1'])
+        expect((await hostExec(host, ['ip', 'route', 'get', outside], { check: false })).code, `${host} -> ${outside}`).not.toBe(0);
+    }
+    // a peer in the other segment is off-link: the kernel sends to it through the router
+    expect((await hostExec('h1', ['ip', 'route', 'get', '203.0.113.65'])).stdout).toContain('via 198.51.100.254 dev eth0');
+    expect((await hostExec('h2', ['ip', 'route', 'get', '198.51.100.11'])).stdout).not.toContain('via');
+  });
+
+  it('forwards between the segments through the router, which knows no container subnet and rewrites nothing', async () => {
+    for (const [from, to] of [
+      ['h1', '203.0.113.65'],
+      ['h3', '198.51.100.12'],
+    ] as const) {
+      const result = await pingFrom(from, to);
+      expect(result.code, `${from} -> ${to}: ${result.stdout}`).toBe(0);
+      // one hop: the router decremented the TTL of a reply sent with a fresh namespace's 64
+      expect(result.stdout).toMatch(/ttl=63/);
+    }
+    // the controller's address, in the root namespace
+    expect((await pingFrom('h3', '198.51.100.1')).code).toBe(0);
+    expect((await pingFrom('h1', '198.51.100.12')).stdout).toMatch(/ttl=64/);
+
+    const router = (await inRouter(['ip', '-4', 'route', 'show'])).stdout.trim().split('\n');
+    expect(router.map((line) => line.trim())).toEqual([
+      '198.51.100.0/24 dev seg1 proto kernel scope link src 198.51.100.254',
+      '203.0.113.64/27 dev seg2 proto kernel scope link src 203.0.113.94',
+    ]);
+    for (const outside of ['10.100.1.1', '172.17.0.2', '192.0.2.1'])
+      expect((await inRouter(['ip', 'route', 'get', outside])).code, `router -> ${outside}`).not.toBe(0);
+    expect((await inRouter(['iptables-save', '-t', 'nat'])).stdout).not.toMatch(/MASQUERADE|SNAT|DNAT/);
+
+    // TCP across: the server in h3 sees h1's own address
+    const server = spawn('nsenter', ['--net=/run/netns/cdlab-h3', '--', busybox, 'nc', '-ll', '-p', '9090', '-e', busybox, 'netstat', '-tn'], {
+      stdio: 'ignore',
+    });
+    try {
+      let answer = '';
+      for (let attempt = 0; attempt < 20 && !answer.includes('Active Internet connections'); attempt++) {
+        if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 250));
+        answer = (await hostExec('h1', [busybox, 'nc', '-w', '3', '203.0.113.65', '9090'], { check: false })).stdout;
+      }
+      expect(answer).toMatch(/203\.0\.113\.65:9090\s+(::ffff:)?198\.51\.100\.11:\d+/);
+    } finally {
+      server.kill();
+    }
+  });
+
+  it('keeps the root namespace a non-forwarding end: one link, the LAN and the routes to the later segments through the router', async () => {
+    expect(readFileSync('/proc/sys/net/ipv4/conf/cdlab-ctl/forwarding', 'utf8').trim()).toBe('0');
+    const routes = (await run('ip', ['-4', 'route', 'show', 'dev', 'cdlab-ctl'])).stdout
+      .trim()
+      .split('\n')
+      .map((line) => line.trim());
+    expect(routes).toEqual(['198.51.100.0/24 proto kernel scope link src 198.51.100.1', '203.0.113.64/27 via 198.51.100.254']);
+  });
+
+  it('removes the router, the segment LANs and the root routes on down', async () => {
+    await lab('down');
+    expect(await whatIsLeft()).toEqual([]);
+    expect((await run('ip', ['-4', 'route', 'show', 'root', '203.0.113.64/27'])).stdout.trim()).toBe('');
   });
 });
 

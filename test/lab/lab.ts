@@ -7,7 +7,7 @@ import { findLabProcesses, labNamespaces, leftovers, teardown, type Log } from '
 import { assertCrossdockEntries, labApi, startCrossdock, stopCrossdock } from './crossdock.ts';
 import { docker, dockerdPidOf, startEngine } from './engine.ts';
 import { buildImageTar, importImage } from './image.ts';
-import { createHost, createLan, createLanMachine, forwardPolicyOf, ipForwardOf } from './network.ts';
+import { createHost, createLan, createLanMachine, createRouter, createSegmentLan, forwardPolicyOf, ipForwardOf, routeRootToSegments } from './network.ts';
 import { isAlive, netnsInodeOf, netnsInodeOfPath, readPidfile } from './processes.ts';
 import { ipIn, nsExec, run, type RunOptions, type RunResult } from './run.ts';
 import {
@@ -23,13 +23,19 @@ import {
   LAN_CIDR,
   LAN_NETNS,
   MAX_HOSTS,
+  MAX_HOSTS_PER_SEGMENT,
+  MAX_SEGMENTS,
   netnsOf,
   readState,
   resolveLabDir,
   ROOT_VETH,
+  ROUTER_NAME,
+  segmentLayout,
+  segmentsOfHosts,
   writeState,
   type ForwardingCase,
   type LabHost,
+  type LabSegment,
   type LabState,
   type LabSubnet,
 } from './state.ts';
@@ -46,18 +52,23 @@ export {
   IMAGE,
   LAN_CIDR,
   LAN_NETNS,
+  MAX_SEGMENTS,
   readState,
   resolveLabDir,
   type ForwardingCase,
   type LabHost,
+  type LabSegment,
   type LabState,
   type LabSubnet,
 } from './state.ts';
 
 export const DEFAULT_HOSTS = 3;
+export const DEFAULT_SEGMENTS = 1;
 
 export interface UpOptions {
   hosts?: number;
+  /** Split the hosts in order into this many segments joined by a router (default 1: one LAN, no router). */
+  segments?: number;
   /** Start the controller and the executors after the infrastructure (default true). */
   crossdock?: boolean;
   dir?: string;
@@ -107,14 +118,34 @@ async function withLock<T>(dir: string, action: () => Promise<T>): Promise<T> {
   }
 }
 
-async function checkLanIsFree(): Promise<void> {
+async function checkLanIsFree(segments: LabSegment[]): Promise<void> {
   const routes = await run('ip', ['-4', 'route', 'show', 'match', CONTROLLER_ADDRESS]);
   const clash = routes.stdout.split('\n').find((line) => line && !line.startsWith('default'));
   if (clash) throw new Error(`the root namespace already routes ${LAN_CIDR} (${clash.trim()}); the lab needs that range to itself`);
+  // a wider route (another suite's 203.0.113.0/24 veth) is harmless: the lab's /27 is more specific
+  for (const segment of segments.slice(1)) {
+    const inside = (await run('ip', ['-4', 'route', 'show', 'root', segment.cidr])).stdout.trim();
+    if (inside)
+      throw new Error(
+        `the root namespace already routes inside ${segment.cidr} (${inside.split('\n')[0]}); the lab's segment ${segment.index} needs that range to itself`,
+      );
+  }
+}
+
+function validateCounts(hosts: number, segments: number): void {
+  if (!Number.isInteger(hosts) || hosts < 1 || hosts > MAX_HOSTS) throw new Error(`--hosts must be an integer from 1 to ${MAX_HOSTS}, not ${hosts}`);
+  if (!Number.isInteger(segments) || segments < 1 || segments > MAX_SEGMENTS)
+    throw new Error(`--segments must be an integer from 1 to ${MAX_SEGMENTS}, not ${segments}`);
+  if (segments > hosts) throw new Error(`--segments ${segments} needs at least ${segments} hosts (one per segment), not ${hosts}`);
+  const largest = segmentsOfHosts(hosts, segments).filter((segment) => segment === 2).length;
+  if (largest > MAX_HOSTS_PER_SEGMENT)
+    throw new Error(`${hosts} hosts in ${segments} segments puts ${largest} in segment 2, which holds ${MAX_HOSTS_PER_SEGMENT}; use more segments`);
 }
 
 async function startHost(state: LabState, host: LabHost, tar: string, log: Log): Promise<void> {
-  await createHost(host.name, host.netns, host.address, host.forwarding);
+  const segment = state.segments[host.segment - 1]!;
+  const others = state.segments.filter((other) => other.index !== segment.index);
+  await createHost(host.name, host.netns, host.address, host.forwarding, segment, others);
   const { pid, version } = await startEngine(state.dir, host.name);
   host.dockerdPid = pid;
   await importImage(host.dockerHost, tar);
@@ -130,6 +161,16 @@ async function verifyForwarding(host: LabHost): Promise<void> {
   }
 }
 
+/** The LAN, and with several segments their LANs, the router between them and the controller's routes to them. */
+async function createNetwork(state: LabState, log: Log): Promise<void> {
+  await createLan();
+  if (!state.router) return;
+  for (const segment of state.segments.slice(1)) await createSegmentLan(segment);
+  await createRouter(state.router.netns, state.segments);
+  await routeRootToSegments(state.segments);
+  log(`segments ${state.segments.map((s) => `${s.index}: ${s.cidr} on ${s.netns}/${s.bridge} (router ${s.router})`).join(', ')}; router ${state.router.netns}`);
+}
+
 /**
  * Builds the lab from scratch: removes whatever an earlier lab left (recorded or not), then the
  * LAN, the hosts and their engines, and (unless crossdock is false) the controller and executors.
@@ -137,15 +178,18 @@ async function verifyForwarding(host: LabHost): Promise<void> {
 export async function up(options: UpOptions = {}): Promise<LabState> {
   const dir = resolveLabDir(options.dir);
   const count = options.hosts ?? DEFAULT_HOSTS;
+  const segmentCount = options.segments ?? DEFAULT_SEGMENTS;
   const log = options.log ?? quiet;
-  if (!Number.isInteger(count) || count < 1 || count > MAX_HOSTS) throw new Error(`--hosts must be an integer from 1 to ${MAX_HOSTS}, not ${count}`);
+  validateCounts(count, segmentCount);
+  const segments = segmentLayout(segmentCount);
+  const segmentOf = segmentsOfHosts(count, segmentCount);
   const crossdock = options.crossdock ?? true;
   preflight(dir);
   if (crossdock) assertCrossdockEntries();
   return withLock(dir, async () => {
     log(`removing any earlier lab in ${dir}`);
     await teardown(dir, log);
-    await checkLanIsFree();
+    await checkLanIsFree(segments);
     await mkdir(dir, { recursive: true, mode: 0o700 });
 
     const state: LabState = {
@@ -154,15 +198,20 @@ export async function up(options: UpOptions = {}): Promise<LabState> {
       phase: 'building',
       createdAt: new Date().toISOString(),
       lan: { netns: LAN_NETNS, bridge: LAN_BRIDGE, cidr: LAN_CIDR, rootVeth: ROOT_VETH, controllerAddress: CONTROLLER_ADDRESS },
+      segments,
+      router: segmentCount > 1 ? { name: ROUTER_NAME, netns: netnsOf(ROUTER_NAME) } : null,
       hosts: Array.from({ length: count }, (_, i): LabHost => {
         const name = hostName(i + 1);
+        const segment = segmentOf[i]!;
+        const position = segmentOf.slice(0, i + 1).filter((s) => s === segment).length;
         return {
           name,
           netns: netnsOf(name),
-          address: hostAddress(i + 1),
+          address: hostAddress(i + 1, segments[segment - 1], position),
           interface: HOST_INTERFACE,
           dockerHost: hostPaths(dir, name).dockerHost,
           forwarding: forwardingCase(i + 1),
+          segment,
           dockerdPid: null,
           executorPid: null,
           token: null,
@@ -174,7 +223,7 @@ export async function up(options: UpOptions = {}): Promise<LabState> {
     await writeState(state);
 
     log(`LAN ${LAN_CIDR} on ${LAN_NETNS}/${LAN_BRIDGE}, controller address ${CONTROLLER_ADDRESS} on ${ROOT_VETH}`);
-    const [tar] = await Promise.all([buildImageTar(dir), createLan()]);
+    const [tar] = await Promise.all([buildImageTar(dir), createNetwork(state, log)]);
     await Promise.all(state.hosts.map((host) => startHost(state, host, tar, log)));
     await Promise.all(state.hosts.map(verifyForwarding));
     state.phase = 'ready';
@@ -211,6 +260,8 @@ export interface HostStatus {
   dockerHost: string;
   subnets: LabSubnet[];
   forwarding: ForwardingCase;
+  /** 1-based index into LabStatus.segments. */
+  segment: number;
   dockerd: { pid: number | null; running: boolean; version: string | null };
   ipForward: number | null;
   forwardPolicy: string | null;
@@ -223,6 +274,9 @@ export interface LabStatus {
   dir: string;
   phase: LabState['phase'] | null;
   controller: { url: string; adminToken: string; pid: number | null; running: boolean } | null;
+  segments: LabSegment[];
+  /** The router between segments; null with one segment. */
+  router: { netns: string; forwarding: number | null } | null;
   hosts: HostStatus[];
   problems: string[];
 }
@@ -242,6 +296,7 @@ async function hostStatus(state: LabState, host: LabHost, controllerSubnets: Map
     dockerHost: host.dockerHost,
     subnets: controllerSubnets?.get(host.name) ?? host.subnets,
     forwarding: host.forwarding,
+    segment: host.segment ?? 1,
     dockerd: { pid, running: running !== null, version: version?.code === 0 ? version.stdout.trim() : null },
     ipForward,
     forwardPolicy,
@@ -269,7 +324,7 @@ export async function status(options: { dir?: string } = {}): Promise<LabStatus>
   if (!state) {
     const strays = findLabProcesses(dir).length;
     const problems = existsSync(dir) || strays > 0 ? [`leftovers of an earlier lab (run down): ${(await leftovers(dir)).join('; ')}`] : [];
-    return { up: false, healthy: false, dir, phase: null, controller: null, hosts: [], problems };
+    return { up: false, healthy: false, dir, phase: null, controller: null, segments: [], router: null, hosts: [], problems };
   }
   const controllerRunning = state.controller?.pid != null && isAlive(state.controller.pid);
   const subnets = state.controller && controllerRunning ? await subnetsFromController(state.controller) : null;
@@ -284,6 +339,16 @@ export async function status(options: { dir?: string } = {}): Promise<LabStatus>
     if (host.executor && !host.executor.running) problems.push(`${host.name}: executor (pid ${host.executor.pid}) is not running`);
   }
   if (state.controller && !controllerRunning) problems.push(`the controller (pid ${state.controller.pid}) is not running`);
+  const segments = state.segments ?? [];
+  for (const segment of segments)
+    if (!existsSync(`/run/netns/${segment.netns}`)) problems.push(`segment ${segment.index}: namespace ${segment.netns} is missing`);
+  let router: LabStatus['router'] = null;
+  if (state.router) {
+    const present = existsSync(`/run/netns/${state.router.netns}`);
+    router = { netns: state.router.netns, forwarding: present ? await ipForwardOf(state.router.netns) : null };
+    if (!present) problems.push(`the router's namespace ${state.router.netns} is missing`);
+    else if (router.forwarding !== 1) problems.push(`the router ${state.router.netns} does not forward (ip_forward ${router.forwarding})`);
+  }
   return {
     up: true,
     healthy: problems.length === 0,
@@ -295,6 +360,8 @@ export async function status(options: { dir?: string } = {}): Promise<LabStatus>
       pid: state.controller.pid,
       running: controllerRunning,
     },
+    segments,
+    router,
     hosts,
     problems,
   };
@@ -378,6 +445,8 @@ export interface LanMachine {
 export async function addLanMachine(name: string, address: string): Promise<LanMachine> {
   // its LAN port is named after it, as a host's is
   if (requireState().hosts.some((host) => host.name === name)) throw new Error(`${name} is a lab host; give the outside machine another name`);
+  if (name === ROUTER_NAME || netnsOf(name).startsWith(LAN_NETNS))
+    throw new Error(`${name} is the name of the lab's router or of a segment's LAN; give the outside machine another name`);
   const machine = { name, netns: netnsOf(name), address };
   await removeLanMachine(machine);
   await createLanMachine(name, machine.netns, address);

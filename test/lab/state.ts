@@ -19,6 +19,20 @@ export const LAN_CONTROLLER_PORT = 'ctl';
 export const HOST_INTERFACE = 'eth0';
 export const IMAGE = 'crossdock-lab/busybox:latest';
 export const MAX_HOSTS = 50;
+/** The router between segments (only when there are several): its namespace is netnsOf(ROUTER_NAME). */
+export const ROUTER_NAME = 'router';
+/** Segment 1's router address: the last one of the LAN, far from the hosts (.11 up) and the outside machines the tests add. */
+export const LAN_ROUTER_ADDRESS = '198.51.100.254';
+/**
+ * Segments 2 and up: one /27 each of 203.0.113.0/24 (29 hosts and the router), from .64 up to .223.
+ * The rest of that range is left to the namespace suites that put root-side veths on it
+ * (.0/29, .16/29, .248/29), which may run beside the lab on a shared machine.
+ */
+const SEGMENT_BLOCKS = ['203.0.113.64', '203.0.113.96', '203.0.113.128', '203.0.113.160', '203.0.113.192'];
+const SEGMENT_PREFIX_LENGTH = 27;
+export const MAX_SEGMENTS = SEGMENT_BLOCKS.length + 1;
+/** Hosts a segment past the first holds: its /27 less the network, broadcast and router addresses. */
+export const MAX_HOSTS_PER_SEGMENT = 2 ** (32 - SEGMENT_PREFIX_LENGTH) - 3;
 /** Set in the environment of every process the lab starts, so cleanup finds them without state.json. */
 export const LAB_ENV_MARKER = 'CROSSDOCK_LAB';
 /** unix socket paths are limited to 108 bytes; containerd's ttrpc socket is the longest the lab makes. */
@@ -107,8 +121,67 @@ export function netnsOf(name: string): string {
   return `${LAB_PREFIX}${name}`;
 }
 
-export function hostAddress(index: number): string {
-  return `198.51.100.${10 + index}`;
+export interface LabSegment {
+  /** 1-based; segment 1 is the controller's LAN. */
+  index: number;
+  /** Namespace holding the segment's bridge: LAN_NETNS for segment 1, cdlab-lanK for segment K. */
+  netns: string;
+  bridge: string;
+  cidr: string;
+  prefixLength: number;
+  /** The router's address on this segment; null in a one-segment lab, which has no router. */
+  router: string | null;
+}
+
+/**
+ * The segments of a lab of `count` segments: segment 1 is 198.51.100.0/24 (the controller's LAN),
+ * segment K >= 2 is the (K-1)th /27 block of 203.0.113.0/24, its router on the block's last address.
+ */
+export function segmentLayout(count: number): LabSegment[] {
+  return Array.from({ length: count }, (_, i): LabSegment => {
+    if (i === 0)
+      return { index: 1, netns: LAN_NETNS, bridge: LAN_BRIDGE, cidr: LAN_CIDR, prefixLength: LAN_PREFIX_LENGTH, router: count > 1 ? LAN_ROUTER_ADDRESS : null };
+    const base = SEGMENT_BLOCKS[i - 1];
+    if (!base) throw new Error(`the lab has room for ${MAX_SEGMENTS} segments, not ${count}`);
+    return {
+      index: i + 1,
+      netns: `${LAN_NETNS}${i + 1}`,
+      bridge: LAN_BRIDGE,
+      cidr: `${base}/${SEGMENT_PREFIX_LENGTH}`,
+      prefixLength: SEGMENT_PREFIX_LENGTH,
+      router: offset(base, MAX_HOSTS_PER_SEGMENT + 1),
+    };
+  });
+}
+
+function offset(address: string, by: number): string {
+  const parts = address.split('.').map(Number);
+  parts[3] = (parts[3] ?? 0) + by;
+  return parts.join('.');
+}
+
+/**
+ * Which segment each host is in: hosts split in order, as evenly as possible, the first
+ * segments taking one more where the count does not divide (5 hosts in 2 segments: 3 and 2).
+ * Returns the 1-based segment of host 1..hosts.
+ */
+export function segmentsOfHosts(hosts: number, segments: number): number[] {
+  const size = Math.floor(hosts / segments);
+  const larger = hosts % segments;
+  const result: number[] = [];
+  for (let segment = 1; segment <= segments; segment++) {
+    const count = size + (segment <= larger ? 1 : 0);
+    for (let i = 0; i < count; i++) result.push(segment);
+  }
+  return result;
+}
+
+/**
+ * A host's address: in segment 1, 198.51.100.(10 + host index) as in a one-segment lab; in a
+ * later segment, its block's address numbered by the host's position in that segment (1 up).
+ */
+export function hostAddress(index: number, segment: LabSegment = segmentLayout(1)[0]!, position = index): string {
+  return segment.index === 1 ? `198.51.100.${10 + index}` : offset(segment.cidr.split('/')[0]!, position);
 }
 
 /** Odd hosts are the Ubuntu case, even hosts the CentOS case: h1 DROP, h2 ACCEPT. */
@@ -131,6 +204,8 @@ export interface LabHost {
   interface: string;
   dockerHost: string;
   forwarding: ForwardingCase;
+  /** 1-based index into LabState.segments. */
+  segment: number;
   dockerdPid: number | null;
   executorPid: number | null;
   token: string | null;
@@ -156,6 +231,10 @@ export interface LabState {
   phase: 'building' | 'ready';
   createdAt: string;
   lan: { netns: string; bridge: string; cidr: string; rootVeth: string; controllerAddress: string };
+  /** One per segment; a one-segment lab has just the LAN. */
+  segments: LabSegment[];
+  /** The router between segments; null in a one-segment lab. */
+  router: { name: string; netns: string } | null;
   hosts: LabHost[];
   controller: LabController | null;
 }

@@ -5,7 +5,7 @@ import WebSocket from 'ws';
 import { PROTOCOL_VERSION, emptyObservedState, observedDigest } from '@crossdock/shared';
 import { createTestApp } from '../../controller/src/test-support.ts';
 import { Agent, type Transport } from '../../executor/src/agent.ts';
-import { FakeDockerDriver, FakeIpDriver, FakeIptablesDriver, FakeSysctlDriver } from '../../executor/src/drivers/fake.ts';
+import { FakeDockerDriver, FakeIpDriver, FakeVxlanDriver, FakeIptablesDriver, FakeSysctlDriver } from '../../executor/src/drivers/fake.ts';
 import { ControllerTrust } from '@crossdock/shared/trust';
 import { silentLogger, type Logger } from '../../executor/src/log.ts';
 import type { Drivers } from '../../executor/src/observe.ts';
@@ -78,6 +78,7 @@ export function startFakeExecutor(
 ): FakeHost {
   const drivers = {
     ip: new FakeIpDriver(),
+    vxlan: new FakeVxlanDriver(),
     iptables: new FakeIptablesDriver({ forwardPolicy: 'DROP' }),
     docker: new FakeDockerDriver(),
     sysctl: new FakeSysctlDriver(),

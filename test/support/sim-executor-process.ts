@@ -4,7 +4,7 @@
 //   node --import tsx test/support/sim-executor-process.ts <controller url> <host token> [<CA fingerprint>]
 import { ControllerTrust } from '@crossdock/shared/trust';
 import { Agent } from '../../executor/src/agent.ts';
-import { FakeDockerDriver, FakeIpDriver, FakeIptablesDriver, FakeSysctlDriver } from '../../executor/src/drivers/fake.ts';
+import { FakeDockerDriver, FakeIpDriver, FakeVxlanDriver, FakeIptablesDriver, FakeSysctlDriver } from '../../executor/src/drivers/fake.ts';
 import { silentLogger } from '../../executor/src/log.ts';
 
 const [controllerUrl, token, caFingerprint] = process.argv.slice(2);
@@ -19,6 +19,7 @@ const agent = new Agent({
   trust: new ControllerTrust({ caFingerprint }),
   drivers: {
     ip: new FakeIpDriver(),
+    vxlan: new FakeVxlanDriver(),
     iptables: new FakeIptablesDriver({ forwardPolicy: 'DROP' }),
     docker: new FakeDockerDriver(),
     sysctl: new FakeSysctlDriver(),

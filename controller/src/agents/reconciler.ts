@@ -15,14 +15,17 @@ import {
   desiredState,
   environmentOf,
   MAX_REACH_RULES,
+  desiredPeerItems,
+  peerEntries,
   routeDigestSum,
-  routeItem,
+  subnetReach,
   type HostEnvironment,
   type PlanHost,
 } from '../planner/desired.ts';
 import { planChange, type HostDelta } from '../planner/change.ts';
 import { plan } from '../planner/plan.ts';
 import type { Fleet, FleetEvent } from '../fleet.ts';
+import type { PeerDto } from '../schemas.ts';
 import { CLOSE_REVOKED, type AgentHub, type Session } from './hub.ts';
 import type { JobStatus, JobStore, StoredResult } from './jobs.ts';
 
@@ -359,6 +362,35 @@ export class Reconciler {
     return { accepted: true, recorded };
   }
 
+  /**
+   * How the host reaches each other host, as its desired state says (from what it last reported
+   * of its interfaces), and whether it has that state in place (its applied generation).
+   */
+  peersOf(hostId: number): PeerDto[] {
+    const host = this.fleet.hosts.get(hostId);
+    if (!host) return [];
+    const rt = this.runtime(hostId);
+    const applied = rt.appliedGeneration >= rt.desiredGeneration;
+    const peers: PeerDto[] = [];
+    for (const peer of this.fleet.hosts.values()) {
+      if (peer.id === hostId) continue;
+      const entries = peerEntries(host, rt.env, peer, peer.subnets, this.fleet.reach);
+      const kinds = new Set(entries.reaches);
+      // A peer without subnets yet: how its first subnet of the default mode would be reached.
+      const reach =
+        kinds.size === 0 ? subnetReach(entries.onLink, this.fleet.reach.possible ? 'crossSubnet' : 'never') : kinds.size === 1 ? [...kinds][0]! : 'mixed';
+      peers.push({
+        host: peer.name,
+        address: peer.address,
+        onLink: entries.onLink,
+        reach,
+        ...(entries.unreachable.length > 0 ? { reason: entries.unreachable.map((u) => `${u.subnet.cidr}: ${u.reason}`).join('; ') } : {}),
+        applied,
+      });
+    }
+    return peers;
+  }
+
   /** Asks an online executor for a fresh snapshot (for dry runs). */
   async snapshot(hostId: number): Promise<ObservedState | undefined> {
     if (!this.hub.isOnline(hostId)) return undefined;
@@ -381,7 +413,7 @@ export class Reconciler {
   planFor(hostId: number, observed: ObservedState, skipped?: string[]): Command[] | undefined {
     const host = this.fleet.hosts.get(hostId);
     if (!host) return undefined;
-    return plan(desiredState(host, this.fleet.hosts.values(), this.fleet.policy, environmentOf(observed)), observed, undefined, skipped);
+    return plan(desiredState(host, this.fleet.hosts.values(), this.fleet.policy, environmentOf(observed), this.fleet.reach), observed, undefined, skipped);
   }
 
   private async planFromSnapshot(hostId: number, state: ObservedState, reason: string): Promise<void> {
@@ -395,9 +427,9 @@ export class Reconciler {
     if (!host) return undefined;
     const rt = this.runtime(hostId);
     rt.env = environmentOf(state);
-    const desired = desiredState(host, this.fleet.hosts.values(), this.fleet.policy, rt.env);
+    const desired = desiredState(host, this.fleet.hosts.values(), this.fleet.policy, rt.env, this.fleet.reach);
     let routeSum = 0;
-    for (const route of desired.routes) routeSum = addHash(routeSum, itemHash(routeItem(route)));
+    for (const item of desiredPeerItems(desired)) routeSum = addHash(routeSum, itemHash(item));
     rt.routeSum = routeSum;
     const skipped: string[] = [];
     const commands = plan(desired, state, { maxRouteDeletes: MAX_ROUTE_DELETES_PER_JOB }, skipped);
@@ -429,8 +461,8 @@ export class Reconciler {
     const host = this.fleet.hosts.get(hostId);
     if (!host) return undefined;
     const rt = this.runtime(hostId);
-    rt.routeSum ??= routeDigestSum(host, this.fleet.hosts.values());
-    return desiredDigest(host, this.fleet.policy, rt.env, rt.routeSum);
+    rt.routeSum ??= routeDigestSum(host, this.fleet.hosts.values(), rt.env, this.fleet.reach);
+    return desiredDigest(host, this.fleet.policy, rt.env, rt.routeSum, this.fleet.reach);
   }
 
   // ---- fleet changes ----
@@ -449,6 +481,7 @@ export class Reconciler {
       hosts: this.fleet.hosts,
       policy,
       policyBefore,
+      reach: this.fleet.reach,
       envOf: (hostId) => this.runtime(hostId).env,
       sendsTo: (hostId) => this.reachable(hostId),
     });
@@ -480,8 +513,8 @@ export class Reconciler {
       return { hostId: delta.hostId, commands: [], reason, bump: true };
     }
     if (rt.routeSum !== null) {
-      for (const route of delta.addedRoutes) rt.routeSum = addHash(rt.routeSum, itemHash(routeItem(route)));
-      for (const route of delta.removedRoutes) rt.routeSum = subtractHash(rt.routeSum, itemHash(routeItem(route)));
+      for (const item of delta.addedItems) rt.routeSum = addHash(rt.routeSum, itemHash(item));
+      for (const item of delta.removedItems) rt.routeSum = subtractHash(rt.routeSum, itemHash(item));
     }
     return { hostId: delta.hostId, commands: delta.commands, reason, bump: true };
   }

@@ -28,7 +28,7 @@ import { DatabaseWriter, type BulkRow, type Prepared, type Tx } from '../db/writ
 import { ApiError, notFound } from '../errors.ts';
 import { Fleet, fleetPool, loadFleetRows, type FleetRows } from '../fleet.ts';
 import type { Host, PrismaClient } from '../generated/prisma/client.ts';
-import type { PlanHost } from '../planner/desired.ts';
+import { DEFAULT_ENCAPSULATION, type Encapsulation, type PlanHost } from '../planner/desired.ts';
 import { IntervalSet } from './interval-set.ts';
 import { requireSubnetPrefixLength, resolveGateway } from './rules.ts';
 
@@ -292,7 +292,15 @@ export class Ipam {
 
   // ---- operations ----
 
-  createPool(input: { name: string; cidr: Cidr; subnetPrefixLength: number; reserved: Cidr[]; allowFrom?: Cidr[] }) {
+  createPool(input: {
+    name: string;
+    cidr: Cidr;
+    subnetPrefixLength: number;
+    reserved: Cidr[];
+    allowFrom?: Cidr[];
+    encapsulation?: Encapsulation;
+    mtu?: number | null;
+  }) {
     return this.writer.run(() => {
       if (this.pool(input.name)) throw new ApiError('POOL_EXISTS', `a pool named "${input.name}" already exists; choose another name`);
       for (const other of this.pools()) {
@@ -335,6 +343,8 @@ export class Ipam {
               cidr: formatCidr(input.cidr),
               subnetPrefixLength: input.subnetPrefixLength,
               allowFrom: JSON.stringify((input.allowFrom ?? []).map(formatCidr)),
+              encapsulation: input.encapsulation ?? DEFAULT_ENCAPSULATION,
+              mtu: input.mtu ?? null,
               reserved: { create: reserved.map((r) => ({ cidr: formatCidr(r) })) },
             },
             include: { reserved: { orderBy: { id: 'asc' } } },
@@ -371,15 +381,22 @@ export class Ipam {
     });
   }
 
-  /** Replaces a pool's allowFrom list; every host's chains follow. */
-  updatePool(name: string, patch: { allowFrom: Cidr[] }) {
+  /**
+   * Changes what is given of a pool's allowFrom list (every host's chains follow), encapsulation
+   * and MTU (every host is replanned: how it reaches each peer may change).
+   */
+  updatePool(name: string, patch: { allowFrom?: Cidr[]; encapsulation?: Encapsulation; mtu?: number | null }) {
     return this.writer.run(() => {
       const pool = this.requirePool(name);
       return {
         write: (tx: Tx) =>
           tx.pool.update({
             where: { id: pool.id },
-            data: { allowFrom: JSON.stringify(patch.allowFrom.map(formatCidr)) },
+            data: {
+              ...(patch.allowFrom === undefined ? {} : { allowFrom: JSON.stringify(patch.allowFrom.map(formatCidr)) }),
+              ...(patch.encapsulation === undefined ? {} : { encapsulation: patch.encapsulation }),
+              ...(patch.mtu === undefined ? {} : { mtu: patch.mtu }),
+            },
             include: { reserved: { orderBy: { id: 'asc' } } },
           }),
         undo: () => {},

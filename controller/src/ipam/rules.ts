@@ -14,6 +14,7 @@ import {
   specialPurposeRangeOverlapping,
   type Cidr,
 } from '@crossdock/shared';
+import { ENCAPSULATIONS, type Encapsulation } from '../planner/desired.ts';
 import { ApiError } from '../errors.ts';
 
 /** Smallest subnet we hand out: a Docker bridge needs a gateway and at least one container. */
@@ -202,4 +203,29 @@ export function requireLabels(labels: Record<string, string>): Record<string, st
     }
   }
   return labels;
+}
+
+/** Docker and the kernel take 68 and up; below IPv4's 576 minimum datagram, TCP stalls. */
+export const MIN_POOL_MTU = 576;
+export const MAX_POOL_MTU = 65_535;
+
+/** A pool's encapsulation mode: one of ENCAPSULATIONS, named in the message when it is not. */
+export function requireEncapsulation(value: string, field = 'encapsulation'): Encapsulation {
+  if ((ENCAPSULATIONS as readonly string[]).includes(value)) return value as Encapsulation;
+  throw new ApiError(
+    'VALIDATION_FAILED',
+    `${field} ${echo(value)} is not a mode; use "never" (direct routes only), "crossSubnet" (VXLAN only to peers off-link, the default) or "always"`,
+  );
+}
+
+/** An explicit MTU for a pool's Docker networks, or null to go back to the underlay's less 50. */
+export function requirePoolMtu(value: number | null, field = 'mtu'): number | null {
+  if (value === null) return null;
+  if (!Number.isInteger(value) || value < MIN_POOL_MTU || value > MAX_POOL_MTU) {
+    throw new ApiError(
+      'VALIDATION_FAILED',
+      `${field} ${value} is out of range; use a whole number from ${MIN_POOL_MTU} to ${MAX_POOL_MTU}, such as 1450 (a 1500-byte underlay less VXLAN's 50), or null for that default`,
+    );
+  }
+  return value;
 }

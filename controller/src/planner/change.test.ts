@@ -3,14 +3,16 @@
 // desired state, and its route digest sum moves by exactly the routes the change says.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { addHash, itemHash, parseIPv4, renderRule, subtractHash, type Command } from '@crossdock/shared';
+import { addHash, itemHash, mustParseCidr, parseIPv4, renderRule, subtractHash, type Command } from '@crossdock/shared';
 import { planChange, type FleetChange } from './change.ts';
 import {
+  NO_ENCAPSULATION,
   desiredState,
   firewallPolicy,
   routeDigestSum,
-  routeItem,
   type DesiredState,
+  type Encapsulation,
+  type ReachPolicy,
   type FirewallPolicy,
   type HostEnvironment,
   type PlanHost,
@@ -24,10 +26,14 @@ interface HostState {
   chains: Record<string, string[]>;
   networks: Record<string, string>;
   bip: string | null;
+  neighbours: Record<string, string>;
+  fdb: Record<string, string>;
 }
 
 function stateOf(desired: DesiredState): HostState {
   return {
+    neighbours: Object.fromEntries(desired.neighbours.map((n) => [n.address, n.mac])),
+    fdb: Object.fromEntries(desired.fdb.map((f) => [f.mac, f.dst])),
     routes: Object.fromEntries(desired.routes.map((r) => [r.dst, `${r.via} ${r.dev}`])),
     chains: Object.fromEntries(desired.chains.map((c) => [`${c.table}/${c.chain}`, c.rules.map((r) => renderRule(c.chain, r))])),
     networks: Object.fromEntries(desired.networks.map((n) => [n.name, `${n.subnet} ${n.gateway}`])),
@@ -58,8 +64,22 @@ function run(state: HostState, commands: Command[]): HostState {
       case 'docker.daemon.bip':
         next.bip = c.bip;
         break;
+      case 'neigh.replace':
+        next.neighbours[c.address] = c.mac;
+        break;
+      case 'neigh.delete':
+        delete next.neighbours[c.address];
+        break;
+      case 'fdb.replace':
+        next.fdb[c.mac] = c.dst;
+        break;
+      case 'fdb.delete':
+        delete next.fdb[c.mac];
+        break;
       case 'firewall.jump':
       case 'sysctl.set':
+      case 'vxlan.device':
+      case 'vxlan.device.delete':
         break; // the same in every desired state
     }
   }
@@ -81,9 +101,23 @@ interface World {
   hosts: PlanHost[];
   pools: PlanPool[];
   envs: HostEnvironment[];
+  reach: ReachPolicy;
 }
 
-const arbEnv = fc.record({ dockerAvailable: fc.boolean(), dockerUser: fc.boolean(), engineMajor: fc.constantFrom(20, 28, null) });
+/** The interface a host reports: the whole /24 on-link, only .1 to .14 (hosts 1 to 3), or not reported yet. */
+const arbInterfaces = fc.constantFrom<HostEnvironment['interfaces']>(
+  [{ name: 'eth0', mtu: 1500, addresses: ['198.51.100.11/24'], networks: [mustParseCidr('198.51.100.0/24')] }],
+  [{ name: 'eth0', mtu: 9000, addresses: ['198.51.100.1/28'], networks: [mustParseCidr('198.51.100.0/28')] }],
+  undefined,
+);
+const arbEnv = fc
+  .record({ dockerAvailable: fc.boolean(), dockerUser: fc.boolean(), engineMajor: fc.constantFrom(20, 28, null), interfaces: arbInterfaces })
+  .map(({ interfaces, ...env }): HostEnvironment => (interfaces ? { ...env, interfaces } : env));
+
+/** Each subnet's pool encapsulation by its id, from a random table. */
+const arbReach: fc.Arbitrary<ReachPolicy> = fc
+  .array(fc.constantFrom<Encapsulation>('never', 'crossSubnet', 'always'), { minLength: 3, maxLength: 3 })
+  .map((modes) => ({ ...NO_ENCAPSULATION, possible: true, encapsulationOf: (s: PlanSubnet) => modes[s.id % 3]! }));
 
 /** Hosts 1..n on 198.51.100.(10+i), each with up to two /24s of 10.100.0.0/16, all distinct. */
 const arbWorld: fc.Arbitrary<World> = fc
@@ -92,8 +126,9 @@ const arbWorld: fc.Arbitrary<World> = fc
     modes: fc.array(fc.constantFrom<PlanSubnet['mode']>('network', 'network', 'bip', 'docker'), { minLength: 10, maxLength: 10 }),
     envs: fc.array(arbEnv, { minLength: 7, maxLength: 7 }),
     allowFrom: fc.constantFrom<string[]>([], ['192.0.2.0/24']),
+    reach: fc.oneof(fc.constant(NO_ENCAPSULATION), arbReach),
   })
-  .map(({ counts, modes, envs, allowFrom }) => {
+  .map(({ counts, modes, envs, allowFrom, reach }) => {
     let third = 0;
     const hosts = counts.map(
       (count, i): PlanHost => ({
@@ -110,7 +145,7 @@ const arbWorld: fc.Arbitrary<World> = fc
         }),
       }),
     );
-    return { hosts, pools: [{ cidr: '10.100.0.0/16', allowFrom }], envs };
+    return { hosts, pools: [{ cidr: '10.100.0.0/16', allowFrom }], envs, reach };
   });
 
 type Step = (world: World) => { change: FleetChange; after: World } | null;
@@ -179,7 +214,8 @@ describe('planChange: a change applied to a host in sync gives its new desired s
         const computed = policyOf(after.hosts, after.pools);
         // the cluster keeps the same policy object when a change leaves its rules alone
         const policy = sameRules(computed, policyBefore) ? policyBefore : computed;
-        const deltas = planChange(change, { hosts: new Map(after.hosts.map((h) => [h.id, h])), policy, policyBefore, envOf, sendsTo: () => true });
+        const { reach } = world;
+        const deltas = planChange(change, { hosts: new Map(after.hosts.map((h) => [h.id, h])), policy, policyBefore, reach, envOf, sendsTo: () => true });
         const byHost = new Map(deltas.map((d) => [d.hostId, d]));
 
         for (const hostAfter of after.hosts) {
@@ -188,17 +224,17 @@ describe('planChange: a change applied to a host in sync gives its new desired s
           const delta = byHost.get(hostAfter.id);
           if (delta?.replan) continue;
           const env = envOf(hostAfter.id);
-          const start = stateOf(desiredState(hostBefore, world.hosts, policyBefore, env));
-          const wanted = stateOf(desiredState(hostAfter, after.hosts, policy, env));
+          const start = stateOf(desiredState(hostBefore, world.hosts, policyBefore, env, reach));
+          const wanted = stateOf(desiredState(hostAfter, after.hosts, policy, env, reach));
           // nothing removes a bip once set (the engine keeps its bridge): compare it only when wanted
           const reached = run(start, delta?.commands ?? []);
           if (wanted.bip === null) reached.bip = null;
           expect(reached, `host ${hostAfter.name}`).toEqual(wanted);
 
-          let sum = routeDigestSum(hostBefore, world.hosts);
-          for (const r of delta?.addedRoutes ?? []) sum = addHash(sum, itemHash(routeItem(r)));
-          for (const r of delta?.removedRoutes ?? []) sum = subtractHash(sum, itemHash(routeItem(r)));
-          expect(sum, `route digest sum of ${hostAfter.name}`).toBe(routeDigestSum(hostAfter, after.hosts));
+          let sum = routeDigestSum(hostBefore, world.hosts, env, reach);
+          for (const r of delta?.addedItems ?? []) sum = addHash(sum, itemHash(r));
+          for (const r of delta?.removedItems ?? []) sum = subtractHash(sum, itemHash(r));
+          expect(sum, `route digest sum of ${hostAfter.name}`).toBe(routeDigestSum(hostAfter, after.hosts, env, reach));
         }
       }),
       { numRuns: 150 },
@@ -221,6 +257,7 @@ describe('planChange: a change applied to a host in sync gives its new desired s
         ]),
         policy,
         policyBefore: policy,
+        reach: NO_ENCAPSULATION,
         envOf: env,
         sendsTo: (id) => id === 2,
       },
@@ -245,10 +282,11 @@ describe('planChange: a change applied to a host in sync gives its new desired s
         ]),
         policy,
         policyBefore: policy,
+        reach: NO_ENCAPSULATION,
         envOf: () => ({ dockerAvailable: true, dockerUser: true, engineMajor: 20 }),
         sendsTo: () => true,
       },
     );
-    expect(deltas).toEqual([{ hostId: 1, commands: [], addedRoutes: [], removedRoutes: [], replan: true }]);
+    expect(deltas).toEqual([{ hostId: 1, commands: [], addedItems: [], removedItems: [], replan: true }]);
   });
 });

@@ -6,17 +6,24 @@
 // The invariant (change.test.ts checks it on random fleets and changes): for every host that
 // had applied its old desired state, applying the delta's commands gives exactly the new
 // desired state, and old route sum + added - removed is the new route sum.
-import type { Command, RouteDelete, RouteReplace } from '@crossdock/shared';
+import { VXLAN_DEVICE, type Command } from '@crossdock/shared';
 import {
   bipOf,
   dockerNetwork,
   firewallChains,
   localState,
-  peerRoute,
+  networkMtu,
+  peerEntries,
+  peerEntryItems,
+  vxlanChain,
+  vxlanDevice,
+  wantsVxlanChain,
   type FirewallPolicy,
   type HostEnvironment,
+  type PeerEntries,
   type PlanHost,
   type PlanSubnet,
+  type ReachPolicy,
 } from './desired.ts';
 
 /** A committed change, with the hosts as they were before it and are after it. */
@@ -26,7 +33,8 @@ export type FleetChange =
   | { type: 'subnet.added'; after: PlanHost; subnet: PlanSubnet }
   | { type: 'subnet.removed'; before: PlanHost; after: PlanHost; subnet: PlanSubnet }
   | { type: 'host.moved'; before: PlanHost; after: PlanHost }
-  | { type: 'pools.changed' };
+  /** reach: a pool's encapsulation or MTU changed (or a pool that may encapsulate came or went) */
+  | { type: 'pools.changed'; reach?: boolean };
 
 /** The fleet after the change, as the per-change planner reads it. */
 export interface FleetAfter {
@@ -34,6 +42,7 @@ export interface FleetAfter {
   policy: FirewallPolicy;
   /** what the policy was before the change (the same object when the change left it alone) */
   policyBefore: FirewallPolicy;
+  reach: ReachPolicy;
   envOf(hostId: number): HostEnvironment;
   /**
    * Whether the host's commands will be sent (an executor is attached). The others only move
@@ -48,9 +57,9 @@ export interface HostDelta {
   hostId: number;
   /** what to run on the host, if it has applied its previous desired state */
   commands: Command[];
-  /** peer routes that entered and left the host's desired state */
-  addedRoutes: RouteReplace[];
-  removedRoutes: RouteReplace[];
+  /** digest items of peer entries (routes, VXLAN neighbour and fdb entries) that entered and left the host's desired state */
+  addedItems: string[];
+  removedItems: string[];
   /** its state changed in a way best replanned in full from a fresh snapshot */
   replan: boolean;
 }
@@ -60,43 +69,46 @@ export function planChange(change: FleetChange, fleet: FleetAfter): HostDelta[] 
   const delta = (hostId: number): HostDelta => {
     let d = deltas.get(hostId);
     if (!d) {
-      d = { hostId, commands: [], addedRoutes: [], removedRoutes: [], replan: false };
+      d = { hostId, commands: [], addedItems: [], removedItems: [], replan: false };
       deltas.set(hostId, d);
     }
     return d;
   };
-  /** Every other host's routes to `owner`'s subnets: `before` leaves, `after` enters. */
-  const peerRoutes = (ownerId: number, before: { owner: PlanHost; subnets: PlanSubnet[] } | null, after: { owner: PlanHost; subnets: PlanSubnet[] } | null) => {
+  /**
+   * Every other host's entries for `owner` (its routes to the owner's subnets, and the VXLAN
+   * neighbour and fdb entries when one goes through the device): `before` leaves, `after`
+   * enters. Whole owners, not the changed subnet alone: a peer's VXLAN entries stand for all of
+   * its subnets, so a second subnet adds a route and no second neighbour.
+   */
+  const peerRoutes = (ownerId: number, before: PlanHost | null, after: PlanHost | null) => {
     for (const peer of fleet.hosts.values()) {
       if (peer.id === ownerId) continue;
-      const d = delta(peer.id);
-      const leaving = before ? before.subnets.map((s) => peerRoute(peer, before.owner, s)) : [];
-      const entering = after ? after.subnets.map((s) => peerRoute(peer, after.owner, s)) : [];
-      const entered = new Set(entering.map((r) => r.dst));
-      d.removedRoutes.push(...leaving);
-      d.addedRoutes.push(...entering);
-      d.commands.push(...entering, ...leaving.filter((r) => !entered.has(r.dst)).map((r): RouteDelete => ({ kind: 'route.delete', dst: r.dst })));
+      const env = fleet.envOf(peer.id);
+      const leaving = before ? peerEntries(peer, env, before, before.subnets, fleet.reach) : null;
+      const entering = after ? peerEntries(peer, env, after, after.subnets, fleet.reach) : null;
+      entriesDiff(delta(peer.id), leaving, entering);
     }
   };
 
   switch (change.type) {
     case 'host.added':
-      peerRoutes(change.host.id, null, { owner: change.host, subnets: change.host.subnets });
+      peerRoutes(change.host.id, null, change.host);
       break;
     case 'host.removed':
-      peerRoutes(change.host.id, { owner: change.host, subnets: change.host.subnets }, null);
+      peerRoutes(change.host.id, change.host, null);
       break;
     case 'subnet.added': {
       const { after, subnet } = change;
       const own = delta(after.id);
       if (fleet.sendsTo(after.id)) {
         const env = fleet.envOf(after.id);
-        const local = localState(after, fleet.policy, env);
+        const local = localState(after, fleet.policy, env, fleet.reach);
         // A Docker-owned network (mode docker) already exists: Docker created it and asked for the subnet.
-        if (env.dockerAvailable && subnet.mode !== 'docker') own.commands.push(subnet.mode === 'bip' ? bipOf(subnet) : dockerNetwork(subnet, env));
+        if (env.dockerAvailable && subnet.mode !== 'docker')
+          own.commands.push(subnet.mode === 'bip' ? bipOf(subnet) : dockerNetwork(subnet, env, networkMtu(after, subnet, env, fleet.reach)));
         own.commands.push(...local.chains, ...local.jumps);
       }
-      peerRoutes(after.id, null, { owner: after, subnets: [subnet] });
+      peerRoutes(after.id, { ...after, subnets: after.subnets.filter((s) => s.id !== subnet.id) }, after);
       break;
     }
     case 'subnet.removed': {
@@ -105,19 +117,22 @@ export function planChange(change: FleetChange, fleet: FleetAfter): HostDelta[] 
       if (fleet.sendsTo(after.id)) {
         const env = fleet.envOf(after.id);
         if (subnet.mode === 'network' && env.dockerAvailable) own.commands.push({ kind: 'docker.network.remove', name: subnet.network });
-        own.commands.push(...localState(after, fleet.policy, env).chains);
+        own.commands.push(...localState(after, fleet.policy, env, fleet.reach).chains);
       }
-      peerRoutes(after.id, { owner: change.before, subnets: [subnet] }, null);
+      peerRoutes(after.id, change.before, after);
       break;
     }
     case 'host.moved': {
       const { before, after } = change;
-      if (before.address !== after.address) peerRoutes(after.id, { owner: before, subnets: before.subnets }, { owner: after, subnets: after.subnets });
-      // Every route of this host changes device: replanned in full from a fresh snapshot.
-      if (before.interface !== after.interface) delta(after.id).replan = true;
+      if (before.address !== after.address) peerRoutes(after.id, before, after);
+      // Every route of this host changes device, or its own VXLAN device its local address (and
+      // its peers on-link may differ now): replanned in full from a fresh snapshot.
+      if (before.interface !== after.interface || (before.address !== after.address && fleet.reach.possible)) delta(after.id).replan = true;
       break;
     }
     case 'pools.changed':
+      // Encapsulation decides every host's entries for every peer: each host is replanned in full.
+      if (change.reach) for (const host of fleet.hosts.values()) delta(host.id).replan = true;
       break;
   }
 
@@ -131,7 +146,31 @@ export function planChange(change: FleetChange, fleet: FleetAfter): HostDelta[] 
       // A host's own subnet change already carries both of its chains.
       if (!fleet.sendsTo(host.id) || d.commands.some((c) => c.kind === 'firewall.chain')) continue;
       d.commands.push(...firewallChains(host, policy).filter((c) => poolsChanged || c.table === 'filter'));
+      // The VXLAN chain's sources are the fleet's hosts.
+      const env = fleet.envOf(host.id);
+      if (wantsVxlanChain(vxlanDevice(host, env, fleet.reach), env)) d.commands.push(vxlanChain(policy, fleet.reach));
     }
   }
   return [...deltas.values()];
+}
+
+/** Commands and digest items that take a host's entries for one peer from `leaving` to `entering`. */
+function entriesDiff(d: HostDelta, leaving: PeerEntries | null, entering: PeerEntries | null): void {
+  const before = new Set(leaving ? peerEntryItems(leaving) : []);
+  const after = new Set(entering ? peerEntryItems(entering) : []);
+  for (const item of after) if (!before.has(item)) d.addedItems.push(item);
+  for (const item of before) if (!after.has(item)) d.removedItems.push(item);
+  const enteringRoutes = new Map((entering?.routes ?? []).map((r) => [r.dst, r]));
+  const leavingRoutes = new Map((leaving?.routes ?? []).map((r) => [r.dst, r]));
+  // The device's entries before the routes through them (the executor orders them too).
+  if (entering?.neigh && (leaving?.neigh?.address !== entering.neigh.address || leaving.neigh.mac !== entering.neigh.mac)) d.commands.push(entering.neigh);
+  if (entering?.fdb && (leaving?.fdb?.mac !== entering.fdb.mac || leaving.fdb.dst !== entering.fdb.dst)) d.commands.push(entering.fdb);
+  for (const [dst, route] of enteringRoutes) {
+    const was = leavingRoutes.get(dst);
+    if (!was || was.via !== route.via || was.dev !== route.dev) d.commands.push(route);
+  }
+  for (const dst of leavingRoutes.keys()) if (!enteringRoutes.has(dst)) d.commands.push({ kind: 'route.delete', dst });
+  if (leaving?.neigh && entering?.neigh?.address !== leaving.neigh.address)
+    d.commands.push({ kind: 'neigh.delete', dev: VXLAN_DEVICE, address: leaving.neigh.address });
+  if (leaving?.fdb && entering?.fdb?.mac !== leaving.fdb.mac) d.commands.push({ kind: 'fdb.delete', dev: VXLAN_DEVICE, mac: leaving.fdb.mac });
 }

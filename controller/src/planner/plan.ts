@@ -4,6 +4,8 @@
 import {
   CROSSDOCK_ROUTE_PROTOCOL,
   MANAGED_LABEL,
+  VXLAN_DEVICE,
+  VXLAN_DEVICE_ALIAS,
   echo,
   forwardJumpSource,
   isManagedJump,
@@ -83,7 +85,52 @@ export function plan(desired: DesiredState, observed: ObservedState, limits: Pla
     if (found.length !== 1 || found[0]!.position !== jump.position) commands.push(jump);
   }
 
-  const observedRoutes = new Map(observed.routes.map((r) => [routeKey(r), r]));
+  // The VXLAN device: made again when a parameter only creation sets differs, and with it its
+  // entries and routes (they go with the old device).
+  const device = observed.vxlan?.device ?? null;
+  const ownDevice = device !== null && device.alias === VXLAN_DEVICE_ALIAS;
+  const want = desired.device;
+  const remade = want !== null && ownDevice && (device.vni !== want.vni || device.port !== want.port || device.local !== want.local || device.learning);
+  if (want) {
+    const same =
+      device !== null &&
+      !remade &&
+      ownDevice &&
+      device.mac === want.mac &&
+      device.mtu === want.mtu &&
+      device.up &&
+      device.addresses.length === 1 &&
+      device.addresses[0] === want.address;
+    if (!same) commands.push(want);
+  } else if (ownDevice) {
+    commands.push({ kind: 'vxlan.device.delete', name: VXLAN_DEVICE });
+  }
+  const entriesKept = ownDevice && !remade && want !== null;
+  const observedNeighbours = new Map(entriesKept ? (observed.vxlan?.neighbours ?? []).map((n) => [n.address, n.mac]) : []);
+  const wantedNeighbours = new Set<string>();
+  for (const n of desired.neighbours) {
+    wantedNeighbours.add(n.address);
+    if (observedNeighbours.get(n.address) !== n.mac) commands.push(n);
+  }
+  const observedFdb = new Map(entriesKept ? (observed.vxlan?.fdb ?? []).map((f) => [f.mac, f.dst]) : []);
+  const wantedFdb = new Set<string>();
+  for (const f of desired.fdb) {
+    wantedFdb.add(f.mac);
+    if (observedFdb.get(f.mac) !== f.dst) commands.push(f);
+  }
+  if (entriesKept) {
+    for (const address of observedNeighbours.keys()) {
+      if (!wantedNeighbours.has(address))
+        fromObservation({ kind: 'neigh.delete', dev: VXLAN_DEVICE, address }, `neighbour ${echo(address)} of ${VXLAN_DEVICE}`);
+    }
+    for (const mac of observedFdb.keys()) {
+      if (!wantedFdb.has(mac)) fromObservation({ kind: 'fdb.delete', dev: VXLAN_DEVICE, mac }, `fdb entry ${echo(mac)} of ${VXLAN_DEVICE}`);
+    }
+  }
+
+  // Routes through a device made again (or removed) are gone with it.
+  const routesGone = remade || (!want && ownDevice);
+  const observedRoutes = new Map(observed.routes.filter((r) => !(routesGone && r.dev === VXLAN_DEVICE)).map((r) => [routeKey(r), r]));
   const wantedRoutes = new Set<string>();
   for (const route of desired.routes) {
     wantedRoutes.add(routeKey(route));
@@ -91,7 +138,7 @@ export function plan(desired: DesiredState, observed: ObservedState, limits: Pla
     if (!have || !routeEqual(have, route)) commands.push(route);
   }
   let deletes = 0;
-  for (const route of observed.routes) {
+  for (const route of observedRoutes.values()) {
     if (deletes >= limits.maxRouteDeletes) break;
     if (wantedRoutes.has(routeKey(route))) continue;
     if (fromObservation({ kind: 'route.delete', dst: route.dst }, `route ${echo(route.dst)} (protocol ${CROSSDOCK_ROUTE_PROTOCOL})`)) deletes++;

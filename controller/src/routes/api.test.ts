@@ -136,7 +136,7 @@ async function allocate(body: Record<string, unknown>) {
 }
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/;
-const POOL_KEYS = ['allowFrom', 'cidr', 'createdAt', 'id', 'name', 'reserved', 'subnetPrefixLength'];
+const POOL_KEYS = ['allowFrom', 'cidr', 'createdAt', 'encapsulation', 'id', 'mtu', 'name', 'reserved', 'subnetPrefixLength'];
 const SUBNET_KEYS = ['cidr', 'createdAt', 'gateway', 'host', 'id', 'mode', 'network', 'pool'];
 const HOST_KEYS = ['address', 'createdAt', 'executor', 'generation', 'id', 'interface', 'labels', 'lastSeenAt', 'name', 'status', 'subnets', 'updatedAt'];
 
@@ -434,6 +434,35 @@ describe('pools', () => {
       expect(row!.allowFrom).toBe('[]');
     });
 
+    it('encapsulation and mtu: crossSubnet and null by default, given at creation, changed by PATCH alone, durable', async () => {
+      expect((await call('GET', '/v1/pools/default')).body).toMatchObject({ encapsulation: 'crossSubnet', mtu: null });
+      const created = await createPool({ name: 'lab', cidr: '10.1.0.0/16', encapsulation: 'never', mtu: 1400 });
+      expect(created).toMatchObject({ encapsulation: 'never', mtu: 1400, allowFrom: [] });
+      const patched = await call('PATCH', '/v1/pools/lab', { encapsulation: 'always' });
+      expect(patched.body).toEqual({ ...created, encapsulation: 'always' });
+      const cleared = await call('PATCH', '/v1/pools/lab', { mtu: null });
+      expect(cleared.body).toEqual({ ...created, encapsulation: 'always', mtu: null });
+      const row = await t.prisma.pool.findUnique({ where: { name: 'lab' } });
+      expect([row!.encapsulation, row!.mtu]).toEqual(['always', null]);
+    });
+
+    it.each<[string, Record<string, unknown>, ...string[]]>([
+      ['an unknown mode', { encapsulation: 'sometimes' }, 'encapsulation "sometimes" is not a mode', '"crossSubnet"'],
+      ['a mode in the wrong case', { encapsulation: 'crosssubnet' }, 'not a mode', '"never"', '"always"'],
+      ['an MTU below 576', { mtu: 100 }, 'mtu 100 is out of range', '576', '1450'],
+      ['an MTU above 65535', { mtu: 70000 }, 'out of range'],
+      ['nothing to change', {}, 'nothing to change', 'encapsulation'],
+    ])('PATCH refuses %s with a message naming what is right, and changes nothing', async (_name, body, ...fragments) => {
+      await createPool({ name: 'lab', cidr: '10.1.0.0/16' });
+      await refused(() => call('PATCH', '/v1/pools/lab', body), 400, 'VALIDATION_FAILED', ...fragments);
+      expect((await call('GET', '/v1/pools/lab')).body).toMatchObject({ encapsulation: 'crossSubnet', mtu: null });
+    });
+
+    it('create refuses an unknown encapsulation and creates nothing', async () => {
+      await refused(() => call('POST', '/v1/pools', { name: 'lab', cidr: '10.1.0.0/16', encapsulation: 'vxlan' }), 400, 'VALIDATION_FAILED', 'not a mode');
+      expect((await call('GET', '/v1/pools/lab')).status).toBe(404);
+    });
+
     it('a pool holding subnets cannot be deleted (POOL_IN_USE), and can once they are released', async () => {
       await createPool({ name: 'lab', cidr: '10.1.0.0/16' });
       const { host } = await registerHost('node-1', '198.51.100.11', { pool: 'lab' });
@@ -626,7 +655,8 @@ describe('hosts', () => {
       expect(list.body.items).toEqual([aNow, b.host]);
       const got = await call('GET', '/v1/hosts/node-1');
       expect(got.status).toBe(200);
-      expect(got.body).toEqual(aNow);
+      // node-1 has not reported its interfaces yet: node-2 counts as on-link until it does
+      expect(got.body).toEqual({ ...aNow, peers: [{ host: 'node-2', address: '198.51.100.12', onLink: null, reach: 'direct', applied: false }] });
     });
 
     it('patch: address, interface and labels change; the same address again is a no-op', async () => {

@@ -15,6 +15,10 @@ import {
   type FirewallTable,
   type SysctlKey,
   type SysctlSet,
+  VXLAN_DEVICE,
+  type ObservedVxlan,
+  type ObservedVxlanDevice,
+  type VxlanCommand,
 } from '@crossdock/shared';
 import { networkDifference, type DockerDriver, type ObservedDocker, type ObservedDockerNetwork, type SetBipOptions } from './docker.ts';
 import { emulatedIp, type EmulatedIpHost, type ForeignRoute } from './emulated-ip.ts';
@@ -23,6 +27,7 @@ import { createIpDriver, type IpDriver, type ObservedInterface, type ObservedRou
 import { createIptablesDriver, type FirewallResults, type IptablesDriver, type ObservedFirewall, type SavedTable } from './iptables.ts';
 import { firstInvalid, resultWithoutProcess, type Runner } from './run.ts';
 import type { SysctlDriver } from './sysctl.ts';
+import { createVxlanDriver, type VxlanDriver } from './vxlan.ts';
 import type { OnChange, Watch } from './watch.ts';
 
 /**
@@ -269,5 +274,146 @@ export class FakeSysctlDriver implements SysctlDriver {
     }
     this.values[key] = value;
     return resultWithoutProcess(true, `${key} = ${value}\n`, '', started);
+  }
+}
+
+/**
+ * The real VXLAN driver over an emulated `ip`/`bridge` that answers its commands from memory
+ * as iproute2 and the kernel do (the netns test, test/vxlan-netns.test.ts, runs the real tools).
+ */
+export class FakeVxlanDriver implements VxlanDriver {
+  device: ObservedVxlanDevice | null = null;
+  /** VTEP address -> MAC */
+  neighbours = new Map<string, string>();
+  /** MAC -> remote underlay address */
+  fdb = new Map<string, string>();
+  /** every apply call, in order */
+  batches: VxlanCommand[][] = [];
+  runner: Runner = (argv, options) => Promise.resolve(this.emulate(argv, options?.input ?? ''));
+  private readonly driver = createVxlanDriver({ runner: (argv, options) => this.runner(argv, options) });
+  private readonly changes = new Announcer();
+
+  observe(): Promise<ObservedVxlan> {
+    return this.driver.observe();
+  }
+
+  async apply(commands: readonly VxlanCommand[]): Promise<CommandResult[]> {
+    this.batches.push([...commands]);
+    const results = await this.driver.apply(commands);
+    if (commands.length > 0) this.changes.announce('vxlan applied');
+    return results;
+  }
+
+  watch(onChange: OnChange): Watch {
+    return this.changes.watch(onChange);
+  }
+
+  /** A test changed the device or its entries by hand: tell the watchers, as `ip monitor` would. */
+  announce(what = 'vxlan changed by hand'): void {
+    this.changes.announce(what);
+  }
+
+  private emulate(argv: readonly string[], input: string): CommandResult {
+    const done = (ok: boolean, stdout = '', stderr = ''): CommandResult => ({ ok, exitCode: ok ? 0 : 1, stdout, stderr, durationMs: 0 });
+    const command = argv.join(' ');
+    const missing = `Device "${VXLAN_DEVICE}" does not exist.\n`;
+    if (command === `ip -d -json address show dev ${VXLAN_DEVICE}`) {
+      const d = this.device;
+      if (!d) return done(false, '', missing);
+      const link = {
+        ifname: d.name,
+        mtu: d.mtu,
+        address: d.mac,
+        flags: d.up ? ['BROADCAST', 'MULTICAST', 'UP', 'LOWER_UP'] : ['BROADCAST', 'MULTICAST'],
+        ...(d.alias === null ? {} : { ifalias: d.alias }),
+        linkinfo:
+          d.vni === null ? { info_kind: 'dummy' } : { info_kind: 'vxlan', info_data: { id: d.vni, local: d.local, port: d.port, learning: d.learning } },
+        addr_info: d.addresses.map((a) => ({ family: 'inet', local: a.split('/')[0], prefixlen: Number(a.split('/')[1]) })),
+      };
+      return done(true, JSON.stringify([link]));
+    }
+    if (command === `ip -4 -json neigh show dev ${VXLAN_DEVICE} nud permanent`) {
+      if (!this.device) return done(false, '', missing);
+      return done(true, JSON.stringify([...this.neighbours].map(([dst, lladdr]) => ({ dst, lladdr, state: ['PERMANENT'] }))));
+    }
+    if (command === `bridge -json fdb show dev ${VXLAN_DEVICE}`) {
+      if (!this.device) return done(false, '', missing);
+      return done(true, JSON.stringify([...this.fdb].map(([mac, dst]) => ({ mac, dst, flags: ['self'], state: 'permanent' }))));
+    }
+    if (command === 'ip -force -batch -' || command === 'bridge -force -batch -') {
+      const errors: string[] = [];
+      input
+        .split('\n')
+        .filter(Boolean)
+        .forEach((line, i) => {
+          const problem = this.runLine(argv[0]!, line.split(' '));
+          if (problem) errors.push(`${problem}\nCommand failed -:${i + 1}\n`);
+        });
+      return done(errors.length === 0, '', errors.join(''));
+    }
+    return done(false, '', `the emulated ip does not run "${command}"\n`);
+  }
+
+  /** One batch line as the driver writes it; the error the tool prints, or null. */
+  private runLine(tool: string, w: string[]): string | null {
+    const noDevice = 'Cannot find device "crossdock.vx"';
+    const at = (word: string) => w[w.indexOf(word) + 1] ?? '';
+    const key = `${tool} ${w[0]} ${w[1]}`;
+    if (w.includes('dev') || w[0] === 'link') {
+      const dev = w[0] === 'link' && w[1] !== 'set' ? w[2] : at('dev');
+      if (dev !== VXLAN_DEVICE) return `the emulated ${tool} does not touch ${dev}`;
+    }
+    const d = this.device;
+    switch (key) {
+      case 'ip link add':
+        if (d) return 'RTNETLINK answers: File exists';
+        this.device = {
+          name: VXLAN_DEVICE,
+          alias: null,
+          vni: Number(at('id')),
+          port: Number(at('dstport')),
+          local: at('local'),
+          learning: !w.includes('nolearning'),
+          mac: '02:00:00:00:00:99',
+          mtu: 1500,
+          up: false,
+          addresses: [],
+        };
+        return null;
+      case 'ip link set':
+        if (!d) return noDevice;
+        Object.assign(d, { mac: at('address'), mtu: Number(at('mtu')), alias: at('alias'), up: w.includes('up') });
+        return null;
+      case 'ip link delete':
+        if (!d) return noDevice;
+        this.device = null;
+        this.neighbours.clear();
+        this.fdb.clear();
+        return null;
+      case 'ip address flush':
+        if (!d) return noDevice;
+        d.addresses = [];
+        return null;
+      case 'ip address replace':
+        if (!d) return noDevice;
+        if (!d.addresses.includes(w[2]!)) d.addresses.push(w[2]!);
+        return null;
+      case 'ip neigh replace':
+        if (!d) return noDevice;
+        this.neighbours.set(w[2]!, at('lladdr'));
+        return null;
+      case 'ip neigh delete':
+        if (!d) return noDevice;
+        return this.neighbours.delete(w[2]!) ? null : 'RTNETLINK answers: No such file or directory';
+      case 'bridge fdb replace':
+        if (!d) return noDevice;
+        this.fdb.set(w[2]!, at('dst'));
+        return null;
+      case 'bridge fdb delete':
+        if (!d) return noDevice;
+        return this.fdb.delete(w[2]!) ? null : 'RTNETLINK answers: No such file or directory';
+      default:
+        return `the emulated ${tool} does not run "${w.join(' ')}"`;
+    }
   }
 }

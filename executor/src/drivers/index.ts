@@ -4,6 +4,7 @@
 // in-memory fake with the same semantics (import those from ./fake.ts).
 export * from './run.ts';
 export * from './ip.ts';
+export * from './vxlan.ts';
 export * from './iptables.ts';
 export * from './docker.ts';
 export * from './sysctl.ts';

@@ -91,6 +91,7 @@ describe('parsing iptables-save', () => {
         { table: 'nat', name: 'POSTROUTING' },
       ],
       forwardPolicy: 'DROP',
+      inputPolicy: 'ACCEPT',
     });
   });
 

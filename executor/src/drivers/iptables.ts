@@ -39,6 +39,8 @@ export interface ObservedFirewall {
   builtinChains: { table: FirewallTable; name: JumpSource }[];
   /** ACCEPT where no filter table is loaded: then nothing filters forwarded traffic */
   forwardPolicy: string;
+  /** INPUT's policy (ACCEPT where no filter table is loaded): where it drops, crossdock opens the VXLAN port */
+  inputPolicy: string;
 }
 
 export interface IptablesDriver {
@@ -125,7 +127,8 @@ export function summarizeSaved(saved: Saved): ObservedFirewall {
     }
     for (const from of JUMP_SOURCES) {
       if (JUMP_SOURCE_TABLE[from] !== table || !t.chains.has(from)) continue;
-      builtinChains.push({ table, name: from });
+      // INPUT is always there; the list says which of Docker's and the forwarding chains are.
+      if (from !== 'INPUT') builtinChains.push({ table, name: from });
       (t.rules.get(from) ?? []).forEach((rule, i) => {
         const to = jumpTarget(rule);
         if (to !== null && rule === `-A ${from} -j ${to}`) jumps.push({ table, from, to, position: i + 1 });
@@ -134,7 +137,8 @@ export function summarizeSaved(saved: Saved): ObservedFirewall {
   }
   // No filter table loaded: nothing filters forwarded traffic.
   const forwardPolicy = saved.tables.get('filter')?.chains.get('FORWARD') ?? 'ACCEPT';
-  return { backend: saved.backend ?? 'nf_tables', chains, jumps, builtinChains, forwardPolicy };
+  const inputPolicy = saved.tables.get('filter')?.chains.get('INPUT') ?? 'ACCEPT';
+  return { backend: saved.backend ?? 'nf_tables', chains, jumps, builtinChains, forwardPolicy, inputPolicy };
 }
 
 /** The target of a rule that jumps (or goes) to one of our chains, else null. */

@@ -11,6 +11,8 @@ import {
   type FirewallTable,
   type RouteDelete,
   type RouteReplace,
+  type VxlanCommand,
+  VXLAN_DEVICE_ALIAS,
 } from './schema.ts';
 
 /** One rule as `iptables-save` prints it (field order -s -d -i -o -m comment -j, as it does). */
@@ -20,6 +22,7 @@ export function renderRule(chain: string, rule: FirewallRule): string {
   if (rule.destination !== undefined) parts.push('-d', rule.destination);
   if (rule.inInterface !== undefined) parts.push('-i', rule.inInterface);
   if (rule.outInterface !== undefined) parts.push('-o', rule.outInterface);
+  if (rule.protocol !== undefined && rule.dport !== undefined) parts.push('-p', rule.protocol, '-m', rule.protocol, '--dport', String(rule.dport));
   if (rule.comment !== undefined) parts.push('-m', 'comment', '--comment', quoteForIptablesSave(rule.comment));
   parts.push('-j', rule.target);
   return parts.join(' ');
@@ -57,6 +60,36 @@ export function renderIpBatch(commands: readonly (RouteReplace | RouteDelete)[])
   return commands.map((c) => `${renderIpBatchLine(c)}\n`).join('');
 }
 
+/**
+ * The `ip -batch -` lines of a VXLAN command (the device takes three: create, settings, address;
+ * an existing device only the last two), or null for a forwarding-database command, which is
+ * `bridge`'s (renderBridgeBatchLine).
+ */
+export function renderVxlanIpLines(c: VxlanCommand, create = true): string[] | null {
+  switch (c.kind) {
+    case 'vxlan.device':
+      return [
+        ...(create ? [`link add ${c.name} type vxlan id ${c.vni} local ${c.local} dstport ${c.port} nolearning`] : []),
+        `link set dev ${c.name} address ${c.mac} mtu ${c.mtu} alias ${VXLAN_DEVICE_ALIAS} up`,
+        `address replace ${c.address} dev ${c.name}`,
+      ];
+    case 'vxlan.device.delete':
+      return [`link delete ${c.name}`];
+    case 'neigh.replace':
+      return [`neigh replace ${c.address} lladdr ${c.mac} dev ${c.dev} nud permanent`];
+    case 'neigh.delete':
+      return [`neigh delete ${c.address} dev ${c.dev}`];
+    case 'fdb.replace':
+    case 'fdb.delete':
+      return null;
+  }
+}
+
+/** One line of `bridge -batch -` input for a forwarding-database command. */
+export function renderBridgeBatchLine(c: Extract<VxlanCommand, { kind: 'fdb.replace' | 'fdb.delete' }>): string {
+  return c.kind === 'fdb.replace' ? `fdb replace ${c.mac} dev ${c.dev} dst ${c.dst} self permanent` : `fdb delete ${c.mac} dev ${c.dev} self`;
+}
+
 /** The labels a network is created with: the command's own plus the managed label. */
 export function networkLabels(c: DockerNetworkCreate): Record<string, string> {
   return { ...c.labels, [MANAGED_LABEL]: 'true' };
@@ -90,6 +123,15 @@ export function renderCommand(c: Command): string {
       return `daemon.json: "bip": ${jsonShellWord(c.bip)} + restart dockerd`;
     case 'sysctl.set':
       return shellWords(['sysctl', '-w', `${c.key}=${c.value}`]);
+    case 'fdb.replace':
+    case 'fdb.delete':
+      return shellWords(['bridge', ...renderBridgeBatchLine(c).split(' ')]);
+    case 'vxlan.device':
+    case 'vxlan.device.delete':
+    case 'neigh.replace':
+    case 'neigh.delete':
+      // Each line as an operator would type it, every word quoted where it needs to be.
+      return (renderVxlanIpLines(c) ?? []).map((line) => shellWords(['ip', ...line.split(' ')])).join('\n');
   }
 }
 

@@ -14,14 +14,29 @@ export const IPTABLES_CHAIN_NAME_MAX_LENGTH = 28;
 export const FIREWALL_TABLES = ['filter', 'nat'] as const;
 export type FirewallTable = (typeof FIREWALL_TABLES)[number];
 export const FIREWALL_TARGETS = ['ACCEPT', 'RETURN', 'DROP'] as const;
-export const JUMP_SOURCES = ['DOCKER-USER', 'FORWARD', 'POSTROUTING'] as const;
+export const JUMP_SOURCES = ['DOCKER-USER', 'FORWARD', 'POSTROUTING', 'INPUT'] as const;
 export type JumpSource = (typeof JUMP_SOURCES)[number];
 /** The table each jump source chain lives in. */
 export const JUMP_SOURCE_TABLE: Record<JumpSource, FirewallTable> = {
   'DOCKER-USER': 'filter',
   FORWARD: 'filter',
   POSTROUTING: 'nat',
+  INPUT: 'filter',
 };
+/**
+ * crossdock's one VXLAN device per host. Every neighbour and forwarding-database command names
+ * it, so the executor never changes an entry of another device.
+ */
+export const VXLAN_DEVICE = 'crossdock.vx';
+/** The device's alias: a device of crossdock's name without it was not made by crossdock and is left alone. */
+export const VXLAN_DEVICE_ALIAS = 'crossdock';
+/** The IANA port for VXLAN (RFC 7348). */
+export const VXLAN_DEFAULT_PORT = 4789;
+export const VXLAN_DEFAULT_VNI = 7800;
+/** VNIs are 24 bits. */
+export const VXLAN_VNI_MAX = 16_777_215;
+/** Outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14): what encapsulation costs a packet. */
+export const VXLAN_OVERHEAD_BYTES = 50;
 export const SYSCTL_KEYS = ['net.ipv4.ip_forward'] as const;
 export type SysctlKey = (typeof SYSCTL_KEYS)[number];
 
@@ -74,6 +89,9 @@ export const FirewallRule = Type.Object(
     destination: Type.Optional(Cidr),
     inInterface: Type.Optional(InterfaceName),
     outInterface: Type.Optional(InterfaceName),
+    /** only with dport: a UDP destination port match (`-p udp -m udp --dport N`) */
+    protocol: Type.Optional(Type.Literal('udp', { description: 'the protocol "udp"' })),
+    dport: Type.Optional(Type.Integer({ minimum: 1, maximum: 65_535, description: 'a UDP port, 1 to 65535' })),
     target: literals(FIREWALL_TARGETS, 'a rule target'),
     comment: Type.Optional(Type.String({ pattern: COMMENT_PATTERN, description: '1 to 64 letters, digits, spaces and . _ : / -' })),
   },
@@ -113,6 +131,42 @@ export const DockerDaemonBip = command('docker.daemon.bip', {
 });
 export type DockerDaemonBip = Static<typeof DockerDaemonBip>;
 
+const MacAddress = Type.String({ maxLength: TEXT_FIELD_MAX_LENGTH, description: 'a unicast MAC address such as 02:cd:00:00:00:01' });
+const VxlanDev = Type.Literal(VXLAN_DEVICE, { description: `crossdock's VXLAN device, ${VXLAN_DEVICE}` });
+
+/** crossdock's VXLAN device, created or brought to these settings (static: no learning, no multicast). */
+export const VxlanDevice = command('vxlan.device', {
+  name: VxlanDev,
+  vni: Type.Integer({ minimum: 1, maximum: VXLAN_VNI_MAX, description: `a VXLAN network identifier, 1 to ${VXLAN_VNI_MAX}` }),
+  port: Type.Integer({ minimum: 1, maximum: 65_535, description: 'a UDP port, 1 to 65535' }),
+  /** the host's own underlay address: the outer source of what it encapsulates */
+  local: IPv4,
+  mac: MacAddress,
+  /** the host's VTEP address with the prefix of the VTEP range, such as 169.254.64.1/18 */
+  address: Cidr,
+  mtu: Type.Integer({ minimum: 576, maximum: 65_535, description: 'an MTU, 576 to 65535' }),
+});
+export type VxlanDevice = Static<typeof VxlanDevice>;
+
+export const VxlanDeviceDelete = command('vxlan.device.delete', { name: VxlanDev });
+export type VxlanDeviceDelete = Static<typeof VxlanDeviceDelete>;
+
+/** A peer's VTEP address resolves to its VTEP MAC, permanently. */
+export const NeighReplace = command('neigh.replace', { dev: VxlanDev, address: IPv4, mac: MacAddress });
+export type NeighReplace = Static<typeof NeighReplace>;
+
+export const NeighDelete = command('neigh.delete', { dev: VxlanDev, address: IPv4 });
+export type NeighDelete = Static<typeof NeighDelete>;
+
+/** Frames to a peer's VTEP MAC go in UDP to the peer's underlay address, permanently. */
+export const FdbReplace = command('fdb.replace', { dev: VxlanDev, mac: MacAddress, dst: IPv4 });
+export type FdbReplace = Static<typeof FdbReplace>;
+
+export const FdbDelete = command('fdb.delete', { dev: VxlanDev, mac: MacAddress });
+export type FdbDelete = Static<typeof FdbDelete>;
+
+export type VxlanCommand = VxlanDevice | VxlanDeviceDelete | NeighReplace | NeighDelete | FdbReplace | FdbDelete;
+
 export const SysctlSet = command('sysctl.set', {
   key: literals(SYSCTL_KEYS, 'an allow-listed sysctl key'),
   value: literals(['0', '1'] as const, 'a sysctl value'),
@@ -129,6 +183,12 @@ export const COMMAND_SCHEMAS = {
   'docker.network.remove': DockerNetworkRemove,
   'docker.daemon.bip': DockerDaemonBip,
   'sysctl.set': SysctlSet,
+  'vxlan.device': VxlanDevice,
+  'vxlan.device.delete': VxlanDeviceDelete,
+  'neigh.replace': NeighReplace,
+  'neigh.delete': NeighDelete,
+  'fdb.replace': FdbReplace,
+  'fdb.delete': FdbDelete,
 } as const;
 
 export const Command = Type.Union([
@@ -140,6 +200,12 @@ export const Command = Type.Union([
   DockerNetworkRemove,
   DockerDaemonBip,
   SysctlSet,
+  VxlanDevice,
+  VxlanDeviceDelete,
+  NeighReplace,
+  NeighDelete,
+  FdbReplace,
+  FdbDelete,
 ]);
 export type Command = Static<typeof Command>;
 export type CommandKind = Command['kind'];

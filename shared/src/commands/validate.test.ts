@@ -135,7 +135,7 @@ const invalid: [string, unknown, string][] = [
   ['nat rule DROP', { ...natChain, rules: [{ target: 'DROP' }] }, 'rules[0].target: iptables forbids DROP in the nat table'],
   ['nat rule inInterface', { ...natChain, rules: [{ inInterface: 'eth0', target: 'RETURN' }] }, 'rules[0].inInterface: not allowed in the nat table'],
   // firewall.jump
-  ['jump from a foreign chain', { ...jump, from: 'INPUT' }, 'from: must be one of "DOCKER-USER", "FORWARD", "POSTROUTING"; got "INPUT"'],
+  ['jump from a foreign chain', { ...jump, from: 'OUTPUT' }, 'from: must be one of "DOCKER-USER", "FORWARD", "POSTROUTING", "INPUT"; got "OUTPUT"'],
   ['jump from DOCKER-USER in nat', { ...jump, table: 'nat' }, 'firewall.jump from: chain DOCKER-USER is in table filter, not nat; use table filter'],
   ['jump from POSTROUTING in filter', { ...jump, from: 'POSTROUTING' }, 'from: chain POSTROUTING is in table nat, not filter; use table nat'],
   ['jump to a foreign chain', { ...jump, to: 'ACCEPT' }, 'to: expected string to match'],

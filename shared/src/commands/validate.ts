@@ -13,6 +13,7 @@ import {
   type Command,
   type FirewallRule,
   type FirewallTable,
+  VXLAN_DEVICE,
 } from './schema.ts';
 
 export type CommandValidation = { ok: true; command: Command } | { ok: false; error: string };
@@ -24,6 +25,8 @@ const PREDEFINED_DOCKER_NETWORKS = new Set(['bridge', 'host', 'none']);
 const BRIDGE_PREFIX_MIN = 8;
 const BRIDGE_PREFIX_MAX = 30;
 const DOCKER_KEY_MAX_LENGTH = 256;
+/** 169.254.0.0/16 (its first and last /24 are reserved, RFC 3927) */
+const LINK_LOCAL_HIGH_BITS = 0xa9fe;
 
 // Compiled once: the interpreted Value.Errors walk was most of a 10,000-route job's own time.
 const CHECKS = Object.fromEntries(Object.entries(COMMAND_SCHEMAS).map(([kind, schema]) => [kind, TypeCompiler.Compile(schema)])) as Record<
@@ -67,7 +70,11 @@ export function validateCommands(raw: unknown[]): CommandsValidation {
 function checkCommand(c: Command): string | null {
   switch (c.kind) {
     case 'route.replace':
-      return field('dst', checkRouteDestination(c.dst)) ?? field('via', checkNextHop(c.via)) ?? field('dev', checkInterfaceName(c.dev));
+      return (
+        field('dst', checkRouteDestination(c.dst)) ??
+        field('via', c.dev === VXLAN_DEVICE ? checkVtep(c.via) : checkNextHop(c.via)) ??
+        field('dev', checkInterfaceName(c.dev))
+      );
     case 'route.delete':
       return field('dst', checkRouteDestination(c.dst));
     case 'firewall.chain':
@@ -94,7 +101,45 @@ function checkCommand(c: Command): string | null {
       return field('bip', checkBip(c.bip));
     case 'sysctl.set':
       return null;
+    case 'vxlan.device':
+      return field('local', checkNextHop(c.local)) ?? field('mac', checkMac(c.mac)) ?? field('address', checkVtepAddress(c.address));
+    case 'vxlan.device.delete':
+      return null;
+    case 'neigh.replace':
+      return field('address', checkVtep(c.address)) ?? field('mac', checkMac(c.mac));
+    case 'neigh.delete':
+      return field('address', checkVtep(c.address));
+    case 'fdb.replace':
+      return field('mac', checkMac(c.mac)) ?? field('dst', checkNextHop(c.dst));
+    case 'fdb.delete':
+      return field('mac', checkMac(c.mac));
   }
+}
+
+/** Lower-case colon form, as `ip -json` prints it; unicast (a multicast MAC would flood) and not all zero. */
+export function checkMac(text: string): string | null {
+  const hint = 'use six lower-case hex pairs such as 02:cd:00:00:00:01';
+  if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(text)) return `${echo(text)} is not a MAC address; ${hint}`;
+  if (text === '00:00:00:00:00:00') return `00:00:00:00:00:00 is the flood entry, not a peer; ${hint}`;
+  if (Number.parseInt(text.slice(0, 2), 16) & 1) return `${text} is a multicast MAC address; ${hint}`;
+  return null;
+}
+
+/** A VTEP address: unicast, or link-local (crossdock's default VTEP range is link-local: never routed off a host). */
+function checkVtep(text: string): string | null {
+  const address = parseIPv4(text);
+  if (address !== null && address >>> 16 === LINK_LOCAL_HIGH_BITS && (address & 0xff00) !== 0 && (address & 0xff00) !== 0xff00) return null;
+  return checkNextHop(text);
+}
+
+function checkVtepAddress(text: string): string | null {
+  const match = /^([0-9.]+)\/(\d{1,2})$/.exec(text);
+  const address = match ? parseIPv4(match[1] ?? '') : null;
+  if (!match || address === null) return `${echo(text)} is not address/prefix; give the VTEP address and its range's prefix, such as 169.254.64.1/18`;
+  const length = Number(match[2]);
+  if (length < 8 || length > 32) return `prefix length /${length} of "${text}" is out of range; use /8 to /32, such as /18`;
+  if (checkVtep(match[1]!) !== null) return `"${text}" is not a unicast or link-local address; use one such as 169.254.64.1/18`;
+  return null;
 }
 
 const field = (name: string, problem: string | null) => (problem === null ? null : `${name}: ${problem}`);
@@ -156,6 +201,9 @@ function checkRule(table: FirewallTable, rule: FirewallRule, at: string): string
     const value = rule[key];
     const problem = value === undefined ? null : checkInterfaceName(value);
     if (problem) return `${at}.${key}: ${problem}`;
+  }
+  if ((rule.protocol === undefined) !== (rule.dport === undefined)) {
+    return `${at}: protocol and dport go together (a UDP port match); give both, such as protocol "udp" and dport 4789, or neither`;
   }
   if (table === 'nat') {
     if (rule.target === 'DROP') return `${at}.target: iptables forbids DROP in the nat table; use ACCEPT or RETURN`;

@@ -2,7 +2,7 @@
 // executor (from what it observes) and the controller (from what it wants). It is a sum of
 // per-item hashes, so it does not depend on order and the controller can keep it up to date
 // incrementally: one route added to a host adds one item's hash, with no pass over the rest.
-import { MANAGED_LABEL } from '../commands/schema.ts';
+import { MANAGED_LABEL, VXLAN_DEVICE } from '../commands/schema.ts';
 import type { ObservedState } from './state.ts';
 
 /**
@@ -11,8 +11,13 @@ import type { ObservedState } from './state.ts';
  * make the digests differ forever.
  */
 export const MANAGED_CHAINS = { filter: 'CROSSDOCK-FORWARD', nat: 'CROSSDOCK-POSTROUTING' } as const;
+/** Accepts VXLAN from the fleet's hosts; kept only where INPUT's policy drops (inputDrops). */
+export const VXLAN_CHAIN = 'CROSSDOCK-VXLAN';
 
 const isManagedChain = (table: string, name: string) => MANAGED_CHAINS[table as keyof typeof MANAGED_CHAINS] === name;
+
+/** A policy that drops what no rule accepts: then crossdock opens the VXLAN port itself. */
+export const inputDrops = (inputPolicy: string | null | undefined) => inputPolicy === 'DROP';
 
 /** Items are hashed to 48 bits and summed modulo 2^48: exact in a double. */
 const MODULUS = 2 ** 48;
@@ -55,6 +60,23 @@ export const digestItem = {
   network: (name: string, subnet: string | null, gateway: string | null) => `network ${name} ${subnet ?? '-'} ${gateway ?? '-'}`,
   sysctl: (key: string, value: string) => `sysctl ${key}=${value}`,
   dockerUp: () => 'docker up',
+  /** an interface with IPv4 addresses: what the planner's on-link decisions rest on */
+  iface: (name: string, addresses: readonly string[]) => `iface ${name} ${[...addresses].sort().join(',')}`,
+  vxlanDevice: (d: {
+    name: string;
+    alias: string | null;
+    vni: number | null;
+    port: number | null;
+    local: string | null;
+    learning: boolean;
+    mac: string;
+    mtu: number;
+    up: boolean;
+    addresses: readonly string[];
+  }) =>
+    `vxlan ${d.name} alias ${d.alias ?? '-'} id ${d.vni ?? '-'} port ${d.port ?? '-'} local ${d.local ?? '-'} ${d.learning ? 'learning' : 'nolearning'} mac ${d.mac} mtu ${d.mtu} ${d.up ? 'up' : 'down'} ${[...d.addresses].sort().join(',')}`,
+  neigh: (address: string, mac: string) => `neigh ${address} lladdr ${mac}`,
+  fdb: (mac: string, dst: string) => `fdb ${mac} dst ${dst}`,
 };
 
 /**
@@ -88,6 +110,18 @@ export function observedItems(state: ObservedState): string[] {
   }
   const forward = state.sysctl['net.ipv4.ip_forward'];
   if (forward !== undefined) items.push(digestItem.sysctl('net.ipv4.ip_forward', forward));
+  for (const i of state.interfaces) {
+    if (i.addresses.length > 0 && i.name !== VXLAN_DEVICE) items.push(digestItem.iface(i.name, i.addresses));
+  }
+  if (inputDrops(state.firewall.inputPolicy)) {
+    for (const c of state.firewall.chains) if (c.table === 'filter' && c.name === VXLAN_CHAIN) items.push(digestItem.chain(c.table, c.name, c.rules));
+    for (const j of state.firewall.jumps)
+      if (j.table === 'filter' && j.from === 'INPUT' && j.to === VXLAN_CHAIN) items.push(digestItem.jump(j.table, j.from, j.to, j.position));
+  }
+  const vxlan = state.vxlan;
+  if (vxlan?.device) items.push(digestItem.vxlanDevice(vxlan.device));
+  for (const n of vxlan?.neighbours ?? []) items.push(digestItem.neigh(n.address, n.mac));
+  for (const f of vxlan?.fdb ?? []) items.push(digestItem.fdb(f.mac, f.dst));
   return items;
 }
 

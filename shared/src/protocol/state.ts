@@ -39,6 +39,39 @@ export const ObservedNetwork = Type.Object(
 );
 export type ObservedNetwork = Static<typeof ObservedNetwork>;
 
+/** crossdock's VXLAN device (by its name), as the kernel has it; absent: no such device. */
+export const ObservedVxlanDevice = Type.Object(
+  {
+    name: Type.String(),
+    /** ifalias; a device of crossdock's name whose alias is not crossdock's was not made by it */
+    alias: Type.Union([Type.String(), Type.Null()]),
+    /** null: a device of that name that is not a VXLAN device */
+    vni: Type.Union([Type.Integer(), Type.Null()]),
+    port: Type.Union([Type.Integer(), Type.Null()]),
+    local: Type.Union([Type.String(), Type.Null()]),
+    learning: Type.Boolean(),
+    mac: Type.String(),
+    mtu: Type.Integer(),
+    up: Type.Boolean(),
+    /** IPv4 address/prefix */
+    addresses: Type.Array(Type.String(), { maxItems: 64 }),
+  },
+  { additionalProperties: false },
+);
+export type ObservedVxlanDevice = Static<typeof ObservedVxlanDevice>;
+
+export const ObservedVxlan = Type.Object(
+  {
+    device: Type.Union([ObservedVxlanDevice, Type.Null()]),
+    /** permanent neighbour entries of the device */
+    neighbours: Type.Array(Type.Object({ address: Type.String(), mac: Type.String() }, { additionalProperties: false }), { maxItems: MAX_ROUTES }),
+    /** permanent forwarding-database entries of the device that send to a remote address */
+    fdb: Type.Array(Type.Object({ mac: Type.String(), dst: Type.String() }, { additionalProperties: false }), { maxItems: MAX_ROUTES }),
+  },
+  { additionalProperties: false },
+);
+export type ObservedVxlan = Static<typeof ObservedVxlan>;
+
 export const ObservedState = Type.Object(
   {
     routes: Type.Array(ObservedRoute, { maxItems: MAX_ROUTES }),
@@ -50,6 +83,8 @@ export const ObservedState = Type.Object(
         /** which of DOCKER-USER, FORWARD, POSTROUTING exist, as "table/chain" */
         builtinChains: Type.Array(Type.String(), { maxItems: 16 }),
         forwardPolicy: Type.Union([Type.String(), Type.Null()]),
+        /** INPUT's policy; optional: executors before VXLAN did not report it */
+        inputPolicy: Type.Optional(Type.Union([Type.String(), Type.Null()])),
       },
       { additionalProperties: false },
     ),
@@ -67,6 +102,8 @@ export const ObservedState = Type.Object(
       maxItems: MAX_ITEMS,
     }),
     sysctl: Type.Record(Type.String(), Type.String()),
+    /** crossdock's VXLAN device and its entries; optional: executors before VXLAN did not report it */
+    vxlan: Type.Optional(ObservedVxlan),
   },
   { additionalProperties: false },
 );
@@ -79,5 +116,6 @@ export function emptyObservedState(): ObservedState {
     docker: { available: false, version: null, networks: [], bip: null },
     interfaces: [],
     sysctl: {},
+    vxlan: { device: null, neighbours: [], fdb: [] },
   };
 }

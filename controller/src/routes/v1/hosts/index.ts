@@ -96,8 +96,13 @@ const hosts: FastifyPluginAsyncTypebox<HostsRoutesOptions> = async (app, options
     return { items: rows.map((r) => hostView(r, agents.hub, agents.reconciler.generationOf(r.id))) };
   });
 
-  app.get('/:name', { schema: { tags: ['hosts'], summary: 'Get a host', params: NameParams, response: { 200: Host, ...commonErrors } } }, async (request) =>
-    loadHost(request.params.name),
+  app.get(
+    '/:name',
+    { schema: { tags: ['hosts'], summary: 'Get a host, with how it reaches each peer', params: NameParams, response: { 200: Host, ...commonErrors } } },
+    async (request) => {
+      const host = await loadHost(request.params.name);
+      return { ...host, peers: agents.reconciler.peersOf(host.id) };
+    },
   );
 
   app.patch(

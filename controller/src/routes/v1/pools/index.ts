@@ -1,6 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { notFound } from '../../../errors.ts';
-import { MAX_ALLOW_FROM, requireAllowFrom, requireCidr, requireDnsLabel, requirePoolRange } from '../../../ipam/rules.ts';
+import { ApiError } from '../../../errors.ts';
+import { MAX_ALLOW_FROM, requireAllowFrom, requireCidr, requireDnsLabel, requireEncapsulation, requirePoolMtu, requirePoolRange } from '../../../ipam/rules.ts';
 import { NameParams, Pool, PoolWithUtilization, commonErrors, itemsOf } from '../../../schemas.ts';
 import { poolView } from '../../../views.ts';
 
@@ -13,6 +14,18 @@ const AllowFrom = Type.Array(Type.String(), {
   maxItems: MAX_ALLOW_FROM,
 });
 
+const Encapsulation = Type.String({
+  description:
+    'when a host reaches this pool\'s subnets on a peer through VXLAN: "never" (direct routes only; a peer off-link is unreachable), "crossSubnet" (only peers whose address is not on-link, the default) or "always"',
+  examples: ['crossSubnet'],
+  maxLength: 32,
+});
+
+const Mtu = Type.Union([Type.Integer(), Type.Null()], {
+  description: "MTU of the pool's Docker networks at creation; null (the default): the host interface's MTU less 50 where encapsulation is possible",
+  examples: [1450],
+});
+
 const CreatePool = Type.Object(
   {
     name: Type.String({ description: 'DNS label', examples: ['default'] }),
@@ -20,11 +33,16 @@ const CreatePool = Type.Object(
     subnetPrefixLength: Type.Optional(Type.Integer({ default: 24, description: 'size of the subnets handed out' })),
     reserved: Type.Optional(Type.Array(Type.String(), { description: 'ranges never allocated', maxItems: 1024 })),
     allowFrom: Type.Optional(AllowFrom),
+    encapsulation: Type.Optional(Encapsulation),
+    mtu: Type.Optional(Mtu),
   },
   { additionalProperties: false },
 );
 
-const UpdatePool = Type.Object({ allowFrom: AllowFrom }, { additionalProperties: false });
+const UpdatePool = Type.Object(
+  { allowFrom: Type.Optional(AllowFrom), encapsulation: Type.Optional(Encapsulation), mtu: Type.Optional(Mtu) },
+  { additionalProperties: false },
+);
 
 const pools: FastifyPluginAsyncTypebox = async (app) => {
   const { prisma, ipam } = app;
@@ -39,12 +57,20 @@ const pools: FastifyPluginAsyncTypebox = async (app) => {
     '/',
     { schema: { tags: ['pools'], summary: 'Create a pool', body: CreatePool, response: { 201: Pool, ...commonErrors } } },
     async (request, reply) => {
-      const { name, cidr, subnetPrefixLength = 24, reserved = [], allowFrom = [] } = request.body;
+      const { name, cidr, subnetPrefixLength = 24, reserved = [], allowFrom = [], encapsulation = 'crossSubnet', mtu = null } = request.body;
       requireDnsLabel(name, 'pool');
       const pool = requirePoolRange(cidr, 'cidr');
       const ranges = reserved.map((r, i) => requireCidr(r, `reserved[${i}]`));
       const allowed = requireAllowFrom(allowFrom);
-      const created = await ipam.createPool({ name, cidr: pool, subnetPrefixLength, reserved: ranges, allowFrom: allowed });
+      const created = await ipam.createPool({
+        name,
+        cidr: pool,
+        subnetPrefixLength,
+        reserved: ranges,
+        allowFrom: allowed,
+        encapsulation: requireEncapsulation(encapsulation),
+        mtu: requirePoolMtu(mtu),
+      });
       return reply.code(201).send(poolView(created));
     },
   );
@@ -54,14 +80,22 @@ const pools: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         tags: ['pools'],
-        summary: "Change a pool's allowFrom networks; every host's firewall follows",
+        summary: "Change a pool's allowFrom networks (every host's firewall follows), encapsulation or MTU (every host is replanned)",
         params: NameParams,
         body: UpdatePool,
         response: { 200: Pool, ...commonErrors },
       },
     },
     async (request) => {
-      const updated = await ipam.updatePool(request.params.name, { allowFrom: requireAllowFrom(request.body.allowFrom) });
+      const { allowFrom, encapsulation, mtu } = request.body;
+      if (allowFrom === undefined && encapsulation === undefined && mtu === undefined) {
+        throw new ApiError('VALIDATION_FAILED', 'nothing to change; give allowFrom, encapsulation or mtu');
+      }
+      const updated = await ipam.updatePool(request.params.name, {
+        ...(allowFrom === undefined ? {} : { allowFrom: requireAllowFrom(allowFrom) }),
+        ...(encapsulation === undefined ? {} : { encapsulation: requireEncapsulation(encapsulation) }),
+        ...(mtu === undefined ? {} : { mtu: requirePoolMtu(mtu) }),
+      });
       return poolView(updated);
     },
   );
