@@ -35,7 +35,7 @@ describe('executor results when observation fails', () => {
     const ip = new FakeIpDriver();
     const drivers = { ip, iptables: new FakeIptablesDriver({ forwardPolicy: 'DROP' }), docker: new FakeDockerDriver(), sysctl: new FakeSysctlDriver() };
     agent = new Agent({
-      controllerUrl: controller.url,
+      controllers: [controller.url],
       token: a.body.token,
       drivers,
       job: { daemonJsonPath: '/nonexistent/daemon.json', engineRestartCommand: null },

@@ -62,7 +62,7 @@ async function runAgent(argv: string[], env: NodeJS.ProcessEnv): Promise<number>
 
   const log = createLogger();
   const agent = new Agent({
-    controllerUrl: config.controllerUrl,
+    controllers: config.controllerUrls,
     token: config.token,
     transport: config.transport,
     reconcileIntervalMs: config.reconcileIntervalMs,
@@ -82,7 +82,7 @@ async function runAgent(argv: string[], env: NodeJS.ProcessEnv): Promise<number>
     });
   }
   log.info(
-    { controller: config.controllerUrl, transport: config.transport, dockerHost: config.dockerHost, version: EXECUTOR_VERSION },
+    { controllers: config.controllerUrls, transport: config.transport, dockerHost: config.dockerHost, version: EXECUTOR_VERSION },
     'crossdock executor starting',
   );
   const exit = await agent.run();

@@ -3,9 +3,11 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { MIN_INTERVAL_MS } from '@crossdock/shared';
 import type { Transport } from './agent.ts';
+import { ControllerListError, parseControllerList } from './controllers.ts';
 
 export interface ExecutorConfig {
-  controllerUrl: string;
+  /** one controller, or a leader and its standbys in any order */
+  controllerUrls: string[];
   token: string;
   dockerHost: string;
   transport: Transport;
@@ -20,7 +22,8 @@ export class ConfigError extends Error {}
 export const DEFAULT_ENGINE_RESTART_COMMAND = ['systemctl', 'restart', 'docker'];
 
 export const USAGE = `usage: crossdock-executor --controller URL --token TOKEN [options]
-  --controller URL                 controller base URL (CROSSDOCK_CONTROLLER), e.g. http://10.0.0.5:7800
+  --controller URL[,URL...]        controller base URL (CROSSDOCK_CONTROLLER), e.g. http://10.0.0.5:7800; several
+                                   comma-separated (a leader and its standbys): the executor attaches to the leader
   --token TOKEN                    this host's token (CROSSDOCK_TOKEN)
   --token-file PATH                read the token from a file instead (CROSSDOCK_TOKEN_FILE)
   --docker-host URL                Docker endpoint (DOCKER_HOST, default unix:///var/run/docker.sock)
@@ -55,15 +58,13 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ExecutorConf
   }
   if (values.help) return 'help';
 
-  const controllerUrl = values.controller ?? env.CROSSDOCK_CONTROLLER;
-  if (!controllerUrl) throw new ConfigError('no controller given; pass --controller http://<controller>:7800 or set CROSSDOCK_CONTROLLER');
-  let url: URL;
+  let controllerUrls: string[];
   try {
-    url = new URL(controllerUrl);
-  } catch {
-    throw new ConfigError(`controller "${controllerUrl}" is not a URL; use http://<controller address>:7800`);
+    controllerUrls = parseControllerList(values.controller ?? env.CROSSDOCK_CONTROLLER ?? '');
+  } catch (error) {
+    if (error instanceof ControllerListError) throw new ConfigError(error.message);
+    throw error;
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`controller URL must start with http:// or https://, not ${url.protocol}`);
 
   const tokenFile = values['token-file'] ?? env.CROSSDOCK_TOKEN_FILE;
   // A --token-file flag beats CROSSDOCK_TOKEN from the environment: flags first.
@@ -108,7 +109,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ExecutorConf
   }
 
   return {
-    controllerUrl: url.toString().replace(/\/$/, ''),
+    controllerUrls,
     token,
     dockerHost: values['docker-host'] ?? env.DOCKER_HOST ?? 'unix:///var/run/docker.sock',
     transport,
