@@ -5,7 +5,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { clip } from '@crossdock/shared';
-import Fastify, { type FastifyPluginAsync, type FastifyReply, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyPluginAsync, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import { hashToken } from './auth/tokens.ts';
 import websocket from '@fastify/websocket';
 import type { Fleet, FleetEvent } from './fleet.ts';
@@ -16,6 +16,7 @@ import agentRoutes, { MAX_AGENT_MESSAGE_BYTES } from './routes/v1/agent/index.ts
 import jobsRoutes from './routes/v1/jobs/index.ts';
 import type { PrismaClient } from './generated/prisma/client.ts';
 import type { Ipam } from './ipam/ipam.ts';
+import { notLeaderError, type Leadership } from './leadership/leadership.ts';
 import { adminAuth } from './plugins/auth.ts';
 import metricsPlugin from './plugins/metrics.ts';
 import statusRoutes from './routes/v1/status/index.ts';
@@ -44,19 +45,21 @@ export interface AppOptions {
   adminToken: string;
   /** GET /metrics needs this bearer token; undefined: no token */
   metricsToken?: string;
-  logger?: FastifyServerOptions['logger'];
+  logger?: FastifyServerOptions['logger'] | FastifyBaseLogger;
   reconciler?: Partial<ReconcilerOptions>;
   /** the built dashboard's folder, served at /ui (none: no /ui) */
   uiDir?: string;
   /** the controller's URL as hosts reach it, for the join line (CROSSDOCK_ADVERTISE_URL) */
   advertiseUrl?: string;
+  /** whose term this app serves in: /healthz names the role, and /v1 refuses once the term is lost (none: always the leader) */
+  leadership?: Leadership;
 }
 
 export const API_VERSION = '0.1.0';
 
 export async function buildApp(options: AppOptions) {
   const app = Fastify({
-    logger: options.logger ?? false,
+    ...(isLoggerInstance(options.logger) ? { loggerInstance: options.logger } : { logger: options.logger ?? false }),
     bodyLimit: 1024 * 1024,
     ajv: { customOptions: { removeAdditional: false } },
     // Errors Fastify raises before routing (a malformed URL, a path too long) get our shape too.
@@ -91,6 +94,15 @@ export async function buildApp(options: AppOptions) {
   });
   app.addSchema(ErrorBody);
   registerErrorHandling(app);
+  const { leadership } = options;
+  if (leadership) {
+    // Between losing the lock and this app's close, nothing more is served as leader.
+    app.addHook('onRequest', async (request) => {
+      if (leadership.role() !== 'leader' && request.url.startsWith('/v1')) {
+        throw notLeaderError(leadership.leaderUrl(), 'this controller is not the leader any more');
+      }
+    });
+  }
 
   await app.register(swagger, {
     openapi: {
@@ -109,6 +121,10 @@ export async function buildApp(options: AppOptions) {
   storage.logTo(app.log);
   const Health = Type.Object({
     status: Type.Union([Type.Literal('ok'), Type.Literal('degraded')]),
+    role: Type.Union([Type.Literal('leader'), Type.Literal('standby')], {
+      description: 'standbys (controllers waiting for the leader lock on a shared PostgreSQL) answer /v1 with 503 NOT_LEADER',
+    }),
+    leader: Type.Union([Type.String(), Type.Null()], { description: "the leader's advertised URL (this controller's own while it leads)" }),
     storage: Type.Object({
       status: Type.Union([Type.Literal('ok'), Type.Literal('unwritable')]),
       code: Type.Optional(Type.String({ description: 'DISK_FULL, READ_ONLY, IO_ERROR or CANNOT_OPEN' })),
@@ -129,7 +145,9 @@ export async function buildApp(options: AppOptions) {
     },
     async (_request, reply) => {
       const state = storage.state();
-      return reply.code(state.status === 'ok' ? 200 : 503).send({ status: state.status === 'ok' ? 'ok' : 'degraded', storage: state });
+      const role = leadership?.role() ?? 'leader';
+      const leader = leadership ? leadership.leaderUrl() : (options.advertiseUrl ?? null);
+      return reply.code(state.status === 'ok' ? 200 : 503).send({ status: state.status === 'ok' ? 'ok' : 'degraded', role, leader, storage: state });
     },
   );
 
@@ -151,3 +169,8 @@ export async function buildApp(options: AppOptions) {
 }
 
 export type App = Awaited<ReturnType<typeof buildApp>>;
+
+/** A logger made outside (the server's, shared by every role's app) rather than logger options. */
+function isLoggerInstance(logger: AppOptions['logger'] | FastifyBaseLogger | undefined): logger is FastifyBaseLogger {
+  return typeof logger === 'object' && logger !== null && typeof (logger as FastifyBaseLogger).child === 'function';
+}

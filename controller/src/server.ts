@@ -1,7 +1,10 @@
-// Entry point: reads the configuration, opens the database, builds the app, listens.
+// Entry point: reads the configuration, opens the database, takes part in the leader election
+// (with SQLite the controller simply leads), and serves the app its role calls for.
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
 import { buildApp } from './app.ts';
 import { newAdminToken } from './auth/tokens.ts';
 import { ConfigError, USAGE, loadConfig, type ControllerConfig } from './config.ts';
@@ -9,6 +12,9 @@ import { openDatabase } from './db/client.ts';
 import { StorageHealth } from './db/storage.ts';
 import { Fleet, loadFleetRows } from './fleet.ts';
 import { DEFAULT_POOL_NAME, Ipam } from './ipam/ipam.ts';
+import { SoleLeadership, type Leadership } from './leadership/leadership.ts';
+import { RoleServer } from './leadership/role-server.ts';
+import { buildStandbyApp } from './leadership/standby-app.ts';
 
 function fail(message: string): never {
   console.error(`crossdock-controller: ${message}`);
@@ -41,6 +47,15 @@ function resolveAdminToken(config: ControllerConfig, dir: string): { token: stri
   return { token, announce: `admin token (generated now, shown once, saved in ${file}):\n  ${token}` };
 }
 
+/** The advertised URL by default: the listen address, or this machine's first external IPv4 address when listening on all. */
+export function defaultAdvertiseUrl(host: string, port: number): string {
+  if (host !== '0.0.0.0' && host !== '::') return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const external = Object.values(networkInterfaces())
+    .flat()
+    .find((a) => a && a.family === 'IPv4' && !a.internal);
+  return `http://${external?.address ?? '127.0.0.1'}:${port}`;
+}
+
 async function main(): Promise<void> {
   let config: ControllerConfig | 'help';
   try {
@@ -60,25 +75,52 @@ async function main(): Promise<void> {
   const firstStart = migrations.alreadyApplied === 0;
   const admin = resolveAdminToken(config, dir);
   const storage = new StorageHealth(config.databaseFile);
-  const ipam = new Ipam(Fleet.fromRows(await loadFleetRows(prisma)), prisma, storage);
-  if (firstStart && config.defaultPool && !ipam.hasPool(DEFAULT_POOL_NAME)) {
-    await ipam.createPool({ name: DEFAULT_POOL_NAME, cidr: config.defaultPool, subnetPrefixLength: 24, reserved: [] });
-  }
-
+  const log = pino({ level: config.logLevel });
+  const leadership: Leadership = new SoleLeadership(config.advertiseUrl ?? defaultAdvertiseUrl(config.host, config.port));
   // The build writes the dashboard to controller/dist/ui, beside dist/server.mjs; from the sources it is ../dist/ui too.
   const uiDir = fileURLToPath(new URL('../dist/ui/', import.meta.url));
-  const app = await buildApp({
-    prisma,
-    ipam,
-    adminToken: admin.token,
-    metricsToken: config.metricsToken,
-    logger: { level: config.logLevel },
-    uiDir,
-    advertiseUrl: config.advertiseUrl,
+  let createDefaultPool = firstStart && config.defaultPool !== null;
+
+  /** A new term: the state as the database has it now (the previous leader's last commit included). */
+  const leaderApp = async (term: number) => {
+    const started = Date.now();
+    const rows = await loadFleetRows(prisma);
+    const ipam = new Ipam(Fleet.fromRows(rows), prisma, storage);
+    if (leadership.fence) ipam.writer.fence = (tx) => leadership.fence!(tx);
+    if (createDefaultPool && config.defaultPool && !ipam.hasPool(DEFAULT_POOL_NAME)) {
+      await ipam.createPool({ name: DEFAULT_POOL_NAME, cidr: config.defaultPool, subnetPrefixLength: 24, reserved: [] });
+    }
+    createDefaultPool = false;
+    log.info(
+      { term, pools: rows.pools.length, hosts: rows.hosts.length, subnets: rows.subnets.length, tookMs: Date.now() - started },
+      'loaded the fleet from the database',
+    );
+    return buildApp({
+      prisma,
+      ipam,
+      adminToken: admin.token,
+      metricsToken: config.metricsToken,
+      logger: log,
+      uiDir,
+      advertiseUrl: config.advertiseUrl,
+      leadership,
+    });
+  };
+  const roles = new RoleServer({
+    host: config.host,
+    port: config.port,
+    leadership,
+    log,
+    leaderApp,
+    standbyApp: () => buildStandbyApp({ leadership, logger: log }),
+    listenFirst: config.port === 0 && config.advertiseUrl === undefined,
+    onPort: (port) => {
+      if (config.advertiseUrl === undefined) leadership.advertiseUrl = defaultAdvertiseUrl(config.host, port);
+    },
   });
   const shutdown = async (signal: string) => {
-    app.log.info({ signal }, 'shutting down');
-    await app.close();
+    log.info({ signal }, 'shutting down');
+    await roles.stop();
     await prisma.$disconnect();
     process.exit(0);
   };
@@ -86,16 +128,18 @@ async function main(): Promise<void> {
   process.once('SIGINT', () => void shutdown('SIGINT'));
 
   try {
-    await app.listen({ host: config.host, port: config.port });
+    await roles.start();
   } catch (error) {
     fail(`cannot listen on ${config.host}:${config.port}: ${(error as Error).message}`);
   }
-  const address = app.server.address();
-  const port = typeof address === 'object' && address ? address.port : config.port;
+  const port = roles.port;
   const shown = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   console.log(`crossdock controller listening on http://${shown}:${port} (database ${config.databaseFile})`);
   console.log(`API reference: http://${shown}:${port}/docs`);
   console.log(`dashboard: http://${shown}:${port}/ui${existsSync(uiDir) ? '' : ' (not built: run `npm run build`)'}`);
+  console.log(
+    `role: ${roles.role}${roles.role === 'standby' ? ` (the leader is ${leadership.leaderUrl() ?? 'not known yet'})` : ''}; advertised as ${leadership.advertiseUrl}`,
+  );
   console.log(admin.announce);
 }
 

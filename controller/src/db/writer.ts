@@ -7,6 +7,7 @@
 import { mapDatabaseError } from './constraint-errors.ts';
 import { MAX_PARAMETERS, insertRows, type BulkRow, type Tx } from './raw-sql.ts';
 import { StorageHealth } from './storage.ts';
+import { ApiError } from '../errors.ts';
 import type { PrismaClient } from '../generated/prisma/client.ts';
 
 export type { BulkRow, Tx } from './raw-sql.ts';
@@ -34,6 +35,12 @@ export class DatabaseWriter {
   private readonly queue: Queued[] = [];
   private draining = false;
   private idleWaiters: Array<() => void> = [];
+  /**
+   * Runs first in every transaction and throws to refuse it: the leadership's term check
+   * (leadership/), so a controller that lost the leader lock commits nothing. With a fence,
+   * every batch is a transaction (no lone INSERT).
+   */
+  fence: ((tx: Tx) => Promise<void>) | undefined;
 
   constructor(
     private readonly prisma: PrismaClient,
@@ -98,10 +105,11 @@ export class DatabaseWriter {
     let results: unknown[];
     try {
       results =
-        accepted.every((a) => a.prepared.bulk) && fitsOneStatement(accepted.map((a) => a.prepared.bulk!))
+        !this.fence && accepted.every((a) => a.prepared.bulk) && fitsOneStatement(accepted.map((a) => a.prepared.bulk!))
           ? await this.insertAlone(accepted.map((a) => a.prepared.bulk!))
           : await this.prisma.$transaction(
               async (tx) => {
+                await this.fence?.(tx as unknown as Tx);
                 const out: unknown[] = new Array(accepted.length);
                 const bulk: number[] = [];
                 for (const [i, { prepared }] of accepted.entries()) {
@@ -124,6 +132,11 @@ export class DatabaseWriter {
       const unwritable = this.storage.failed(error);
       if (unwritable) {
         for (const { item } of accepted) item.reject(unwritable);
+        return;
+      }
+      // Not the leader (any more): no operation may be written, alone or not.
+      if (error instanceof ApiError && error.code === 'NOT_LEADER') {
+        for (const { item } of accepted) item.reject(error);
         return;
       }
       if (accepted.length === 1) {

@@ -175,7 +175,8 @@ describe('unauthenticated surface', () => {
   it('GET /healthz answers without a token', async () => {
     const res = await call('GET', '/healthz', undefined, {});
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ status: 'ok', storage: { status: 'ok' } });
+    // Without an election (SQLite) the controller leads; with no advertised URL it names none.
+    expect(res.body).toEqual({ status: 'ok', role: 'leader', leader: null, storage: { status: 'ok' } });
   });
 
   it('/openapi.json lists every /v1 route with its methods, and each one exists', async () => {
