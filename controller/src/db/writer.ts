@@ -7,6 +7,7 @@
 import { mapDatabaseError } from './constraint-errors.ts';
 import { MAX_PARAMETERS, insertRows, type BulkRow, type Tx } from './raw-sql.ts';
 import { StorageHealth } from './storage.ts';
+import { dialectOf, type Dialect } from './client.ts';
 import type { PrismaClient } from '../generated/prisma/client.ts';
 
 export type { BulkRow, Tx } from './raw-sql.ts';
@@ -34,12 +35,16 @@ export class DatabaseWriter {
   private readonly queue: Queued[] = [];
   private draining = false;
   private idleWaiters: Array<() => void> = [];
+  /** the SQL dialect of raw statements (db/raw-sql.ts) written through this writer */
+  readonly dialect: Dialect;
 
   constructor(
     private readonly prisma: PrismaClient,
     /** what the last commit found: /healthz reports it */
     readonly storage = new StorageHealth(),
-  ) {}
+  ) {
+    this.dialect = dialectOf(prisma);
+  }
 
   /**
    * Queues an operation. `prepare` runs synchronously against the in-memory index when the
@@ -80,7 +85,7 @@ export class DatabaseWriter {
   /** A batch that is one INSERT statement is atomic by itself: no interactive transaction. */
   private async insertAlone(rows: BulkRow[]): Promise<unknown[]> {
     const out: unknown[] = new Array(rows.length);
-    await insertRows(this.prisma as unknown as Tx, rows, (row, i) => (out[i] = row));
+    await insertRows(this.prisma as unknown as Tx, this.dialect, rows, (row, i) => (out[i] = row));
     return out;
   }
 
@@ -111,6 +116,7 @@ export class DatabaseWriter {
                 if (bulk.length > 0)
                   await insertRows(
                     tx,
+                    this.dialect,
                     bulk.map((i) => accepted[i]!.prepared.bulk!),
                     (row, j) => (out[bulk[j]!] = row),
                   );
