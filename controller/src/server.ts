@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { buildApp } from './app.ts';
 import { newAdminToken } from './auth/tokens.ts';
 import { ConfigError, USAGE, loadConfig, type ControllerConfig } from './config.ts';
-import { openDatabase } from './db/client.ts';
+import { describeDatabase, openDatabase } from './db/client.ts';
 import { StorageHealth } from './db/storage.ts';
 import { Fleet, loadFleetRows } from './fleet.ts';
 import { DEFAULT_POOL_NAME, Ipam } from './ipam/ipam.ts';
@@ -36,8 +36,14 @@ function prepareDataDirectory(file: string): string {
 }
 
 /** The admin token: configured, or the one saved beside the database, or a new one (printed once). */
-function resolveAdminToken(config: ControllerConfig, dir: string): { token: string; announce: string } {
+function resolveAdminToken(config: ControllerConfig, dir: string | null): { token: string; announce: string } {
   if (config.adminToken) return { token: config.adminToken, announce: 'admin token: from configuration' };
+  if (dir === null) {
+    // No file beside a PostgreSQL database, and every controller on it must accept the same token.
+    fail(
+      'with a PostgreSQL database the admin token must be configured (the same on every controller of that database): set CROSSDOCK_ADMIN_TOKEN or --admin-token, for example to the output of `openssl rand -hex 32`',
+    );
+  }
   const file = path.join(dir, 'admin-token');
   if (existsSync(file)) {
     return { token: readFileSync(file, 'utf8').trim(), announce: `admin token: saved in ${file}` };
@@ -68,13 +74,15 @@ async function main(): Promise<void> {
     console.log(USAGE);
     return;
   }
-  const dir = prepareDataDirectory(config.databaseFile);
-  const { prisma, migrations } = await openDatabase(config.databaseFile).catch((error: Error) =>
-    fail(`cannot open database ${config.databaseFile}: ${error.message}`),
+  const database = describeDatabase(config.database);
+  const dir = config.database.kind === 'sqlite' ? prepareDataDirectory(config.database.file) : null;
+  if (dir === null) resolveAdminToken(config, dir); // refuses before touching the database
+  const { prisma, migrations } = await openDatabase(config.database).catch((error: Error) =>
+    fail(`cannot open database ${database}: ${error.message || String(error)}`),
   );
   const firstStart = migrations.alreadyApplied === 0;
   const admin = resolveAdminToken(config, dir);
-  const storage = new StorageHealth(config.databaseFile);
+  const storage = new StorageHealth(database);
   const log = pino({ level: config.logLevel });
   const leadership: Leadership = new SoleLeadership(config.advertiseUrl ?? defaultAdvertiseUrl(config.host, config.port));
   // The build writes the dashboard to controller/dist/ui, beside dist/server.mjs; from the sources it is ../dist/ui too.
@@ -134,7 +142,7 @@ async function main(): Promise<void> {
   }
   const port = roles.port;
   const shown = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
-  console.log(`crossdock controller listening on http://${shown}:${port} (database ${config.databaseFile})`);
+  console.log(`crossdock controller listening on http://${shown}:${port} (database ${database})`);
   console.log(`API reference: http://${shown}:${port}/docs`);
   console.log(`dashboard: http://${shown}:${port}/ui${existsSync(uiDir) ? '' : ' (not built: run `npm run build`)'}`);
   console.log(

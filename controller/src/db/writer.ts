@@ -7,6 +7,7 @@
 import { mapDatabaseError } from './constraint-errors.ts';
 import { MAX_PARAMETERS, insertRows, type BulkRow, type Tx } from './raw-sql.ts';
 import { StorageHealth } from './storage.ts';
+import { dialectOf, type Dialect } from './client.ts';
 import { ApiError } from '../errors.ts';
 import type { PrismaClient } from '../generated/prisma/client.ts';
 
@@ -41,12 +42,16 @@ export class DatabaseWriter {
    * every batch is a transaction (no lone INSERT).
    */
   fence: ((tx: Tx) => Promise<void>) | undefined;
+  /** the SQL dialect of raw statements (db/raw-sql.ts) written through this writer */
+  readonly dialect: Dialect;
 
   constructor(
     private readonly prisma: PrismaClient,
     /** what the last commit found: /healthz reports it */
     readonly storage = new StorageHealth(),
-  ) {}
+  ) {
+    this.dialect = dialectOf(prisma);
+  }
 
   /**
    * Queues an operation. `prepare` runs synchronously against the in-memory index when the
@@ -87,7 +92,7 @@ export class DatabaseWriter {
   /** A batch that is one INSERT statement is atomic by itself: no interactive transaction. */
   private async insertAlone(rows: BulkRow[]): Promise<unknown[]> {
     const out: unknown[] = new Array(rows.length);
-    await insertRows(this.prisma as unknown as Tx, rows, (row, i) => (out[i] = row));
+    await insertRows(this.prisma as unknown as Tx, this.dialect, rows, (row, i) => (out[i] = row));
     return out;
   }
 
@@ -119,6 +124,7 @@ export class DatabaseWriter {
                 if (bulk.length > 0)
                   await insertRows(
                     tx,
+                    this.dialect,
                     bulk.map((i) => accepted[i]!.prepared.bulk!),
                     (row, j) => (out[bulk[j]!] = row),
                   );
