@@ -13,6 +13,7 @@ import { StorageHealth } from './db/storage.ts';
 import { Fleet, loadFleetRows } from './fleet.ts';
 import { DEFAULT_POOL_NAME, Ipam } from './ipam/ipam.ts';
 import { SoleLeadership, type Leadership } from './leadership/leadership.ts';
+import { connectLockClient, PostgresLeadership } from './leadership/postgres.ts';
 import { RoleServer } from './leadership/role-server.ts';
 import { buildStandbyApp } from './leadership/standby-app.ts';
 
@@ -84,7 +85,12 @@ async function main(): Promise<void> {
   const admin = resolveAdminToken(config, dir);
   const storage = new StorageHealth(database);
   const log = pino({ level: config.logLevel });
-  const leadership: Leadership = new SoleLeadership(config.advertiseUrl ?? defaultAdvertiseUrl(config.host, config.port));
+  const advertiseUrl = config.advertiseUrl ?? defaultAdvertiseUrl(config.host, config.port);
+  const { database: db } = config;
+  const leadership: Leadership =
+    db.kind === 'postgresql'
+      ? new PostgresLeadership({ advertiseUrl, connect: () => connectLockClient(db.url), log: log.child({ component: 'leadership' }) })
+      : new SoleLeadership(advertiseUrl);
   // The build writes the dashboard to controller/dist/ui, beside dist/server.mjs; from the sources it is ../dist/ui too.
   const uiDir = fileURLToPath(new URL('../dist/ui/', import.meta.url));
   let createDefaultPool = firstStart && config.defaultPool !== null;

@@ -4,6 +4,7 @@
 // terminated, network cut) the controller stops leading at once, and rejoins as a standby
 // on a new connection once the database answers again.
 import { EventEmitter } from 'node:events';
+import pg from 'pg';
 import { notLeaderError, type FenceTx, type Leadership, type LeadershipEvents, type Role } from './leadership.ts';
 
 /** The advisory lock's two keys: "cros", "dock". One lock per database: one fleet per database. */
@@ -32,6 +33,34 @@ export interface LockClient {
   on(event: 'end', listener: () => void): unknown;
   /** Drops the connection without waiting for the server (it may be unreachable). */
   destroy(): void;
+}
+
+/** How long connecting the lock connection may take. */
+const LOCK_CONNECT_TIMEOUT_MS = 5_000;
+/** TCP keepalive on the lock connection: a silent peer is noticed by the kernel too. */
+const LOCK_KEEPALIVE_IDLE_MS = 1_000;
+
+/** The lock connection: a node-postgres client of its own, outside Prisma's pool. */
+export async function connectLockClient(url: string): Promise<LockClient> {
+  const client = new pg.Client({
+    connectionString: url,
+    connectionTimeoutMillis: LOCK_CONNECT_TIMEOUT_MS,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: LOCK_KEEPALIVE_IDLE_MS,
+    application_name: 'crossdock-leader-lock',
+  });
+  // Until the caller listens: an error while connecting is the rejection below, not a crash.
+  client.on('error', () => {});
+  await client.connect();
+  return {
+    query: async <R extends object>(sql: string, params?: unknown[]) => (await client.query(sql, params)) as unknown as { rows: R[] },
+    on: ((event: 'error' | 'end', listener: (...args: never[]) => void) => client.on(event, listener as () => void)) as LockClient['on'],
+    destroy: () => {
+      // end() waits for the server, which may be unreachable: drop the socket instead.
+      (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+      void client.end().catch(() => {});
+    },
+  };
 }
 
 interface Logger {
