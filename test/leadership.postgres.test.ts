@@ -55,6 +55,18 @@ async function waitFor<T>(what: string, probe: () => Promise<T | null | undefine
   }
 }
 
+/** The new leader's steps, in ms after `from`: where a takeover spends its time. */
+function timeline(output: string, from: number): string {
+  return output
+    .split('\n')
+    .filter((line) => line.startsWith('{') && /elected leader|loaded the fleet|serving as leader|stopped leading/.test(line))
+    .map((line) => {
+      const entry = JSON.parse(line) as { time: number; msg: string; tookMs?: number };
+      return `  +${entry.time - from} ms ${entry.msg}${entry.tookMs === undefined ? '' : ` (${entry.tookMs} ms)`}`;
+    })
+    .join('\n');
+}
+
 function assertDisjoint(cidrs: string[]): void {
   expect(new Set(cidrs).size, 'a subnet listed twice').toBe(cidrs.length);
   const sorted = cidrs.map(mustParseCidr).sort((a, b) => a.network - b.network);
@@ -183,7 +195,8 @@ describe.skipIf(skip)('two controllers on one PostgreSQL', () => {
     await a.kill();
     const led = await waitFor('b to lead', async () => ((await health(b.url))?.role === 'leader' ? Date.now() : null), TAKEOVER_MAX_MS + 5_000, 20);
     const takeoverMs = led - killedAt;
-    console.log(`takeover after SIGKILL: ${takeoverMs} ms (bound ${TAKEOVER_MAX_MS} ms)`);
+    await new Promise((r) => setTimeout(r, 500)); // the log lines of the takeover, still in the pipe
+    console.log(`takeover after SIGKILL: ${takeoverMs} ms (bound ${TAKEOVER_MAX_MS} ms)\n${timeline(b.output(), killedAt)}`);
     expect(takeoverMs).toBeLessThan(TAKEOVER_MAX_MS);
     await waitFor('allocations acknowledged by b', async () => burst.acknowledged.filter((x) => x.by === b.url).length >= 30, 30_000);
     await burst.stop();

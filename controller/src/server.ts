@@ -120,6 +120,20 @@ async function main(): Promise<void> {
       leadership,
     });
   };
+  /** A leader's app over an empty fleet, built and thrown away: nothing is loaded, started or written. */
+  const warmUp = async () => {
+    const ipam = new Ipam(Fleet.fromRows({ pools: [], hosts: [], subnets: [] }), prisma, new StorageHealth(database));
+    const app = await buildApp({
+      prisma,
+      ipam,
+      adminToken: admin.token,
+      logger: log.child({ warmUp: true }, { level: 'warn' }),
+      uiDir,
+      startReconciler: false,
+    });
+    await app.ready();
+    await app.close();
+  };
   const roles = new RoleServer({
     host: config.host,
     port: config.port,
@@ -128,6 +142,7 @@ async function main(): Promise<void> {
     leaderApp,
     standbyApp: () => buildStandbyApp({ leadership, logger: log }),
     listenFirst: config.port === 0 && config.advertiseUrl === undefined,
+    warmUp,
     onPort: (port) => {
       if (config.advertiseUrl === undefined) leadership.advertiseUrl = defaultAdvertiseUrl(config.host, port);
     },

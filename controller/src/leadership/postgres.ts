@@ -10,7 +10,7 @@ import { notLeaderError, type FenceTx, type Leadership, type LeadershipEvents, t
 /** The advisory lock's two keys: "cros", "dock". One lock per database: one fleet per database. */
 export const LEADER_LOCK_KEYS = [0x63726f73, 0x646f636b] as const;
 /** How often a standby tries to take the lock: bounds the takeover time once the old leader's session is gone. */
-export const ELECTION_INTERVAL_MS = 500;
+export const ELECTION_INTERVAL_MS = 250;
 /** How often the leader checks its lock connection (and its term). */
 export const LEADER_CHECK_INTERVAL_MS = 1_000;
 /** A query on the lock connection that takes longer means the connection is gone (a network cut sends no reset). */
@@ -203,9 +203,9 @@ export class PostgresLeadership implements Leadership {
     while (!this.stopped && this.lostReason === undefined) {
       const { rows } = await this.query<{ locked: boolean }>(client, 'SELECT pg_try_advisory_lock($1, $2) AS locked', [...LEADER_LOCK_KEYS]);
       if (rows[0]?.locked) return;
-      this.firstAttempt.resolve();
       const leader = await this.query<{ url: string }>(client, `SELECT url FROM ${LEADER_TABLE} WHERE id = 1`);
       this.knownLeader = leader.rows[0]?.url ?? null;
+      this.firstAttempt.resolve();
       if (announced !== this.knownLeader) {
         announced = this.knownLeader;
         this.options.log.info(

@@ -26,6 +26,8 @@ export interface RoleServerOptions {
    * advertised URL the leader records, is only known once listening. Told by onPort.
    */
   listenFirst?: boolean;
+  /** Run once the first time this controller serves as a standby: builds a leader's app it throws away, so a takeover builds warm. */
+  warmUp?: () => Promise<void>;
   onPort?: (port: number) => void;
 }
 
@@ -34,6 +36,7 @@ export class RoleServer {
   private serving: { role: Role; term: number | null } | undefined;
   private chain: Promise<void> = Promise.resolve();
   private stopped = false;
+  private warmed = false;
   port: number;
 
   constructor(private readonly options: RoleServerOptions) {
@@ -97,17 +100,31 @@ export class RoleServer {
     if (role === 'leader' && (leadership.role() !== 'leader' || leadership.term() !== term)) return;
     if (this.serving?.role === role && this.serving.term === term) return;
     const started = Date.now();
+    // Built and ready before the old app closes: the standby keeps answering meanwhile, and the
+    // port is free only for the moment between close and listen.
+    const app = role === 'leader' ? await this.options.leaderApp(term!) : await this.options.standbyApp();
+    await app.ready();
     if (this.app) {
       await closeApp(this.app);
       this.app = undefined;
     }
-    const app = role === 'leader' ? await this.options.leaderApp(term!) : await this.options.standbyApp();
     await this.listen(app);
     this.app = app;
     this.serving = { role, term };
     this.options.onPort?.(this.port);
     if (role === 'leader') log.info({ role, term, port: this.port, tookMs: Date.now() - started }, `serving as leader (term ${term})`);
     else log.info({ role, leader: leadership.leaderUrl(), port: this.port }, 'serving as standby: /v1 answers NOT_LEADER naming the leader');
+    if (role === 'standby' && !this.warmed && this.options.warmUp) {
+      this.warmed = true;
+      const warmUp = this.options.warmUp;
+      void this.enqueue(async () => {
+        const began = Date.now();
+        await warmUp().catch((error: unknown) =>
+          log.warn({ error: (error as Error).message }, 'warming up for a takeover failed; a takeover will take longer'),
+        );
+        log.info({ tookMs: Date.now() - began }, 'warmed up for a takeover');
+      });
+    }
   }
 
   private async listen(app: FastifyInstance): Promise<void> {

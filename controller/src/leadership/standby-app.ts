@@ -9,7 +9,9 @@ const RETRY_AFTER_S = 1;
 
 export async function buildStandbyApp(options: { leadership: Leadership; logger: FastifyBaseLogger }) {
   const { leadership } = options;
-  const app = Fastify({ loggerInstance: options.logger, disableRequestLogging: true });
+  // Nothing a standby answers is worth waiting for at a takeover: close cuts its connections.
+  // Its own request log stays quiet (warn): every client of the fleet may knock meanwhile.
+  const app = Fastify({ loggerInstance: options.logger.child({}, { level: 'warn' }), forceCloseConnections: true });
   app.get('/healthz', async () => ({ status: 'ok', role: 'standby', leader: leadership.leaderUrl() }));
   const refer = async (_request: unknown, reply: FastifyReply) => {
     const error = notLeaderError(leadership.leaderUrl());
