@@ -153,7 +153,7 @@ describe.skipIf(skip)('two controllers on one PostgreSQL', () => {
     const a = await start(db, 'ctl_a');
     await waitFor('a to lead', async () => (await health(a.url))?.role === 'leader', 15_000);
     const b = await start(db, 'ctl_b');
-    expect(await health(b.url)).toMatchObject({ role: 'standby', leader: a.url });
+    expect(await health(b.url), b.output()).toMatchObject({ role: 'standby', leader: a.url });
     return [a, b];
   }
 

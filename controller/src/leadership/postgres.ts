@@ -177,6 +177,7 @@ export class PostgresLeadership implements Leadership {
       const lost = (reason: string) => {
         if (this.lostReason !== undefined) return;
         this.lostReason = reason;
+        if (this.state !== 'leader') this.options.log.warn({ reason }, 'standby lost its database connection; reconnecting');
         // At once, before the loop wakes: nothing may be written on a lock this controller may not hold.
         this.depose(`lost the database connection that holds the leader lock (${reason})`);
         this.wake?.();
@@ -263,7 +264,12 @@ export class PostgresLeadership implements Leadership {
       return await Promise.race([
         client.query<R>(sql, params),
         new Promise<never>((_resolve, reject) => {
-          timer = setTimeout(() => reject(new ConnectionLost(`the database did not answer within ${this.queryTimeoutMs} ms`)), this.queryTimeoutMs);
+          // setImmediate: a busy event loop runs timers before reading sockets; an answer that
+          // is already waiting must win over a timer that is merely late.
+          timer = setTimeout(
+            () => setImmediate(() => reject(new ConnectionLost(`the database did not answer within ${this.queryTimeoutMs} ms`))),
+            this.queryTimeoutMs,
+          );
         }),
       ]);
     } finally {

@@ -36,7 +36,6 @@ export class RoleServer {
   private serving: { role: Role; term: number | null } | undefined;
   private chain: Promise<void> = Promise.resolve();
   private stopped = false;
-  private warmed = false;
   port: number;
 
   constructor(private readonly options: RoleServerOptions) {
@@ -65,6 +64,15 @@ export class RoleServer {
       if (!this.serving) await this.become(leadership.role(), leadership.term());
     });
     if (!this.app) throw new Error('the controller could not start serving');
+    // A standby warms up in the background (a leader is warm already); nothing waits for it.
+    const { warmUp } = this.options;
+    if (this.serving?.role === 'standby' && warmUp) {
+      const began = Date.now();
+      warmUp().then(
+        () => this.options.log.info({ tookMs: Date.now() - began }, 'warmed up for a takeover'),
+        (error: unknown) => this.options.log.warn({ error: (error as Error).message }, 'warming up for a takeover failed; a takeover will take longer'),
+      );
+    }
   }
 
   async stop(): Promise<void> {
@@ -114,17 +122,6 @@ export class RoleServer {
     this.options.onPort?.(this.port);
     if (role === 'leader') log.info({ role, term, port: this.port, tookMs: Date.now() - started }, `serving as leader (term ${term})`);
     else log.info({ role, leader: leadership.leaderUrl(), port: this.port }, 'serving as standby: /v1 answers NOT_LEADER naming the leader');
-    if (role === 'standby' && !this.warmed && this.options.warmUp) {
-      this.warmed = true;
-      const warmUp = this.options.warmUp;
-      void this.enqueue(async () => {
-        const began = Date.now();
-        await warmUp().catch((error: unknown) =>
-          log.warn({ error: (error as Error).message }, 'warming up for a takeover failed; a takeover will take longer'),
-        );
-        log.info({ tookMs: Date.now() - began }, 'warmed up for a takeover');
-      });
-    }
   }
 
   private async listen(app: FastifyInstance): Promise<void> {
