@@ -40,6 +40,7 @@ export const ERROR_STATUS = {
   UNSUPPORTED_MEDIA_TYPE: 415,
   INTERNAL_ERROR: 500,
   STORAGE_UNAVAILABLE: 503,
+  CONTROLLER_BUSY: 503,
   /** a standby, or a leader that just lost its lock: the body's `leader` names where to go */
   NOT_LEADER: 503,
 } as const;

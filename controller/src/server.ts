@@ -114,6 +114,7 @@ async function main(): Promise<void> {
       ipam,
       adminToken: admin.token,
       metricsToken: config.metricsToken,
+      maxSyncing: config.maxSyncing,
       logger: log,
       uiDir,
       advertiseUrl: config.advertiseUrl,

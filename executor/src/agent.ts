@@ -85,6 +85,17 @@ class NotLeaderError extends Error {
 }
 /** The controller speaks a protocol version this executor does not: nothing it sends is run. */
 class ProtocolError extends Error {}
+/** The controller is syncing others (a reconnect storm) and said when to come back: not a failure. */
+class RetryLater extends Error {
+  constructor(
+    message: string,
+    readonly afterMs: number,
+  ) {
+    super(message);
+  }
+}
+/** Retry-After seconds honoured, at most: a controller cannot park an executor for long. */
+const MAX_RETRY_AFTER_S = 60;
 
 /**
  * Errors that mean the controller could not be reached at all (it is down, restarting, or the
@@ -173,6 +184,13 @@ export class Agent {
         if (usePolling) openedAtAll = await this.runPolling(wanted === 'auto' ? pollUntil : Infinity);
         else openedAtAll = await this.runWebSocket();
       } catch (error) {
+        if (error instanceof RetryLater) {
+          // Its own jitter on top (up to as much again), so the refused do not return together.
+          const delay = Math.round(error.afterMs * (1 + (this.options.random ?? Math.random)()));
+          this.log.info({ inMs: delay, controller: url }, error.message);
+          await this.sleep(delay, this.abort.signal);
+          continue;
+        }
         if (error instanceof NotLeaderError) {
           const following = this.rotation.notLeader(url, error.leader);
           if (following) this.leaderRedirects++;
@@ -258,15 +276,21 @@ export class Agent {
         res.on('end', () => {
           const message = safeErrorMessage(body) ?? `HTTP ${status}`;
           const standby = notLeader(status, body);
+          const retryAfterS = Number(res.headers['retry-after']);
           finish(
             standby ??
-              (status === 401 ? new AuthError(`the controller refused this host's token: ${message}`) : new Error(`controller answered ${status}: ${message}`)),
+              (status === 401
+                ? new AuthError(`the controller refused this host's token: ${message}`)
+                : status === 503 && Number.isInteger(retryAfterS) && retryAfterS >= 0
+                  ? new RetryLater(`controller busy: ${message}`, Math.min(retryAfterS, MAX_RETRY_AFTER_S) * 1000)
+                  : new Error(`controller answered ${status}: ${message}`)),
           );
           socket.terminate();
         });
       });
       socket.on('open', () => {
         opened = true;
+        this.attempts = 0;
         this.connected = true;
         this.transportInUse = 'websocket';
         lastHeard = Date.now();
@@ -308,6 +332,7 @@ export class Agent {
     this.refusal = undefined;
     await this.enqueue(() => this.hello());
     if (this.refusal) throw this.refusal;
+    this.attempts = 0;
     this.connected = true;
     this.log.info({ transport: 'polling' }, 'connected to the controller');
     while (!this.abort.signal.aborted && this.revoked === undefined && Date.now() < until) {
