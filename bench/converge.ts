@@ -140,9 +140,14 @@ async function runSize(n: number, dir: string): Promise<{ rows: Row[]; p99: numb
     );
     for (;;) {
       const { items } = (await api('GET', '/v1/hosts')) as { items: Array<{ status: string; generation: { desired: number; applied: number } }> };
-      const behind = items.filter((h) => h.status !== 'online' || h.generation.applied < h.generation.desired).length;
-      if (behind === 0) break;
-      if (performance.now() - stormStarted > 120_000) throw new Error(`reconnect storm: ${behind} hosts still behind after 120 s`);
+      const away = items.filter((h) => h.status !== 'online').length;
+      const behind = items.filter((h) => h.status === 'online' && h.generation.applied < h.generation.desired).length;
+      if (away + behind === 0) break;
+      if (performance.now() - stormStarted > 120_000) {
+        throw new Error(
+          `reconnect storm: after 120 s ${away} hosts are not online and ${behind} online hosts have not applied their generation; the controller said:\n${controller.output().slice(-3000)}`,
+        );
+      }
       await new Promise((r) => setTimeout(r, 100));
     }
     const stormMs = performance.now() - stormStarted;

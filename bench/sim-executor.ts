@@ -69,9 +69,25 @@ export class SimExecutor {
         resolve();
       });
       socket.once('error', reject);
+      // A controller syncing others says when to come back, as it does to a real executor;
+      // the real executor's jitter on top (up to as much again).
+      socket.once('unexpected-response', (_request, response) => {
+        const retryAfterS = Number(response.headers['retry-after']);
+        response.resume();
+        socket.terminate();
+        if (response.statusCode !== 503 || !Number.isInteger(retryAfterS)) {
+          reject(new Error(`${this.name}: the controller answered ${response.statusCode}`));
+          return;
+        }
+        this.refusals++;
+        setTimeout(() => this.connect().then(resolve, reject), retryAfterS * 1000 * (1 + Math.random()));
+      });
       socket.on('message', (data) => this.receive(data.toString()));
     });
   }
+
+  /** times the controller said to come back later (503 CONTROLLER_BUSY) */
+  refusals = 0;
 
   close(): void {
     this.socket?.close();

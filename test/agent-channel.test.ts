@@ -3,6 +3,7 @@
 // heartbeats and reconnect backoff.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
+import { PROTOCOL_VERSION, emptyObservedState, observedDigest } from '@crossdock/shared';
 import { SETTLED, startFleetController } from './support/fleet.ts';
 
 type Fleet = Awaited<ReturnType<typeof startFleetController>>;
@@ -183,6 +184,95 @@ describe('controller-executor channel', () => {
     expect(await jobRows()).toBe(firstJobs);
     const generations = (await fleet.call('GET', '/v1/hosts')).body.items.map((h: { generation: { desired: number; applied: number } }) => h.generation);
     for (const g of generations) expect(g.applied).toBe(g.desired);
+  });
+
+  it('plans a reconnecting host from its hello at once: a job sent to its lost connection is not waited for', async () => {
+    // A job timeout far beyond the test: only the hello can move the host on.
+    fleet = await startFleetController({ reconcileIntervalMs: 10 * 60_000, jobTimeoutMs: 10 * 60_000 });
+    const a = await register('node-a', '198.51.100.11');
+    const wsUrl = `${fleet.url.replace('http', 'ws')}/v1/agent`;
+    const state = emptyObservedState();
+    const hello = { type: 'hello', protocol: PROTOCOL_VERSION, executorVersion: '0.0.0-test', hostname: 'node-a', state, digest: observedDigest(state) };
+    /** An executor that says hello and never answers: resolves with the first job it is sent. */
+    const connectAndTakeJob = () =>
+      new Promise<{ socket: WebSocket; job: { jobId: number } }>((resolve, reject) => {
+        const socket = new WebSocket(wsUrl, { headers: { authorization: `Bearer ${a.token}` } });
+        socket.on('error', reject);
+        socket.on('message', (data) => {
+          const message = JSON.parse(data.toString()) as { type: string; jobId: number };
+          if (message.type === 'welcome') socket.send(JSON.stringify(hello));
+          if (message.type === 'job') resolve({ socket, job: message });
+        });
+      });
+    const first = await connectAndTakeJob();
+    first.socket.terminate();
+    // The same, still empty, host comes back: it is planned from this hello, not after the old job's timeout.
+    const second = await connectAndTakeJob();
+    expect(second.job.jobId).toBeGreaterThan(first.job.jobId);
+    second.socket.terminate();
+    const old = await vi.waitFor(async () => {
+      const r = await fleet!.call('GET', `/v1/jobs/${first.job.jobId}`);
+      expect(r.body.status).toBe('timeout');
+      return r.body;
+    }, SETTLED);
+    expect(old.error).toMatch(/reconnected before its result arrived/);
+  });
+
+  it('takes a storm a bounded number of executors at a time: the rest are told when to come back, and do', async () => {
+    fleet = await startFleetController({ maxSyncing: 2 });
+    const [a, b, c] = [await register('node-a', '198.51.100.11'), await register('node-b', '198.51.100.12'), await register('node-c', '198.51.100.13')];
+    const wsUrl = `${fleet.url.replace('http', 'ws')}/v1/agent`;
+    /** Connected, welcomed, and no hello yet: syncing. */
+    const quiet = (token: string) =>
+      new Promise<WebSocket>((resolve, reject) => {
+        const socket = new WebSocket(wsUrl, { headers: { authorization: `Bearer ${token}` } });
+        socket.once('message', () => resolve(socket));
+        socket.once('unexpected-response', (_req, res) => reject(new Error(`refused: ${res.statusCode}`)));
+      });
+    const first = await quiet(a.token);
+    const second = await quiet(b.token);
+    const refused = await new Promise<{ status: number; retryAfter: string | undefined; body: string }>((resolve) => {
+      const socket = new WebSocket(wsUrl, { headers: { authorization: `Bearer ${c.token}` } });
+      socket.on('unexpected-response', (_req, res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'], body }));
+      });
+    });
+    expect(refused.status).toBe(503);
+    expect(Number(refused.retryAfter)).toBeGreaterThanOrEqual(1);
+    expect(JSON.parse(refused.body).error).toMatchObject({ code: 'CONTROLLER_BUSY', message: expect.stringMatching(/syncing 2 executors .* retry in \d+ s/) });
+
+    // The real executor waits what it was told (plus its jitter), without counting a failure;
+    // meanwhile one of the two says hello and is synced, which frees a place.
+    const delays: number[] = [];
+    const state = emptyObservedState();
+    const hostC = fleet.startExecutor(c.token, {
+      sleep: async (ms) => {
+        delays.push(ms);
+        if (delays.length > 1) return;
+        second.send(
+          JSON.stringify({
+            type: 'hello',
+            protocol: PROTOCOL_VERSION,
+            executorVersion: '0.0.0-test',
+            hostname: 'node-b',
+            state,
+            digest: observedDigest(state),
+          }),
+        );
+        await vi.waitFor(() => expect(fleet!.app.agents.admission.inProgress).toBe(1), SETTLED);
+      },
+    });
+    await vi.waitFor(() => expect(hostC.drivers.docker.networks.has('crossdock')).toBe(true), SETTLED);
+    expect(delays.length).toBeGreaterThanOrEqual(1);
+    expect(delays[0]).toBeGreaterThanOrEqual(Number(refused.retryAfter) * 1000);
+    expect(delays[0]).toBeLessThanOrEqual(2 * 15_000);
+    expect(hostC.agent.attempts).toBe(0);
+    expect(hostC.agent.transportInUse).toBe('websocket');
+    expect(fleet.app.agents.admission.refused).toBeGreaterThanOrEqual(2);
+    first.close();
+    second.close();
   });
 
   it('follows an address change and a deletion; a deleted host is revoked and cleans up', async () => {

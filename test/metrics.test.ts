@@ -22,6 +22,8 @@ const LISTED = [
   'crossdock_hosts_behind',
   'crossdock_drift_repairs_total',
   'crossdock_agent_sessions',
+  'crossdock_agent_syncing',
+  'crossdock_agent_refused_total',
   'crossdock_build_info',
 ];
 

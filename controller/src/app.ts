@@ -9,6 +9,8 @@ import Fastify, { type FastifyPluginAsync, type FastifyReply, type FastifyServer
 import { hashToken } from './auth/tokens.ts';
 import websocket from '@fastify/websocket';
 import type { Fleet, FleetEvent } from './fleet.ts';
+import { Admission } from './agents/admission.ts';
+import { DEFAULTS } from './config.ts';
 import { AgentHub, CLOSE_TOKEN_ROTATED } from './agents/hub.ts';
 import { JobStore } from './agents/jobs.ts';
 import { DEFAULT_RECONCILER_OPTIONS, Reconciler, type ReconcilerOptions } from './agents/reconciler.ts';
@@ -34,7 +36,7 @@ declare module 'fastify' {
     ipam: Ipam;
     /** controller-wide events ('token.rotated', ...) */
     events: EventEmitter;
-    agents: { hub: AgentHub; reconciler: Reconciler; fleet: Fleet; jobs: JobStore };
+    agents: { hub: AgentHub; reconciler: Reconciler; fleet: Fleet; jobs: JobStore; admission: Admission };
   }
 }
 
@@ -50,6 +52,8 @@ export interface AppOptions {
   uiDir?: string;
   /** the controller's URL as hosts reach it, for the join line (CROSSDOCK_ADVERTISE_URL) */
   advertiseUrl?: string;
+  /** executors syncing at once before more are told to retry (default: DEFAULTS.maxSyncing; 0: no limit) */
+  maxSyncing?: number;
 }
 
 export const API_VERSION = '0.1.0';
@@ -80,7 +84,8 @@ export async function buildApp(options: AppOptions) {
   );
   reconciler = new Reconciler(options.ipam.fleet, hub, jobs, app.log, { ...DEFAULT_RECONCILER_OPTIONS, ...options.reconciler });
   await reconciler.start();
-  app.decorate('agents', { hub, reconciler, fleet: options.ipam.fleet, jobs });
+  const admission = new Admission(options.maxSyncing ?? DEFAULTS.maxSyncing);
+  app.decorate('agents', { hub, reconciler, fleet: options.ipam.fleet, jobs, admission });
   const onChange = (event: FleetEvent) => reconciler!.onChange(event);
   options.ipam.fleet.events.on('change', onChange);
   app.events.on('token.rotated', (hostId: number) => hub.disconnect(hostId, CLOSE_TOKEN_ROTATED, 'token rotated'));

@@ -42,3 +42,19 @@ describe('advertise URL (the join line names it)', () => {
     expect(() => parseAdvertiseUrl(text)).toThrow(message);
   });
 });
+
+describe('max syncing (reconnect storms)', () => {
+  it('defaults to 200, takes a flag over the environment, and 0 for no limit', () => {
+    expect(loadConfig([], {})).toMatchObject({ maxSyncing: 200 });
+    expect(loadConfig([], { CROSSDOCK_MAX_SYNCING: '0' })).toMatchObject({ maxSyncing: 0 });
+    expect(loadConfig(['--max-syncing', '50'], { CROSSDOCK_MAX_SYNCING: '0' })).toMatchObject({ maxSyncing: 50 });
+  });
+
+  it('refuses what is not a whole number, saying what would be right', () => {
+    for (const bad of ['-1', 'many', '1.5', '']) {
+      expect(() => loadConfig([`--max-syncing=${bad}`], {})).toThrow(
+        /max syncing ".*" is not a whole number; use how many executors may sync at once, such as 200, or 0 for no limit/,
+      );
+    }
+  });
+});

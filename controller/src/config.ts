@@ -18,6 +18,8 @@ export interface ControllerConfig {
   logLevel: string;
   /** the controller's URL as hosts reach it, for the join line; undefined: the URL each request was made to */
   advertiseUrl: string | undefined;
+  /** executors that may be syncing (connected, hello not yet planned) at once; 0: no limit */
+  maxSyncing: number;
 }
 
 export class ConfigError extends Error {}
@@ -27,6 +29,7 @@ export const DEFAULTS = {
   db: 'file:./data/crossdock.db',
   defaultPool: '10.100.0.0/16',
   logLevel: 'info',
+  maxSyncing: 200,
 } as const;
 
 export const USAGE = `usage: crossdock-controller [options]
@@ -40,6 +43,8 @@ export const USAGE = `usage: crossdock-controller [options]
   --log-level LEVEL       fatal|error|warn|info|debug (CROSSDOCK_LOG_LEVEL, default ${DEFAULTS.logLevel})
   --advertise-url URL     the controller's URL as hosts reach it, for the join line (CROSSDOCK_ADVERTISE_URL,
                           default: the URL each request was made to)
+  --max-syncing N         executors syncing at once; more connecting together are told to retry
+                          (CROSSDOCK_MAX_SYNCING, default ${DEFAULTS.maxSyncing}, 0: no limit)
   --help`;
 
 export function parseListen(text: string): { host: string; port: number } {
@@ -120,6 +125,15 @@ export function parseAdvertiseUrl(text: string): string {
   return url.toString().replace(/\/$/, '');
 }
 
+export function parseMaxSyncing(text: string): number {
+  if (!/^\d{1,6}$/.test(text.trim())) {
+    throw new ConfigError(
+      `max syncing "${text}" is not a whole number; use how many executors may sync at once, such as ${DEFAULTS.maxSyncing}, or 0 for no limit`,
+    );
+  }
+  return Number(text.trim());
+}
+
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerConfig | 'help' {
   let values;
   try {
@@ -134,6 +148,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerCo
         'default-pool': { type: 'string' },
         'log-level': { type: 'string' },
         'advertise-url': { type: 'string' },
+        'max-syncing': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -163,6 +178,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerCo
     metricsToken,
     defaultPool: parseDefaultPool(values['default-pool'] ?? env.CROSSDOCK_DEFAULT_POOL ?? DEFAULTS.defaultPool),
     logLevel,
+    maxSyncing: parseMaxSyncing(values['max-syncing'] ?? env.CROSSDOCK_MAX_SYNCING ?? String(DEFAULTS.maxSyncing)),
     advertiseUrl: ((text) => (text === undefined || text === '' ? undefined : parseAdvertiseUrl(text)))(values['advertise-url'] ?? env.CROSSDOCK_ADVERTISE_URL),
   };
 }

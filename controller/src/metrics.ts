@@ -2,6 +2,7 @@
 // controller holds in memory (FleetStatus); counters and histograms are fed by events (jobs
 // recorded, results, timeouts, allocations). No label carries a host, a subnet or a job: the
 // label values are the bounded sets below, so 10,000 hosts make no more series than 10.
+import type { Admission } from './agents/admission.ts';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { EventEmitter } from 'node:events';
 import type { JobEvents } from './agents/jobs.ts';
@@ -37,7 +38,7 @@ export class ControllerMetrics {
   private readonly allocationSeconds: Histogram;
   private readonly detach: () => void;
 
-  constructor(options: { status: FleetStatus; jobEvents: EventEmitter<JobEvents>; version: string }) {
+  constructor(options: { status: FleetStatus; jobEvents: EventEmitter<JobEvents>; version: string; admission?: Admission }) {
     const { registry } = this;
     const { status } = options;
     collectDefaultMetrics({ register: registry });
@@ -82,6 +83,26 @@ export class ControllerMetrics {
         for (const t of TRANSPORTS) this.set({ transport: t }, sessions[t]);
       },
     });
+    const { admission } = options;
+    if (admission) {
+      new Gauge({
+        name: 'crossdock_agent_syncing',
+        help: 'Executors connected whose hello is not yet planned and sent (at most the --max-syncing limit).',
+        registers: [registry],
+        collect() {
+          this.set(admission.inProgress);
+        },
+      });
+      new Counter({
+        name: 'crossdock_agent_refused_total',
+        help: 'Executor connections told to come back later (503 CONTROLLER_BUSY) because --max-syncing executors were syncing.',
+        registers: [registry],
+        collect() {
+          this.reset();
+          this.inc(admission.refused);
+        },
+      });
+    }
     new Gauge({
       name: 'crossdock_pool_subnets',
       help: "Blocks of each pool's subnet size: allocated, free, or touched by a reserved range.",

@@ -80,6 +80,7 @@ async function main(): Promise<void> {
     ipam,
     adminToken: admin.token,
     metricsToken: config.metricsToken,
+    maxSyncing: config.maxSyncing,
     logger: { level: config.logLevel },
     uiDir,
     advertiseUrl: config.advertiseUrl,

@@ -72,6 +72,17 @@ export type AgentExit = { reason: 'stopped' } | { reason: 'revoked'; message: st
 class AuthError extends Error {}
 /** The controller speaks a protocol version this executor does not: nothing it sends is run. */
 class ProtocolError extends Error {}
+/** The controller is syncing others (a reconnect storm) and said when to come back: not a failure. */
+class RetryLater extends Error {
+  constructor(
+    message: string,
+    readonly afterMs: number,
+  ) {
+    super(message);
+  }
+}
+/** Retry-After seconds honoured, at most: a controller cannot park an executor for long. */
+const MAX_RETRY_AFTER_S = 60;
 
 /**
  * Errors that mean the controller could not be reached at all (it is down, restarting, or the
@@ -150,6 +161,13 @@ export class Agent {
         if (usePolling) openedAtAll = await this.runPolling(wanted === 'auto' ? pollUntil : Infinity);
         else openedAtAll = await this.runWebSocket();
       } catch (error) {
+        if (error instanceof RetryLater) {
+          // Its own jitter on top (up to as much again), so the refused do not return together.
+          const delay = Math.round(error.afterMs * (1 + (this.options.random ?? Math.random)()));
+          this.log.info({ inMs: delay, controller: this.options.controllerUrl }, error.message);
+          await this.sleep(delay, this.abort.signal);
+          continue;
+        }
         const auth = error instanceof AuthError || error instanceof ProtocolError;
         this.log[auth ? 'error' : 'warn'](
           { error: (error as Error).message, controller: this.options.controllerUrl },
@@ -222,14 +240,20 @@ export class Agent {
         res.on('data', (d: Buffer) => (body += d.toString()));
         res.on('end', () => {
           const message = safeErrorMessage(body) ?? `HTTP ${status}`;
+          const retryAfterS = Number(res.headers['retry-after']);
           finish(
-            status === 401 ? new AuthError(`the controller refused this host's token: ${message}`) : new Error(`controller answered ${status}: ${message}`),
+            status === 401
+              ? new AuthError(`the controller refused this host's token: ${message}`)
+              : status === 503 && Number.isInteger(retryAfterS) && retryAfterS >= 0
+                ? new RetryLater(`controller busy: ${message}`, Math.min(retryAfterS, MAX_RETRY_AFTER_S) * 1000)
+                : new Error(`controller answered ${status}: ${message}`),
           );
           socket.terminate();
         });
       });
       socket.on('open', () => {
         opened = true;
+        this.attempts = 0;
         this.connected = true;
         this.transportInUse = 'websocket';
         lastHeard = Date.now();
@@ -271,6 +295,7 @@ export class Agent {
     this.refusal = undefined;
     await this.enqueue(() => this.hello());
     if (this.refusal) throw this.refusal;
+    this.attempts = 0;
     this.connected = true;
     this.log.info({ transport: 'polling' }, 'connected to the controller');
     while (!this.abort.signal.aborted && this.revoked === undefined && Date.now() < until) {

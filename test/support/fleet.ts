@@ -18,7 +18,9 @@ export interface FakeHost {
   done: Promise<unknown>;
 }
 
-export async function startFleetController(options: { reconcileIntervalMs?: number; heartbeatIntervalMs?: number; jobTimeoutMs?: number } = {}) {
+export async function startFleetController(
+  options: { reconcileIntervalMs?: number; heartbeatIntervalMs?: number; jobTimeoutMs?: number; maxSyncing?: number } = {},
+) {
   const t = await createTestApp();
   // Rebuild with fast timers: the test app's defaults are production values.
   await t.app.close();
@@ -28,6 +30,7 @@ export async function startFleetController(options: { reconcileIntervalMs?: numb
     prisma: t.prisma,
     ipam: t.ipam,
     adminToken: TEST_ADMIN_TOKEN,
+    ...(options.maxSyncing === undefined ? {} : { maxSyncing: options.maxSyncing }),
     reconciler: {
       reconcileIntervalMs: options.reconcileIntervalMs ?? 200,
       heartbeatIntervalMs: options.heartbeatIntervalMs ?? 200,

@@ -8,6 +8,9 @@ import type { PrismaClient } from '../generated/prisma/client.ts';
 import { writeFinishes } from '../db/raw-sql.ts';
 import type { DatabaseWriter } from '../db/writer.ts';
 
+/** Under the bound-parameter limit of every store (SQLite's adapter checks 999). */
+const IDS_PER_STATEMENT = 500;
+
 /** A job is created running (sent at once); the API's status also admits 'pending' (DESIGN.md). */
 export type JobStatus = 'running' | 'succeeded' | 'failed' | 'timeout';
 
@@ -107,15 +110,20 @@ export class JobStore {
     return this.finishing;
   }
 
-  timeOut(jobIds: number[]): Promise<void> {
+  /** Jobs whose result will never be taken: past their deadline, or sent to a connection that has since been replaced. */
+  timeOut(jobIds: number[], error = 'no result arrived within the job timeout'): Promise<void> {
+    if (jobIds.length === 0) return Promise.resolve();
     this.events.emit('timedOut', jobIds);
     return this.writer
       .run(() => ({
         write: async (tx) => {
-          await tx.job.updateMany({
-            where: { id: { in: jobIds }, status: { in: ['pending', 'running'] } },
-            data: { status: 'timeout', error: 'no result arrived within the job timeout', finishedAt: new Date() },
-          });
+          // A fan-out times out a job per host at once: more ids than one statement may bind.
+          for (let i = 0; i < jobIds.length; i += IDS_PER_STATEMENT) {
+            await tx.job.updateMany({
+              where: { id: { in: jobIds.slice(i, i + IDS_PER_STATEMENT) }, status: { in: ['pending', 'running'] } },
+              data: { status: 'timeout', error, finishedAt: new Date() },
+            });
+          }
         },
         undo: () => {},
       }))

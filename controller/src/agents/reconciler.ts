@@ -52,6 +52,8 @@ const OBSERVED_ROUTE_SLACK = 4_096;
  * bounded number of full route tables at once (each host's plan is dropped once its job is sent).
  */
 const HELLO_BATCH = 100;
+/** Planning a batch of hellos yields to other requests after this much work. */
+const PLAN_SLICE_MS = 20;
 /** Route deletions one job carries; the rest follow in the next jobs, report by report. */
 export const MAX_ROUTE_DELETES_PER_JOB = 2_000;
 /** What one executor message may hold besides routes: chains, networks, interfaces, output. */
@@ -255,26 +257,47 @@ export class Reconciler {
     // Hellos beyond this batch, or arriving while it is sent, make the next one.
     if (this.hellos.size > 0) this.helloFlush = this.enqueue(() => this.flushHellos());
     try {
-      await this.dispatch(this.planHellos(batch.map(([hostId, { hello }]) => [hostId, hello])));
+      await this.dispatch(await this.planHellos(batch.map(([hostId, { hello }]) => [hostId, hello])));
     } finally {
       for (const [, { handled }] of batch) handled();
     }
   }
 
-  private planHellos(batch: Array<[number, Hello]>): Dispatch[] {
+  private async planHellos(batch: Array<[number, Hello]>): Promise<Dispatch[]> {
     const dispatches: Dispatch[] = [];
+    const superseded: number[] = [];
+    let sliceStarted = performance.now();
     for (const [hostId, hello] of batch) {
+      // A batch of full tables is long work: let /healthz and the API in between. A change
+      // committed meanwhile is planned against the model it leaves, as always; the hosts of
+      // this batch not yet planned are not reachable for it, and get it in their own plan.
+      if (performance.now() - sliceStarted > PLAN_SLICE_MS) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        sliceStarted = performance.now();
+      }
       const rt = this.runtime(hostId);
       rt.helloSeen = true;
       const host = this.fleet.hosts.get(hostId);
       if (!host) continue;
       rt.env = environmentOf(hello.state);
+      // Jobs sent to the executor's previous connection: it ran them or lost them, and the
+      // state it says hello with shows which. Waiting for their results would hold the host
+      // out of sync until they time out.
+      if (rt.inflight.size > 0) {
+        superseded.push(...rt.inflight.keys());
+        rt.inflight.clear();
+      }
       if (rt.inflight.size === 0 && this.expectedDigest(hostId) === hello.digest) {
         this.markApplied(hostId, rt);
         continue;
       }
       const planned = this.planSnapshot(hostId, hello.state, 'connect');
       if (planned) dispatches.push(planned);
+    }
+    if (superseded.length > 0) {
+      void this.jobs
+        .timeOut(superseded, 'the executor reconnected before its result arrived; its new state was planned instead')
+        .catch((error: unknown) => this.logFailure(error, 'could not record superseded jobs', { jobs: superseded.length }));
     }
     return dispatches;
   }
@@ -502,15 +525,25 @@ export class Reconciler {
   private async sweep(): Promise<void> {
     const now = Date.now();
     const expired: number[] = [];
+    const retry = new Set<number>();
     for (const [hostId, rt] of this.runtimes) {
       for (const [jobId, job] of rt.inflight) {
         if (job.deadline > now) continue;
         expired.push(jobId);
         rt.inflight.delete(jobId);
-        this.log.warn({ host: hostId, jobId }, 'job timed out');
+        if (rt.inflight.size === 0) retry.add(hostId);
       }
     }
-    if (expired.length > 0) await this.jobs.timeOut(expired);
+    if (expired.length > 0)
+      this.log.warn(
+        { jobs: expired.slice(0, 20), count: expired.length, hosts: [...retry].slice(0, 20) },
+        'jobs timed out; asking their hosts for their state',
+      );
+    if (expired.length === 0) return;
+    // A host whose job went unanswered is asked for its state now rather than at its next
+    // report: the plan from that state finishes what the job did not.
+    for (const hostId of retry) if (this.reachable(hostId)) this.hub.send(hostId, { type: 'state.request' });
+    await this.jobs.timeOut(expired);
   }
 
   private async flushProgress(): Promise<void> {

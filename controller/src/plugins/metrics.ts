@@ -22,9 +22,9 @@ export interface MetricsOptions {
 }
 
 const metrics: FastifyPluginAsync<MetricsOptions> = async (app, options) => {
-  const { hub, reconciler, fleet, jobs } = app.agents;
+  const { hub, reconciler, fleet, jobs, admission } = app.agents;
   const status = await FleetStatus.load({ prisma: app.prisma, fleet, hub, reconciler, ipam: app.ipam });
-  const recorder = new ControllerMetrics({ status, jobEvents: jobs.events, version: options.version });
+  const recorder = new ControllerMetrics({ status, jobEvents: jobs.events, version: options.version, admission });
   app.decorate('fleetStatus', status);
   app.decorate('metrics', recorder);
   app.addHook('onClose', async () => recorder.close());

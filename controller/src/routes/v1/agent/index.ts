@@ -5,10 +5,11 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { PROTOCOL_VERSION, parseExecutorMessage, type ControllerMessage, type ExecutorMessage } from '@crossdock/shared';
 import { Transform } from 'node:stream';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { bearerToken, hashToken } from '../../../auth/tokens.ts';
 import { ApiError } from '../../../errors.ts';
+import type { AdmissionTicket } from '../../../agents/admission.ts';
 import { PollingSession, type Session } from '../../../agents/hub.ts';
 import type { PlanHost } from '../../../planner/desired.ts';
 import { IdParams } from '../../../schemas.ts';
@@ -25,6 +26,8 @@ export const MAX_AGENT_MESSAGE_BYTES = 64 * 2 ** 20;
 declare module 'fastify' {
   interface FastifyRequest {
     agentHost?: Omit<PlanHost, 'subnets'>;
+    /** a WebSocket's place among the executors syncing at once */
+    agentAdmission?: AdmissionTicket;
   }
 }
 
@@ -32,7 +35,7 @@ const MessagesReply = Type.Object({ items: Type.Array(Type.Unknown()) });
 
 const agent: FastifyPluginAsyncTypebox = async (app) => {
   const { prisma, agents } = app;
-  const { hub, reconciler } = agents;
+  const { hub, reconciler, admission } = agents;
 
   async function authenticate(request: FastifyRequest): Promise<void> {
     const token = bearerToken(request.headers.authorization);
@@ -128,8 +131,23 @@ const agent: FastifyPluginAsyncTypebox = async (app) => {
     }
   }
 
-  app.get('/', { websocket: true, schema: { hide: true } }, (socket: WebSocket, request) => {
+  // A reconnect storm is taken a bounded number of hosts at a time (agents/admission.ts).
+  const admit = async (request: FastifyRequest, reply: FastifyReply) => {
+    const outcome = admission.admit();
+    if (outcome.admitted) {
+      request.agentAdmission = outcome.ticket;
+      return;
+    }
+    void reply.header('retry-after', String(outcome.retryAfterS));
+    throw new ApiError(
+      'CONTROLLER_BUSY',
+      `the controller is syncing ${outcome.syncing} executors that connected before this one; retry in ${outcome.retryAfterS} s (Retry-After)`,
+    );
+  };
+
+  app.get('/', { websocket: true, schema: { hide: true }, onRequest: admit }, (socket: WebSocket, request) => {
     const host = request.agentHost!;
+    const ticket = request.agentAdmission;
     // The fleet-relative limit as this connection's frame limit: ws then refuses an oversized
     // message from its header, before receiving and unmasking megabytes (about 20 ms of event
     // loop per 10 MB), and closes with 1009. ws has no public per-connection setter; where its
@@ -181,12 +199,16 @@ const agent: FastifyPluginAsyncTypebox = async (app) => {
         return;
       }
       // A refused message is dropped and logged; the connection stays.
-      handle(host, parsed.message).catch((error: unknown) => {
-        if (error instanceof ApiError) logRefusal(request, error, parsed.message.type === 'result' ? parsed.message.jobId : undefined);
-        else request.log.error({ host: host.name, err: error }, 'could not handle an executor message');
-      });
+      handle(host, parsed.message)
+        .catch((error: unknown) => {
+          if (error instanceof ApiError) logRefusal(request, error, parsed.message.type === 'result' ? parsed.message.jobId : undefined);
+          else request.log.error({ host: host.name, err: error }, 'could not handle an executor message');
+        })
+        // Synced: the hello's plan is sent. The next executor in a storm may come in.
+        .finally(() => parsed.message.type === 'hello' && ticket?.release());
     });
     socket.on('close', () => {
+      ticket?.release();
       clearInterval(heartbeat);
       hub.detach(session);
     });

@@ -1,0 +1,77 @@
+// Admission of executor connections. Every executor reconnects at once after a controller
+// restart or a takeover, each with its host's whole state in its hello. Taking them all would
+// queue thousands of full tables in memory and starve the API behind them; instead the
+// controller lets a bounded number sync at a time and answers the rest 503 CONTROLLER_BUSY
+// with a Retry-After that the executor honours (with its own jitter). An executor counts
+// from its admission until its hello has been planned and sent, its connection ends, or
+// HELLO_DEADLINE_MS passes without a hello.
+
+/** An admitted connection's hold on its place; release() is idempotent. */
+export interface AdmissionTicket {
+  release(): void;
+}
+
+export type Admitted = { admitted: true; ticket: AdmissionTicket } | { admitted: false; retryAfterS: number; syncing: number };
+
+/** A connection that never says hello gives its place back after this long. */
+export const HELLO_DEADLINE_MS = 30_000;
+/** Retry-After bounds, in seconds: the executor adds up to as much again as jitter. */
+const MIN_RETRY_AFTER_S = 1;
+const MAX_RETRY_AFTER_S = 15;
+/** The rate of finished syncs is measured over this window. */
+const RATE_WINDOW_MS = 5_000;
+
+export class Admission {
+  private syncing = 0;
+  /** when recent syncs finished, oldest first, within RATE_WINDOW_MS */
+  private readonly finished: number[] = [];
+  /** connections refused since start, for the metrics */
+  refused = 0;
+
+  /** limit: how many executors may be syncing at once (0: no limit). */
+  constructor(
+    readonly limit: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  get inProgress(): number {
+    return this.syncing;
+  }
+
+  admit(): Admitted {
+    if (this.limit > 0 && this.syncing >= this.limit) {
+      this.refused++;
+      return { admitted: false, retryAfterS: this.retryAfterS(), syncing: this.syncing };
+    }
+    this.syncing++;
+    let held = true;
+    const deadline = setTimeout(() => ticket.release(), HELLO_DEADLINE_MS);
+    deadline.unref();
+    const ticket: AdmissionTicket = {
+      release: () => {
+        if (!held) return;
+        held = false;
+        clearTimeout(deadline);
+        this.syncing--;
+        const now = this.now();
+        this.finished.push(now);
+        this.forgetBefore(now - RATE_WINDOW_MS);
+      },
+    };
+    return { admitted: true, ticket };
+  }
+
+  /** Long enough for the syncs ahead to finish at the rate they have been finishing. */
+  private retryAfterS(): number {
+    this.forgetBefore(this.now() - RATE_WINDOW_MS);
+    const perSecond = this.finished.length / (RATE_WINDOW_MS / 1000);
+    const seconds = perSecond > 0 ? this.syncing / perSecond : MAX_RETRY_AFTER_S / 3;
+    return Math.min(MAX_RETRY_AFTER_S, Math.max(MIN_RETRY_AFTER_S, Math.ceil(seconds)));
+  }
+
+  private forgetBefore(time: number): void {
+    let old = 0;
+    while (old < this.finished.length && this.finished[old]! < time) old++;
+    if (old > 0) this.finished.splice(0, old);
+  }
+}
