@@ -1,4 +1,4 @@
-// Starts the real controller (server.ts) as a child process on a SQLite file, for suites
+// Starts the real controller (server.ts) as a child process on a SQLite file (or PostgreSQL), for suites
 // that test what only a real process shows: listening, concurrency, SIGKILL, restarts.
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
@@ -19,7 +19,10 @@ export interface ControllerProcess {
 }
 
 export async function startController(options: {
-  dbFile: string;
+  /** a SQLite file; or `database` */
+  dbFile?: string;
+  /** CROSSDOCK_DB as given: file:PATH or postgresql://... */
+  database?: string;
   adminToken: string;
   listen?: string;
   env?: Record<string, string>;
@@ -34,7 +37,7 @@ export async function startController(options: {
     env: {
       ...process.env,
       CROSSDOCK_LISTEN: options.listen ?? '127.0.0.1:0',
-      CROSSDOCK_DB: `file:${options.dbFile}`,
+      CROSSDOCK_DB: options.database ?? `file:${options.dbFile}`,
       CROSSDOCK_ADMIN_TOKEN: options.adminToken,
       CROSSDOCK_LOG_LEVEL: 'warn',
       ...options.env,

@@ -45,8 +45,8 @@ export interface PostgresCluster {
   dir: string;
   /** postgresql://postgres@127.0.0.1:PORT/NAME */
   url(database: string): string;
-  /** A new empty database with a unique name; its URL. */
-  createDatabase(prefix?: string): Promise<string>;
+  /** A new database with a unique name (empty, or a copy of `template`); its URL. */
+  createDatabase(prefix?: string, template?: string): Promise<string>;
   /** Runs SQL as the superuser in the `postgres` database (pg_terminate_backend, ...). */
   admin<T extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<pg.QueryResult<T>>;
   /** Stops the server (immediate) and removes its directory. Idempotent. */
@@ -175,9 +175,9 @@ export async function startPostgres(options: { fsync?: boolean } = {}): Promise<
     },
     dir,
     url,
-    async createDatabase(prefix = 'crossdock') {
+    async createDatabase(prefix = 'crossdock', template?: string) {
       const name = `${prefix}_${randomBytes(4).toString('hex')}`;
-      await admin(`CREATE DATABASE "${name}"`);
+      await admin(`CREATE DATABASE "${name}"${template ? ` TEMPLATE "${template}"` : ''}`);
       return url(name);
     },
     admin,
