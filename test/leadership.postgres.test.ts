@@ -226,7 +226,8 @@ describe.skipIf(skip)('two controllers on one PostgreSQL', () => {
     // Every session of a: the lock's and the pool's.
     const cutAt = Date.now();
     const terminated = await cluster.admin<{ pid: number }>(
-      `SELECT pid FROM pg_stat_activity WHERE application_name = 'ctl_a' AND pid <> pg_backend_pid() AND pg_terminate_backend(pid)`,
+      // A subquery: the planner may evaluate quals in any order, and must not terminate this session.
+      `SELECT pid FROM (SELECT pid FROM pg_stat_activity WHERE application_name = 'ctl_a' AND pid <> pg_backend_pid() OFFSET 0) a WHERE pg_terminate_backend(pid)`,
     );
     expect(terminated.rowCount).toBeGreaterThan(0);
     const led = await waitFor('b to lead', async () => ((await health(b.url))?.role === 'leader' ? Date.now() : null), TAKEOVER_MAX_MS + 5_000, 20);
