@@ -7,5 +7,8 @@ export default defineConfig({
     hookTimeout: 120_000,
     // The root/namespace/docker suites share kernel state; files run one at a time.
     fileParallelism: false,
+    // Executors that tests start serve no Docker IPAM plugin in this machine's /run/docker/plugins,
+    // where other engines would find it; the lab gives each of its engines its own directory.
+    env: { CROSSDOCK_IPAM_SOCKET: 'off' },
   },
 });

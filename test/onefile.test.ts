@@ -234,7 +234,11 @@ describe.skipIf(missing('root', 'netns', 'iptables', 'dockerd', 'busybox'))(
 
     function startExecutor(argv: string[], env: NodeJS.ProcessEnv, cwd = '/'): void {
       executorLog = '';
-      executor = spawn('nsenter', [`--net=/run/netns/${NS}`, ...argv], { cwd, env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      executor = spawn('nsenter', [`--net=/run/netns/${NS}`, ...argv], {
+        cwd,
+        env: { PATH: process.env.PATH, CROSSDOCK_IPAM_SOCKET: 'off', ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       executor.stdout!.on('data', (d: Buffer) => (executorLog += d.toString()));
       executor.stderr!.on('data', (d: Buffer) => (executorLog += d.toString()));
     }

@@ -24,7 +24,7 @@ export interface Subnet {
   pool: string;
   host: string;
   network: string;
-  mode: 'network' | 'bip';
+  mode: 'network' | 'bip' | 'docker';
   createdAt: string;
 }
 

@@ -20,8 +20,11 @@ export const Subnet = Type.Object({
   gateway: Type.String({ examples: ['10.100.0.1'] }),
   pool: Type.String(),
   host: Type.String(),
-  network: Type.String({ description: 'Docker network name on the host' }),
-  mode: Type.Union([Type.Literal('network'), Type.Literal('bip')]),
+  network: Type.String({ description: 'Docker network name on the host; for mode "docker", docker/<cidr> (the network is named by whoever created it)' }),
+  mode: Type.Union([Type.Literal('network'), Type.Literal('bip'), Type.Literal('docker')], {
+    description:
+      'network: a Docker network crossdock creates; bip: the engine default bridge; docker: a network Docker created with `--ipam-driver crossdock` (routed fleet-wide, never created or removed by crossdock)',
+  }),
   createdAt: Type.String({ format: 'date-time' }),
 });
 export type SubnetDto = Static<typeof Subnet>;

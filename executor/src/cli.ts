@@ -4,7 +4,11 @@ import { Agent } from './agent.ts';
 import { ConfigError, USAGE, loadConfig } from './config.ts';
 import { createDockerDriver, createIpDriver, createIptablesDriver, createServiceManager, createSysctlDriver } from './drivers/index.ts';
 import { EXIT_USAGE, INSTALL_USAGE, UNINSTALL_USAGE, UsageError, install, uninstall } from './install.ts';
-import { createLogger } from './log.ts';
+import { createLogger, type Logger } from './log.ts';
+import { httpSubnetClient } from './ipam/controller-client.ts';
+import { IpamPlugin } from './ipam/plugin.ts';
+import { servePlugin, type PluginServer } from './ipam/server.ts';
+import { FileIpamStore } from './ipam/state.ts';
 import { EXECUTOR_VERSION } from './version.ts';
 
 const SUBCOMMANDS = `  crossdock-executor install --controller URL --token TOKEN   install as a systemd service (see install --help)
@@ -85,7 +89,32 @@ async function runAgent(argv: string[], env: NodeJS.ProcessEnv): Promise<number>
     { controller: config.controllerUrl, transport: config.transport, dockerHost: config.dockerHost, version: EXECUTOR_VERSION },
     'crossdock executor starting',
   );
+  const ipam = config.ipamSocket ? await startIpamPlugin(config.ipamSocket, config.ipamStateFile, config.controllerUrl, config.token, log) : null;
   const exit = await agent.run();
+  await ipam?.close();
   if (exit.reason === 'revoked') log.warn({ reason: exit.message }, 'exiting: this host was deleted from the controller');
   return 0;
+}
+
+/**
+ * The Docker IPAM plugin beside the agent. One that cannot start is logged and left out: routing
+ * the fleet's subnets matters more than new Docker networks on this host.
+ */
+async function startIpamPlugin(socket: string, stateFile: string, controllerUrl: string, token: string, log: Logger): Promise<PluginServer | null> {
+  const plugin = new IpamPlugin({ store: new FileIpamStore(stateFile), controller: httpSubnetClient(controllerUrl, token), log });
+  try {
+    await plugin.start();
+    const server = await servePlugin(plugin, socket, log);
+    return {
+      socket,
+      close: async () => {
+        await server.close();
+        await plugin.stop();
+      },
+    };
+  } catch (error) {
+    await plugin.stop();
+    log.error({ socket, stateFile, error: (error as Error).message }, 'not serving the Docker IPAM plugin');
+    return null;
+  }
 }

@@ -48,6 +48,8 @@ describe('loadConfig', () => {
       reconcileIntervalMs: undefined,
       daemonJsonPath: '/etc/docker/daemon.json',
       engineRestartCommand: null,
+      ipamSocket: '/run/docker/plugins/crossdock.sock',
+      ipamStateFile: '/var/lib/crossdock/ipam.json',
     });
   });
 
@@ -62,6 +64,8 @@ describe('loadConfig', () => {
         CROSSDOCK_DAEMON_JSON: '/srv/docker/daemon.json',
         CROSSDOCK_ALLOW_ENGINE_RESTART: 'true',
         CROSSDOCK_ENGINE_RESTART_COMMAND: '["rc-service","docker","restart"]',
+        CROSSDOCK_IPAM_SOCKET: 'off',
+        CROSSDOCK_IPAM_STATE: '/srv/crossdock/ipam.json',
       }),
     ).toStrictEqual({
       controllerUrl: 'https://ctl.example:7800',
@@ -71,6 +75,8 @@ describe('loadConfig', () => {
       reconcileIntervalMs: 5000,
       daemonJsonPath: '/srv/docker/daemon.json',
       engineRestartCommand: ['rc-service', 'docker', 'restart'],
+      ipamSocket: null,
+      ipamStateFile: '/srv/crossdock/ipam.json',
     });
   });
 
@@ -83,6 +89,8 @@ describe('loadConfig', () => {
       CROSSDOCK_RECONCILE_INTERVAL_MS: '5000',
       CROSSDOCK_DAEMON_JSON: '/env/daemon.json',
       CROSSDOCK_ENGINE_RESTART_COMMAND: '["env"]',
+      CROSSDOCK_IPAM_SOCKET: '/env/crossdock.sock',
+      CROSSDOCK_IPAM_STATE: '/env/ipam.json',
     };
     const argv = [
       '--controller',
@@ -100,6 +108,10 @@ describe('loadConfig', () => {
       '--allow-engine-restart',
       '--engine-restart-command',
       '["flag","restart"]',
+      '--ipam-socket',
+      '/flag/plugins/crossdock.sock',
+      '--ipam-state',
+      '/flag/ipam.json',
     ];
     expect(loadConfig(argv, env)).toStrictEqual({
       controllerUrl: 'http://flag:7800',
@@ -109,6 +121,8 @@ describe('loadConfig', () => {
       reconcileIntervalMs: 250,
       daemonJsonPath: '/flag/daemon.json',
       engineRestartCommand: ['flag', 'restart'],
+      ipamSocket: '/flag/plugins/crossdock.sock',
+      ipamStateFile: '/flag/ipam.json',
     });
   });
 
@@ -235,6 +249,14 @@ describe('loadConfig: errors', () => {
     expect(error([...BASE, '--allow-engine-restart', '--engine-restart-command', text])).toBe(
       'engine restart command must be a JSON array of strings, such as ["systemctl","restart","docker"]',
     );
+  });
+
+  it('refuses an IPAM socket or state file that Docker or a restart could not find', () => {
+    expect(error([...BASE, '--ipam-socket', 'crossdock.sock'])).toBe(
+      'IPAM socket "crossdock.sock" must be an absolute path, such as /run/docker/plugins/crossdock.sock, or off',
+    );
+    expect(error([...BASE, '--ipam-socket', '/run/docker/plugins/crossdock'])).toMatch(/must end in \.sock \(Docker names the driver after the file/);
+    expect(error([...BASE, '--ipam-state', 'ipam.json'])).toBe('IPAM state file "ipam.json" must be an absolute path, such as /var/lib/crossdock/ipam.json');
   });
 
   it('refuses unknown flags and missing values, pointing at --help', () => {

@@ -13,7 +13,14 @@ export interface ExecutorConfig {
   daemonJsonPath: string;
   /** null: engine restarts (bip mode) are not allowed */
   engineRestartCommand: string[] | null;
+  /** where the Docker IPAM plugin listens; null: not served */
+  ipamSocket: string | null;
+  /** the IPAM plugin's pools and addresses */
+  ipamStateFile: string;
 }
+
+export const DEFAULT_IPAM_SOCKET = '/run/docker/plugins/crossdock.sock';
+export const DEFAULT_IPAM_STATE_FILE = '/var/lib/crossdock/ipam.json';
 
 export class ConfigError extends Error {}
 
@@ -29,6 +36,8 @@ export const USAGE = `usage: crossdock-executor --controller URL --token TOKEN [
   --daemon-json PATH               Docker's daemon.json (CROSSDOCK_DAEMON_JSON, default /etc/docker/daemon.json)
   --allow-engine-restart           allow bip-mode subnets to rewrite daemon.json and restart dockerd
   --engine-restart-command JSON    argv that restarts dockerd (default ["systemctl","restart","docker"])
+  --ipam-socket PATH|off           the Docker IPAM plugin "crossdock" (CROSSDOCK_IPAM_SOCKET, default ${DEFAULT_IPAM_SOCKET})
+  --ipam-state PATH                its pools and addresses (CROSSDOCK_IPAM_STATE, default ${DEFAULT_IPAM_STATE_FILE})
   --help`;
 
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ExecutorConfig | 'help' {
@@ -46,6 +55,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ExecutorConf
         'daemon-json': { type: 'string' },
         'allow-engine-restart': { type: 'boolean' },
         'engine-restart-command': { type: 'string' },
+        'ipam-socket': { type: 'string' },
+        'ipam-state': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -107,6 +118,17 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ExecutorConf
     throw new ConfigError('--engine-restart-command needs --allow-engine-restart as well');
   }
 
+  const ipamSocket = values['ipam-socket'] ?? env.CROSSDOCK_IPAM_SOCKET ?? DEFAULT_IPAM_SOCKET;
+  if (ipamSocket !== 'off' && !ipamSocket.startsWith('/')) {
+    throw new ConfigError(`IPAM socket "${ipamSocket}" must be an absolute path, such as ${DEFAULT_IPAM_SOCKET}, or off`);
+  }
+  // Docker looks for <plugin name>.sock: the file name is the driver's name (--ipam-driver).
+  if (ipamSocket !== 'off' && !ipamSocket.endsWith('.sock')) {
+    throw new ConfigError(`IPAM socket "${ipamSocket}" must end in .sock (Docker names the driver after the file: crossdock.sock is --ipam-driver crossdock)`);
+  }
+  const ipamStateFile = values['ipam-state'] ?? env.CROSSDOCK_IPAM_STATE ?? DEFAULT_IPAM_STATE_FILE;
+  if (!ipamStateFile.startsWith('/')) throw new ConfigError(`IPAM state file "${ipamStateFile}" must be an absolute path, such as ${DEFAULT_IPAM_STATE_FILE}`);
+
   return {
     controllerUrl: url.toString().replace(/\/$/, ''),
     token,
@@ -115,5 +137,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ExecutorConf
     reconcileIntervalMs,
     daemonJsonPath: values['daemon-json'] ?? env.CROSSDOCK_DAEMON_JSON ?? '/etc/docker/daemon.json',
     engineRestartCommand,
+    ipamSocket: ipamSocket === 'off' ? null : ipamSocket,
+    ipamStateFile,
   };
 }

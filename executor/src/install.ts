@@ -42,6 +42,8 @@ const UNIT_SETTINGS = [
   ['reconcile-interval-ms', 'CROSSDOCK_RECONCILE_INTERVAL_MS'],
   ['daemon-json', 'CROSSDOCK_DAEMON_JSON'],
   ['engine-restart-command', 'CROSSDOCK_ENGINE_RESTART_COMMAND'],
+  ['ipam-socket', 'CROSSDOCK_IPAM_SOCKET'],
+  ['ipam-state', 'CROSSDOCK_IPAM_STATE'],
 ] as const;
 
 export const INSTALL_USAGE = `usage: crossdock-executor install --controller URL (--token TOKEN | --token-file PATH|-) [options]
@@ -54,7 +56,7 @@ export const INSTALL_USAGE = `usage: crossdock-executor install --controller URL
   --root DIR                write under DIR instead of / (packaging, tests); systemd is left alone
   --dry-run                 print what would be written and run; change nothing
   --docker-host URL, --transport MODE, --reconcile-interval-ms N, --daemon-json PATH,
-  --allow-engine-restart, --engine-restart-command JSON
+  --allow-engine-restart, --engine-restart-command JSON, --ipam-socket PATH|off, --ipam-state PATH
                             settings for the service, as \`crossdock-executor --help\` describes them`;
 
 export const UNINSTALL_USAGE = `usage: crossdock-executor uninstall [--purge [--docker-host URL]] [--root DIR] [--dry-run]
@@ -199,6 +201,8 @@ function planInstall(argv: string[], env: NodeJS.ProcessEnv, context: InstallCon
     'daemon-json': { type: 'string' },
     'allow-engine-restart': { type: 'boolean' },
     'engine-restart-command': { type: 'string' },
+    'ipam-socket': { type: 'string' },
+    'ipam-state': { type: 'string' },
   });
   const { root, live } = resolveRoot(values.root as string | undefined, context);
   const controller = (values.controller as string | undefined) ?? env.CROSSDOCK_CONTROLLER;

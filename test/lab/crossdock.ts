@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { stopCrossdockProcesses, type Log } from './cleanup.ts';
+import { pluginDirOf } from './engine.ts';
 import { isAlive, terminate } from './processes.ts';
 import { netnsPath, spawnDetached, waitFor, WaitAborted } from './run.ts';
 import {
@@ -129,6 +130,7 @@ async function registerHosts(state: LabState): Promise<void> {
 }
 
 export function executorArgv(state: LabState, host: LabState['hosts'][number], entry = EXECUTOR_ENTRY): string[] {
+  const paths = hostPaths(state.dir, host.name);
   return [
     'nsenter',
     `--net=${netnsPath(host.netns)}`,
@@ -147,6 +149,11 @@ export function executorArgv(state: LabState, host: LabState['hosts'][number], e
       '--allow-engine-restart',
       '--engine-restart-command',
       JSON.stringify(engineRestartArgv(state.dir, host.name)),
+      // the IPAM plugin where this host's engine alone finds it (engine.ts)
+      '--ipam-socket',
+      path.join(pluginDirOf(paths), 'crossdock.sock'),
+      '--ipam-state',
+      path.join(paths.dir, 'ipam.json'),
     ]),
   ];
 }

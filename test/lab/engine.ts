@@ -1,8 +1,9 @@
 // Each lab host's container engine: its own containerd and dockerd, inside the host's network
 // namespace and in one private mount namespace that the two share.
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import net from 'node:net';
+import path from 'node:path';
 import { allPids, cgroupPathsOf, cmdlineOf, isAlive, readPidfile, signal, terminate, waitForExit } from './processes.ts';
 import { netnsPath, run, spawnDetached, waitFor, WaitAborted, type RunOptions, type RunResult } from './run.ts';
 import { hostPaths, LAB_ENV_MARKER, netnsOf, type HostPaths } from './state.ts';
@@ -75,11 +76,23 @@ export function dockerdArgs(name: string, paths: HostPaths): string[] {
   ];
 }
 
+/** Where Docker looks for plugin sockets; in each engine's mount namespace, its host's own directory. */
+export const DOCKER_PLUGIN_DIR = '/run/docker/plugins';
+
+/**
+ * The host's plugin directory, bound over /run/docker/plugins for its engine alone: the host's
+ * executor serves the IPAM plugin "crossdock" there, and no other lab engine sees it.
+ */
+export function pluginDirOf(paths: HostPaths): string {
+  return path.join(paths.dir, 'plugins');
+}
+
 /**
  * containerd goes into a new mount namespace (a slave of the root one) and the host's network
  * namespace. The overlay, netns and shm mounts that dockerd and the containers make then never
  * appear in the root mount namespace and vanish with the engine's last process, so a killed lab
- * cannot leave busy mounts behind. unshare and nsenter exec: the pid is containerd's own.
+ * cannot leave busy mounts behind. The host's plugin directory is bound over /run/docker/plugins
+ * in that namespace. unshare, sh and nsenter exec: the pid is containerd's own.
  */
 export function containerdCommand(name: string, paths: HostPaths): string[] {
   return [
@@ -88,6 +101,10 @@ export function containerdCommand(name: string, paths: HostPaths): string[] {
     '--propagation',
     'slave',
     '--',
+    'sh',
+    '-c',
+    `mkdir -p ${DOCKER_PLUGIN_DIR} && mount --bind "$0" ${DOCKER_PLUGIN_DIR} && exec "$@"`,
+    pluginDirOf(paths),
     'nsenter',
     `--net=${netnsPath(netnsOf(name))}`,
     '--',
@@ -156,6 +173,7 @@ function socketAccepts(socket: string): Promise<boolean> {
 
 async function startContainerd(dir: string, name: string, paths: HostPaths): Promise<number> {
   writeFileSync(paths.containerdConfig, containerdConfig(paths));
+  mkdirSync(pluginDirOf(paths), { recursive: true });
   const pid = await spawnDetached(containerdCommand(name, paths), { cwd: paths.dir, env: { ...process.env, [LAB_ENV_MARKER]: dir }, log: paths.containerdLog });
   writeFileSync(paths.containerdPidfile, `${pid}\n`);
   await waitFor(`containerd of ${name} to listen on ${paths.containerdSocket}`, ENGINE_READY_TIMEOUT_MS, READY_POLL_INTERVAL_MS, async () => {

@@ -121,7 +121,7 @@ export class HostDetail {
           'li',
           { 'data-subnet': s.cidr },
           h('span', { class: 'cidr' }, s.cidr),
-          ` gateway ${s.gateway} · pool ${s.pool} · ${s.mode === 'bip' ? 'engine default bridge (bip)' : `network ${s.network}`} `,
+          ` gateway ${s.gateway} · pool ${s.pool} · ${s.mode === 'bip' ? 'engine default bridge (bip)' : s.mode === 'docker' ? 'a Docker network (--ipam-driver crossdock)' : `network ${s.network}`} `,
           h(
             'button',
             {

@@ -13,7 +13,7 @@ export interface Subnet {
   pool: string;
   host: string;
   network: string;
-  mode: 'network' | 'bip';
+  mode: 'network' | 'bip' | 'docker';
 }
 
 export interface JobSummary {

@@ -35,7 +35,12 @@ import { requireSubnetPrefixLength, resolveGateway } from './rules.ts';
 export const DEFAULT_POOL_NAME = 'default';
 export const DEFAULT_NETWORK_NAME = 'crossdock';
 
-export type SubnetMode = 'network' | 'bip';
+export type SubnetMode = 'network' | 'bip' | 'docker';
+
+/** The network name a subnet of a Docker-owned network is recorded under: Docker's IPAM API never names the network. */
+export function dockerOwnedNetworkName(cidr: string): string {
+  return `docker/${cidr}`;
+}
 
 export interface SubnetRequest {
   pool?: string;
@@ -388,7 +393,8 @@ export class Ipam {
    * Returns the claim, its row and its undo; the caller writes the row.
    */
   private claimSubnet(host: HostView, request: SubnetRequest) {
-    if (this.hasSubnet(host, { network: request.network })) {
+    // A Docker-owned subnet is named after its CIDR, unique in the fleet.
+    if (request.mode !== 'docker' && this.hasSubnet(host, { network: request.network })) {
       throw new ApiError(
         'NETWORK_NAME_IN_USE',
         `host "${host.name}" already has a subnet for network "${request.network}"; give the new subnet another network name`,
@@ -458,13 +464,14 @@ export class Ipam {
       cidr = { network, prefixLength: length };
     }
     const gateway = resolveGateway(cidr, request.gateway);
-    const claim: SubnetClaim = { host, pool: pool.index, cidr, network: request.network, mode: request.mode, released: false };
+    const network = request.mode === 'docker' ? dockerOwnedNetworkName(formatCidr(cidr)) : request.network;
+    const claim: SubnetClaim = { host, pool: pool.index, cidr, network, mode: request.mode, released: false };
     this.occupy(pool.index, cidr);
     this.claims.addSubnet(claim);
     return {
       claim,
       pool,
-      data: { cidr: formatCidr(cidr), prefixLength: cidr.prefixLength, gateway, network: request.network, mode: request.mode, poolId: pool.id },
+      data: { cidr: formatCidr(cidr), prefixLength: cidr.prefixLength, gateway, network, mode: request.mode, poolId: pool.id },
       undo: () => {
         this.claims.deleteSubnet(claim);
         if (!claim.released) this.vacate(pool.index, cidr);

@@ -89,7 +89,7 @@ const arbEnv = fc.record({ dockerAvailable: fc.boolean(), dockerUser: fc.boolean
 const arbWorld: fc.Arbitrary<World> = fc
   .record({
     counts: fc.array(fc.integer({ min: 0, max: 2 }), { minLength: 1, maxLength: 5 }),
-    modes: fc.array(fc.constantFrom<'network' | 'bip'>('network', 'network', 'bip'), { minLength: 10, maxLength: 10 }),
+    modes: fc.array(fc.constantFrom<PlanSubnet['mode']>('network', 'network', 'bip', 'docker'), { minLength: 10, maxLength: 10 }),
     envs: fc.array(arbEnv, { minLength: 7, maxLength: 7 }),
     allowFrom: fc.constantFrom<string[]>([], ['192.0.2.0/24']),
   })
@@ -105,7 +105,8 @@ const arbWorld: fc.Arbitrary<World> = fc
           third++;
           // one bip subnet at most per host: the first
           const mode = j === 0 ? modes[third % modes.length]! : 'network';
-          return { id: third, cidr: `10.100.${third}.0/24`, gateway: `10.100.${third}.1`, network: j === 0 ? 'crossdock' : 'crossdock-2', mode };
+          const network = mode === 'docker' ? `docker/10.100.${third}.0/24` : j === 0 ? 'crossdock' : 'crossdock-2';
+          return { id: third, cidr: `10.100.${third}.0/24`, gateway: `10.100.${third}.1`, network, mode };
         }),
       }),
     );
@@ -135,6 +136,13 @@ const steps: Record<string, Step> = {
   subnetAdded: (w) => {
     const before = w.hosts[0]!;
     const subnet: PlanSubnet = { id: 101, cidr: '10.100.101.0/24', gateway: '10.100.101.1', network: 'crossdock-3', mode: 'network' };
+    const after = { ...before, subnets: [...before.subnets, subnet] };
+    return { change: { type: 'subnet.added', after, subnet }, after: replaceHost(w, after) };
+  },
+  // A network Docker owns (--ipam-driver crossdock): routed and in the chains, never a Docker command.
+  dockerSubnetAdded: (w) => {
+    const before = w.hosts[0]!;
+    const subnet: PlanSubnet = { id: 102, cidr: '10.100.102.0/24', gateway: '10.100.102.1', network: 'docker/10.100.102.0/24', mode: 'docker' };
     const after = { ...before, subnets: [...before.subnets, subnet] };
     return { change: { type: 'subnet.added', after, subnet }, after: replaceHost(w, after) };
   },

@@ -92,7 +92,8 @@ export function planChange(change: FleetChange, fleet: FleetAfter): HostDelta[] 
       if (fleet.sendsTo(after.id)) {
         const env = fleet.envOf(after.id);
         const local = localState(after, fleet.policy, env);
-        if (env.dockerAvailable) own.commands.push(subnet.mode === 'bip' ? bipOf(subnet) : dockerNetwork(subnet, env));
+        // A Docker-owned network (mode docker) already exists: Docker created it and asked for the subnet.
+        if (env.dockerAvailable && subnet.mode !== 'docker') own.commands.push(subnet.mode === 'bip' ? bipOf(subnet) : dockerNetwork(subnet, env));
         own.commands.push(...local.chains, ...local.jumps);
       }
       peerRoutes(after.id, null, { owner: after, subnets: [subnet] });

@@ -367,3 +367,15 @@ describe('localItems / routeItem', () => {
     expect(routeItem(peerRoute(A, B, B.subnets[0]!))).toBe('route 10.100.2.0/24 via 198.51.100.12 dev ens3');
   });
 });
+
+describe('a network Docker owns (mode docker, --ipam-driver crossdock)', () => {
+  const owner: PlanHost = { ...A, subnets: [sub(7, '10.100.7.0/24', '10.100.7.1', 'docker/10.100.7.0/24', 'docker')] };
+  it('is routed on every other host and in its own chains, but no Docker network is created for it', () => {
+    const policy = policyOf(['10.100.0.0/16'], [owner, B]);
+    const own = desiredState(owner, [owner, B], policy, DOCKER20);
+    expect(own.networks).toEqual([]);
+    expect(own.bip).toBeNull();
+    expect(own.chains[0]!.rules.some((r) => r.destination === '10.100.7.0/24')).toBe(true);
+    expect(desiredState(B, [owner, B], policy, DOCKER20).routes).toContainEqual(peerRoute(B, owner, owner.subnets[0]!));
+  });
+});

@@ -38,7 +38,8 @@ export interface PlanSubnet {
   cidr: string;
   gateway: string;
   network: string;
-  mode: 'network' | 'bip';
+  /** docker: a network Docker owns (--ipam-driver crossdock): routed and in the chains, never created or removed here */
+  mode: 'network' | 'bip' | 'docker';
 }
 
 export interface PlanHost {

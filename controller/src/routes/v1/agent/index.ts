@@ -14,6 +14,7 @@ import { PollingSession, type Session } from '../../../agents/hub.ts';
 import type { PlanHost } from '../../../planner/desired.ts';
 import { IdParams } from '../../../schemas.ts';
 import { LogThrottle } from '../../../log-throttle.ts';
+import agentSubnets from './subnets.ts';
 
 const MAX_POLL_WAIT_S = 60;
 /** A polling executor that has not polled for this long is offline. */
@@ -232,6 +233,9 @@ const agent: FastifyPluginAsyncTypebox = async (app) => {
   }, 5_000);
   reaper.unref();
   app.addHook('onClose', async () => clearInterval(reaper));
+
+  // Subnets of networks Docker owns (the executor's IPAM plugin): behind the same token check.
+  await app.register(agentSubnets, { prefix: '/subnets' });
 
   app.post('/state', { bodyLimit: MAX_AGENT_MESSAGE_BYTES, schema: { hide: true, response: { 200: MessagesReply } } }, async (request) => {
     const host = request.agentHost!;
