@@ -89,7 +89,7 @@ async function runAgent(argv: string[], env: NodeJS.ProcessEnv): Promise<number>
     { controllers: config.controllerUrls, transport: config.transport, dockerHost: config.dockerHost, version: EXECUTOR_VERSION },
     'crossdock executor starting',
   );
-  const ipam = config.ipamSocket ? await startIpamPlugin(config.ipamSocket, config.ipamStateFile, config.controllerUrl, config.token, log) : null;
+  const ipam = config.ipamSocket ? await startIpamPlugin(config.ipamSocket, config.ipamStateFile, config.controllerUrls[0]!, config.token, log) : null;
   const exit = await agent.run();
   await ipam?.close();
   if (exit.reason === 'revoked') log.warn({ reason: exit.message }, 'exiting: this host was deleted from the controller');
