@@ -36,7 +36,7 @@ const want = {
     'test/package.json',
     'ui/package.json',
   ),
-  generate: digest('prisma/schema.prisma'),
+  generate: digest('prisma/schema.prisma', 'prisma/postgresql/schema.prisma'),
 };
 
 if (stamp.install !== want.install || !existsSync(path.join(root, 'node_modules', '.modules.yaml'))) {
@@ -49,9 +49,15 @@ if (stamp.install !== want.install || !existsSync(path.join(root, 'node_modules'
   delete stamp.generate;
 }
 
-if (stamp.generate !== want.generate || !existsSync(path.join(root, 'controller/src/generated/prisma/client.ts'))) {
-  if (!quiet) console.log('crossdock setup: generating the Prisma client');
-  run(path.join(root, 'node_modules', '.bin', 'prisma'), ['generate'], { PRISMA_HIDE_UPDATE_MESSAGE: '1' });
+if (
+  stamp.generate !== want.generate ||
+  !existsSync(path.join(root, 'controller/src/generated/prisma/client.ts')) ||
+  !existsSync(path.join(root, 'controller/src/generated/prisma-pg/client.ts'))
+) {
+  if (!quiet) console.log('crossdock setup: generating the Prisma clients (SQLite and PostgreSQL)');
+  const prisma = path.join(root, 'node_modules', '.bin', 'prisma');
+  run(prisma, ['generate'], { PRISMA_HIDE_UPDATE_MESSAGE: '1' });
+  run(prisma, ['generate', '--config', 'prisma/postgresql/prisma.config.ts'], { PRISMA_HIDE_UPDATE_MESSAGE: '1' });
   stamp.generate = want.generate;
 }
 

@@ -41,7 +41,7 @@ describe('executor results when observation fails', () => {
       sysctl: new FakeSysctlDriver(),
     };
     agent = new Agent({
-      controllerUrl: controller.url,
+      controllers: [controller.url],
       token: a.body.token,
       drivers,
       job: { daemonJsonPath: '/nonexistent/daemon.json', engineRestartCommand: null },

@@ -97,3 +97,36 @@ describe('max syncing (reconnect storms)', () => {
     }
   });
 });
+
+describe('database (SQLite file or PostgreSQL URL)', () => {
+  it('defaults to the SQLite file, takes a PostgreSQL URL with a pool size, and a flag over the environment', () => {
+    const base = loadConfig([], {});
+    expect(base !== 'help' && base.database).toEqual({ kind: 'sqlite', file: expect.stringMatching(/data\/crossdock\.db$/) });
+    const url = 'postgresql://crossdock:s%40cret@db.example.net:5432/crossdock?sslmode=require';
+    expect(loadConfig([], { CROSSDOCK_DB: url })).toMatchObject({ database: { kind: 'postgresql', url, poolSize: 10 } });
+    expect(loadConfig(['--db-pool-size', '3'], { CROSSDOCK_DB: url, CROSSDOCK_DB_POOL_SIZE: '20' })).toMatchObject({ database: { poolSize: 3 } });
+    expect(loadConfig(['--db', 'file:/var/lib/crossdock/c.db'], { CROSSDOCK_DB: url })).toMatchObject({
+      database: { kind: 'sqlite', file: '/var/lib/crossdock/c.db' },
+    });
+  });
+
+  it('refuses what is neither, a URL without a database, a bad pool size, or a pool size for SQLite, never echoing a password', () => {
+    const refusal = (argv: string[], env: Record<string, string>) => {
+      try {
+        loadConfig(argv, env);
+      } catch (error) {
+        expect(error).toBeInstanceOf(ConfigError);
+        return (error as Error).message;
+      }
+      throw new Error('accepted');
+    };
+    expect(refusal([], { CROSSDOCK_DB: 'mysql://root:hunter2@db/x' })).toMatch(/neither a SQLite file nor a PostgreSQL URL; use file:.* or postgresql:\/\//);
+    expect(refusal([], { CROSSDOCK_DB: 'mysql://root:hunter2@db/x' })).not.toContain('hunter2');
+    expect(refusal([], { CROSSDOCK_DB: 'postgresql://u:hunter2@db.example.net:5432' })).toMatch(/names no host or no database/);
+    expect(refusal([], { CROSSDOCK_DB: 'postgresql://u:hunter2@db.example.net:5432' })).not.toContain('hunter2');
+    for (const size of ['0', '1001', '2.5', 'ten']) {
+      expect(refusal(['--db-pool-size', size], { CROSSDOCK_DB: 'postgresql://db/crossdock' })).toMatch(/pool size ".*" is not a whole number from 1 to 1000/);
+    }
+    expect(refusal([], { CROSSDOCK_DB_POOL_SIZE: '5' })).toMatch(/applies only to PostgreSQL/);
+  });
+});

@@ -4,13 +4,14 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { VXLAN_DEFAULT_PORT, VXLAN_DEFAULT_VNI, VXLAN_VNI_MAX, formatCidr, parseCidr, type Cidr } from '@crossdock/shared';
 import { DEFAULT_VTEP_RANGE, type VxlanSettings } from './planner/desired.ts';
+import { DEFAULT_PG_POOL_SIZE, type DatabaseConfig } from './db/client.ts';
 import { specialRangeProblem } from './ipam/rules.ts';
 
 export interface ControllerConfig {
   host: string;
   port: number;
-  /** SQLite file path */
-  databaseFile: string;
+  /** a SQLite file (the default) or a PostgreSQL server */
+  database: DatabaseConfig;
   adminToken: string | undefined;
   /** GET /metrics needs this bearer token; undefined: open */
   metricsToken: string | undefined;
@@ -20,6 +21,8 @@ export interface ControllerConfig {
   /** the controller's URL as hosts reach it, for the join line; undefined: the URL each request was made to */
   advertiseUrl: string | undefined;
   tls: TlsConfig;
+  /** where the generated CA and server certificate are kept; undefined: beside a SQLite database, ./data for PostgreSQL */
+  tlsDir: string | undefined;
   /** the fleet's VXLAN: network identifier, UDP port, and the link-local range VTEP addresses come from */
   vxlan: VxlanSettings;
   /** executors that may be syncing (connected, hello not yet planned) at once; 0: no limit */
@@ -47,7 +50,9 @@ export const DEFAULTS = {
 
 export const USAGE = `usage: crossdock-controller [options]
   --listen HOST:PORT      listen address           (CROSSDOCK_LISTEN, default ${DEFAULTS.listen})
-  --db file:PATH          SQLite database          (CROSSDOCK_DB, default ${DEFAULTS.db})
+  --db URL                database: file:PATH (SQLite) or postgresql://USER:PASSWORD@HOST:5432/DB
+                          (CROSSDOCK_DB, default ${DEFAULTS.db})
+  --db-pool-size N        connections to PostgreSQL (CROSSDOCK_DB_POOL_SIZE, default ${DEFAULT_PG_POOL_SIZE})
   --admin-token TOKEN     operator token           (CROSSDOCK_ADMIN_TOKEN, default: generated, saved beside the database)
   --metrics-token TOKEN   bearer token GET /metrics needs (CROSSDOCK_METRICS_TOKEN, default: none, /metrics is open)
   --default-pool CIDR     pool created on first start, or "none" (CROSSDOCK_DEFAULT_POOL, default ${DEFAULTS.defaultPool})
@@ -59,6 +64,8 @@ export const USAGE = `usage: crossdock-controller [options]
   --tls-san NAME[,NAME]   more names or addresses for the generated server certificate (CROSSDOCK_TLS_SAN; repeatable)
   --tls-cert PATH         serve this certificate (PEM, the chain up to your CA) instead of a generated one (CROSSDOCK_TLS_CERT)
   --tls-key PATH          its private key (CROSSDOCK_TLS_KEY)
+  --tls-dir DIR           where the generated CA and certificate are kept (CROSSDOCK_TLS_DIR, default: beside a SQLite
+                          database; ./data with PostgreSQL; every controller of one database shares ca.pem and ca-key.pem)
   --vxlan-vni N           VXLAN network identifier (CROSSDOCK_VXLAN_VNI, default ${DEFAULTS.vxlanVni})
   --vxlan-port PORT       VXLAN UDP port (CROSSDOCK_VXLAN_PORT, default ${DEFAULTS.vxlanPort}, the IANA port)
   --vxlan-vtep-range CIDR link-local range of VTEP addresses, host id n gets address n
@@ -76,12 +83,42 @@ export function parseListen(text: string): { host: string; port: number } {
   return { host: match[1] ?? (match[2] || '0.0.0.0'), port };
 }
 
-export function parseDatabase(text: string, cwd = process.cwd()): string {
+const MAX_PG_POOL_SIZE = 1_000;
+
+export function parseDatabase(text: string, cwd = process.cwd(), poolSizeText?: string): DatabaseConfig {
+  if (/^postgres(ql)?:\/\//i.test(text)) {
+    let url: URL;
+    try {
+      url = new URL(text);
+    } catch {
+      throw new ConfigError('database URL is not a valid URL; use postgresql://USER:PASSWORD@HOST:5432/DATABASE (percent-encode special characters)');
+    }
+    if (!url.hostname || url.pathname.length <= 1) {
+      throw new ConfigError(
+        `database URL ${url.protocol}//${url.host}${url.pathname} names no host or no database; use postgresql://USER:PASSWORD@HOST:5432/DATABASE`,
+      );
+    }
+    return { kind: 'postgresql', url: text, poolSize: parsePoolSize(poolSizeText) };
+  }
   const file = text.startsWith('file:') ? text.slice('file:'.length) : text;
   if (file === '' || /^[a-z]+:\/\//i.test(text)) {
-    throw new ConfigError(`database "${text}" is not a SQLite file URL; use file:./data/crossdock.db or file:/var/lib/crossdock/crossdock.db`);
+    throw new ConfigError(
+      `database "${text.replace(/\/\/[^@/]*@/, '//***@')}" is neither a SQLite file nor a PostgreSQL URL; use file:./data/crossdock.db or postgresql://USER:PASSWORD@HOST:5432/DATABASE`,
+    );
   }
-  return path.resolve(cwd, file);
+  if (poolSizeText !== undefined) {
+    throw new ConfigError('the database pool size applies only to PostgreSQL (SQLite has one writer); unset CROSSDOCK_DB_POOL_SIZE / --db-pool-size');
+  }
+  return { kind: 'sqlite', file: path.resolve(cwd, file) };
+}
+
+function parsePoolSize(text: string | undefined): number {
+  if (text === undefined || text === '') return DEFAULT_PG_POOL_SIZE;
+  const size = /^\d{1,4}$/.test(text) ? Number(text) : NaN;
+  if (!(size >= 1 && size <= MAX_PG_POOL_SIZE)) {
+    throw new ConfigError(`database pool size "${text}" is not a whole number from 1 to ${MAX_PG_POOL_SIZE}; the default is ${DEFAULT_PG_POOL_SIZE}`);
+  }
+  return size;
 }
 
 export function parseDefaultPool(text: string): Cidr | null {
@@ -132,6 +169,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerCo
       options: {
         listen: { type: 'string' },
         db: { type: 'string' },
+        'db-pool-size': { type: 'string' },
         'admin-token': { type: 'string' },
         'metrics-token': { type: 'string' },
         'default-pool': { type: 'string' },
@@ -141,6 +179,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerCo
         'tls-san': { type: 'string', multiple: true },
         'tls-cert': { type: 'string' },
         'tls-key': { type: 'string' },
+        'tls-dir': { type: 'string' },
         'vxlan-vni': { type: 'string' },
         'vxlan-port': { type: 'string' },
         'vxlan-vtep-range': { type: 'string' },
@@ -186,7 +225,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerCo
   }
   return {
     ...listen,
-    databaseFile: parseDatabase(values.db ?? env.CROSSDOCK_DB ?? DEFAULTS.db),
+    database: parseDatabase(values.db ?? env.CROSSDOCK_DB ?? DEFAULTS.db, process.cwd(), values['db-pool-size'] ?? (env.CROSSDOCK_DB_POOL_SIZE || undefined)),
     adminToken,
     metricsToken,
     defaultPool: parseDefaultPool(values['default-pool'] ?? env.CROSSDOCK_DEFAULT_POOL ?? DEFAULTS.defaultPool),
@@ -194,6 +233,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerCo
     maxSyncing: parseMaxSyncing(values['max-syncing'] ?? env.CROSSDOCK_MAX_SYNCING ?? String(DEFAULTS.maxSyncing)),
     advertiseUrl,
     tls,
+    tlsDir: ((text) => (text === undefined || text === '' ? undefined : path.resolve(process.cwd(), text)))(values['tls-dir'] ?? env.CROSSDOCK_TLS_DIR),
     vxlan: {
       vni: parseInteger(values['vxlan-vni'] ?? env.CROSSDOCK_VXLAN_VNI ?? String(DEFAULTS.vxlanVni), 'VXLAN VNI', 1, VXLAN_VNI_MAX, String(DEFAULTS.vxlanVni)),
       port: parseInteger(

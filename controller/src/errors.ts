@@ -44,6 +44,8 @@ export const ERROR_STATUS = {
   INTERNAL_ERROR: 500,
   STORAGE_UNAVAILABLE: 503,
   CONTROLLER_BUSY: 503,
+  /** a standby, or a leader that just lost its lock: the body's `leader` names where to go */
+  NOT_LEADER: 503,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
@@ -51,12 +53,15 @@ export type ErrorCode = keyof typeof ERROR_STATUS;
 export class ApiError extends Error {
   readonly code: ErrorCode;
   readonly statusCode: number;
+  /** fields the error body carries beside code and message (NOT_LEADER's `leader`) */
+  readonly extra: Record<string, unknown> | undefined;
 
-  constructor(code: ErrorCode, message: string) {
+  constructor(code: ErrorCode, message: string, extra?: Record<string, unknown>) {
     super(message);
     this.name = 'ApiError';
     this.code = code;
     this.statusCode = ERROR_STATUS[code];
+    this.extra = extra;
   }
 }
 

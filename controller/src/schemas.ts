@@ -7,6 +7,9 @@ export const ErrorBody = Type.Object(
     error: Type.Object({
       code: Type.String({ description: 'stable SNAKE_CASE code' }),
       message: Type.String({ description: 'what was wrong and what would be right' }),
+      leader: Type.Optional(
+        Type.Union([Type.String(), Type.Null()], { description: "NOT_LEADER only: the leader's advertised URL, null while none is known" }),
+      ),
     }),
   },
   { $id: 'Error' },

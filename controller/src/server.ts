@@ -1,16 +1,23 @@
-// Entry point: reads the configuration, opens the database, builds the app, listens.
+// Entry point: reads the configuration, opens the database, takes part in the leader election
+// (with SQLite the controller simply leads), and serves the app its role calls for.
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
-import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
+import { networkInterfaces } from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
 import { buildApp } from './app.ts';
 import { newAdminToken } from './auth/tokens.ts';
 import { ConfigError, USAGE, loadConfig, type ControllerConfig } from './config.ts';
-import { openDatabase } from './db/client.ts';
+import { describeDatabase, openDatabase } from './db/client.ts';
 import { StorageHealth } from './db/storage.ts';
 import { Fleet, loadFleetRows } from './fleet.ts';
 import { DEFAULT_POOL_NAME, Ipam } from './ipam/ipam.ts';
+import { SoleLeadership, type Leadership } from './leadership/leadership.ts';
+import { connectLockClient, PostgresLeadership } from './leadership/postgres.ts';
+import { RoleServer } from './leadership/role-server.ts';
+import { buildStandbyApp } from './leadership/standby-app.ts';
 import { ControllerTls, TlsError, subjectAltNames } from './tls.ts';
 
 function fail(message: string): never {
@@ -33,8 +40,14 @@ function prepareDataDirectory(file: string): string {
 }
 
 /** The admin token: configured, or the one saved beside the database, or a new one (printed once). */
-function resolveAdminToken(config: ControllerConfig, dir: string): { token: string; announce: string } {
+function resolveAdminToken(config: ControllerConfig, dir: string | null): { token: string; announce: string } {
   if (config.adminToken) return { token: config.adminToken, announce: 'admin token: from configuration' };
+  if (dir === null) {
+    // No file beside a PostgreSQL database, and every controller on it must accept the same token.
+    fail(
+      'with a PostgreSQL database the admin token must be configured (the same on every controller of that database): set CROSSDOCK_ADMIN_TOKEN or --admin-token, for example to the output of `openssl rand -hex 32`',
+    );
+  }
   const file = path.join(dir, 'admin-token');
   if (existsSync(file)) {
     return { token: readFileSync(file, 'utf8').trim(), announce: `admin token: saved in ${file}` };
@@ -66,6 +79,15 @@ function httpsServerFactory(tls: ControllerTls) {
   };
 }
 
+/** The advertised URL by default: the listen address, or this machine's first external IPv4 address when listening on all. */
+export function defaultAdvertiseUrl(host: string, port: number, scheme: 'http' | 'https' = 'https'): string {
+  if (host !== '0.0.0.0' && host !== '::') return `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const external = Object.values(networkInterfaces())
+    .flat()
+    .find((a) => a && a.family === 'IPv4' && !a.internal);
+  return `${scheme}://${external?.address ?? '127.0.0.1'}:${port}`;
+}
+
 async function main(): Promise<void> {
   let config: ControllerConfig | 'help';
   try {
@@ -78,19 +100,25 @@ async function main(): Promise<void> {
     console.log(USAGE);
     return;
   }
-  const dir = prepareDataDirectory(config.databaseFile);
-  const { prisma, migrations } = await openDatabase(config.databaseFile).catch((error: Error) =>
-    fail(`cannot open database ${config.databaseFile}: ${error.message}`),
+  const database = describeDatabase(config.database);
+  const dir = config.database.kind === 'sqlite' ? prepareDataDirectory(config.database.file) : null;
+  if (dir === null) resolveAdminToken(config, dir); // refuses before touching the database
+  const { prisma, migrations } = await openDatabase(config.database).catch((error: Error) =>
+    fail(`cannot open database ${database}: ${error.message || String(error)}`),
   );
   const firstStart = migrations.alreadyApplied === 0;
   const admin = resolveAdminToken(config, dir);
+  // The CA and server certificate live beside a SQLite database; with PostgreSQL, in ./data
+  // (every controller of that database copies the same ca.pem and ca-key.pem there: README, TLS).
   let tls: ControllerTls | undefined;
   let tlsChanges: string[] = [];
   if (config.tls.mode !== 'off') {
+    const tlsDir = config.tlsDir ?? dir ?? path.resolve('data');
+    mkdirSync(tlsDir, { recursive: true });
     const source =
       config.tls.mode === 'operator'
         ? ({ kind: 'operator', certFile: config.tls.certFile, keyFile: config.tls.keyFile } as const)
-        : ({ kind: 'generated', dir, sans: subjectAltNames(config.host, config.advertiseUrl, config.tls.sans) } as const);
+        : ({ kind: 'generated', dir: tlsDir, sans: subjectAltNames(config.host, config.advertiseUrl, config.tls.sans) } as const);
     try {
       ({ tls, changes: tlsChanges } = await ControllerTls.open(source));
     } catch (error) {
@@ -98,34 +126,77 @@ async function main(): Promise<void> {
       throw error;
     }
   }
-  const storage = new StorageHealth(config.databaseFile);
-  const ipam = new Ipam(Fleet.fromRows(await loadFleetRows(prisma), config.vxlan), prisma, storage);
-  if (firstStart && config.defaultPool && !ipam.hasPool(DEFAULT_POOL_NAME)) {
-    await ipam.createPool({ name: DEFAULT_POOL_NAME, cidr: config.defaultPool, subnetPrefixLength: 24, reserved: [] });
-  }
-
+  const scheme = tls ? 'https' : 'http';
+  const serverFactory = tls ? httpsServerFactory(tls) : undefined;
+  const storage = new StorageHealth(database);
+  const log = pino({ level: config.logLevel });
+  const advertiseUrl = config.advertiseUrl ?? defaultAdvertiseUrl(config.host, config.port, scheme);
+  const { database: db } = config;
+  const leadership: Leadership =
+    db.kind === 'postgresql'
+      ? new PostgresLeadership({ advertiseUrl, connect: () => connectLockClient(db.url), log: log.child({ component: 'leadership' }) })
+      : new SoleLeadership(advertiseUrl);
   // The build writes the dashboard to controller/dist/ui, beside dist/server.mjs; from the sources it is ../dist/ui too.
   const uiDir = fileURLToPath(new URL('../dist/ui/', import.meta.url));
-  const app = await buildApp({
-    prisma,
-    ipam,
-    adminToken: admin.token,
-    metricsToken: config.metricsToken,
-    maxSyncing: config.maxSyncing,
-    logger: { level: config.logLevel },
-    uiDir,
-    advertiseUrl: config.advertiseUrl,
-    ...(tls ? { tls, serverFactory: httpsServerFactory(tls) } : {}),
-  });
-  for (const change of tlsChanges) app.log.info(change);
-  if (!tls) {
-    app.log.warn(
-      'TLS is off (CROSSDOCK_TLS=off): tokens and jobs cross the network in clear text; run this only behind a TLS-terminating proxy, with CROSSDOCK_ADVERTISE_URL set to its https:// URL',
+  let createDefaultPool = firstStart && config.defaultPool !== null;
+
+  /** A new term: the state as the database has it now (the previous leader's last commit included). */
+  const leaderApp = async (term: number) => {
+    const started = Date.now();
+    const rows = await loadFleetRows(prisma);
+    const ipam = new Ipam(Fleet.fromRows(rows, config.vxlan), prisma, storage);
+    if (leadership.fence) ipam.writer.fence = (tx) => leadership.fence!(tx);
+    if (createDefaultPool && config.defaultPool && !ipam.hasPool(DEFAULT_POOL_NAME)) {
+      await ipam.createPool({ name: DEFAULT_POOL_NAME, cidr: config.defaultPool, subnetPrefixLength: 24, reserved: [] });
+    }
+    createDefaultPool = false;
+    log.info(
+      { term, pools: rows.pools.length, hosts: rows.hosts.length, subnets: rows.subnets.length, tookMs: Date.now() - started },
+      'loaded the fleet from the database',
     );
-  }
-  const shutdown = async (signal: string) => {
-    app.log.info({ signal }, 'shutting down');
+    return buildApp({
+      prisma,
+      ipam,
+      adminToken: admin.token,
+      metricsToken: config.metricsToken,
+      maxSyncing: config.maxSyncing,
+      logger: log,
+      uiDir,
+      advertiseUrl: config.advertiseUrl,
+      leadership,
+      ...(tls && serverFactory ? { tls, serverFactory } : {}),
+    });
+  };
+  /** A leader's app over an empty fleet, built and thrown away: nothing is loaded, started or written. */
+  const warmUp = async () => {
+    const ipam = new Ipam(Fleet.fromRows({ pools: [], hosts: [], subnets: [] }, config.vxlan), prisma, new StorageHealth(database));
+    const app = await buildApp({
+      prisma,
+      ipam,
+      adminToken: admin.token,
+      logger: log.child({ warmUp: true }, { level: 'warn' }),
+      uiDir,
+      startReconciler: false,
+    });
+    await app.ready();
     await app.close();
+  };
+  const roles = new RoleServer({
+    host: config.host,
+    port: config.port,
+    leadership,
+    log,
+    leaderApp,
+    standbyApp: () => buildStandbyApp({ leadership, logger: log, serverFactory }),
+    listenFirst: config.port === 0 && config.advertiseUrl === undefined,
+    warmUp,
+    onPort: (port) => {
+      if (config.advertiseUrl === undefined) leadership.advertiseUrl = defaultAdvertiseUrl(config.host, port, scheme);
+    },
+  });
+  const shutdown = async (signal: string) => {
+    log.info({ signal }, 'shutting down');
+    await roles.stop();
     await prisma.$disconnect();
     process.exit(0);
   };
@@ -133,16 +204,20 @@ async function main(): Promise<void> {
   process.once('SIGINT', () => void shutdown('SIGINT'));
 
   try {
-    await app.listen({ host: config.host, port: config.port });
+    await roles.start();
   } catch (error) {
     fail(`cannot listen on ${config.host}:${config.port}: ${(error as Error).message}`);
   }
-  const address = app.server.address();
-  const port = typeof address === 'object' && address ? address.port : config.port;
+  const port = roles.port;
   const shown = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
-  const scheme = tls ? 'https' : 'http';
+  for (const change of tlsChanges) log.info(change);
+  if (!tls) {
+    log.warn(
+      'TLS is off (CROSSDOCK_TLS=off): tokens and jobs cross the network in clear text; run this only behind a TLS-terminating proxy, with CROSSDOCK_ADVERTISE_URL set to its https:// URL',
+    );
+  }
   const hostPart = shown.includes(':') ? `[${shown}]` : shown;
-  console.log(`crossdock controller listening on ${scheme}://${hostPart}:${port} (database ${config.databaseFile})`);
+  console.log(`crossdock controller listening on ${scheme}://${hostPart}:${port} (database ${database})`);
   console.log(`API reference: ${scheme}://${hostPart}:${port}/docs`);
   console.log(`dashboard: ${scheme}://${hostPart}:${port}/ui${existsSync(uiDir) ? '' : ' (not built: run `npm run build`)'}`);
   if (tls) {
@@ -155,6 +230,9 @@ async function main(): Promise<void> {
   } else {
     console.log('TLS: off (plain HTTP; see the warning above)');
   }
+  console.log(
+    `role: ${roles.role}${roles.role === 'standby' ? ` (the leader is ${leadership.leaderUrl() ?? 'not known yet'})` : ''}; advertised as ${leadership.advertiseUrl}`,
+  );
   console.log(admin.announce);
 }
 

@@ -1,6 +1,8 @@
 // The executor's loop: connect out to the controller (WebSocket, or HTTP polling where a
 // WebSocket cannot be held), say hello with what it observes, run each job it is sent and
-// report the results, and reconnect with backoff. Drift is reported the moment the host
+// report the results, and reconnect with backoff. Given several controllers (one leader and its
+// standbys), it attaches to the leader: a standby's 503 NOT_LEADER names it and is followed at
+// once; an unreachable controller passes the turn to the next of the list. Drift is reported the moment the host
 // announces it (route, firewall and Docker monitors through the drivers), and a digest of the
 // state on a timer is the backstop. A lost controller changes nothing on the host.
 import os from 'node:os';
@@ -16,6 +18,7 @@ import {
 } from '@crossdock/shared';
 import { ControllerTrust, describeTrustFailure, trustedRequest } from '@crossdock/shared/trust';
 import { backoffDelay, realSleep, type Sleep } from './backoff.ts';
+import { ControllerRotation } from './controllers.ts';
 import { createLogger, type Logger } from './log.ts';
 import { observeHost, type Drivers } from './observe.ts';
 import { runJob, type JobOptions, type JobOutcome } from './run-job.ts';
@@ -54,7 +57,8 @@ const FOREIGN_ERROR_EXCERPT_CHARS = 200;
 export type Transport = 'auto' | 'websocket' | 'polling';
 
 export interface AgentOptions {
-  controllerUrl: string;
+  /** the controllers to attach to, the leader among them found at run time (one URL: a lone controller) */
+  controllers: readonly string[];
   token: string;
   drivers: Drivers;
   job: JobOptions;
@@ -73,6 +77,15 @@ export interface AgentOptions {
 export type AgentExit = { reason: 'stopped' } | { reason: 'revoked'; message: string };
 
 class AuthError extends Error {}
+/** A standby answered: `leader` is the leader it names (undefined while it knows none). */
+class NotLeaderError extends Error {
+  constructor(
+    readonly leader: string | undefined,
+    message: string,
+  ) {
+    super(message);
+  }
+}
 /** The controller speaks a protocol version this executor does not: nothing it sends is run. */
 class ProtocolError extends Error {}
 /** The controller is syncing others (a reconnect storm) and said when to come back: not a failure. */
@@ -120,8 +133,15 @@ export class Agent {
   attempts = 0;
   connected = false;
   transportInUse: 'websocket' | 'polling' | undefined;
+  /** the controller of the current (or last tried) session */
+  controllerUrl: string;
+  /** standby redirects followed (for tests and logs) */
+  leaderRedirects = 0;
+  private readonly rotation: ControllerRotation;
 
   constructor(private readonly options: AgentOptions) {
+    this.rotation = new ControllerRotation(options.controllers);
+    this.controllerUrl = this.rotation.next();
     this.sleep = options.sleep ?? realSleep;
     this.log = options.log ?? createLogger();
     this.reconcileIntervalMs = options.reconcileIntervalMs ?? DEFAULT_RECONCILE_INTERVAL_MS;
@@ -162,7 +182,10 @@ export class Agent {
     while (!this.abort.signal.aborted && this.revoked === undefined) {
       const wanted = this.options.transport ?? 'auto';
       const usePolling = wanted === 'polling' || (wanted === 'auto' && Date.now() < pollUntil);
+      const url = this.rotation.next();
+      this.controllerUrl = url;
       let openedAtAll = false;
+      let failed = false;
       try {
         if (usePolling) openedAtAll = await this.runPolling(wanted === 'auto' ? pollUntil : Infinity);
         else openedAtAll = await this.runWebSocket();
@@ -170,24 +193,35 @@ export class Agent {
         if (error instanceof RetryLater) {
           // Its own jitter on top (up to as much again), so the refused do not return together.
           const delay = Math.round(error.afterMs * (1 + (this.options.random ?? Math.random)()));
-          this.log.info({ inMs: delay, controller: this.options.controllerUrl }, error.message);
+          this.log.info({ inMs: delay, controller: url }, error.message);
           await this.sleep(delay, this.abort.signal);
           continue;
         }
-        // Not the pinned controller: nothing it sends is run; polling would be refused the same way.
-        const untrusted = describeTrustFailure(error, this.options.controllerUrl, this.trust);
-        const auth = error instanceof AuthError || error instanceof ProtocolError;
-        this.log[auth || untrusted ? 'error' : 'warn'](
-          { error: (error as Error).message, controller: this.options.controllerUrl },
-          untrusted ?? (auth ? (error as Error).message : 'controller connection failed'),
-        );
-        if (!usePolling && !auth && !untrusted && !isUnreachable(error)) websocketFailures++;
+        if (error instanceof NotLeaderError) {
+          const following = this.rotation.notLeader(url, error.leader);
+          if (following) this.leaderRedirects++;
+          this.log.info(
+            { controller: url, leader: error.leader ?? null },
+            following ? 'controller is a standby; following it to the leader' : 'controller is a standby; trying the next controller',
+          );
+        } else {
+          failed = true;
+          // Not the pinned controller: nothing it sends is run; polling would be refused the same way.
+          const untrusted = describeTrustFailure(error, url, this.trust);
+          const auth = error instanceof AuthError || error instanceof ProtocolError;
+          this.log[auth || untrusted ? 'error' : 'warn'](
+            { error: (error as Error).message, controller: url },
+            untrusted ?? (auth ? (error as Error).message : 'controller connection failed'),
+          );
+          if (!usePolling && !auth && !untrusted && !isUnreachable(error)) websocketFailures++;
+        }
       }
       this.connected = false;
       if (openedAtAll) {
+        this.rotation.attached(url);
         this.attempts = 0;
         websocketFailures = 0;
-      }
+      } else if (failed) this.rotation.failed(url);
       if (this.abort.signal.aborted || this.revoked !== undefined) break;
       if (wanted === 'auto' && websocketFailures >= WEBSOCKET_FAILURES_BEFORE_POLLING) {
         this.log.warn('no WebSocket to the controller; falling back to HTTP polling for a while');
@@ -195,9 +229,13 @@ export class Agent {
         websocketFailures = 0;
         continue;
       }
+      // The next controller of the list, or the leader a standby named, is tried at once; only
+      // a round that found no leader (or a session that ended) waits.
+      if (!openedAtAll && !this.rotation.roundFailed()) continue;
       const delay = backoffDelay(this.attempts++, this.options.random);
-      this.log.info({ inMs: delay, attempt: this.attempts }, 'reconnecting');
+      this.log.info({ inMs: delay, attempt: this.attempts, controllers: this.rotation.all }, 'reconnecting');
       await this.sleep(delay, this.abort.signal);
+      this.rotation.resetRound();
     }
     await this.queue.catch(() => {});
     return this.revoked !== undefined ? { reason: 'revoked', message: this.revoked } : { reason: 'stopped' };
@@ -207,7 +245,7 @@ export class Agent {
 
   /** path may carry a query (`/jobs?wait=25`): it goes in the URL's search, not its pathname, which would escape the `?`. */
   private agentUrl(path: string, websocket = false): string {
-    const base = new URL(this.options.controllerUrl);
+    const base = new URL(this.controllerUrl);
     if (websocket) base.protocol = base.protocol === 'https:' ? 'wss:' : 'ws:';
     const [pathname = '', query] = path.split('?', 2);
     base.pathname = `${base.pathname.replace(/\/$/, '')}/v1/agent${pathname}`;
@@ -251,13 +289,15 @@ export class Agent {
         res.on('data', (d: Buffer) => (body += d.toString()));
         res.on('end', () => {
           const message = safeErrorMessage(body) ?? `HTTP ${status}`;
+          const standby = notLeader(status, body);
           const retryAfterS = Number(res.headers['retry-after']);
           finish(
-            status === 401
-              ? new AuthError(`the controller refused this host's token: ${message}`)
-              : status === 503 && Number.isInteger(retryAfterS) && retryAfterS >= 0
-                ? new RetryLater(`controller busy: ${message}`, Math.min(retryAfterS, MAX_RETRY_AFTER_S) * 1000)
-                : new Error(`controller answered ${status}: ${message}`),
+            standby ??
+              (status === 401
+                ? new AuthError(`the controller refused this host's token: ${message}`)
+                : status === 503 && Number.isInteger(retryAfterS) && retryAfterS >= 0
+                  ? new RetryLater(`controller busy: ${message}`, Math.min(retryAfterS, MAX_RETRY_AFTER_S) * 1000)
+                  : new Error(`controller answered ${status}: ${message}`)),
           );
           socket.terminate();
         });
@@ -336,6 +376,8 @@ export class Agent {
       signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(HTTP_TIMEOUT_MS)]),
     });
     const response = { status, ok: status >= 200 && status < 300 };
+    const standby = notLeader(response.status, text);
+    if (standby) throw standby;
     if (response.status === 401) throw new AuthError(`the controller refused this host's token: ${safeErrorMessage(text) ?? 'HTTP 401'}`);
     if (response.status === 409 && text.includes('"PROTOCOL_MISMATCH"')) {
       this.refusal = new ProtocolError(`the controller refused this executor: ${safeErrorMessage(text)}`);
@@ -353,7 +395,7 @@ export class Agent {
     if (this.refusal) return;
     if (!parsed.ok && parsed.protocol !== undefined) {
       this.refusal = new ProtocolError(
-        `refusing the controller at ${this.options.controllerUrl}: it speaks protocol version ${parsed.protocol}, this executor (${EXECUTOR_VERSION}) speaks version ${PROTOCOL_VERSION}; install the executor of the controller's release (the join line POST /v1/hosts answers with)`,
+        `refusing the controller at ${this.controllerUrl}: it speaks protocol version ${parsed.protocol}, this executor (${EXECUTOR_VERSION}) speaks version ${PROTOCOL_VERSION}; install the executor of the controller's release (the join line POST /v1/hosts answers with)`,
       );
       return;
     }
@@ -482,6 +524,20 @@ export class Agent {
     this.revoked = reason;
     this.abort.abort();
   }
+}
+
+/** A standby's 503 NOT_LEADER, with the leader it names; null for any other answer. */
+function notLeader(status: number, body: string): NotLeaderError | null {
+  if (status !== 503) return null;
+  let error: { code?: unknown; message?: unknown; leader?: unknown } | undefined;
+  try {
+    error = (JSON.parse(body) as { error?: typeof error }).error;
+  } catch {
+    return null;
+  }
+  if (error?.code !== 'NOT_LEADER') return null;
+  const leader = typeof error.leader === 'string' && /^https?:\/\//.test(error.leader) ? error.leader : undefined;
+  return new NotLeaderError(leader, typeof error.message === 'string' ? error.message : 'the controller is a standby');
 }
 
 function safeErrorMessage(body: string): string | undefined {

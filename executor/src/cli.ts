@@ -76,7 +76,7 @@ async function runAgent(argv: string[], env: NodeJS.ProcessEnv): Promise<number>
   const log = createLogger();
   const agent = new Agent({
     trust,
-    controllerUrl: config.controllerUrl,
+    controllers: config.controllerUrls,
     token: config.token,
     transport: config.transport,
     reconcileIntervalMs: config.reconcileIntervalMs,
@@ -98,7 +98,7 @@ async function runAgent(argv: string[], env: NodeJS.ProcessEnv): Promise<number>
   }
   log.info(
     {
-      controller: config.controllerUrl,
+      controllers: config.controllerUrls,
       trust: config.caFingerprint ?? config.caFile ?? 'system CAs',
       transport: config.transport,
       dockerHost: config.dockerHost,
@@ -106,8 +106,14 @@ async function runAgent(argv: string[], env: NodeJS.ProcessEnv): Promise<number>
     },
     'crossdock executor starting',
   );
+  // The plugin asks the first controller of the list; a standby answers NOT_LEADER naming the leader (README).
   const ipam = config.ipamSocket
-    ? await startIpamPlugin(config.ipamSocket, config.ipamStateFile, httpSubnetClient(config.controllerUrl, config.token, undefined, trustedFetch(trust)), log)
+    ? await startIpamPlugin(
+        config.ipamSocket,
+        config.ipamStateFile,
+        httpSubnetClient(config.controllerUrls[0]!, config.token, undefined, trustedFetch(trust)),
+        log,
+      )
     : null;
   const exit = await agent.run();
   await ipam?.close();

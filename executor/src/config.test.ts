@@ -41,7 +41,7 @@ function error(argv: string[], env: NodeJS.ProcessEnv = {}): string {
 describe('loadConfig', () => {
   it('has defaults for everything but the controller and the token', () => {
     expect(loadConfig(BASE, {})).toStrictEqual({
-      controllerUrl: CONTROLLER,
+      controllerUrls: [CONTROLLER],
       token: 'tok',
       dockerHost: 'unix:///var/run/docker.sock',
       transport: 'auto',
@@ -72,7 +72,7 @@ describe('loadConfig', () => {
         CROSSDOCK_CA_FILE: '/etc/crossdock/ca.pem',
       }),
     ).toStrictEqual({
-      controllerUrl: 'https://ctl.example:7800',
+      controllerUrls: ['https://ctl.example:7800'],
       token: 'env-token',
       dockerHost: 'tcp://127.0.0.1:2375',
       transport: 'polling',
@@ -120,7 +120,7 @@ describe('loadConfig', () => {
       '/flag/ipam.json',
     ];
     expect(loadConfig(argv, env)).toStrictEqual({
-      controllerUrl: 'http://flag:7800',
+      controllerUrls: ['http://flag:7800'],
       token: 'flag-token',
       dockerHost: 'unix:///flag.sock',
       transport: 'websocket',
@@ -143,7 +143,28 @@ describe('loadConfig', () => {
   });
 
   it('keeps a path in the controller URL, without the trailing slash', () => {
-    expect(config(['--controller', 'https://proxy.example/crossdock/', '--token', 't'], {}).controllerUrl).toBe('https://proxy.example/crossdock');
+    expect(config(['--controller', 'https://proxy.example/crossdock/', '--token', 't'], {}).controllerUrls).toStrictEqual(['https://proxy.example/crossdock']);
+  });
+
+  it('takes a comma-separated list of controllers, in order, blanks and repeats dropped', () => {
+    expect(config(['--controller', ' http://a:7800/, http://b:7800,,http://a:7800', '--token', 't']).controllerUrls).toStrictEqual([
+      'http://a:7800',
+      'http://b:7800',
+    ]);
+    expect(config(['--token', 't'], { CROSSDOCK_CONTROLLER: 'http://a:7800,https://b.example' }).controllerUrls).toStrictEqual([
+      'http://a:7800',
+      'https://b.example',
+    ]);
+  });
+
+  it('names the bad entry of a list', () => {
+    expect(error(['--controller', 'http://a:7800,10.0.0.6:7800x', '--token', 't'])).toBe(
+      'controller "10.0.0.6:7800x" is not a URL; use http://<controller address>:7800 (several, comma-separated)',
+    );
+    expect(error(['--controller', 'http://a:7800,ws://b:7800', '--token', 't'])).toBe(
+      'controller URL must start with http:// or https://, not ws: (in "ws://b:7800")',
+    );
+    expect(error(['--controller', ' , ', '--token', 't'])).toMatch(/^no controller given/);
   });
 
   it.each([['--help'], ['-h']])('answers %s with help, even without other settings', (flag) => {
@@ -184,31 +205,41 @@ describe('loadConfig: token file', () => {
 
 describe('loadConfig: errors', () => {
   it.each([
-    ['no controller', ['--token', 't'], {}, 'no controller given; pass --controller http://<controller>:7800 or set CROSSDOCK_CONTROLLER'],
+    [
+      'no controller',
+      ['--token', 't'],
+      {},
+      'no controller given; pass --controller http://<controller>:7800 (several, comma-separated) or set CROSSDOCK_CONTROLLER',
+    ],
     [
       'an empty controller',
       ['--controller', '', '--token', 't'],
       {},
-      'no controller given; pass --controller http://<controller>:7800 or set CROSSDOCK_CONTROLLER',
+      'no controller given; pass --controller http://<controller>:7800 (several, comma-separated) or set CROSSDOCK_CONTROLLER',
     ],
     [
       'a controller that is not a URL',
       ['--controller', '10.0.0.5:7800x', '--token', 't'],
       {},
-      'controller "10.0.0.5:7800x" is not a URL; use http://<controller address>:7800',
+      'controller "10.0.0.5:7800x" is not a URL; use http://<controller address>:7800 (several, comma-separated)',
     ],
     [
       'a host name without scheme',
       ['--controller', 'controller', '--token', 't'],
       {},
-      'controller "controller" is not a URL; use http://<controller address>:7800',
+      'controller "controller" is not a URL; use http://<controller address>:7800 (several, comma-separated)',
     ],
-    ['a ws:// controller', ['--controller', 'ws://10.0.0.5:7800', '--token', 't'], {}, 'controller URL must start with http:// or https://, not ws:'],
+    [
+      'a ws:// controller',
+      ['--controller', 'ws://10.0.0.5:7800', '--token', 't'],
+      {},
+      'controller URL must start with http:// or https://, not ws: (in "ws://10.0.0.5:7800")',
+    ],
     [
       'a file:// controller from the environment',
       ['--token', 't'],
       { CROSSDOCK_CONTROLLER: 'file:///tmp/x' },
-      'controller URL must start with http:// or https://, not file:',
+      'controller URL must start with http:// or https://, not file: (in "file:///tmp/x")',
     ],
     ['no token', ['--controller', CONTROLLER], {}, 'no host token given; pass --token (the token POST /v1/hosts returned) or set CROSSDOCK_TOKEN'],
     [

@@ -4,9 +4,11 @@ import { parseArgs } from 'node:util';
 import { MIN_INTERVAL_MS } from '@crossdock/shared';
 import { parseFingerprint } from '@crossdock/shared/trust';
 import type { Transport } from './agent.ts';
+import { ControllerListError, parseControllerList } from './controllers.ts';
 
 export interface ExecutorConfig {
-  controllerUrl: string;
+  /** one controller, or a leader and its standbys in any order */
+  controllerUrls: string[];
   token: string;
   dockerHost: string;
   transport: Transport;
@@ -31,7 +33,8 @@ export class ConfigError extends Error {}
 export const DEFAULT_ENGINE_RESTART_COMMAND = ['systemctl', 'restart', 'docker'];
 
 export const USAGE = `usage: crossdock-executor --controller URL --token TOKEN [options]
-  --controller URL                 controller base URL (CROSSDOCK_CONTROLLER), e.g. http://10.0.0.5:7800
+  --controller URL[,URL...]        controller base URL (CROSSDOCK_CONTROLLER), e.g. http://10.0.0.5:7800; several
+                                   comma-separated (a leader and its standbys): the executor attaches to the leader
   --token TOKEN                    this host's token (CROSSDOCK_TOKEN)
   --token-file PATH                read the token from a file instead (CROSSDOCK_TOKEN_FILE)
   --ca-fingerprint sha256:HEX      trust only a controller whose certificate chains to this CA (CROSSDOCK_CA_FINGERPRINT;
@@ -76,15 +79,13 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ExecutorConf
   }
   if (values.help) return 'help';
 
-  const controllerUrl = values.controller ?? env.CROSSDOCK_CONTROLLER;
-  if (!controllerUrl) throw new ConfigError('no controller given; pass --controller http://<controller>:7800 or set CROSSDOCK_CONTROLLER');
-  let url: URL;
+  let controllerUrls: string[];
   try {
-    url = new URL(controllerUrl);
-  } catch {
-    throw new ConfigError(`controller "${controllerUrl}" is not a URL; use http://<controller address>:7800`);
+    controllerUrls = parseControllerList(values.controller ?? env.CROSSDOCK_CONTROLLER ?? '');
+  } catch (error) {
+    if (error instanceof ControllerListError) throw new ConfigError(error.message);
+    throw error;
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`controller URL must start with http:// or https://, not ${url.protocol}`);
 
   const tokenFile = values['token-file'] ?? env.CROSSDOCK_TOKEN_FILE;
   // A --token-file flag beats CROSSDOCK_TOKEN from the environment: flags first.
@@ -143,14 +144,15 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ExecutorConf
     throw new ConfigError(`CA fingerprint "${caFingerprint}" is not sha256:<64 hex digits>; copy it from the join line (POST /v1/hosts answers it)`);
   }
   const caFile = values['ca-file'] ?? env.CROSSDOCK_CA_FILE ?? undefined;
-  if ((caFingerprint || caFile) && url.protocol === 'http:') {
+  const plain = controllerUrls.find((u) => new URL(u).protocol === 'http:');
+  if ((caFingerprint || caFile) && plain !== undefined) {
     throw new ConfigError(
-      `controller URL ${controllerUrl} is plain http://, but a CA is pinned (--ca-fingerprint or --ca-file); use https://, or no pin for a controller with TLS off`,
+      `controller URL ${plain} is plain http://, but a CA is pinned (--ca-fingerprint or --ca-file); use https://, or no pin for a controller with TLS off`,
     );
   }
 
   return {
-    controllerUrl: url.toString().replace(/\/$/, ''),
+    controllerUrls,
     caFingerprint: caFingerprint || undefined,
     caFile: caFile || undefined,
     token,

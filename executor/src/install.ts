@@ -53,7 +53,7 @@ export const INSTALL_USAGE = `usage: crossdock-executor install --controller URL
   Copies this program to ${INSTALL_PATHS.programDir}/ (the command ${INSTALL_PATHS.command} links to it),
   writes the token to ${INSTALL_PATHS.token} (mode 0600) and the unit ${INSTALL_PATHS.unit},
   then, where systemd runs, enables and (re)starts the service. Running it again updates in place.
-  --controller URL          the controller's URL (CROSSDOCK_CONTROLLER)
+  --controller URL[,URL]    the controller's URL, or a leader's and its standbys' (CROSSDOCK_CONTROLLER)
   --token TOKEN             this host's token (CROSSDOCK_TOKEN)
   --token-file PATH|-       read the token from a file, or from standard input with "-" (CROSSDOCK_TOKEN_FILE)
   --ca-fingerprint sha256:HEX   trust only a controller whose certificate chains to this CA (the join line's);

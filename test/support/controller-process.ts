@@ -1,6 +1,8 @@
-// Starts the real controller (server.ts) as a child process on a SQLite file, for suites
+// Starts the real controller (server.ts) as a child process on a SQLite file (or PostgreSQL), for suites
 // that test what only a real process shows: listening, concurrency, SIGKILL, restarts.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { seedTestCa } from './test-ca.ts';
@@ -23,7 +25,10 @@ export interface ControllerProcess {
 }
 
 export async function startController(options: {
-  dbFile: string;
+  /** a SQLite file; or `database` */
+  dbFile?: string;
+  /** CROSSDOCK_DB as given: file:PATH or postgresql://... */
+  database?: string;
   adminToken: string;
   listen?: string;
   env?: Record<string, string>;
@@ -34,7 +39,9 @@ export async function startController(options: {
   // The run's CA, unless the suite brings its own certificates or turns TLS off.
   const tlsOff = /^(off|false)$/i.test(options.env?.CROSSDOCK_TLS ?? '');
   const ownCertificates = options.env?.CROSSDOCK_TLS_CERT !== undefined || (options.args ?? []).some((a) => a.startsWith('--tls'));
-  if (!tlsOff && !ownCertificates) seedTestCa(path.dirname(options.dbFile));
+  // Beside the SQLite file, or (PostgreSQL) a directory of this controller's own.
+  const tlsDir = options.dbFile ? path.dirname(options.dbFile) : mkdtempSync(path.join(tmpdir(), 'crossdock-tls-'));
+  if (!tlsOff && !ownCertificates) seedTestCa(tlsDir);
   const entry = options.bundle ? ['controller/dist/server.mjs'] : ['--import', 'tsx', 'controller/src/server.ts'];
   const argv = [process.execPath, ...entry, ...(options.args ?? [])];
   const child = spawn(argv[0]!, argv.slice(1), {
@@ -42,9 +49,10 @@ export async function startController(options: {
     env: {
       ...process.env,
       CROSSDOCK_LISTEN: options.listen ?? '127.0.0.1:0',
-      CROSSDOCK_DB: `file:${options.dbFile}`,
+      CROSSDOCK_DB: options.database ?? `file:${options.dbFile}`,
       CROSSDOCK_ADMIN_TOKEN: options.adminToken,
       CROSSDOCK_LOG_LEVEL: 'warn',
+      CROSSDOCK_TLS_DIR: tlsDir,
       ...options.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

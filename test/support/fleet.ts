@@ -84,7 +84,7 @@ export function startFakeExecutor(
     sysctl: new FakeSysctlDriver(),
   };
   const agent = new Agent({
-    controllerUrl: url,
+    controllers: [url],
     token,
     drivers,
     job: { daemonJsonPath: '/nonexistent/daemon.json', engineRestartCommand: ['true'] },

@@ -3,8 +3,9 @@
 // where .ci/run provides all of it, a missing requirement fails instead of skipping.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { postgresProblem } from './postgres.ts';
 
-export type Requirement = 'root' | 'netns' | 'iptables' | 'dockerd' | 'busybox' | 'chromium' | 'sea';
+export type Requirement = 'root' | 'netns' | 'iptables' | 'dockerd' | 'busybox' | 'chromium' | 'sea' | 'postgres';
 
 /** Debian's chromium: the browser suite drives it with playwright-core (no browser download). */
 export const CHROMIUM_PATH = '/usr/bin/chromium';
@@ -25,6 +26,7 @@ const checks: Record<Requirement, () => string | null> = {
   dockerd: () => (existsSync('/usr/sbin/dockerd') || commandWorks('dockerd', ['--version']) ? null : 'dockerd (Debian docker.io) is not installed'),
   busybox: () => (existsSync('/bin/busybox') || existsSync('/usr/bin/busybox') ? null : 'busybox-static is not installed'),
   chromium: () => (existsSync(CHROMIUM_PATH) ? null : `${CHROMIUM_PATH} (Debian chromium) is not installed`),
+  postgres: postgresProblem,
   // Node's single-executable applications need the fuse string in the node binary (official and Debian builds have it).
   sea: () =>
     readFileSync(process.execPath).includes('NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2') ? null : `${process.execPath} has no single-executable fuse`,

@@ -103,7 +103,9 @@ export class JobStore {
       const batch = this.finishes;
       this.finishes = [];
       this.finishing = undefined;
-      return this.writer.run(() => ({ write: (tx) => writeFinishes(tx, batch), undo: () => {} })).then(() => void this.announce(batch.map((f) => f.id)));
+      return this.writer
+        .run(() => ({ write: (tx) => writeFinishes(tx, this.writer.dialect, batch), undo: () => {} }))
+        .then(() => void this.announce(batch.map((f) => f.id)));
     });
     return this.finishing;
   }

@@ -13,16 +13,41 @@ const UNIQUE: Record<string, { code: ErrorCode; what: string }> = {
   'ReservedRange.poolId,ReservedRange.cidr': { code: 'VALIDATION_FAILED', what: 'a reserved range is listed twice' },
 };
 
-/** "Host.name", or "Subnet.hostId,Subnet.network", from whatever shape the error came in. */
+/** PostgreSQL names each unique index as Prisma's migrations made it: Model_field_field_key. */
+const UNIQUE_BY_INDEX = new Map(
+  Object.keys(UNIQUE).map((key) => [
+    `${key.split(',')[0]!.split('.')[0]}_${key
+      .split(',')
+      .map((c) => c.split('.')[1])
+      .join('_')}_key`,
+    key,
+  ]),
+);
+
+interface AdapterCause {
+  kind?: string;
+  originalMessage?: string;
+  constraint?: { fields?: string[]; index?: string };
+}
+
+function adapterCause(error: unknown): { modelName?: string; cause?: AdapterCause } {
+  const meta = (error as { meta?: { modelName?: string; driverAdapterError?: { cause?: AdapterCause } } })?.meta;
+  return { modelName: meta?.modelName, cause: meta?.driverAdapterError?.cause };
+}
+
+/** "Host.name", or "Subnet.hostId,Subnet.network", from whatever shape the error came in (SQLite's or PostgreSQL's). */
 function uniqueConstraint(error: unknown): string | undefined {
-  const meta = (error as { meta?: { modelName?: string; driverAdapterError?: { cause?: { originalMessage?: string; constraint?: { fields?: string[] } } } } })
-    .meta;
-  const cause = meta?.driverAdapterError?.cause;
-  const message = cause?.originalMessage ?? (error as Error).message ?? '';
+  const { modelName, cause } = adapterCause(error);
+  const message = cause?.originalMessage ?? (error as Error)?.message ?? '';
+  // SQLite: UNIQUE constraint failed: Subnet.hostId, Subnet.network
   const columns = /UNIQUE constraint failed: ([\w.]+(?:, [\w.]+)*)/.exec(message)?.[1];
   if (columns) return columns.split(', ').join(',');
-  const fields = cause?.constraint?.fields;
-  if (meta?.modelName && fields) return fields.map((f) => `${meta.modelName}.${f}`).join(',');
+  // PostgreSQL: duplicate key value violates unique constraint "Subnet_hostId_network_key"
+  const index = /unique constraint "(\w+)"/.exec(message)?.[1] ?? cause?.constraint?.index;
+  if (index && UNIQUE_BY_INDEX.has(index)) return UNIQUE_BY_INDEX.get(index);
+  // PostgreSQL quotes mixed-case columns in its detail: Key ("hostId", network)=(...)
+  const fields = cause?.constraint?.fields?.map((f) => f.replace(/^"|"$/g, ''));
+  if (modelName && fields) return fields.map((f) => `${modelName}.${f}`).join(',');
   return undefined;
 }
 
@@ -31,7 +56,7 @@ export function mapDatabaseError(error: unknown): unknown {
   const constraint = uniqueConstraint(error);
   const known = constraint === undefined ? undefined : UNIQUE[constraint];
   if (known) return new ApiError(known.code, `the database refused the write: ${known.what}; read the current state and retry if it still applies`);
-  if (code === 'P2003' || code === 'P2025')
+  if (code === 'P2003' || code === 'P2025' || adapterCause(error).cause?.kind === 'ForeignKeyConstraintViolation')
     return new ApiError('NOT_FOUND', 'a host, pool or subnet this request refers to no longer exists; retry the request');
   return error;
 }

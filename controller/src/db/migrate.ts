@@ -10,6 +10,8 @@ import { prismaTimestamp } from './timestamp.ts';
 
 /** prisma/migrations of this checkout, found upwards from this module (source or bundle). */
 export const MIGRATIONS_DIR = findMigrations(path.dirname(fileURLToPath(import.meta.url)));
+/** prisma/postgresql/migrations: the PostgreSQL store's own migrations. */
+export const POSTGRES_MIGRATIONS_DIR = path.join(path.dirname(MIGRATIONS_DIR), 'postgresql', 'migrations');
 
 function findMigrations(from: string): string {
   for (let dir = from; ; dir = path.dirname(dir)) {
@@ -35,11 +37,20 @@ export interface MigrationReport {
   alreadyApplied: number;
 }
 
-export function applyMigrations(file: string, dir = MIGRATIONS_DIR): MigrationReport {
-  const names = readdirSync(dir, { withFileTypes: true })
+/** The migrations of a folder in the order they apply, each with its SQL and Prisma's checksum of it. */
+export function migrationFiles(dir: string): Array<{ name: string; sql: string; checksum: string }> {
+  return readdirSync(dir, { withFileTypes: true })
     .filter((d) => d.isDirectory() && existsSync(path.join(dir, d.name, 'migration.sql')))
     .map((d) => d.name)
-    .sort();
+    .sort()
+    .map((name) => {
+      const sql = readFileSync(path.join(dir, name, 'migration.sql'), 'utf8');
+      return { name, sql, checksum: createHash('sha256').update(sql).digest('hex') };
+    });
+}
+
+export function applyMigrations(file: string, dir = MIGRATIONS_DIR): MigrationReport {
+  const files = migrationFiles(dir);
   const db = new Database(file);
   try {
     db.pragma('journal_mode = WAL');
@@ -56,9 +67,7 @@ export function applyMigrations(file: string, dir = MIGRATIONS_DIR): MigrationRe
       throw new Error(`migration ${failed.migration_name} failed earlier and was never resolved; inspect the database, then run \`prisma migrate resolve\``);
     }
     const applied: string[] = [];
-    for (const name of names) {
-      const sql = readFileSync(path.join(dir, name, 'migration.sql'), 'utf8');
-      const checksum = createHash('sha256').update(sql).digest('hex');
+    for (const { name, sql, checksum } of files) {
       const previous = done.get(name);
       if (previous !== undefined) {
         if (previous !== checksum) throw new Error(`migration ${name} was changed after it was applied; restore it and add a new migration instead`);

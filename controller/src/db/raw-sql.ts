@@ -1,9 +1,17 @@
 // The statements the controller writes as raw SQL, each for a measured reason; everything
-// else goes through Prisma's query API. Kept in one place so a second database (PostgreSQL)
-// has one file of SQL to check.
+// else goes through Prisma's query API. Kept in one place, each in both dialects: SQLite's
+// `?` placeholders and untyped VALUES, PostgreSQL's `$n` placeholders with the casts its
+// planner needs for a VALUES list of parameters.
 import type { Prisma } from '../generated/prisma/client.ts';
+import type { Dialect } from './client.ts';
 
 export type Tx = Prisma.TransactionClient;
+
+function placeholders(dialect: Dialect, rows: number, columns: number, casts: string[] = []): string {
+  let n = 0;
+  const row = () => `(${Array.from({ length: columns }, (_, c) => (dialect === 'postgresql' ? `$${++n}${casts[c] ? `::${casts[c]}` : ''}` : '?')).join(', ')})`;
+  return Array.from({ length: rows }, row).join(', ');
+}
 
 /**
  * One row to insert. Rows of the same table in a batch go in one multi-row INSERT: Prisma's
@@ -17,7 +25,7 @@ export interface BulkRow {
   key: string;
 }
 
-/** SQLite's limit on bound parameters in one statement is 32,766. */
+/** SQLite's limit on bound parameters in one statement is 32,766 (PostgreSQL's 65,535). */
 export const MAX_PARAMETERS = 30_000;
 
 /**
@@ -25,14 +33,14 @@ export const MAX_PARAMETERS = 30_000;
  * (a batch of the writer) go in one statement per chunk; each inserted row is handed back by
  * its key.
  */
-export async function insertRows(tx: Tx, rows: BulkRow[], deliver: (row: Record<string, unknown>, index: number) => void): Promise<void> {
+export async function insertRows(tx: Tx, dialect: Dialect, rows: BulkRow[], deliver: (row: Record<string, unknown>, index: number) => void): Promise<void> {
   const first = rows[0]!;
   const columns = Object.keys(first.values);
   const perChunk = Math.max(1, Math.floor(MAX_PARAMETERS / columns.length));
   for (let start = 0; start < rows.length; start += perChunk) {
     const chunk = rows.slice(start, start + perChunk);
-    const placeholders = chunk.map(() => `(${columns.map(() => '?').join(', ')})`).join(', ');
-    const sql = `INSERT INTO "${first.table}" (${columns.map((c) => `"${c}"`).join(', ')}) VALUES ${placeholders} RETURNING *`;
+    const values = placeholders(dialect, chunk.length, columns.length);
+    const sql = `INSERT INTO "${first.table}" (${columns.map((c) => `"${c}"`).join(', ')}) VALUES ${values} RETURNING *`;
     const params = chunk.flatMap((r) => columns.map((c) => r.values[c]));
     const returned = await tx.$queryRawUnsafe<Record<string, unknown>[]>(sql, ...params);
     const byKey = new Map(returned.map((r) => [String(r[first.key]), r]));
@@ -55,11 +63,12 @@ const FINISHES_PER_STATEMENT = Math.floor(MAX_PARAMETERS / FINISH_COLUMNS);
  */
 export async function writeFinishes(
   tx: Tx,
+  dialect: Dialect,
   rows: Array<{ id: number; status: string; results: string; error: string | null; finishedAt: string }>,
 ): Promise<void> {
   for (let i = 0; i < rows.length; i += FINISHES_PER_STATEMENT) {
     const chunk = rows.slice(i, i + FINISHES_PER_STATEMENT);
-    const values = chunk.map(() => '(?, ?, ?, ?, ?)').join(', ');
+    const values = placeholders(dialect, chunk.length, FINISH_COLUMNS, ['integer', 'text', 'text', 'text', 'timestamp(3)']);
     await tx.$executeRawUnsafe(
       `UPDATE "Job" SET "status" = v.column2, "results" = v.column3, "error" = v.column4, "finishedAt" = v.column5 FROM (VALUES ${values}) AS v WHERE "Job"."id" = v.column1 AND "Job"."status" IN ('pending', 'running')`,
       ...chunk.flatMap((r) => [r.id, r.status, r.results, r.error, r.finishedAt]),

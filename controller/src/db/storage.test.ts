@@ -8,6 +8,13 @@ describe('storageCondition', () => {
     [{ message: 'x', cause: { code: 'SQLITE_IOERR_WRITE', message: 'disk I/O error' } }, 'IO_ERROR'],
     [{ code: 'P2010', message: 'Raw query failed', meta: { message: 'attempt to write a readonly database' } }, 'READ_ONLY'],
     [Object.assign(new Error('unable to open database file'), { code: 'SQLITE_CANTOPEN' }), 'CANNOT_OPEN'],
+    // PostgreSQL through Prisma's pg adapter, and node-postgres itself
+    [{ code: 'P2010', message: 'Raw query failed', meta: { driverAdapterError: { cause: { originalCode: '53100', kind: 'postgres' } } } }, 'DISK_FULL'],
+    [Object.assign(new Error('cannot execute INSERT in a read-only transaction'), { code: '25006' }), 'READ_ONLY'],
+    [{ code: 'P1001', message: "Can't reach database server", meta: { driverAdapterError: { cause: { kind: 'DatabaseNotReachable' } } } }, 'UNREACHABLE'],
+    [new Error('Connection terminated unexpectedly'), 'UNREACHABLE'],
+    [Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }), 'UNREACHABLE'],
+    [{ message: 'x', meta: { driverAdapterError: { cause: { kind: 'TooManyConnections' } } } }, 'TOO_MANY_CONNECTIONS'],
   ])('knows %s as %s', (error, code) => {
     expect(storageCondition(error)?.code).toBe(code);
   });
@@ -15,6 +22,7 @@ describe('storageCondition', () => {
   it('leaves every other error alone', () => {
     expect(storageCondition(Object.assign(new Error('UNIQUE constraint failed: Host.name'), { code: 'P2002' }))).toBeNull();
     expect(storageCondition(undefined)).toBeNull();
+    expect(storageCondition(Object.assign(new Error('duplicate key value violates unique constraint "Host_name_key"'), { code: '23505' }))).toBeNull();
   });
 });
 

@@ -7,6 +7,8 @@
 import { mapDatabaseError } from './constraint-errors.ts';
 import { MAX_PARAMETERS, insertRows, type BulkRow, type Tx } from './raw-sql.ts';
 import { StorageHealth } from './storage.ts';
+import { dialectOf, type Dialect } from './client.ts';
+import { ApiError } from '../errors.ts';
 import type { PrismaClient } from '../generated/prisma/client.ts';
 
 export type { BulkRow, Tx } from './raw-sql.ts';
@@ -34,12 +36,22 @@ export class DatabaseWriter {
   private readonly queue: Queued[] = [];
   private draining = false;
   private idleWaiters: Array<() => void> = [];
+  /**
+   * Runs first in every transaction and throws to refuse it: the leadership's term check
+   * (leadership/), so a controller that lost the leader lock commits nothing. With a fence,
+   * every batch is a transaction (no lone INSERT).
+   */
+  fence: ((tx: Tx) => Promise<void>) | undefined;
+  /** the SQL dialect of raw statements (db/raw-sql.ts) written through this writer */
+  readonly dialect: Dialect;
 
   constructor(
     private readonly prisma: PrismaClient,
     /** what the last commit found: /healthz reports it */
     readonly storage = new StorageHealth(),
-  ) {}
+  ) {
+    this.dialect = dialectOf(prisma);
+  }
 
   /**
    * Queues an operation. `prepare` runs synchronously against the in-memory index when the
@@ -80,7 +92,7 @@ export class DatabaseWriter {
   /** A batch that is one INSERT statement is atomic by itself: no interactive transaction. */
   private async insertAlone(rows: BulkRow[]): Promise<unknown[]> {
     const out: unknown[] = new Array(rows.length);
-    await insertRows(this.prisma as unknown as Tx, rows, (row, i) => (out[i] = row));
+    await insertRows(this.prisma as unknown as Tx, this.dialect, rows, (row, i) => (out[i] = row));
     return out;
   }
 
@@ -98,10 +110,11 @@ export class DatabaseWriter {
     let results: unknown[];
     try {
       results =
-        accepted.every((a) => a.prepared.bulk) && fitsOneStatement(accepted.map((a) => a.prepared.bulk!))
+        !this.fence && accepted.every((a) => a.prepared.bulk) && fitsOneStatement(accepted.map((a) => a.prepared.bulk!))
           ? await this.insertAlone(accepted.map((a) => a.prepared.bulk!))
           : await this.prisma.$transaction(
               async (tx) => {
+                await this.fence?.(tx as unknown as Tx);
                 const out: unknown[] = new Array(accepted.length);
                 const bulk: number[] = [];
                 for (const [i, { prepared }] of accepted.entries()) {
@@ -111,6 +124,7 @@ export class DatabaseWriter {
                 if (bulk.length > 0)
                   await insertRows(
                     tx,
+                    this.dialect,
                     bulk.map((i) => accepted[i]!.prepared.bulk!),
                     (row, j) => (out[bulk[j]!] = row),
                   );
@@ -124,6 +138,11 @@ export class DatabaseWriter {
       const unwritable = this.storage.failed(error);
       if (unwritable) {
         for (const { item } of accepted) item.reject(unwritable);
+        return;
+      }
+      // Not the leader (any more): no operation may be written, alone or not.
+      if (error instanceof ApiError && error.code === 'NOT_LEADER') {
+        for (const { item } of accepted) item.reject(error);
         return;
       }
       if (accepted.length === 1) {

@@ -1,11 +1,11 @@
-// The allocator against a brute-force model, on a real SQLite file: random pools, reserved
+// The allocator against a brute-force model, on real databases (SQLite and PostgreSQL): random pools, reserved
 // ranges and request sequences (some fired concurrently), checked after every step and
 // after rebuilding the index from the database.
 import { blockSize, containsCidr, formatCidr, formatIPv4, isAligned, lastAddress, mustParseCidr, overlaps, parseCidr, type Cidr } from '@crossdock/shared';
 import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ApiError, ERROR_STATUS, type ErrorCode } from '../errors.ts';
-import { createTestDatabase } from '../test-support.ts';
+import { createTestDatabase, describeEachStore } from '../test-support.ts';
 import { DEFAULT_POOL_NAME, Ipam, type SubnetRequest } from './ipam.ts';
 
 type Db = Awaited<ReturnType<typeof createTestDatabase>>;
@@ -532,336 +532,340 @@ function cloneModel(model: Model): Model {
   return copy;
 }
 
-describe('Ipam against a brute-force model (real SQLite)', () => {
-  let db: Db;
-  beforeAll(async () => {
-    db = await createTestDatabase({ defaultPool: null });
-  });
-  afterAll(async () => {
-    await db?.close();
-  });
+describeEachStore(() => {
+  describe('Ipam against a brute-force model (real database)', () => {
+    let db: Db;
+    beforeAll(async () => {
+      db = await createTestDatabase({ defaultPool: null });
+    });
+    afterAll(async () => {
+      await db?.close();
+    });
 
-  async function emptyDatabase(): Promise<Ipam> {
-    await db.prisma.subnet.deleteMany();
-    await db.prisma.host.deleteMany();
-    await db.prisma.reservedRange.deleteMany();
-    await db.prisma.pool.deleteMany();
-    return Ipam.load(db.prisma);
-  }
+    async function emptyDatabase(): Promise<Ipam> {
+      await db.prisma.subnet.deleteMany();
+      await db.prisma.host.deleteMany();
+      await db.prisma.reservedRange.deleteMany();
+      await db.prisma.pool.deleteMany();
+      return Ipam.load(db.prisma);
+    }
 
-  it(
-    'random pools and request sequences keep every invariant, also after reloading the index',
-    async () => {
-      await fc.assert(
-        fc.asyncProperty(arbScenario, async ({ first, second, steps }) => {
-          let ipam = await emptyDatabase();
-          const model = new Model();
-          const counters = { hosts: 0, networks: 0 };
+    it(
+      'random pools and request sequences keep every invariant, also after reloading the index',
+      async () => {
+        await fc.assert(
+          fc.asyncProperty(arbScenario, async ({ first, second, steps }) => {
+            let ipam = await emptyDatabase();
+            const model = new Model();
+            const counters = { hosts: 0, networks: 0 };
 
-          // Pools: the second one must be refused exactly when it overlaps the first.
-          const pools = [resolvePool(DEFAULT_POOL_NAME, first), ...(second ? [resolvePool('other', second)] : [])];
-          for (const pool of pools) {
-            const clash = model.pools.find((p) => overlaps(p.cidr, pool.cidr));
-            const created = ipam.createPool({ name: pool.name, cidr: pool.cidr, subnetPrefixLength: pool.subnetPrefixLength, reserved: pool.reserved });
-            if (clash) {
-              await expect(created).rejects.toMatchObject({ code: 'POOL_OVERLAP' });
-            } else {
-              await created;
-              model.pools.push(pool);
-            }
-          }
-
-          for (const step of steps) {
-            const before = await snapshot(db.prisma);
-            const base = cloneModel(model);
-            const scenario = new Scenario(model, base, counters);
-            let changed = false;
-            const runnable = step.filter((op): op is Exclude<Op, { kind: 'reload' }> => op.kind !== 'reload');
-            if (runnable.length < step.length) ipam = await Ipam.load(db.prisma);
-
-            // Plan every op of the step in order, then fire them all at once.
-            const planned = runnable.map((op) => scenario.plan(op));
-            const promises = planned.map((p) => settle(p.run(ipam)));
-            for (const [i, p] of planned.entries()) {
-              const value = await expectOutcome(promises[i]!, p.expected, p.what);
-              if (p.expected.ok) {
-                changed = true;
-                p.apply(value);
+            // Pools: the second one must be refused exactly when it overlaps the first.
+            const pools = [resolvePool(DEFAULT_POOL_NAME, first), ...(second ? [resolvePool('other', second)] : [])];
+            for (const pool of pools) {
+              const clash = model.pools.find((p) => overlaps(p.cidr, pool.cidr));
+              const created = ipam.createPool({ name: pool.name, cidr: pool.cidr, subnetPrefixLength: pool.subnetPrefixLength, reserved: pool.reserved });
+              if (clash) {
+                await expect(created).rejects.toMatchObject({ code: 'POOL_OVERLAP' });
+              } else {
+                await created;
+                model.pools.push(pool);
               }
             }
 
-            const after = await snapshot(db.prisma);
-            if (!changed) expect(after, 'refused requests change nothing').toEqual(before);
-            checkDatabaseInvariants(after);
-            checkDatabaseMatchesModel(after, model);
-            checkIndexMatchesModel(ipam, model, 'live index');
-            checkFleetMatchesDatabase(ipam.fleet, after, 'live fleet model');
-            checkIndexMatchesModel(await Ipam.load(db.prisma), model, 'reloaded index');
-          }
-        }),
-        { numRuns: PROPERTY_RUNS },
-      );
-    },
-    Math.max(30_000, PROPERTY_RUNS * 1_000),
-  );
-});
+            for (const step of steps) {
+              const before = await snapshot(db.prisma);
+              const base = cloneModel(model);
+              const scenario = new Scenario(model, base, counters);
+              let changed = false;
+              const runnable = step.filter((op): op is Exclude<Op, { kind: 'reload' }> => op.kind !== 'reload');
+              if (runnable.length < step.length) ipam = await Ipam.load(db.prisma);
 
-// ---------------------------------------------------------------- concurrency
+              // Plan every op of the step in order, then fire them all at once.
+              const planned = runnable.map((op) => scenario.plan(op));
+              const promises = planned.map((p) => settle(p.run(ipam)));
+              for (const [i, p] of planned.entries()) {
+                const value = await expectOutcome(promises[i]!, p.expected, p.what);
+                if (p.expected.ok) {
+                  changed = true;
+                  p.apply(value);
+                }
+              }
 
-/** Small deterministic PRNG (mulberry32), so a failure reproduces. */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  return (n: number) => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) % n;
-  };
-}
-
-describe('Ipam under concurrent requests (real SQLite)', () => {
-  let db: Db | undefined;
-  afterEach(async () => {
-    await db?.close();
-    db = undefined;
+              const after = await snapshot(db.prisma);
+              if (!changed) expect(after, 'refused requests change nothing').toEqual(before);
+              checkDatabaseInvariants(after);
+              checkDatabaseMatchesModel(after, model);
+              checkIndexMatchesModel(ipam, model, 'live index');
+              checkFleetMatchesDatabase(ipam.fleet, after, 'live fleet model');
+              checkIndexMatchesModel(await Ipam.load(db.prisma), model, 'reloaded index');
+            }
+          }),
+          { numRuns: PROPERTY_RUNS },
+        );
+      },
+      // Each run is dozens of commits: on PostgreSQL each a round trip to another process, and
+      // on a loaded 2-core machine even SQLite's 30 runs took more than 30 s.
+      Math.max(120_000, PROPERTY_RUNS * 4_000),
+    );
   });
 
-  async function setUp(reserved: string[]) {
-    db = await createTestDatabase({ defaultPool: null });
-    const pool: MPool = { name: DEFAULT_POOL_NAME, cidr: mustParseCidr('10.60.0.0/18'), subnetPrefixLength: 24, reserved: reserved.map(mustParseCidr) };
-    await db.ipam.createPool({ ...pool });
-    const hosts = Array.from({ length: 8 }, (_, i) => ({ name: `node-${i}`, address: `198.51.100.${i + 10}` }));
-    for (const h of hosts) await db.ipam.registerHost(hostInput(h.name, h.address), null);
-    const model = new Model();
-    model.pools.push(pool);
-    model.hosts.push(...hosts);
-    return { db, pool, hosts, model };
+  // ---------------------------------------------------------------- concurrency
+
+  /** Small deterministic PRNG (mulberry32), so a failure reproduces. */
+  function prng(seed: number) {
+    let a = seed >>> 0;
+    return (n: number) => {
+      a = (a + 0x6d2b79f5) >>> 0;
+      let t = a;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) % n;
+    };
   }
 
-  it('200 simultaneous allocations are distinct, overlap-free, first-fit in arrival order, and match the database', async () => {
-    const { db, pool, hosts, model } = await setUp(['10.60.5.0/24', '10.60.17.128/25', '10.60.40.7/32']);
-    const random = prng(20261129);
-    const requests = Array.from({ length: 200 }, (_, i) => {
-      const host = hosts[i % hosts.length]!.name;
-      const network = `n${i}`;
-      const length = 22 + random(7);
-      const kind = random(10);
-      if (kind < 6) return { host, request: { prefixLength: length, network, mode: 'network' as const } };
-      // explicit: mostly inside the pool (often taken by then), some outside, some on a reserved range
-      let cidr: Cidr;
-      if (kind === 9) cidr = random(2) ? mustParseCidr('10.61.0.0/24') : mustParseCidr('10.60.40.0/26');
-      else cidr = blockContaining(pool.cidr.network + random(2 ** 14), length);
-      return { host, request: { cidr, network, mode: 'network' as const } };
+  describe('Ipam under concurrent requests (real database)', () => {
+    let db: Db | undefined;
+    afterEach(async () => {
+      await db?.close();
+      db = undefined;
     });
 
-    const settled = await Promise.allSettled(requests.map(({ host, request }) => db.ipam.allocate(host, request)));
+    async function setUp(reserved: string[]) {
+      db = await createTestDatabase({ defaultPool: null });
+      const pool: MPool = { name: DEFAULT_POOL_NAME, cidr: mustParseCidr('10.60.0.0/18'), subnetPrefixLength: 24, reserved: reserved.map(mustParseCidr) };
+      await db.ipam.createPool({ ...pool });
+      const hosts = Array.from({ length: 8 }, (_, i) => ({ name: `node-${i}`, address: `198.51.100.${i + 10}` }));
+      for (const h of hosts) await db.ipam.registerHost(hostInput(h.name, h.address), null);
+      const model = new Model();
+      model.pools.push(pool);
+      model.hosts.push(...hosts);
+      return { db, pool, hosts, model };
+    }
 
-    // The same requests one by one, in the order they were made, predict every answer.
-    const fulfilled: Array<{ id: number; cidr: string }> = [];
-    settled.forEach((result, i) => {
-      const { host, request } = requests[i]!;
-      const expected = request.cidr ? model.allocateCidr(host, request.cidr, undefined) : model.allocateByLength(host, undefined, request.prefixLength);
-      const what = `request ${i} (${request.cidr ? formatCidr(request.cidr) : `/${request.prefixLength}`})`;
-      if (expected.ok) {
-        expect(result.status, `${what}: ${result.status === 'rejected' ? String(result.reason) : ''}`).toBe('fulfilled');
-        const row = (result as PromiseFulfilledResult<{ id: number; cidr: string; gateway: string }>).value;
-        expect(row.cidr, what).toBe(formatCidr(expected.cidr!));
-        expect(row.gateway).toBe(firstHost(expected.cidr!));
-        model.subnets.push({ id: row.id, cidr: expected.cidr!, pool: pool.name, host, network: request.network });
-        fulfilled.push({ id: row.id, cidr: row.cidr });
-      } else {
-        expect(result.status, what).toBe('rejected');
-        const error = (result as PromiseRejectedResult).reason as unknown;
-        expect(error).toBeInstanceOf(ApiError);
-        const { code, statusCode } = error as ApiError;
-        expect(expected.codes, `${what}: ${code}`).toContain(code);
-        expect(['SUBNET_OVERLAP', 'POOL_EXHAUSTED', 'SUBNET_RESERVED', 'SUBNET_OUTSIDE_POOL']).toContain(code);
-        expect(statusCode).toBe(code === 'SUBNET_OUTSIDE_POOL' ? 400 : 409);
+    it('200 simultaneous allocations are distinct, overlap-free, first-fit in arrival order, and match the database', async () => {
+      const { db, pool, hosts, model } = await setUp(['10.60.5.0/24', '10.60.17.128/25', '10.60.40.7/32']);
+      const random = prng(20261129);
+      const requests = Array.from({ length: 200 }, (_, i) => {
+        const host = hosts[i % hosts.length]!.name;
+        const network = `n${i}`;
+        const length = 22 + random(7);
+        const kind = random(10);
+        if (kind < 6) return { host, request: { prefixLength: length, network, mode: 'network' as const } };
+        // explicit: mostly inside the pool (often taken by then), some outside, some on a reserved range
+        let cidr: Cidr;
+        if (kind === 9) cidr = random(2) ? mustParseCidr('10.61.0.0/24') : mustParseCidr('10.60.40.0/26');
+        else cidr = blockContaining(pool.cidr.network + random(2 ** 14), length);
+        return { host, request: { cidr, network, mode: 'network' as const } };
+      });
+
+      const settled = await Promise.allSettled(requests.map(({ host, request }) => db.ipam.allocate(host, request)));
+
+      // The same requests one by one, in the order they were made, predict every answer.
+      const fulfilled: Array<{ id: number; cidr: string }> = [];
+      settled.forEach((result, i) => {
+        const { host, request } = requests[i]!;
+        const expected = request.cidr ? model.allocateCidr(host, request.cidr, undefined) : model.allocateByLength(host, undefined, request.prefixLength);
+        const what = `request ${i} (${request.cidr ? formatCidr(request.cidr) : `/${request.prefixLength}`})`;
+        if (expected.ok) {
+          expect(result.status, `${what}: ${result.status === 'rejected' ? String(result.reason) : ''}`).toBe('fulfilled');
+          const row = (result as PromiseFulfilledResult<{ id: number; cidr: string; gateway: string }>).value;
+          expect(row.cidr, what).toBe(formatCidr(expected.cidr!));
+          expect(row.gateway).toBe(firstHost(expected.cidr!));
+          model.subnets.push({ id: row.id, cidr: expected.cidr!, pool: pool.name, host, network: request.network });
+          fulfilled.push({ id: row.id, cidr: row.cidr });
+        } else {
+          expect(result.status, what).toBe('rejected');
+          const error = (result as PromiseRejectedResult).reason as unknown;
+          expect(error).toBeInstanceOf(ApiError);
+          const { code, statusCode } = error as ApiError;
+          expect(expected.codes, `${what}: ${code}`).toContain(code);
+          expect(['SUBNET_OVERLAP', 'POOL_EXHAUSTED', 'SUBNET_RESERVED', 'SUBNET_OUTSIDE_POOL']).toContain(code);
+          expect(statusCode).toBe(code === 'SUBNET_OUTSIDE_POOL' ? 400 : 409);
+        }
+      });
+
+      // Both kinds of refusal and plenty of successes happened, or the test proves little.
+      const codes = settled.flatMap((r) => (r.status === 'rejected' ? [(r.reason as ApiError).code] : []));
+      expect(fulfilled.length).toBeGreaterThan(20);
+      expect(codes).toContain('POOL_EXHAUSTED');
+      expect(codes).toContain('SUBNET_OVERLAP');
+
+      expect(new Set(fulfilled.map((f) => f.id)).size).toBe(fulfilled.length);
+      expect(new Set(fulfilled.map((f) => f.cidr)).size).toBe(fulfilled.length);
+      const snap = await snapshot(db.prisma);
+      checkDatabaseInvariants(snap);
+      expect(snap.subnets.map((s) => ({ id: s.id, cidr: s.cidr })).sort((a, b) => a.id - b.id)).toEqual([...fulfilled].sort((a, b) => a.id - b.id));
+      checkDatabaseMatchesModel(snap, model);
+      checkIndexMatchesModel(db.ipam, model, 'live index');
+      checkIndexMatchesModel(await Ipam.load(db.prisma), model, 'reloaded index');
+    });
+
+    it('simultaneous allocations and releases reuse the lowest blocks', async () => {
+      const { db, hosts, model } = await setUp([]);
+      const first = await Promise.all(Array.from({ length: 20 }, (_, i) => db.ipam.allocate(hosts[i % 8]!.name, { network: `a${i}`, mode: 'network' })));
+      expect(first.map((s) => s.cidr)).toEqual(Array.from({ length: 20 }, (_, i) => `10.60.${i}.0/24`));
+      // release every other one while asking for new ones: the releases come first in the queue
+      const released = first.filter((_, i) => i % 2 === 0);
+      const [, second] = await Promise.all([
+        Promise.all(released.map((s) => db.ipam.releaseSubnet(s.id))),
+        Promise.all(Array.from({ length: 12 }, (_, i) => db.ipam.allocate(hosts[i % 8]!.name, { network: `b${i}`, mode: 'network' }))),
+      ]);
+      expect(second.map((s) => s.cidr)).toEqual([...released.map((s) => s.cidr), '10.60.20.0/24', '10.60.21.0/24']);
+      for (const s of [...first.filter((_, i) => i % 2 === 1), ...second]) {
+        model.subnets.push({ id: s.id, cidr: mustParseCidr(s.cidr), pool: 'default', host: s.host.name, network: s.network });
       }
+      const snap = await snapshot(db.prisma);
+      checkDatabaseMatchesModel(snap, model);
+      checkIndexMatchesModel(db.ipam, model, 'live index');
+      checkIndexMatchesModel(await Ipam.load(db.prisma), model, 'reloaded index');
     });
 
-    // Both kinds of refusal and plenty of successes happened, or the test proves little.
-    const codes = settled.flatMap((r) => (r.status === 'rejected' ? [(r.reason as ApiError).code] : []));
-    expect(fulfilled.length).toBeGreaterThan(20);
-    expect(codes).toContain('POOL_EXHAUSTED');
-    expect(codes).toContain('SUBNET_OVERLAP');
+    it('a host deleted while its new subnet is being allocated leaves nothing behind in the index', async () => {
+      const { db, model } = await setUp([]);
+      await db.ipam.allocate('node-0', { network: 'a', mode: 'network' });
+      // The first request commits alone; the next three share one transaction.
+      const [, allocated, deleted, after] = await Promise.allSettled([
+        db.ipam.allocate('node-1', { network: 'x', mode: 'network' }),
+        db.ipam.allocate('node-0', { network: 'b', mode: 'network' }),
+        db.ipam.deleteHost('node-0'),
+        db.ipam.allocate('node-2', { network: 'c', mode: 'network' }),
+      ]);
+      // In arrival order: node-0 gets 10.60.2.0/24, then node-0 and both its subnets go, and
+      // node-2 gets the lowest block again.
+      expect(allocated).toMatchObject({ status: 'fulfilled', value: { cidr: '10.60.2.0/24' } });
+      expect(deleted.status).toBe('fulfilled');
+      expect(after).toMatchObject({ status: 'fulfilled', value: { cidr: '10.60.0.0/24' } });
+      model.hosts = model.hosts.filter((h) => h.name !== 'node-0');
+      const snap = await snapshot(db.prisma);
+      expect(snap.subnets.map((s) => s.cidr).sort()).toEqual(['10.60.0.0/24', '10.60.1.0/24']);
+      for (const s of snap.subnets) model.subnets.push({ id: s.id, cidr: mustParseCidr(s.cidr), pool: s.pool, host: s.host, network: s.network });
+      checkDatabaseMatchesModel(snap, model);
+      checkIndexMatchesModel(await Ipam.load(db.prisma), model, 'reloaded index');
+      checkIndexMatchesModel(db.ipam, model, 'live index');
+      // The block node-0 was given last is free again in the live index, and the pool can go once empty.
+      const next = await db.ipam.allocate('node-3', { network: 'd', mode: 'network' });
+      expect(next.cidr).toBe('10.60.2.0/24');
+      for (const s of await db.prisma.subnet.findMany()) await db.ipam.releaseSubnet(s.id);
+      await expect(db.ipam.deletePool(DEFAULT_POOL_NAME)).resolves.toBeUndefined();
+    });
 
-    expect(new Set(fulfilled.map((f) => f.id)).size).toBe(fulfilled.length);
-    expect(new Set(fulfilled.map((f) => f.cidr)).size).toBe(fulfilled.length);
-    const snap = await snapshot(db.prisma);
-    checkDatabaseInvariants(snap);
-    expect(snap.subnets.map((s) => ({ id: s.id, cidr: s.cidr })).sort((a, b) => a.id - b.id)).toEqual([...fulfilled].sort((a, b) => a.id - b.id));
-    checkDatabaseMatchesModel(snap, model);
-    checkIndexMatchesModel(db.ipam, model, 'live index');
-    checkIndexMatchesModel(await Ipam.load(db.prisma), model, 'reloaded index');
+    it('the same name, address or overlapping pool asked for at once: exactly one wins', async () => {
+      const { db } = await setUp([]);
+      const names = await Promise.allSettled(
+        Array.from({ length: 10 }, (_, i) => db.ipam.registerHost(hostInput('twin', `203.0.113.${i + 1}`), { network: 'crossdock', mode: 'network' })),
+      );
+      expect(names.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      for (const r of names.filter((r) => r.status === 'rejected')) expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'HOST_EXISTS' });
+
+      const addresses = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => db.ipam.registerHost(hostInput(`same-${i}`, '203.0.113.200'), null)));
+      expect(addresses.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      for (const r of addresses.filter((r) => r.status === 'rejected')) expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'ADDRESS_IN_USE' });
+
+      const pools = await Promise.allSettled(
+        ['10.70.0.0/16', '10.70.0.0/20', '10.70.128.0/17', '10.64.0.0/12'].map((c, i) =>
+          db.ipam.createPool({ name: `p${i}`, cidr: mustParseCidr(c), subnetPrefixLength: 24, reserved: [] }),
+        ),
+      );
+      expect(pools.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'rejected']);
+      for (const r of pools.slice(1)) expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'POOL_OVERLAP' });
+
+      const reloaded = await Ipam.load(db.prisma);
+      expect(reloaded.poolNames().sort()).toEqual(['default', 'p0']);
+      expect((await db.prisma.host.findMany({ where: { name: 'twin' } })).length).toBe(1);
+      expect(await db.prisma.subnet.count()).toBe(1);
+    });
   });
 
-  it('simultaneous allocations and releases reuse the lowest blocks', async () => {
-    const { db, hosts, model } = await setUp([]);
-    const first = await Promise.all(Array.from({ length: 20 }, (_, i) => db.ipam.allocate(hosts[i % 8]!.name, { network: `a${i}`, mode: 'network' })));
-    expect(first.map((s) => s.cidr)).toEqual(Array.from({ length: 20 }, (_, i) => `10.60.${i}.0/24`));
-    // release every other one while asking for new ones: the releases come first in the queue
-    const released = first.filter((_, i) => i % 2 === 0);
-    const [, second] = await Promise.all([
-      Promise.all(released.map((s) => db.ipam.releaseSubnet(s.id))),
-      Promise.all(Array.from({ length: 12 }, (_, i) => db.ipam.allocate(hosts[i % 8]!.name, { network: `b${i}`, mode: 'network' }))),
-    ]);
-    expect(second.map((s) => s.cidr)).toEqual([...released.map((s) => s.cidr), '10.60.20.0/24', '10.60.21.0/24']);
-    for (const s of [...first.filter((_, i) => i % 2 === 1), ...second]) {
-      model.subnets.push({ id: s.id, cidr: mustParseCidr(s.cidr), pool: 'default', host: s.host.name, network: s.network });
-    }
-    const snap = await snapshot(db.prisma);
-    checkDatabaseMatchesModel(snap, model);
-    checkIndexMatchesModel(db.ipam, model, 'live index');
-    checkIndexMatchesModel(await Ipam.load(db.prisma), model, 'reloaded index');
-  });
+  // ---------------------------------------------------------------- rules at the allocator itself
 
-  it('a host deleted while its new subnet is being allocated leaves nothing behind in the index', async () => {
-    const { db, model } = await setUp([]);
-    await db.ipam.allocate('node-0', { network: 'a', mode: 'network' });
-    // The first request commits alone; the next three share one transaction.
-    const [, allocated, deleted, after] = await Promise.allSettled([
-      db.ipam.allocate('node-1', { network: 'x', mode: 'network' }),
-      db.ipam.allocate('node-0', { network: 'b', mode: 'network' }),
-      db.ipam.deleteHost('node-0'),
-      db.ipam.allocate('node-2', { network: 'c', mode: 'network' }),
-    ]);
-    // In arrival order: node-0 gets 10.60.2.0/24, then node-0 and both its subnets go, and
-    // node-2 gets the lowest block again.
-    expect(allocated).toMatchObject({ status: 'fulfilled', value: { cidr: '10.60.2.0/24' } });
-    expect(deleted.status).toBe('fulfilled');
-    expect(after).toMatchObject({ status: 'fulfilled', value: { cidr: '10.60.0.0/24' } });
-    model.hosts = model.hosts.filter((h) => h.name !== 'node-0');
-    const snap = await snapshot(db.prisma);
-    expect(snap.subnets.map((s) => s.cidr).sort()).toEqual(['10.60.0.0/24', '10.60.1.0/24']);
-    for (const s of snap.subnets) model.subnets.push({ id: s.id, cidr: mustParseCidr(s.cidr), pool: s.pool, host: s.host, network: s.network });
-    checkDatabaseMatchesModel(snap, model);
-    checkIndexMatchesModel(await Ipam.load(db.prisma), model, 'reloaded index');
-    checkIndexMatchesModel(db.ipam, model, 'live index');
-    // The block node-0 was given last is free again in the live index, and the pool can go once empty.
-    const next = await db.ipam.allocate('node-3', { network: 'd', mode: 'network' });
-    expect(next.cidr).toBe('10.60.2.0/24');
-    for (const s of await db.prisma.subnet.findMany()) await db.ipam.releaseSubnet(s.id);
-    await expect(db.ipam.deletePool(DEFAULT_POOL_NAME)).resolves.toBeUndefined();
-  });
+  describe('Ipam rules (real database)', () => {
+    let db: Db | undefined;
+    afterEach(async () => {
+      await db?.close();
+      db = undefined;
+    });
 
-  it('the same name, address or overlapping pool asked for at once: exactly one wins', async () => {
-    const { db } = await setUp([]);
-    const names = await Promise.allSettled(
-      Array.from({ length: 10 }, (_, i) => db.ipam.registerHost(hostInput('twin', `203.0.113.${i + 1}`), { network: 'crossdock', mode: 'network' })),
-    );
-    expect(names.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
-    for (const r of names.filter((r) => r.status === 'rejected')) expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'HOST_EXISTS' });
-
-    const addresses = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => db.ipam.registerHost(hostInput(`same-${i}`, '203.0.113.200'), null)));
-    expect(addresses.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
-    for (const r of addresses.filter((r) => r.status === 'rejected')) expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'ADDRESS_IN_USE' });
-
-    const pools = await Promise.allSettled(
-      ['10.70.0.0/16', '10.70.0.0/20', '10.70.128.0/17', '10.64.0.0/12'].map((c, i) =>
-        db.ipam.createPool({ name: `p${i}`, cidr: mustParseCidr(c), subnetPrefixLength: 24, reserved: [] }),
-      ),
-    );
-    expect(pools.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'rejected']);
-    for (const r of pools.slice(1)) expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'POOL_OVERLAP' });
-
-    const reloaded = await Ipam.load(db.prisma);
-    expect(reloaded.poolNames().sort()).toEqual(['default', 'p0']);
-    expect((await db.prisma.host.findMany({ where: { name: 'twin' } })).length).toBe(1);
-    expect(await db.prisma.subnet.count()).toBe(1);
-  });
-});
-
-// ---------------------------------------------------------------- rules at the allocator itself
-
-describe('Ipam rules (real SQLite)', () => {
-  let db: Db | undefined;
-  afterEach(async () => {
-    await db?.close();
-    db = undefined;
-  });
-
-  it('refuses pools and subnets that break a rule, and changes nothing', async () => {
-    db = await createTestDatabase();
-    const { ipam, prisma } = db;
-    await ipam.registerHost(hostInput('node-1', '198.51.100.11'), null);
-    await ipam.createPool({ name: 'small', cidr: mustParseCidr('10.200.0.0/28'), subnetPrefixLength: 29, reserved: [mustParseCidr('10.200.0.8/32')] });
-    const before = await snapshot(prisma);
-    const cases: Array<[Promise<Settled>, ErrorCode, RegExp?]> = (
-      [
-        [ipam.createPool({ name: 'default', cidr: mustParseCidr('10.1.0.0/16'), subnetPrefixLength: 24, reserved: [] }), 'POOL_EXISTS'],
-        [ipam.createPool({ name: 'x', cidr: mustParseCidr('10.100.128.0/17'), subnetPrefixLength: 24, reserved: [] }), 'POOL_OVERLAP', /10\.100\.0\.0\/16/],
-        [ipam.createPool({ name: 'x', cidr: mustParseCidr('10.0.0.0/8'), subnetPrefixLength: 24, reserved: [] }), 'POOL_OVERLAP'],
-        [ipam.createPool({ name: 'x', cidr: mustParseCidr('10.1.0.0/16'), subnetPrefixLength: 12, reserved: [] }), 'INVALID_PREFIX_LENGTH', /16 to 30/],
-        [ipam.createPool({ name: 'x', cidr: mustParseCidr('10.1.0.0/16'), subnetPrefixLength: 31, reserved: [] }), 'INVALID_PREFIX_LENGTH'],
+    it('refuses pools and subnets that break a rule, and changes nothing', async () => {
+      db = await createTestDatabase();
+      const { ipam, prisma } = db;
+      await ipam.registerHost(hostInput('node-1', '198.51.100.11'), null);
+      await ipam.createPool({ name: 'small', cidr: mustParseCidr('10.200.0.0/28'), subnetPrefixLength: 29, reserved: [mustParseCidr('10.200.0.8/32')] });
+      const before = await snapshot(prisma);
+      const cases: Array<[Promise<Settled>, ErrorCode, RegExp?]> = (
         [
-          ipam.createPool({ name: 'x', cidr: mustParseCidr('10.1.0.0/16'), subnetPrefixLength: 24, reserved: [mustParseCidr('10.2.0.0/24')] }),
-          'RESERVED_OUTSIDE_POOL',
-        ],
-        [
-          ipam.createPool({
-            name: 'x',
-            cidr: mustParseCidr('10.1.0.0/16'),
-            subnetPrefixLength: 24,
-            reserved: [mustParseCidr('10.1.0.0/20'), mustParseCidr('10.1.5.0/24')],
-          }),
-          'VALIDATION_FAILED',
-        ],
-        [ipam.deletePool('nope'), 'POOL_NOT_FOUND'],
-        [ipam.allocate('ghost', { network: 'a', mode: 'network' }), 'HOST_NOT_FOUND'],
-        [ipam.allocate('node-1', { pool: 'nope', network: 'a', mode: 'network' }), 'POOL_NOT_FOUND'],
-        [ipam.allocate('node-1', { prefixLength: 15, network: 'a', mode: 'network' }), 'INVALID_PREFIX_LENGTH', /16 to 30/],
-        [ipam.allocate('node-1', { prefixLength: 31, network: 'a', mode: 'network' }), 'INVALID_PREFIX_LENGTH'],
-        [ipam.allocate('node-1', { pool: 'small', prefixLength: 28, network: 'a', mode: 'network' }), 'POOL_EXHAUSTED', /small/],
-        [ipam.allocate('node-1', { cidr: mustParseCidr('10.200.0.8/29'), network: 'a', mode: 'network' }), 'SUBNET_RESERVED', /10\.200\.0\.8\/32/],
-        [ipam.allocate('node-1', { cidr: mustParseCidr('10.99.0.0/24'), network: 'a', mode: 'network' }), 'SUBNET_OUTSIDE_POOL'],
-        [ipam.allocate('node-1', { pool: 'small', cidr: mustParseCidr('10.100.0.0/24'), network: 'a', mode: 'network' }), 'SUBNET_OUTSIDE_POOL', /small/],
-        [ipam.allocate('node-1', { cidr: mustParseCidr('10.100.0.0/24'), prefixLength: 25, network: 'a', mode: 'network' }), 'INVALID_PREFIX_LENGTH'],
-        [ipam.allocate('node-1', { cidr: mustParseCidr('10.100.0.0/31'), network: 'a', mode: 'network' }), 'INVALID_PREFIX_LENGTH'],
-        [
-          ipam.allocate('node-1', { cidr: mustParseCidr('10.100.0.0/24'), gateway: '10.100.0.0', network: 'a', mode: 'network' }),
-          'INVALID_GATEWAY',
-          /use a host address such as 10\.100\.0\.1/,
-        ],
-        // not aligned, for a caller that built the Cidr itself instead of parsing it
-        [
-          ipam.allocate('node-1', { cidr: { network: mustParseCidr('10.100.0.0/24').network + 5, prefixLength: 24 }, network: 'a', mode: 'network' }),
-          'CIDR_HOST_BITS_SET',
-          /use 10\.100\.0\.0\/24/,
-        ],
-      ] as Array<[Promise<unknown>, ErrorCode, RegExp?]>
-    ).map(([promise, code, message]) => [settle(promise), code, message]);
-    for (const [pending, code, message] of cases) {
-      const settled = await pending;
-      const error = settled.ok ? undefined : settled.error;
-      expect(error, `${code}: ${settled.ok ? JSON.stringify(settled.value) : ''}`).toBeInstanceOf(ApiError);
-      expect((error as ApiError).code).toBe(code);
-      if (message) expect((error as ApiError).message).toMatch(message);
-    }
-    expect(await snapshot(prisma)).toEqual(before);
-    // the index did not keep anything from the refusals either
-    expect(ipam.available('default', 24, 1)).toEqual(['10.100.0.0/24']);
-    expect(ipam.utilization('small')).toEqual({ total: 2, allocated: 0, free: 1, reserved: 1 });
-  });
+          [ipam.createPool({ name: 'default', cidr: mustParseCidr('10.1.0.0/16'), subnetPrefixLength: 24, reserved: [] }), 'POOL_EXISTS'],
+          [ipam.createPool({ name: 'x', cidr: mustParseCidr('10.100.128.0/17'), subnetPrefixLength: 24, reserved: [] }), 'POOL_OVERLAP', /10\.100\.0\.0\/16/],
+          [ipam.createPool({ name: 'x', cidr: mustParseCidr('10.0.0.0/8'), subnetPrefixLength: 24, reserved: [] }), 'POOL_OVERLAP'],
+          [ipam.createPool({ name: 'x', cidr: mustParseCidr('10.1.0.0/16'), subnetPrefixLength: 12, reserved: [] }), 'INVALID_PREFIX_LENGTH', /16 to 30/],
+          [ipam.createPool({ name: 'x', cidr: mustParseCidr('10.1.0.0/16'), subnetPrefixLength: 31, reserved: [] }), 'INVALID_PREFIX_LENGTH'],
+          [
+            ipam.createPool({ name: 'x', cidr: mustParseCidr('10.1.0.0/16'), subnetPrefixLength: 24, reserved: [mustParseCidr('10.2.0.0/24')] }),
+            'RESERVED_OUTSIDE_POOL',
+          ],
+          [
+            ipam.createPool({
+              name: 'x',
+              cidr: mustParseCidr('10.1.0.0/16'),
+              subnetPrefixLength: 24,
+              reserved: [mustParseCidr('10.1.0.0/20'), mustParseCidr('10.1.5.0/24')],
+            }),
+            'VALIDATION_FAILED',
+          ],
+          [ipam.deletePool('nope'), 'POOL_NOT_FOUND'],
+          [ipam.allocate('ghost', { network: 'a', mode: 'network' }), 'HOST_NOT_FOUND'],
+          [ipam.allocate('node-1', { pool: 'nope', network: 'a', mode: 'network' }), 'POOL_NOT_FOUND'],
+          [ipam.allocate('node-1', { prefixLength: 15, network: 'a', mode: 'network' }), 'INVALID_PREFIX_LENGTH', /16 to 30/],
+          [ipam.allocate('node-1', { prefixLength: 31, network: 'a', mode: 'network' }), 'INVALID_PREFIX_LENGTH'],
+          [ipam.allocate('node-1', { pool: 'small', prefixLength: 28, network: 'a', mode: 'network' }), 'POOL_EXHAUSTED', /small/],
+          [ipam.allocate('node-1', { cidr: mustParseCidr('10.200.0.8/29'), network: 'a', mode: 'network' }), 'SUBNET_RESERVED', /10\.200\.0\.8\/32/],
+          [ipam.allocate('node-1', { cidr: mustParseCidr('10.99.0.0/24'), network: 'a', mode: 'network' }), 'SUBNET_OUTSIDE_POOL'],
+          [ipam.allocate('node-1', { pool: 'small', cidr: mustParseCidr('10.100.0.0/24'), network: 'a', mode: 'network' }), 'SUBNET_OUTSIDE_POOL', /small/],
+          [ipam.allocate('node-1', { cidr: mustParseCidr('10.100.0.0/24'), prefixLength: 25, network: 'a', mode: 'network' }), 'INVALID_PREFIX_LENGTH'],
+          [ipam.allocate('node-1', { cidr: mustParseCidr('10.100.0.0/31'), network: 'a', mode: 'network' }), 'INVALID_PREFIX_LENGTH'],
+          [
+            ipam.allocate('node-1', { cidr: mustParseCidr('10.100.0.0/24'), gateway: '10.100.0.0', network: 'a', mode: 'network' }),
+            'INVALID_GATEWAY',
+            /use a host address such as 10\.100\.0\.1/,
+          ],
+          // not aligned, for a caller that built the Cidr itself instead of parsing it
+          [
+            ipam.allocate('node-1', { cidr: { network: mustParseCidr('10.100.0.0/24').network + 5, prefixLength: 24 }, network: 'a', mode: 'network' }),
+            'CIDR_HOST_BITS_SET',
+            /use 10\.100\.0\.0\/24/,
+          ],
+        ] as Array<[Promise<unknown>, ErrorCode, RegExp?]>
+      ).map(([promise, code, message]) => [settle(promise), code, message]);
+      for (const [pending, code, message] of cases) {
+        const settled = await pending;
+        const error = settled.ok ? undefined : settled.error;
+        expect(error, `${code}: ${settled.ok ? JSON.stringify(settled.value) : ''}`).toBeInstanceOf(ApiError);
+        expect((error as ApiError).code).toBe(code);
+        if (message) expect((error as ApiError).message).toMatch(message);
+      }
+      expect(await snapshot(prisma)).toEqual(before);
+      // the index did not keep anything from the refusals either
+      expect(ipam.available('default', 24, 1)).toEqual(['10.100.0.0/24']);
+      expect(ipam.utilization('small')).toEqual({ total: 2, allocated: 0, free: 1, reserved: 1 });
+    });
 
-  it('a subnet overlapping an allocated one is refused, naming it and the lowest free block', async () => {
-    db = await createTestDatabase();
-    const { ipam } = db;
-    await ipam.registerHost(hostInput('node-1', '198.51.100.11'), { network: 'crossdock', mode: 'network' });
-    const error = await ipam.allocate('node-1', { cidr: mustParseCidr('10.100.0.128/25'), network: 'b', mode: 'network' }).catch((e: unknown) => e);
-    expect(error).toMatchObject({ code: 'SUBNET_OVERLAP', statusCode: 409 });
-    expect((error as ApiError).message).toContain('10.100.0.0/24');
-    expect((error as ApiError).message).toContain('node-1');
-    expect((error as ApiError).message).toContain('10.100.1.0/25');
-  });
+    it('a subnet overlapping an allocated one is refused, naming it and the lowest free block', async () => {
+      db = await createTestDatabase();
+      const { ipam } = db;
+      await ipam.registerHost(hostInput('node-1', '198.51.100.11'), { network: 'crossdock', mode: 'network' });
+      const error = await ipam.allocate('node-1', { cidr: mustParseCidr('10.100.0.128/25'), network: 'b', mode: 'network' }).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'SUBNET_OVERLAP', statusCode: 409 });
+      expect((error as ApiError).message).toContain('10.100.0.0/24');
+      expect((error as ApiError).message).toContain('node-1');
+      expect((error as ApiError).message).toContain('10.100.1.0/25');
+    });
 
-  it('a second subnet with the same network name on one host, or a second bip subnet, is refused', async () => {
-    db = await createTestDatabase();
-    const { ipam } = db;
-    await ipam.registerHost(hostInput('node-1', '198.51.100.11'), { network: 'crossdock', mode: 'bip' });
-    await expect(ipam.allocate('node-1', { network: 'crossdock', mode: 'network' })).rejects.toMatchObject({ code: 'NETWORK_NAME_IN_USE' });
-    await expect(ipam.allocate('node-1', { network: 'other', mode: 'bip' })).rejects.toMatchObject({ code: 'NETWORK_NAME_IN_USE' });
-    await expect(ipam.allocate('node-1', { network: 'other', mode: 'network' })).resolves.toMatchObject({ cidr: '10.100.1.0/24' });
+    it('a second subnet with the same network name on one host, or a second bip subnet, is refused', async () => {
+      db = await createTestDatabase();
+      const { ipam } = db;
+      await ipam.registerHost(hostInput('node-1', '198.51.100.11'), { network: 'crossdock', mode: 'bip' });
+      await expect(ipam.allocate('node-1', { network: 'crossdock', mode: 'network' })).rejects.toMatchObject({ code: 'NETWORK_NAME_IN_USE' });
+      await expect(ipam.allocate('node-1', { network: 'other', mode: 'bip' })).rejects.toMatchObject({ code: 'NETWORK_NAME_IN_USE' });
+      await expect(ipam.allocate('node-1', { network: 'other', mode: 'network' })).resolves.toMatchObject({ cidr: '10.100.1.0/24' });
+    });
   });
 });

@@ -580,7 +580,12 @@ export class Ipam {
           // The same INSERT as allocate(): one way to write a subnet row.
           let row: RegisteredSubnet | undefined;
           if (subnet)
-            await insertRows(tx, [subnetInsert(subnet.data, created.id, prismaTimestamp(new Date()))], (r) => (row = { ...subnet.data, id: Number(r.id) }));
+            await insertRows(
+              tx,
+              this.writer.dialect,
+              [subnetInsert(subnet.data, created.id, prismaTimestamp(new Date()))],
+              (r) => (row = { ...subnet.data, id: Number(r.id) }),
+            );
           return { host: created, subnet: row };
         },
         undo: () => {

@@ -35,13 +35,19 @@ function describeValidation(issues: ValidationIssue[], context: string | undefin
   }
 }
 
-function send(reply: { code(n: number): { send(b: unknown): unknown } }, code: ErrorCode, message: string, status: number = ERROR_STATUS[code]) {
-  return reply.code(status).send({ error: { code, message: clip(message, MESSAGE_MAX_CHARS) } });
+function send(
+  reply: { code(n: number): { send(b: unknown): unknown } },
+  code: ErrorCode,
+  message: string,
+  status: number = ERROR_STATUS[code],
+  extra?: Record<string, unknown>,
+) {
+  return reply.code(status).send({ error: { code, message: clip(message, MESSAGE_MAX_CHARS), ...extra } });
 }
 
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError | ApiError, request, reply) => {
-    if (error instanceof ApiError) return send(reply, error.code, error.message);
+    if (error instanceof ApiError) return send(reply, error.code, error.message, error.statusCode, error.extra);
     const fe = error as FastifyError;
     if (fe.validation) {
       return send(reply, 'VALIDATION_FAILED', describeValidation(fe.validation as ValidationIssue[], fe.validationContext));
