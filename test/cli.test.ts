@@ -238,7 +238,7 @@ describe('crossdock CLI', { timeout: 180_000 }, () => {
 
     const status = await cli(['status']);
     expect(status.code).toBe(0);
-    expect(status.stdout).toMatch(new RegExp(`^controller:\\s+${controller.url.replace(/\./g, '\\.')}, version 0\\.1\\.0, up .+, storage ok\\n`));
+    expect(status.stdout).toMatch(new RegExp(`^controller:\\s+${controller.url.replace(/\./g, '\\.')} \\(leader\\), version 0\\.1\\.0, up .+, storage ok\\n`));
     expect(status.stdout).toMatch(/hosts:\s+2 registered: 1 online, 0 offline, 1 pending \(executors: 1 websocket, 0 polling\)\n/);
     expect(status.stdout).toMatch(/behind: 0 online, 0 offline, 1 pending host\(s\) below their desired generation\n/);
     expect(status.stdout).toMatch(/\nnode-4\s+pending\s+0\/\d+\n/);

@@ -623,7 +623,9 @@ describeEachStore(() => {
       it('register: 201 {host, token}, first subnet from the default pool, gateway its first host address', async () => {
         const res = await call('POST', '/v1/hosts', { name: 'node-1', address: '198.51.100.11' });
         expect(res.status).toBe(201);
-        expect(Object.keys(res.body).sort()).toEqual(['host', 'join', 'token']);
+        expect(Object.keys(res.body).sort()).toEqual(['caFingerprint', 'host', 'join', 'token']);
+        // this app serves plain HTTP (server.ts gives it the certificates): nothing to pin
+        expect(res.body.caFingerprint).toBeNull();
         const { host, token } = res.body;
         expectHostShape(host, { name: 'node-1', address: '198.51.100.11', interface: 'eth0', labels: {}, status: 'pending', lastSeenAt: null, executor: null });
         // the line to run on the host: the URL this request was made to (inject's Host is localhost:80)
@@ -717,7 +719,7 @@ describeEachStore(() => {
         const { token } = await registerHost('node-1', '198.51.100.11');
         const res = await call('POST', '/v1/hosts/node-1/token');
         expect(res.status).toBe(200);
-        expect(Object.keys(res.body)).toEqual(['token', 'join']);
+        expect(Object.keys(res.body)).toEqual(['token', 'caFingerprint', 'join']);
         expectRandomToken(res.body.token);
         expect(res.body.join).toBe(`node crossdock-executor.mjs install --controller http://localhost:80 --token ${res.body.token}`);
         expect(res.body.token).not.toBe(token);
