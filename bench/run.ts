@@ -28,6 +28,7 @@ const BENCHES: Record<string, () => Promise<{ default: Bench }>> = {
   allocate: () => import('./allocate.ts'),
   reach: () => import('./reach.ts'),
   drift: () => import('./drift.ts'),
+  overlay: () => import('./overlay.ts'),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
