@@ -5,6 +5,7 @@
 // CROSSDOCK_BENCH_STORES=sqlite (or postgresql) measures one store only.
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -84,7 +85,7 @@ async function preparePostgres(url: string, prefill: number): Promise<void> {
 
 type Store = 'sqlite' | 'postgresql';
 
-async function measure(store: Store, label: string, prefill: number, dir: string, cluster: PostgresCluster | undefined): Promise<Row[]> {
+async function measure(store: Store, label: string, prefill: number, dir: string, cluster: PostgresCluster | undefined, tls = true): Promise<Row[]> {
   let database: string;
   if (store === 'postgresql') {
     database = await cluster!.createDatabase('bench');
@@ -94,17 +95,25 @@ async function measure(store: Store, label: string, prefill: number, dir: string
     prepareSqlite(file, prefill);
     database = `file:${file}`;
   }
-  const controller = await startController({ database, adminToken: ADMIN, bundle: true, args: ['--default-pool', 'none'] });
+  const controller = await startController({
+    database,
+    adminToken: ADMIN,
+    bundle: true,
+    args: ['--default-pool', 'none'],
+    ...(tls ? {} : { env: { CROSSDOCK_TLS: 'off' } }),
+  });
   let counter = 0;
   // A plain keep-alive HTTP client: on a 2-core machine the client shares the CPU with the
   // controller, and fetch's own cost per request would be measured as the controller's.
-  const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
-  const { hostname, port } = new URL(controller.url);
+  // HTTPS (the default) trusts the run's CA through NODE_EXTRA_CA_CERTS (bench/run.ts).
+  const { hostname, port, protocol } = new URL(controller.url);
+  const transport = protocol === 'https:' ? https : http;
+  const agent = new transport.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
   const allocate = (client: number): Promise<number> =>
     new Promise((resolve, reject) => {
       const body = JSON.stringify({ host: `bench-${client % HOSTS}`, pool: 'bench', network: `n${counter++}` });
       const started = performance.now();
-      const request = http.request(
+      const request = transport.request(
         {
           agent,
           hostname,
@@ -163,7 +172,7 @@ async function measure(store: Store, label: string, prefill: number, dir: string
         await release();
       }
       rows.push({
-        name: `${store === 'sqlite' ? 'SQLite' : 'PostgreSQL'}: ${label}, ${clients === 1 ? 'sequential' : `${clients} concurrent clients`}`,
+        name: `${store === 'sqlite' ? 'SQLite' : 'PostgreSQL'}: ${label}, ${clients === 1 ? 'sequential' : `${clients} concurrent clients`}${tls ? '' : ', TLS off'}`,
         stat: summarize(rates),
         unit: 'alloc/s',
         extra: { p50_ms: percentile(latencies, 50), p99_ms: percentile(latencies, 99), max_ms: Math.max(...latencies) },
@@ -201,6 +210,8 @@ const bench: Bench = {
           p99: Math.max(...[...empty, ...full].map((r) => Number(r.extra!.p99_ms))),
         };
       }
+      // What TLS costs an allocation: the empty pool again on plain HTTP, in the same run.
+      if (stores.includes('sqlite') && process.env.CROSSDOCK_BENCH_TLS_OFF !== '0') rows.push(...(await measure('sqlite', 'empty /8 pool', 0, dir, cluster, false)));
       const targets = stores.flatMap((store) => {
         const { empty, full, p99 } = byStore[store]!;
         const name = store === 'sqlite' ? 'SQLite' : 'PostgreSQL';
