@@ -211,7 +211,8 @@ const bench: Bench = {
         };
       }
       // What TLS costs an allocation: the empty pool again on plain HTTP, in the same run.
-      if (stores.includes('sqlite') && process.env.CROSSDOCK_BENCH_TLS_OFF !== '0') rows.push(...(await measure('sqlite', 'empty /8 pool', 0, dir, cluster, false)));
+      if (stores.includes('sqlite') && process.env.CROSSDOCK_BENCH_TLS_OFF !== '0')
+        rows.push(...(await measure('sqlite', 'empty /8 pool', 0, dir, cluster, false)));
       const targets = stores.flatMap((store) => {
         const { empty, full, p99 } = byStore[store]!;
         const name = store === 'sqlite' ? 'SQLite' : 'PostgreSQL';
