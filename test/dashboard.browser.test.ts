@@ -218,8 +218,12 @@ describe.skipIf(missing('chromium'))('dashboard in headless Chromium (needs chro
     await dialog.getByRole('button', { name: 'Register' }).click();
     const command = await dialog.getByRole('textbox', { name: 'executor command line for h4' }).inputValue();
     // The controller's join line (POST /v1/hosts answers with it), shown as it is.
-    expect(command).toMatch(new RegExp(`^node crossdock-executor\\.mjs install --controller ${controller.url} --token cdh_[A-Za-z0-9_-]{43}$`));
-    const token = command.split(' ').at(-1)!;
+    expect(command).toMatch(
+      new RegExp(
+        `^node crossdock-executor\\.mjs install --controller ${controller.url} --token cdh_[A-Za-z0-9_-]{43} --ca-fingerprint ${controller.caFingerprint}$`,
+      ),
+    );
+    const token = command.split(' ').at(-3)!;
     await dialog.getByRole('button', { name: 'Copy command' }).click();
     await expect.poll(() => dialog.locator('.copy-status').innerText()).toBe('Copied.');
     expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(command);

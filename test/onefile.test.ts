@@ -325,6 +325,7 @@ describe.skipIf(missing('root', 'netns', 'iptables', 'dockerd', 'busybox'))(
       const env = Object.fromEntries([...unit.matchAll(/^Environment="([A-Z_]+)=(.*)"$/gm)].map((m) => [m[1]!, m[2]!]));
       expect(env).toEqual({
         CROSSDOCK_CONTROLLER: controller.url,
+        CROSSDOCK_CA_FINGERPRINT: controller.caFingerprint,
         DOCKER_HOST: engine.dockerHost,
         CROSSDOCK_RECONCILE_INTERVAL_MS: String(RECONCILE_INTERVAL_MS),
         CROSSDOCK_TOKEN_FILE: '/etc/crossdock/token',
@@ -403,6 +404,7 @@ describe.skipIf(missing('root', 'netns', 'iptables', 'dockerd', 'busybox'))(
         [process.execPath, '--import', 'tsx', 'executor/src/main.ts'],
         {
           CROSSDOCK_CONTROLLER: controller.url,
+          CROSSDOCK_CA_FINGERPRINT: controller.caFingerprint!,
           CROSSDOCK_TOKEN_FILE: path.join(work, 'checkout-token'),
           DOCKER_HOST: engine.dockerHost,
           CROSSDOCK_RECONCILE_INTERVAL_MS: String(RECONCILE_INTERVAL_MS),
