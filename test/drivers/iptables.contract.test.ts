@@ -181,6 +181,8 @@ for (const subject of subjects) {
           { table: 'nat', name: 'POSTROUTING' },
         ],
         forwardPolicy: 'DROP',
+        // what VXLAN's firewall chain depends on: a host whose INPUT drops gets one (planner/desired.ts)
+        inputPolicy: 'ACCEPT',
       });
     });
 
