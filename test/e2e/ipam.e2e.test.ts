@@ -192,7 +192,7 @@ describe.skipIf(reason)('docker network create --ipam-driver crossdock on a two-
       const began = Date.now();
       const result = await networkCreate('h1', ['offline']);
       expect(result.code).not.toBe(0);
-      expect(result.stderr).toMatch(/the crossdock controller at http:\/\/198\.51\.100\.1:7800 is unreachable/);
+      expect(result.stderr).toMatch(/the crossdock controller at https:\/\/198\.51\.100\.1:7800 is unreachable/);
       expect(Date.now() - began).toBeLessThan(UNREACHABLE_ANSWER_MAX_MS);
       const address = await start('h1', 'offline-client', 'backend');
       const taken = await Promise.all(['srv', 'cli', 'late'].map((c) => containerAddress('h1', c, 'backend')));
