@@ -10,7 +10,8 @@ import { describeDatabase, openDatabase, type DatabaseConfig, type PrismaClient 
 /** crossdock's tables, in the order rows can be inserted (parents first). */
 const TABLES = ['Pool', 'ReservedRange', 'Host', 'Subnet', 'Job'] as const;
 type Table = (typeof TABLES)[number];
-const OWN_TABLES = new Set<string>([...TABLES, '_prisma_migrations']);
+/** crossdock's too, never copied: Leadership is the database's own record of which controller leads (its term), not the fleet. */
+const OWN_TABLES = new Set<string>([...TABLES, 'Leadership', '_prisma_migrations']);
 const ROWS_PER_INSERT = 1_000;
 const COPY_TIMEOUT_MS = 30 * 60_000;
 
