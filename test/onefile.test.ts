@@ -306,7 +306,8 @@ describe.skipIf(missing('root', 'netns', 'iptables', 'dockerd', 'busybox'))(
 
     it('installed from the join line with --root and started by the command it prints, it applies routes, chains and the network', async () => {
       const join = (await call('POST', '/v1/hosts/host-a/token')).body.join as string;
-      token = join.split(' ').at(-1)!;
+      const words = join.split(' ');
+      token = words[words.indexOf('--token') + 1]!;
       // the join line, as printed, plus --root (no systemd here)
       const argv = join.split(' ').slice(2);
       const install = runOneFile([
@@ -398,7 +399,7 @@ describe.skipIf(missing('root', 'netns', 'iptables', 'dockerd', 'busybox'))(
       expect((await hostState(engine.dockerHost)).network).toBeNull();
     });
 
-    it("the checkout's executor, on the same clean host, makes exactly the same routes, chains and network", async () => {
+    it("the checkout's executor, on the same clean host, makes exactly the same routes, chains and network", { timeout: 90_000 }, async () => {
       writeFileSync(path.join(work, 'checkout-token'), `${token}\n`, { mode: 0o600 });
       startExecutor(
         [process.execPath, '--import', 'tsx', 'executor/src/main.ts'],
@@ -411,7 +412,9 @@ describe.skipIf(missing('root', 'netns', 'iptables', 'dockerd', 'busybox'))(
         },
         REPO_ROOT,
       );
-      await converged(engine.dockerHost);
+      await converged(engine.dockerHost).catch((error: Error) => {
+        throw new Error(`${error.message}\nthe executor said:\n${executorLog}`);
+      });
       expect(await hostState(engine.dockerHost)).toEqual(built);
     });
   },
