@@ -80,8 +80,6 @@ export async function buildApp(options: AppOptions) {
     ...(isLoggerInstance(options.logger) ? { loggerInstance: options.logger } : { logger: options.logger ?? false }),
     bodyLimit: 1024 * 1024,
     ...(options.serverFactory ? { serverFactory: options.serverFactory } : {}),
-    // Fastify cannot tell that a factory's server is HTTPS.
-    ...(options.tls ? { listenTextResolver: (address: string) => `Server listening at ${address.replace(/^http:/, 'https:')}` } : {}),
     ajv: { customOptions: { removeAdditional: false } },
     // Errors Fastify raises before routing (a malformed URL, a path too long) get our shape too.
     frameworkErrors: (error, _request, reply) => {

@@ -190,6 +190,7 @@ async function main(): Promise<void> {
     standbyApp: () => buildStandbyApp({ leadership, logger: log, serverFactory }),
     listenFirst: config.port === 0 && config.advertiseUrl === undefined,
     warmUp,
+    scheme,
     onPort: (port) => {
       if (config.advertiseUrl === undefined) leadership.advertiseUrl = defaultAdvertiseUrl(config.host, port, scheme);
     },

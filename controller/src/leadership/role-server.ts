@@ -29,6 +29,8 @@ export interface RoleServerOptions {
   /** Run once the first time this controller serves as a standby: builds a leader's app it throws away, so a takeover builds warm. */
   warmUp?: () => Promise<void>;
   onPort?: (port: number) => void;
+  /** what the apps' servers speak (server.ts gives them an HTTPS server Fastify cannot tell from HTTP), for the listening log line */
+  scheme?: 'http' | 'https';
 }
 
 export class RoleServer {
@@ -127,7 +129,12 @@ export class RoleServer {
   private async listen(app: FastifyInstance): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
-        await app.listen({ host: this.options.host, port: this.port });
+        const scheme = this.options.scheme ?? 'http';
+        await app.listen({
+          host: this.options.host,
+          port: this.port,
+          listenTextResolver: (address) => `Server listening at ${address.replace(/^http:/, `${scheme}:`)}`,
+        });
         const address = app.server.address();
         if (typeof address === 'object' && address) this.port = address.port;
         return;
