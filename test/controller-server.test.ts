@@ -134,6 +134,9 @@ for (const store of ['sqlite', 'postgresql'] as const) {
       const next = await call('POST', '/v1/subnets', { host: 'victim', pool: 'kill', network: 'after-restart', prefixLength: 26 });
       expect(next.status).toBe(201);
       assertDisjoint([...present.values(), next.body.cidr]);
+      // The next test starts its own: this one must not outlive the run.
+      await controller.stop();
+      controller = undefined;
       // Two controller starts and a 300-allocation burst: more than the default 30 s on a loaded machine.
     }, 90_000);
 
