@@ -5,7 +5,7 @@
 // Migrate's own advisory lock, so controllers starting together (or a `migrate deploy` at the
 // same time) apply each migration once.
 import pg from 'pg';
-import { migrationFiles, POSTGRES_MIGRATIONS_DIR, type MigrationReport } from './migrate.ts';
+import { migrationFiles, pendingMigrations, POSTGRES_MIGRATIONS_DIR, type MigrationReport } from './migrate.ts';
 
 /** The key `prisma migrate` locks with; sharing it keeps the CLI and the controllers apart. */
 const PRISMA_MIGRATE_LOCK_KEY = 72707369;
@@ -32,18 +32,9 @@ export async function applyPostgresMigrations(url: string, dir = POSTGRES_MIGRAT
     const { rows } = await client.query<{ migration_name: string; checksum: string; finished_at: Date | null; rolled_back_at: Date | null }>(
       'SELECT migration_name, checksum, finished_at, rolled_back_at FROM "_prisma_migrations"',
     );
-    const done = new Map(rows.filter((r) => r.finished_at && !r.rolled_back_at).map((r) => [r.migration_name, r.checksum]));
-    const failed = rows.find((r) => !r.finished_at && !r.rolled_back_at);
-    if (failed) {
-      throw new Error(`migration ${failed.migration_name} failed earlier and was never resolved; inspect the database, then run \`prisma migrate resolve\``);
-    }
     const applied: string[] = [];
-    for (const { name, sql, checksum } of files) {
-      const previous = done.get(name);
-      if (previous !== undefined) {
-        if (previous !== checksum) throw new Error(`migration ${name} was changed after it was applied; restore it and add a new migration instead`);
-        continue;
-      }
+    const { pending, alreadyApplied } = pendingMigrations(files, rows);
+    for (const { name, sql, checksum } of pending) {
       await client.query('BEGIN');
       try {
         const id = crypto.randomUUID();
@@ -61,7 +52,7 @@ export async function applyPostgresMigrations(url: string, dir = POSTGRES_MIGRAT
       }
       applied.push(name);
     }
-    return { applied, alreadyApplied: done.size };
+    return { applied, alreadyApplied };
   } finally {
     // Ending the session releases the advisory lock with it.
     await client.end().catch(() => {});

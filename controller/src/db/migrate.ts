@@ -49,6 +49,28 @@ export function migrationFiles(dir: string): Array<{ name: string; sql: string; 
     });
 }
 
+/**
+ * The migrations still to apply, in order, and how many are in place, given the _prisma_migrations rows; refuses a failed
+ * migration never resolved and an applied one whose file changed since. Both stores use it.
+ */
+export function pendingMigrations<F extends { name: string; checksum: string }>(
+  files: readonly F[],
+  rows: ReadonlyArray<{ migration_name: string; checksum: string; finished_at: unknown; rolled_back_at: unknown }>,
+): { pending: F[]; alreadyApplied: number } {
+  const done = new Map(rows.filter((r) => r.finished_at && !r.rolled_back_at).map((r) => [r.migration_name, r.checksum]));
+  const failed = rows.find((r) => !r.finished_at && !r.rolled_back_at);
+  if (failed) {
+    throw new Error(`migration ${failed.migration_name} failed earlier and was never resolved; inspect the database, then run \`prisma migrate resolve\``);
+  }
+  const pending = files.filter(({ name, checksum }) => {
+    const previous = done.get(name);
+    if (previous === undefined) return true;
+    if (previous !== checksum) throw new Error(`migration ${name} was changed after it was applied; restore it and add a new migration instead`);
+    return false;
+  });
+  return { pending, alreadyApplied: done.size };
+}
+
 export function applyMigrations(file: string, dir = MIGRATIONS_DIR): MigrationReport {
   const files = migrationFiles(dir);
   const db = new Database(file);
@@ -61,18 +83,9 @@ export function applyMigrations(file: string, dir = MIGRATIONS_DIR): MigrationRe
       finished_at: string | null;
       rolled_back_at: string | null;
     }>;
-    const done = new Map(rows.filter((r) => r.finished_at && !r.rolled_back_at).map((r) => [r.migration_name, r.checksum]));
-    const failed = rows.find((r) => !r.finished_at && !r.rolled_back_at);
-    if (failed) {
-      throw new Error(`migration ${failed.migration_name} failed earlier and was never resolved; inspect the database, then run \`prisma migrate resolve\``);
-    }
     const applied: string[] = [];
-    for (const { name, sql, checksum } of files) {
-      const previous = done.get(name);
-      if (previous !== undefined) {
-        if (previous !== checksum) throw new Error(`migration ${name} was changed after it was applied; restore it and add a new migration instead`);
-        continue;
-      }
+    const { pending, alreadyApplied } = pendingMigrations(files, rows);
+    for (const { name, sql, checksum } of pending) {
       const id = randomUUID();
       const run = db.transaction(() => {
         db.prepare('INSERT INTO _prisma_migrations (id, checksum, migration_name, started_at, applied_steps_count) VALUES (?, ?, ?, ?, 0)').run(
@@ -87,7 +100,7 @@ export function applyMigrations(file: string, dir = MIGRATIONS_DIR): MigrationRe
       run();
       applied.push(name);
     }
-    return { applied, alreadyApplied: done.size };
+    return { applied, alreadyApplied };
   } finally {
     db.close();
   }
