@@ -5,7 +5,7 @@ import type { Command } from '@crossdock/shared';
 import type { JobResultItem } from '@crossdock/shared';
 import { prismaTimestamp } from '../db/timestamp.ts';
 import type { PrismaClient } from '../generated/prisma/client.ts';
-import { writeFinishes } from '../db/raw-sql.ts';
+import { insertJobs, pruneJobs, writeFinishes, writeHostProgress } from '../db/raw-sql.ts';
 import type { DatabaseWriter } from '../db/writer.ts';
 
 /** Under the bound-parameter limit of every store (SQLite's adapter checks 999). */
@@ -51,22 +51,23 @@ export class JobStore {
   /** Inserts the jobs of one fan-out in one transaction; returns their ids in order. */
   create(jobs: NewJob[]): Promise<number[]> {
     if (jobs.length === 0) return Promise.resolve([]);
+    const createdAt = prismaTimestamp();
     return this.writer
       .run(() => ({
-        write: async (tx) => {
-          const rows = await tx.job.createManyAndReturn({
-            data: jobs.map((j) => ({
+        write: (tx) =>
+          insertJobs(
+            tx,
+            this.writer.dialect,
+            jobs.map((j) => ({
               hostId: j.hostId,
               generation: j.generation,
               reason: j.reason,
               status: j.status,
               commands: JSON.stringify(j.commands),
               commandCount: j.commands.length,
+              createdAt,
             })),
-            select: { id: true },
-          });
-          return rows.map((r) => r.id);
-        },
+          ),
         committed: (ids: number[]) =>
           this.events.emit(
             'created',
@@ -134,15 +135,7 @@ export class JobStore {
   prune(hostIds: Iterable<number>): Promise<void> {
     const ids = [...hostIds];
     if (ids.length === 0) return Promise.resolve();
-    return this.writer.run(() => ({
-      write: async (tx) => {
-        for (const hostId of ids) {
-          const cutoff = await tx.job.findFirst({ where: { hostId }, orderBy: { id: 'desc' }, skip: JOB_HISTORY_PER_HOST, select: { id: true } });
-          if (cutoff) await tx.job.deleteMany({ where: { hostId, id: { lte: cutoff.id } } });
-        }
-      },
-      undo: () => {},
-    }));
+    return this.writer.run(() => ({ write: (tx) => pruneJobs(tx, this.writer.dialect, ids, JOB_HISTORY_PER_HOST), undo: () => {} }));
   }
 
   /**
@@ -151,13 +144,13 @@ export class JobStore {
    */
   saveHostProgress(progress: Map<number, { lastSeenAt?: Date; desiredGeneration?: number; appliedGeneration?: number }>): Promise<void> {
     if (progress.size === 0) return Promise.resolve();
-    const entries = [...progress];
-    return this.writer.run(() => ({
-      write: async (tx) => {
-        for (const [id, data] of entries) await tx.host.updateMany({ where: { id }, data });
-      },
-      undo: () => {},
+    const rows = [...progress].map(([id, p]) => ({
+      id,
+      lastSeenAt: p.lastSeenAt ? prismaTimestamp(p.lastSeenAt) : null,
+      desiredGeneration: p.desiredGeneration ?? null,
+      appliedGeneration: p.appliedGeneration ?? null,
     }));
+    return this.writer.run(() => ({ write: (tx) => writeHostProgress(tx, this.writer.dialect, rows), undo: () => {} }));
   }
 
   /** The generations saveHostProgress wrote, read back at start. */
