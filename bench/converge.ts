@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startController } from '../test/support/controller-process.ts';
 import { percentile, summarize, type Bench, type BenchReport, type Row } from './harness.ts';
-import { SimExecutor } from './sim-executor.ts';
+import { SimExecutor } from '../test/support/sim-executor.ts';
 
 const ADMIN = 'cda_bench-converge-admin-token-00';
 const OPEN_FILES = 65_536;

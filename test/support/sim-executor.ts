@@ -1,4 +1,4 @@
-// A simulated executor for the convergence benchmark: a real WebSocket client speaking the
+// A simulated executor (the convergence benchmark, the storm test): a real WebSocket client speaking the
 // real protocol, keeping its host state in memory, answering every job at once. It keeps the
 // digest of what it "has" incrementally, exactly as a real executor would compute it from
 // the host, so the controller sees it in sync.
@@ -16,7 +16,7 @@ import {
   subtractHash,
   type Command,
   type ObservedState,
-} from '../shared/src/index.ts';
+} from '@crossdock/shared';
 
 export interface JobReport {
   jobId: number;
