@@ -3,8 +3,15 @@
 // and hands back every sample when stopped.
 import { IpcChild } from './ipc-child.ts';
 
+/** A route asked over one kept-alive connection, or (fresh) over a new connection each time, as a load balancer's health check does. */
+export interface Probe {
+  route: string;
+  fresh?: boolean;
+}
+
 export interface ProbeSample {
   route: string;
+  fresh: boolean;
   /** when the request was sent, epoch milliseconds */
   at: number;
   /** until the whole answer was read */
@@ -16,7 +23,7 @@ export interface ProbeSample {
 export class Prober {
   private readonly child = new IpcChild('test/support/prober-process.ts');
 
-  async start(options: { url: string; token: string; routes: string[]; intervalMs: number }): Promise<void> {
+  async start(options: { url: string; token: string; probes: Probe[]; intervalMs: number }): Promise<void> {
     await this.child.call('start', options);
   }
 
