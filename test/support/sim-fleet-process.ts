@@ -36,7 +36,7 @@ const ipc = serveIpc({
         const kinds: Record<string, number> = {};
         for (const c of commands) kinds[c.kind] = (kinds[c.kind] ?? 0) + 1;
         unsent.push({ name, jobId: report.jobId, at: performance.timeOrigin + report.sentAt, kinds });
-        flushTimer ??= setTimeout(flush, JOB_FLUSH_MS);
+        if (flushTimer === undefined) flushTimer = setTimeout(flush, JOB_FLUSH_MS);
       };
       sims.set(name, sim);
     }
