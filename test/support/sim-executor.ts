@@ -1,4 +1,4 @@
-// A simulated executor for the convergence benchmark: a real WebSocket client speaking the
+// A simulated executor (the convergence benchmark, the storm test): a real WebSocket client speaking the
 // real protocol, keeping its host state in memory, answering every job at once. It keeps the
 // digest of what it "has" incrementally, exactly as a real executor would compute it from
 // the host, so the controller sees it in sync.
@@ -14,9 +14,10 @@ import {
   parseControllerMessage,
   renderRule,
   subtractHash,
+  VXLAN_DEVICE_ALIAS,
   type Command,
   type ObservedState,
-} from '../shared/src/index.ts';
+} from '@crossdock/shared';
 
 export interface JobReport {
   jobId: number;
@@ -36,6 +37,8 @@ export class SimExecutor {
     readonly name: string,
     private readonly url: string,
     private readonly token: string,
+    /** the host's address on eth0 with its prefix (10.0.0.5/16): hosts whose addresses share a prefix are on one link, reached by plain routes, no overlay */
+    underlay?: string,
   ) {
     this.state.docker = { available: true, version: '20.10.24', networks: [], bip: '172.17.0.1/16' };
     this.state.firewall = {
@@ -46,7 +49,7 @@ export class SimExecutor {
       forwardPolicy: 'DROP',
     };
     this.state.sysctl = { 'net.ipv4.ip_forward': '0' };
-    this.state.interfaces = [{ name: 'eth0', mtu: 1500, addresses: [] }];
+    this.state.interfaces = [{ name: 'eth0', mtu: 1500, addresses: underlay ? [underlay] : [] }];
     for (const item of observedItems(this.state)) this.sum = addHash(this.sum, itemHash(item));
   }
 
@@ -74,6 +77,9 @@ export class SimExecutor {
       socket.once('unexpected-response', (_request, response) => {
         const retryAfterS = Number(response.headers['retry-after']);
         response.resume();
+        // Aborting a handshake emits an error of its own: this attempt is over, not failed.
+        socket.removeListener('error', reject);
+        socket.on('error', () => {});
         socket.terminate();
         if (response.statusCode !== 503 || !Number.isInteger(retryAfterS)) {
           reject(new Error(`${this.name}: the controller answered ${response.statusCode}`));
@@ -99,8 +105,22 @@ export class SimExecutor {
   }
 
   private snapshot(): ObservedState {
-    return { ...this.state, routes: [...this.vias].map(([dst, via]) => ({ dst, via, dev: 'eth0' })) };
+    return {
+      ...this.state,
+      routes: [...this.vias].map(([dst, via]) => ({ dst, via, dev: 'eth0' })),
+      vxlan: {
+        device: this.vxlanDevice,
+        neighbours: [...this.neighbours].map(([address, mac]) => ({ address, mac })),
+        fdb: [...this.fdb].map(([mac, dst]) => ({ mac, dst })),
+      },
+    };
   }
+
+  private vxlanDevice: NonNullable<ObservedState['vxlan']>['device'] = null;
+  /** VTEP address -> MAC */
+  private readonly neighbours = new Map<string, string>();
+  /** MAC -> underlay address */
+  private readonly fdb = new Map<string, string>();
 
   private readonly vias = new Map<string, string>();
 
@@ -172,6 +192,45 @@ export class SimExecutor {
       case 'docker.daemon.bip':
         this.state.docker.bip = command.bip;
         return;
+      case 'vxlan.device': {
+        const { name, vni, port, local, mac, mtu, address } = command;
+        const device = { name, alias: VXLAN_DEVICE_ALIAS, vni, port, local, learning: false, mac, mtu, up: true, addresses: [address] };
+        this.swap(this.vxlanDevice ? digestItem.vxlanDevice(this.vxlanDevice) : undefined, digestItem.vxlanDevice(device));
+        this.vxlanDevice = device;
+        return;
+      }
+      case 'vxlan.device.delete':
+        if (this.vxlanDevice) this.swap(digestItem.vxlanDevice(this.vxlanDevice), undefined);
+        for (const [address, mac] of this.neighbours) this.swap(digestItem.neigh(address, mac), undefined);
+        for (const [mac, dst] of this.fdb) this.swap(digestItem.fdb(mac, dst), undefined);
+        this.vxlanDevice = null;
+        this.neighbours.clear();
+        this.fdb.clear();
+        return;
+      case 'neigh.replace': {
+        const old = this.neighbours.get(command.address);
+        this.swap(old === undefined ? undefined : digestItem.neigh(command.address, old), digestItem.neigh(command.address, command.mac));
+        this.neighbours.set(command.address, command.mac);
+        return;
+      }
+      case 'neigh.delete': {
+        const old = this.neighbours.get(command.address);
+        if (old !== undefined) this.swap(digestItem.neigh(command.address, old), undefined);
+        this.neighbours.delete(command.address);
+        return;
+      }
+      case 'fdb.replace': {
+        const old = this.fdb.get(command.mac);
+        this.swap(old === undefined ? undefined : digestItem.fdb(command.mac, old), digestItem.fdb(command.mac, command.dst));
+        this.fdb.set(command.mac, command.dst);
+        return;
+      }
+      case 'fdb.delete': {
+        const old = this.fdb.get(command.mac);
+        if (old !== undefined) this.swap(digestItem.fdb(command.mac, old), undefined);
+        this.fdb.delete(command.mac);
+        return;
+      }
     }
   }
 
