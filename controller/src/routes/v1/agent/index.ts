@@ -14,6 +14,9 @@ import { PollingSession, type Session } from '../../../agents/hub.ts';
 import type { PlanHost } from '../../../planner/desired.ts';
 import { IdParams } from '../../../schemas.ts';
 import { LogThrottle } from '../../../log-throttle.ts';
+import { dialectOf } from '../../../db/client.ts';
+import { findHostByTokenHash } from '../../../db/raw-sql.ts';
+import { FragmentedSender } from '../../../agents/fragmented-sender.ts';
 import agentSubnets from './subnets.ts';
 
 const MAX_POLL_WAIT_S = 60;
@@ -30,6 +33,10 @@ declare module 'fastify' {
     /** a WebSocket's place among the executors syncing at once */
     agentAdmission?: AdmissionTicket;
   }
+  interface FastifyContextConfig {
+    /** the route asks for a place among the syncing executors before it looks up the token */
+    admitFirst?: boolean;
+  }
 }
 
 const MessagesReply = Type.Object({ items: Type.Array(Type.Unknown()) });
@@ -38,16 +45,20 @@ const agent: FastifyPluginAsyncTypebox = async (app) => {
   const { prisma, agents } = app;
   const { hub, reconciler, admission } = agents;
 
+  const dialect = dialectOf(prisma);
   async function authenticate(request: FastifyRequest): Promise<void> {
     const token = bearerToken(request.headers.authorization);
     if (!token) throw new ApiError('UNAUTHORIZED', 'missing host token; send "Authorization: Bearer <host token>" (the token POST /v1/hosts returned)');
     // Lookup by a digest of the token: the token itself never reaches the database.
-    const host = await prisma.host.findUnique({ where: { tokenHash: hashToken(token) }, select: { id: true, name: true, address: true, interface: true } });
+    const host = await findHostByTokenHash(prisma, dialect, hashToken(token));
     if (!host) throw new ApiError('UNAUTHORIZED', 'host token refused; it was rotated or the host was deleted (POST /v1/hosts/<name>/token issues a new one)');
     request.agentHost = host;
   }
-  // onRequest: before the upgrade, and before a body of any size is read.
-  app.addHook('onRequest', authenticate);
+  // onRequest: before the upgrade, and before a body of any size is read. The WebSocket route
+  // authenticates in its own onRequest, after admission (below).
+  app.addHook('onRequest', async (request) => {
+    if (request.routeOptions.config.admitFirst !== true) await authenticate(request);
+  });
 
   const refusals = new LogThrottle();
   function logRefusal(request: FastifyRequest, error: ApiError, jobId?: number): void {
@@ -132,11 +143,20 @@ const agent: FastifyPluginAsyncTypebox = async (app) => {
     }
   }
 
-  // A reconnect storm is taken a bounded number of hosts at a time (agents/admission.ts).
+  // A reconnect storm is taken a bounded number of hosts at a time (agents/admission.ts). The
+  // place is asked for before the token is looked up: an executor told to come back later costs
+  // no database query, however often a storm's executors come back. (A bad token is still
+  // refused 401 whenever a place is free, and a place it took is given back at once.)
   const admit = async (request: FastifyRequest, reply: FastifyReply) => {
     const outcome = admission.admit();
     if (outcome.admitted) {
       request.agentAdmission = outcome.ticket;
+      try {
+        await authenticate(request);
+      } catch (error) {
+        outcome.ticket.release();
+        throw error;
+      }
       return;
     }
     void reply.header('retry-after', String(outcome.retryAfterS));
@@ -146,7 +166,7 @@ const agent: FastifyPluginAsyncTypebox = async (app) => {
     );
   };
 
-  app.get('/', { websocket: true, schema: { hide: true }, onRequest: admit }, (socket: WebSocket, request) => {
+  app.get('/', { websocket: true, schema: { hide: true }, config: { admitFirst: true }, onRequest: admit }, (socket: WebSocket, request) => {
     const host = request.agentHost!;
     const ticket = request.agentAdmission;
     // The fleet-relative limit as this connection's frame limit: ws then refuses an oversized
@@ -160,12 +180,11 @@ const agent: FastifyPluginAsyncTypebox = async (app) => {
       else request.log.warn({ host: host.name, err: error }, 'executor connection error');
     });
     let alive = true;
+    const sender = new FragmentedSender(socket);
     const session: Session = {
       hostId: host.id,
       transport: 'websocket',
-      send: (message) => {
-        if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(message));
-      },
+      send: (message) => sender.send(JSON.stringify(message)),
       close: (code, reason) => socket.close(code, reason),
     };
     const heartbeat = setInterval(() => {
