@@ -43,7 +43,9 @@ export async function startController(options: {
   const tlsDir = options.dbFile ? path.dirname(options.dbFile) : mkdtempSync(path.join(tmpdir(), 'crossdock-tls-'));
   if (!tlsOff && !ownCertificates) seedTestCa(tlsDir);
   const entry = options.bundle ? ['controller/dist/server.mjs'] : ['--import', 'tsx', 'controller/src/server.ts'];
-  const argv = [process.execPath, ...entry, ...(options.args ?? [])];
+  // CROSSDOCK_TEST_CONTROLLER_NODE_ARGS: flags for node itself, to profile a suite's controller (--cpu-prof ...).
+  const nodeArgs = (process.env.CROSSDOCK_TEST_CONTROLLER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const argv = [process.execPath, ...nodeArgs, ...entry, ...(options.args ?? [])];
   const child = spawn(argv[0]!, argv.slice(1), {
     cwd: REPO_ROOT,
     env: {
