@@ -165,7 +165,23 @@ export class Agent {
   /** Follows what the host announces: a change that makes it differ from what the controller last heard is reported at once. */
   private watchHost(): Watch {
     if (this.options.watchHost === false) return { stop() {} };
-    const changed = debounce((what) => void this.enqueue(() => this.reportIfChanged(what)), DRIFT_DEBOUNCE_MS);
+    // One observation waiting in the queue looks at everything announced before it starts: a
+    // burst that outlasts the debounce (a job's own changes, a network Docker takes apart)
+    // queues one more, not one per wave, so a report or a state.request answer behind them is
+    // not held up by observations that would all find the same thing.
+    let waiting: { what: string } | undefined;
+    const changed = debounce((what) => {
+      if (waiting) {
+        waiting.what = what;
+        return;
+      }
+      const next = { what };
+      waiting = next;
+      void this.enqueue(() => {
+        waiting = undefined;
+        return this.reportIfChanged(next.what);
+      });
+    }, DRIFT_DEBOUNCE_MS);
     const { ip, iptables, docker, vxlan } = this.options.drivers;
     const watches = [ip.watch(changed), iptables.watch(changed), docker.watch(changed), ...(vxlan ? [vxlan.watch(changed)] : [])];
     return {

@@ -347,11 +347,11 @@ describe('plan: the cluster changes', () => {
       expected: [route(2, B.address, 'eth1'), route(3, C.address, 'eth1')],
     },
     {
-      name: 'a second subnet on this host: second network, chain rules for both subnets',
+      name: 'a second subnet on this host: second network, chain rules for both subnets, the nat jump back above MASQUERADE',
       self: A2,
       hosts: [A2, B],
       before: { self: A, hosts: [A, B] },
-      expected: [network(4, 4, 'crossdock-2'), forwardChain([1, 4], A_B), natChain(1, 4)],
+      expected: [network(4, 4, 'crossdock-2'), forwardChain([1, 4], A_B), natChain(1, 4), NAT_JUMP],
     },
     {
       name: 'a subnet released from this host: its network removed, chains rewritten',
@@ -482,14 +482,19 @@ describe('plan: drift on the host', () => {
     {
       name: 'managed network with the wrong subnet: remove, then create',
       drift: (o) => Object.assign(o.docker.networks[0]!, { subnet: '10.99.0.0/24', gateway: '10.99.0.1' }),
-      expected: [networkRemove('crossdock'), network(1, 1)],
+      expected: [networkRemove('crossdock'), network(1, 1), NAT_JUMP],
     },
     {
       name: 'managed network with the wrong gateway: remove, then create',
       drift: (o) => void (o.docker.networks[0]!.gateway = '10.100.1.254'),
-      expected: [networkRemove('crossdock'), network(1, 1)],
+      expected: [networkRemove('crossdock'), network(1, 1), NAT_JUMP],
     },
-    { name: 'managed network gone', drift: (o) => void (o.docker.networks = []), expected: [network(1, 1)] },
+    // Docker puts the network's MASQUERADE rule first in nat POSTROUTING: the job puts the jump back above it.
+    {
+      name: 'managed network gone: created, and the nat jump put back first',
+      drift: (o) => void (o.docker.networks = []),
+      expected: [network(1, 1), NAT_JUMP],
+    },
     {
       name: 'stale managed network: removed',
       drift: (o) =>
@@ -507,7 +512,7 @@ describe('plan: drift on the host', () => {
       name: 'bip reset to the default by hand',
       self: BIP_A,
       drift: (o) => void (o.docker.bip = '172.17.0.1/16'),
-      expected: [{ kind: 'docker.daemon.bip', bip: '10.100.1.1/24' }],
+      expected: [{ kind: 'docker.daemon.bip', bip: '10.100.1.1/24' }, NAT_JUMP],
     },
     {
       name: "everything at once, in the planner's order",
@@ -543,7 +548,7 @@ describe('plan: foreign things are left alone', () => {
     {
       name: "an unlabelled network under our network's name is not removed (create is retried; Docker refuses it)",
       drift: (o) => void (o.docker.networks = [foreignNetwork('crossdock')]),
-      expected: [network(1, 1)],
+      expected: [network(1, 1), NAT_JUMP],
     },
     {
       name: 'rules in chains not named CROSSDOCK-* never appear in commands',

@@ -77,12 +77,17 @@ export function plan(desired: DesiredState, observed: ObservedState, limits: Pla
     if (!have || have.length !== want.length || have.some((line, i) => line !== want[i])) commands.push(chain);
   }
 
-  // A jump is right when exactly one exists, at its position; the executor makes it so.
+  // A jump is right when exactly one exists, at its position; the executor makes it so. Docker
+  // inserts a network's MASQUERADE rule at the top of nat POSTROUTING when it sets the network up
+  // (created, or the default bridge after an engine restart for bip): a job that does either
+  // puts the nat jump back first itself (the executor runs jumps after Docker's commands and
+  // leaves a jump already in place alone), or the job's own change would need a second job.
+  const dockerRewritesNat = commands.some((c) => c.kind === 'docker.network.create' || c.kind === 'docker.daemon.bip');
   const filterFrom = forwardJumpSource(observed.firewall.builtinChains);
   const managedJumps = observed.firewall.jumps.filter((j) => isManagedJump(j, filterFrom));
   for (const jump of desired.jumps) {
     const found = managedJumps.filter((j) => j.table === jump.table && j.from === jump.from && j.to === jump.to);
-    if (found.length !== 1 || found[0]!.position !== jump.position) commands.push(jump);
+    if (found.length !== 1 || found[0]!.position !== jump.position || (dockerRewritesNat && jump.table === 'nat')) commands.push(jump);
   }
 
   // The VXLAN device: made again when a parameter only creation sets differs, and with it its

@@ -1,3 +1,4 @@
+import { createServer } from 'node:http';
 import { PassThrough } from 'node:stream';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -310,5 +311,32 @@ describe('DockerDriver against a stub engine', () => {
     expect(modem('unix:///run/x.sock').socketPath).toBe('/run/x.sock');
     expect(modem('tcp://10.0.0.1:2375')).toMatchObject({ host: '10.0.0.1', port: '2375' });
     expect(() => dockerFromHost('ssh://x')).toThrow('use unix:///var/run/docker.sock or tcp://host:2375');
+  });
+
+  it('keeps a silent event stream open past the request timeout, which still ends a silent API call', async () => {
+    // An engine that answers /events and then says nothing, and never answers /version.
+    const dir = mkdtempSync(join(tmpdir(), 'crossdock-events-'));
+    const socket = join(dir, 'docker.sock');
+    const server = createServer((request, response) => {
+      if (request.url?.startsWith('/events')) {
+        response.writeHead(200, { 'content-type': 'application/json' });
+        response.flushHeaders();
+      }
+    });
+    await new Promise<void>((resolve) => server.listen(socket, resolve));
+    try {
+      const docker = dockerFromHost(`unix://${socket}`, 200);
+      const stream = await docker.getEvents({ filters: '{}' });
+      let ended = false;
+      for (const event of ['end', 'close', 'error']) stream.on(event, () => (ended = true));
+      await expect(docker.version()).rejects.toThrow();
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      expect(ended).toBe(false);
+      (stream as unknown as { destroy(): void }).destroy();
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

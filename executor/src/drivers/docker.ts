@@ -92,13 +92,21 @@ export interface DockerDriverOptions {
   eventsRetryMs?: number;
 }
 
-export function dockerFromHost(host: string): Dockerode {
-  if (host.startsWith('unix://')) return new Dockerode({ socketPath: host.slice('unix://'.length), timeout: DOCKER_API_TIMEOUT_MS });
-  if (host.startsWith('tcp://')) {
+export function dockerFromHost(host: string, timeoutMs = DOCKER_API_TIMEOUT_MS): Dockerode {
+  let connection: Dockerode.DockerOptions;
+  if (host.startsWith('unix://')) connection = { socketPath: host.slice('unix://'.length) };
+  else if (host.startsWith('tcp://')) {
     const url = new URL(`http://${host.slice('tcp://'.length)}`);
-    return new Dockerode({ host: url.hostname, port: url.port || '2375', protocol: 'http', timeout: DOCKER_API_TIMEOUT_MS });
-  }
-  throw new Error(`Docker endpoint "${host}" is not understood; use unix:///var/run/docker.sock or tcp://host:2375`);
+    connection = { host: url.hostname, port: url.port || '2375', protocol: 'http' };
+  } else throw new Error(`Docker endpoint "${host}" is not understood; use unix:///var/run/docker.sock or tcp://host:2375`);
+  const docker = new Dockerode({ ...connection, timeout: timeoutMs });
+  // The event stream is one response that stays silent while nothing happens. The request
+  // timeout is an idle timeout on the socket: it cut the stream after every timeoutMs of quiet,
+  // and a network removed before the watch opened it again (eventsRetryMs later) went
+  // unannounced until the next report. An engine that stops closes the stream itself.
+  const events = new Dockerode(connection);
+  docker.getEvents = events.getEvents.bind(events) as Dockerode['getEvents'];
+  return docker;
 }
 
 export function createDockerDriver(options: DockerDriverOptions = {}): DockerDriver {

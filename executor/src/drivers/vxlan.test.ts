@@ -1,7 +1,7 @@
 import { VXLAN_DEVICE, type CommandResult, type VxlanCommand, type VxlanDevice } from '@crossdock/shared';
 import { describe, expect, it } from 'vitest';
 import { FakeVxlanDriver } from './fake.ts';
-import { createVxlanDriver } from './vxlan.ts';
+import { createVxlanDriver, isWatchedLinkEvent } from './vxlan.ts';
 
 const DEVICE: VxlanDevice = {
   kind: 'vxlan.device',
@@ -159,5 +159,20 @@ describe('VXLAN driver: observe', () => {
   it('reports no device when there is none', async () => {
     const { runner } = scripted({ [SHOW]: ABSENT });
     expect(await createVxlanDriver({ runner }).observe()).toStrictEqual({ device: null, neighbours: [], fdb: [] });
+  });
+});
+
+describe('the link monitor: which lines are changes to look at', () => {
+  it("announces the host's addresses and crossdock's device, and leaves Docker's bridges to the engine's own event", () => {
+    expect(isWatchedLinkEvent('2: eth0    inet 198.51.100.11/24 brd 198.51.100.255 scope 0 eth0')).toBe(true);
+    expect(isWatchedLinkEvent('Deleted 2: eth0    inet 198.51.100.11/24 brd 198.51.100.255 scope 0 eth0')).toBe(true);
+    expect(isWatchedLinkEvent(`5: ${VXLAN_DEVICE}: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1450 qdisc noqueue state UNKNOWN group 0`)).toBe(true);
+    // `docker network rm`: the address goes before the network leaves the engine's list
+    expect(isWatchedLinkEvent('Deleted 4: br-26365e32de55    inet 10.100.0.1/24 brd 10.100.0.255 scope 0 br-26365e32de55')).toBe(false);
+    expect(isWatchedLinkEvent('4: br-26365e32de55    inet 10.100.0.1/24 brd 10.100.0.255 scope 0 br-26365e32de55')).toBe(false);
+    expect(isWatchedLinkEvent('3: docker0    inet 172.17.0.1/16 brd 172.17.255.255 scope 0 docker0')).toBe(false);
+    // a bridge of another name is the host's, not Docker's
+    expect(isWatchedLinkEvent('6: br-lan    inet 192.0.2.1/24 brd 192.0.2.255 scope 0 br-lan')).toBe(true);
+    expect(isWatchedLinkEvent('10.1.0.7 dev crossdock.vx lladdr 02:00:00:00:00:07 INCOMPLETE')).toBe(false);
   });
 });

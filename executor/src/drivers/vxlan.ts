@@ -53,6 +53,20 @@ interface JsonFdb {
 
 /** A line of `ip monitor` about crossdock's device or its entries, or about an IPv4 address anywhere. */
 const WATCHED_EVENT = new RegExp(`(\\b${VXLAN_DEVICE.replace('.', '\\.')}\\b)|(\\binet\\s)`);
+/**
+ * An address line of one of Docker's bridges (docker0, br-<network id>). The engine changes them
+ * mid-operation (`docker network rm` drops the bridge's address before the network leaves its
+ * list) and announces the operation itself once done (the Docker watch): observing on the
+ * kernel's line reports a state the host is only passing through, a second report and a job.
+ */
+const DOCKER_BRIDGE_ADDRESS = /^(Deleted\s+)?\d+:\s+(docker0|br-[0-9a-f]{12})\s+inet\s/;
+
+/** Whether a line of the link monitor may change what is observed (and is not Docker's to announce). */
+export function isWatchedLinkEvent(line: string): boolean {
+  if (DOCKER_BRIDGE_ADDRESS.test(line.trim())) return false;
+  // Transitions of dynamic entries (INCOMPLETE, FAILED) are not ours: the device learns nothing.
+  return WATCHED_EVENT.test(line) && !/\b(INCOMPLETE|FAILED|STALE|REACHABLE|DELAY|PROBE)\b/.test(line);
+}
 
 export function isOwnDevice(device: Pick<ObservedVxlanDevice, 'alias'> | null): boolean {
   return device !== null && device.alias === VXLAN_DEVICE_ALIAS;
@@ -203,8 +217,7 @@ export function createVxlanDriver(options: DriverOptions = {}): VxlanDriver {
       return watchProcess(['ip', '-N', 'monitor', 'link', 'address', 'neigh'], {
         netns: options.netns,
         onLine: (line) => {
-          // Transitions of dynamic entries (INCOMPLETE, FAILED) are not ours: the device learns nothing.
-          if (WATCHED_EVENT.test(line) && !/\b(INCOMPLETE|FAILED|STALE|REACHABLE|DELAY|PROBE)\b/.test(line)) onChange(`vxlan: ${line.trim()}`);
+          if (isWatchedLinkEvent(line)) onChange(`vxlan: ${line.trim()}`);
         },
         onExit: (reason) => onChange(`the link monitor stopped (${reason}); looking again`),
       });
