@@ -33,6 +33,14 @@ export interface RoleServerOptions {
   scheme?: 'http' | 'https';
 }
 
+/**
+ * Connections the kernel may hold for the controller to accept. Node's default, 511, overflowed
+ * when a fleet's executors all connected at once: the kernel dropped the rest of the SYNs, and
+ * each such client (an API call or a health check as much as an executor) waited a second or
+ * three for its retransmission. The kernel caps it at net.core.somaxconn (4096 on current kernels).
+ */
+export const LISTEN_BACKLOG = 16_384;
+
 export class RoleServer {
   private app: FastifyInstance | undefined;
   private serving: { role: Role; term: number | null } | undefined;
@@ -127,12 +135,14 @@ export class RoleServer {
   }
 
   private async listen(app: FastifyInstance): Promise<void> {
+    // Every executor of the fleet connects again at once after a restart or a takeover.
     for (let attempt = 1; ; attempt++) {
       try {
         const scheme = this.options.scheme ?? 'http';
         await app.listen({
           host: this.options.host,
           port: this.port,
+          backlog: LISTEN_BACKLOG,
           listenTextResolver: (address) => `Server listening at ${address.replace(/^http:/, `${scheme}:`)}`,
         });
         const address = app.server.address();
