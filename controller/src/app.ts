@@ -10,6 +10,7 @@ import { hashToken } from './auth/tokens.ts';
 import websocket from '@fastify/websocket';
 import type { Fleet, FleetEvent } from './fleet.ts';
 import { Admission } from './agents/admission.ts';
+import { MemoryReclaimer } from './agents/memory.ts';
 import { DEFAULTS } from './config.ts';
 import { AgentHub, CLOSE_TOKEN_ROTATED } from './agents/hub.ts';
 import { JobStore } from './agents/jobs.ts';
@@ -105,12 +106,17 @@ export async function buildApp(options: AppOptions) {
   if (options.startReconciler !== false) await reconciler.start();
   const admission = new Admission(options.maxSyncing ?? DEFAULTS.maxSyncing);
   app.decorate('agents', { hub, reconciler, fleet: options.ipam.fleet, jobs, admission });
+  const reclaimer = new MemoryReclaimer(app.log);
+  const onWork = (units: number) => reclaimer.note(units);
+  reconciler.progress.on('work', onWork);
   const onChange = (event: FleetEvent) => reconciler!.onChange(event);
   options.ipam.fleet.events.on('change', onChange);
   app.events.on('token.rotated', (hostId: number) => hub.disconnect(hostId, CLOSE_TOKEN_ROTATED, 'token rotated'));
   app.addHook('onClose', async () => {
     options.ipam.fleet.events.off('change', onChange);
     hub.closeAll(1001, 'controller shutting down');
+    reconciler!.progress.off('work', onWork);
+    reclaimer.stop();
     await reconciler!.stop();
   });
   app.addSchema(ErrorBody);

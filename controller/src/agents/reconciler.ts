@@ -95,7 +95,7 @@ interface Dispatch {
 }
 
 export class Reconciler {
-  /** 'host' (hostId) when its last-seen time or generations moved: what the event stream follows */
+  /** 'host' (hostId) when its last-seen time or generations moved: what the event stream follows; 'work' (count) when a batch of hellos was planned and sent, or a result taken */
   readonly progress = new EventEmitter();
   private readonly runtimes = new Map<number, HostRuntime>();
   private chain: Promise<void> = Promise.resolve();
@@ -263,6 +263,7 @@ export class Reconciler {
       await this.dispatch(await this.planHellos(batch.map(([hostId, { hello }]) => [hostId, hello])));
     } finally {
       for (const [, { handled }] of batch) handled();
+      this.progress.emit('work', batch.length);
     }
   }
 
@@ -359,6 +360,7 @@ export class Reconciler {
       // A failed job is retried from the next periodic report, not at once: no tight loops.
       if (!ok) this.log.warn({ host: hostId, jobId: result.jobId, generation: inflight.generation, error }, 'job failed');
     });
+    this.progress.emit('work', 1);
     return { accepted: true, recorded };
   }
 
