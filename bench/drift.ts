@@ -6,6 +6,8 @@
 // the floor beside it is what putting it back by hand costs there (one process, or one API
 // call), which no repair can beat.
 import { performance } from 'node:perf_hooks';
+import { existsSync, readFileSync } from 'node:fs';
+import { REPO_ROOT, startExecutor } from '../test/lab/crossdock.ts';
 import { down, dockerIn, hostExec, up } from '../test/lab/lab.ts';
 import { missing } from '../test/support/requirements.ts';
 import { percentile, summarize, type Bench, type BenchReport, type Row } from './harness.ts';
@@ -15,6 +17,21 @@ const POLL_MS = 10;
 const GIVE_UP_MS = 60_000;
 const DEFAULT_REPORT_INTERVAL_MS = 30_000;
 const TARGETS = { route: 1_000, network: 2_000, chain: 5_000 };
+/** The bundled executor, as an operator runs it (`npm run bench` builds it first). */
+const EXECUTOR_BUNDLE = 'executor/dist/main.mjs';
+/** How long the idle executor is watched for its resident memory and CPU. */
+const IDLE_WATCH_MS = 120_000;
+const IDLE_TARGETS = { rssMiB: 60, cpuPercent: 0.1 };
+
+/** utime + stime of a process, in seconds (clock ticks of 1/100 s on Linux). */
+function cpuSecondsOf(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+function rssMiBOf(pid: number): number {
+  return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+}
 
 async function sh(host: string, argv: string[]): Promise<string> {
   const result = await hostExec(host, argv, { check: true });
@@ -68,6 +85,9 @@ const bench: Bench = {
     process.env.CROSSDOCK_LAB_RECONCILE_INTERVAL_MS = String(DEFAULT_REPORT_INTERVAL_MS);
     const lab = await up({ hosts: 2 });
     try {
+      // h1 runs the bundled executor, as a host does (the lab's own run under tsx).
+      if (!existsSync(`${REPO_ROOT}/${EXECUTOR_BUNDLE}`)) throw new Error(`${EXECUTOR_BUNDLE} is missing: npm run build`);
+      const executorPid = await startExecutor(lab, 'h1', { executorEntry: EXECUTOR_BUNDLE });
       const h2Subnet = lab.hosts[1]!.subnets[0]!.cidr;
       const via = lab.hosts[1]!.address;
       const { url, adminToken } = lab.controller!;
@@ -138,6 +158,36 @@ const bench: Bench = {
         targets.push({ figure: `${c.name}, back (p99 of ${RUNS})`, target: `< ${c.target / 1000} s`, measured: `${p99.toFixed(0)} ms`, met: p99 < c.target });
         summaries.push(`${c.name.split(' ')[0]} p99 ${p99.toFixed(0)} ms`);
       }
+      // The executor at rest, as it spends nearly all its life: the repairs are over, nothing
+      // changes; what is left is its monitors, its heartbeats and the periodic report.
+      await new Promise((resolve) => setTimeout(resolve, 10_000));
+      const cpuBefore = cpuSecondsOf(executorPid);
+      const watchStarted = performance.now();
+      const rssSamples: number[] = [];
+      while (performance.now() - watchStarted < IDLE_WATCH_MS) {
+        rssSamples.push(rssMiBOf(executorPid));
+        await new Promise((resolve) => setTimeout(resolve, 5_000));
+      }
+      const cpuPercent = ((cpuSecondsOf(executorPid) - cpuBefore) / ((performance.now() - watchStarted) / 1000)) * 100;
+      const rss = Math.max(...rssSamples);
+      rows.push({
+        name: `idle executor (bundled, report every ${DEFAULT_REPORT_INTERVAL_MS / 1000} s): resident memory, max over ${IDLE_WATCH_MS / 1000} s`,
+        extra: { rss_MiB: Number(rss.toFixed(1)) },
+      });
+      rows.push({ name: `idle executor: CPU over ${IDLE_WATCH_MS / 1000} s`, extra: { percent_of_a_core: Number(cpuPercent.toFixed(3)) } });
+      targets.push({
+        figure: 'idle executor, resident memory',
+        target: `< ${IDLE_TARGETS.rssMiB} MiB`,
+        measured: `${rss.toFixed(0)} MiB`,
+        met: rss < IDLE_TARGETS.rssMiB,
+      });
+      targets.push({
+        figure: 'idle executor, CPU',
+        target: `< ${IDLE_TARGETS.cpuPercent}% of a core`,
+        measured: `${cpuPercent.toFixed(2)}%`,
+        met: cpuPercent < IDLE_TARGETS.cpuPercent,
+      });
+      summaries.push(`idle executor ${rss.toFixed(0)} MiB, ${cpuPercent.toFixed(2)}% CPU`);
       return {
         bench: 'drift',
         rows,

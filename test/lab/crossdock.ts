@@ -42,8 +42,10 @@ export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url
 /** An absolute loader URL, so the commands below work from any working directory. */
 const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 
+/** TypeScript through tsx; a built bundle (.mjs, .js) as an operator runs it, with node alone. */
 function tsxArgv(script: string, args: string[]): string[] {
-  return [process.execPath, '--import', TSX_LOADER, path.resolve(REPO_ROOT, script), ...args];
+  const file = path.resolve(REPO_ROOT, script);
+  return script.endsWith('.ts') ? [process.execPath, '--import', TSX_LOADER, file, ...args] : [process.execPath, file, ...args];
 }
 
 export interface CrossdockOptions {
