@@ -474,7 +474,8 @@ export function desiredState(
   const neighbours: NeighReplace[] = [];
   const fdb: FdbReplace[] = [];
   for (const peer of hosts) {
-    if (peer.id === host.id) continue;
+    // A peer without subnets gives nothing to reach (and a fleet of 10,000 is mostly skipped).
+    if (peer.id === host.id || peer.subnets.length === 0) continue;
     const entries = peerEntries(host, env, peer, peer.subnets, reach);
     routes.push(...entries.routes);
     if (entries.neigh) neighbours.push(entries.neigh);
@@ -534,7 +535,7 @@ export function routeDigestSum(
 ): number {
   let sum = 0;
   for (const peer of hosts) {
-    if (peer.id === host.id) continue;
+    if (peer.id === host.id || peer.subnets.length === 0) continue;
     for (const item of peerEntryItems(peerEntries(host, env, peer, peer.subnets, reach))) sum = addHash(sum, itemHash(item));
   }
   return sum;
