@@ -49,6 +49,8 @@ const HEARTBEAT_CHECK_INTERVAL_MS = 1_000;
  * rewritten rule by rule, a job's own changes) becomes one observation.
  */
 export const DRIFT_DEBOUNCE_MS = 100;
+/** At most this much jitter on top of a controller's Retry-After. */
+const RETRY_JITTER_MS = 1_000;
 /** WebSocket close code: the endpoint is going away. */
 const CLOSE_GOING_AWAY = 1001;
 /** How much of an error response that is not ours (a proxy's page) goes into a message. */
@@ -207,8 +209,9 @@ export class Agent {
         else openedAtAll = await this.runWebSocket();
       } catch (error) {
         if (error instanceof RetryLater) {
-          // Its own jitter on top (up to as much again), so the refused do not return together.
-          const delay = Math.round(error.afterMs * (1 + (this.options.random ?? Math.random)()));
+          // The controller gave this executor its own turn; up to a second of jitter on top, so
+          // the executors given the same second do not return in the same instant.
+          const delay = Math.round(error.afterMs + Math.min(error.afterMs, RETRY_JITTER_MS) * (this.options.random ?? Math.random)());
           this.log.info({ inMs: delay, controller: url }, error.message);
           await this.sleep(delay, this.abort.signal);
           continue;

@@ -73,7 +73,7 @@ export class SimExecutor {
       });
       socket.once('error', reject);
       // A controller syncing others says when to come back, as it does to a real executor;
-      // the real executor's jitter on top (up to as much again).
+      // the real executor's jitter on top (up to a second).
       socket.once('unexpected-response', (_request, response) => {
         const retryAfterS = Number(response.headers['retry-after']);
         response.resume();
@@ -86,7 +86,7 @@ export class SimExecutor {
           return;
         }
         this.refusals++;
-        setTimeout(() => this.connect().then(resolve, reject), retryAfterS * 1000 * (1 + Math.random()));
+        setTimeout(() => this.connect().then(resolve, reject), retryAfterS * 1000 + Math.min(retryAfterS * 1000, 1_000) * Math.random());
       });
       socket.on('message', (data) => this.receive(data.toString()));
     });

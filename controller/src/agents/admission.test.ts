@@ -24,7 +24,7 @@ describe('Admission', () => {
     for (let i = 0; i < 1_000; i++) expect(admission.admit().admitted).toBe(true);
   });
 
-  it('asks to come back when the syncs ahead should be done at the rate they finish, within 1 to 15 s', () => {
+  it('gives each refused executor its own turn, spread at the rate places free up (assumed until one is measured)', () => {
     let now = 0;
     const admission = new Admission(100, () => now);
     const tickets = Array.from({ length: 100 }, () => {
@@ -32,22 +32,25 @@ describe('Admission', () => {
       if (!outcome.admitted) throw new Error('expected a place');
       return outcome.ticket;
     });
-    // Nothing finished yet: no rate to go by, a middling wait.
-    expect(admission.admit()).toMatchObject({ admitted: false, retryAfterS: 5 });
-    // 50 finished within the last 5 s (10/s); with 50 more admitted, 100 syncing: 10 s.
+    // Nothing finished yet: 100 places, assumed to free up once a second each (100/s), so the
+    // first 100 refused come back within a second, the next 100 in the second after.
+    const waits = Array.from({ length: 250 }, () => admission.admit()).map((o) => (o.admitted ? -1 : o.retryAfterS));
+    expect(waits.slice(0, 100).every((s) => s === 1)).toBe(true);
+    expect(waits.slice(100, 200).every((s) => s === 2)).toBe(true);
+    expect(waits.slice(200)).toEqual(Array(50).fill(3));
+    // Later: 50 finished within the last 5 s (10/s); turns are 100 ms apart from what is promised.
+    now = 30_000;
     for (const t of tickets.slice(0, 50)) {
       now += 100;
       t.release();
     }
     for (let i = 0; i < 50; i++) expect(admission.admit().admitted).toBe(true);
-    expect(admission.admit()).toMatchObject({ admitted: false, retryAfterS: 10 });
-    // None finished for a minute: no rate to go by again.
-    now += 60_000;
-    expect(admission.admit()).toMatchObject({ admitted: false, retryAfterS: 5 });
+    const later = Array.from({ length: 30 }, () => admission.admit()).map((o) => (o.admitted ? -1 : o.retryAfterS));
+    expect(later).toEqual([...Array(10).fill(1), ...Array(10).fill(2), ...Array(10).fill(3)]);
   });
 
   it('never asks for less than a second or more than 15', () => {
-    let now = 0;
+    const now = 0;
     const fast = new Admission(1, () => now);
     for (let i = 0; i < 1_000; i++) {
       const outcome = fast.admit();
@@ -55,12 +58,11 @@ describe('Admission', () => {
     }
     fast.admit();
     expect(fast.admit()).toMatchObject({ admitted: false, retryAfterS: 1 });
-    const slow = new Admission(1_000, () => now);
-    const first = slow.admit();
-    if (first.admitted) first.ticket.release();
-    for (let i = 0; i < 1_000; i++) slow.admit();
-    now += 1_000;
-    expect(slow.admit()).toMatchObject({ admitted: false, retryAfterS: 15 });
+    const slow = new Admission(1, () => now);
+    slow.admit();
+    const waits = Array.from({ length: 100 }, () => slow.admit()).map((o) => (o.admitted ? -1 : o.retryAfterS));
+    expect(Math.max(...waits)).toBe(15);
+    expect(waits.slice(14)).toEqual(Array(86).fill(15));
   });
 
   it('gives back the place of a connection that never says hello', () => {

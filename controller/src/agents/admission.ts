@@ -2,7 +2,7 @@
 // restart or a takeover, each with its host's whole state in its hello. Taking them all would
 // queue thousands of full tables in memory and starve the API behind them; instead the
 // controller lets a bounded number sync at a time and answers the rest 503 CONTROLLER_BUSY
-// with a Retry-After that the executor honours (with its own jitter). An executor counts
+// with a Retry-After, a turn of its own, that the executor honours (with up to a second of jitter). An executor counts
 // from its admission until its hello has been planned and sent, its connection ends, or
 // HELLO_DEADLINE_MS passes without a hello.
 
@@ -15,11 +15,16 @@ export type Admitted = { admitted: true; ticket: AdmissionTicket } | { admitted:
 
 /** A connection that never says hello gives its place back after this long. */
 export const HELLO_DEADLINE_MS = 30_000;
-/** Retry-After bounds, in seconds: the executor adds up to as much again as jitter. */
+/** Retry-After bounds, in seconds: the executor adds up to a second of jitter. */
 const MIN_RETRY_AFTER_S = 1;
 const MAX_RETRY_AFTER_S = 15;
 /** The rate of finished syncs is measured over this window. */
 const RATE_WINDOW_MS = 5_000;
+/**
+ * The rate assumed while none has been measured (a storm's first second): places free up about
+ * this many times a second for each place of the limit. A host already in sync costs a few ms.
+ */
+const ASSUMED_SYNCS_PER_PLACE_PER_S = 1;
 
 export class Admission {
   private syncing = 0;
@@ -27,6 +32,8 @@ export class Admission {
   private readonly finished: number[] = [];
   /** connections refused since start, for the metrics */
   refused = 0;
+  /** when the last turn promised to a refused executor comes */
+  private nextTurnAt = 0;
 
   /** limit: how many executors may be syncing at once (0: no limit). */
   constructor(
@@ -61,12 +68,21 @@ export class Admission {
     return { admitted: true, ticket };
   }
 
-  /** Long enough for the syncs ahead to finish at the rate they have been finishing. */
+  /**
+   * Each refused executor is given its own turn: the turns already promised are spread at the
+   * rate syncs have been finishing (or, before any has, at an assumed rate), so a storm's
+   * executors come back spread over the seconds they will be served in, not all together at
+   * the end of one common wait.
+   */
   private retryAfterS(): number {
-    this.forgetBefore(this.now() - RATE_WINDOW_MS);
-    const perSecond = this.finished.length / (RATE_WINDOW_MS / 1000);
-    const seconds = perSecond > 0 ? this.syncing / perSecond : MAX_RETRY_AFTER_S / 3;
-    return Math.min(MAX_RETRY_AFTER_S, Math.max(MIN_RETRY_AFTER_S, Math.ceil(seconds)));
+    const now = this.now();
+    this.forgetBefore(now - RATE_WINDOW_MS);
+    const measured = this.finished.length / (RATE_WINDOW_MS / 1000);
+    const perSecond = measured > 0 ? measured : Math.max(1, this.limit * ASSUMED_SYNCS_PER_PLACE_PER_S);
+    // Turns beyond the longest wait it may ask for are not promised: those come back and ask again.
+    this.nextTurnAt = Math.min(Math.max(this.nextTurnAt, now) + 1000 / perSecond, now + MAX_RETRY_AFTER_S * 1000);
+    const seconds = Math.ceil((this.nextTurnAt - now) / 1000);
+    return Math.min(MAX_RETRY_AFTER_S, Math.max(MIN_RETRY_AFTER_S, seconds));
   }
 
   private forgetBefore(time: number): void {
