@@ -11,6 +11,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startController } from '../test/support/controller-process.ts';
+import { keptAliveApi } from '../test/support/kept-alive-api.ts';
 import { percentile, summarize, type Bench, type BenchReport, type Row } from './harness.ts';
 import { epochNow, SimFleet, type FleetHost } from '../test/support/sim-fleet.ts';
 
@@ -72,15 +73,13 @@ async function runSize(n: number, dir: string): Promise<SizeResult> {
     bundle: true,
     args: ['--default-pool', '10.0.0.0/8'],
   });
+  // Kept-alive connections, opened before any storm: a new one would wait behind the storm's own
+  // TLS handshakes (at 10,000 executors, past fetch's 10 s connect timeout).
+  const client = keptAliveApi(controller.url, ADMIN, REGISTER_CONCURRENCY);
   const api = async (method: string, route: string, body?: unknown) => {
-    const r = await fetch(`${controller.url}${route}`, {
-      method,
-      headers: { authorization: `Bearer ${ADMIN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    const text = await r.text();
-    if (r.status >= 300) throw new Error(`${method} ${route} answered ${r.status}: ${text}`);
-    return text ? JSON.parse(text) : undefined;
+    const r = await client.call(method, route, body);
+    if (r.status >= 300) throw new Error(`${method} ${route} answered ${r.status}: ${JSON.stringify(r.body)}`);
+    return r.body;
   };
   let fleet: SimFleet | undefined;
   try {
@@ -192,6 +191,7 @@ async function runSize(n: number, dir: string): Promise<SizeResult> {
     return { rows, p99: summarize(p99s).median, rss, syncMs, stormMs, stormSimCpuS };
   } finally {
     await fleet?.stop();
+    client.close();
     await controller.stop();
   }
 }
@@ -218,7 +218,8 @@ const bench: Bench = {
           rows.push(...r.rows);
           results.set(n, r);
         } catch (error) {
-          notes.push(`N=${n} did not complete: ${(error as Error).message}`);
+          const cause = (error as Error).cause as Error | undefined;
+          notes.push(`N=${n} did not complete: ${(error as Error).message}${cause ? ` (${cause.message})` : ''}`);
           break;
         }
       }
