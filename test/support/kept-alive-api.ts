@@ -6,7 +6,7 @@ import https from 'node:https';
 /** The admin API over at most `connections` connections, each kept open once made. */
 export function keptAliveApi(base: string, token: string, connections = 1) {
   const agent = new https.Agent({ keepAlive: true, maxSockets: connections });
-  const call = (method: string, route: string, body?: unknown) =>
+  const call = (method: string, route: string, body?: unknown, retried = false): Promise<{ status: number; body: any }> =>
     new Promise<{ status: number; body: any }>((resolve, reject) => {
       const payload = body === undefined ? undefined : JSON.stringify(body);
       const request = https.request(
@@ -19,7 +19,12 @@ export function keptAliveApi(base: string, token: string, connections = 1) {
           response.on('end', () => resolve({ status: response.statusCode ?? 0, body: text ? JSON.parse(text) : undefined }));
         },
       );
-      request.on('error', reject);
+      request.on('error', (error: NodeJS.ErrnoException) => {
+        // A kept-alive connection the server closed as this request went out on it: the request
+        // never reached the server, so it is sent again once, on a new connection (Node's advice).
+        if (error.code === 'ECONNRESET' && request.reusedSocket && !retried) call(method, route, body, true).then(resolve, reject);
+        else reject(error);
+      });
       request.end(payload);
     });
   return { call, close: () => agent.destroy() };
