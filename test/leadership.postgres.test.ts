@@ -241,7 +241,13 @@ describe.skipIf(skip)('two controllers on one PostgreSQL', () => {
     // orders it before b's term), and it answers NOT_LEADER now, naming b.
     const lateAcks = burst.acknowledged.filter((x) => x.by === a.url && x.at > cutAt + 1_000);
     expect(lateAcks, 'allocations a acknowledged more than 1 s after its connections were cut').toEqual([]);
-    const refusal = await request(a.url, 'POST', '/v1/subnets', { host: 'h1', pool: 'cut', network: 'late', prefixLength: 28 });
+    // a swaps its leader app for a standby app on the same port: a connection made in that
+    // instant is refused, and is tried again.
+    const refusal = await waitFor(
+      'a to answer',
+      async () => request(a.url, 'POST', '/v1/subnets', { host: 'h1', pool: 'cut', network: 'late', prefixLength: 28 }).catch(() => null),
+      5_000,
+    );
     expect(refusal.status).toBe(503);
     expect(refusal.body.error.code).toBe('NOT_LEADER');
     await waitFor(
