@@ -65,6 +65,24 @@ describe('Admission', () => {
     expect(waits.slice(14)).toEqual(Array(86).fill(15));
   });
 
+  it('a cancelled place is free again without counting as a finished sync', () => {
+    const now = 0;
+    const admission = new Admission(1, () => now);
+    const first = admission.admit();
+    if (!first.admitted) throw new Error('expected a place');
+    for (let i = 0; i < 50; i++) {
+      first.ticket.cancel();
+      const again = admission.admit();
+      if (!again.admitted) throw new Error('expected the cancelled place');
+      again.ticket.cancel();
+    }
+    const held = admission.admit();
+    expect(held.admitted).toBe(true);
+    // No sync finished: turns go at the assumed rate (1/s for one place), not at 100 "syncs" in no time.
+    const waits = Array.from({ length: 3 }, () => admission.admit()).map((o) => (o.admitted ? -1 : o.retryAfterS));
+    expect(waits).toEqual([1, 2, 3]);
+  });
+
   it('gives back the place of a connection that never says hello', () => {
     vi.useFakeTimers();
     const admission = new Admission(1);

@@ -8,7 +8,10 @@
 
 /** An admitted connection's hold on its place; release() is idempotent. */
 export interface AdmissionTicket {
+  /** the executor is synced (or gone): its place is free, and it counts toward the rate of finished syncs */
   release(): void;
+  /** the connection was refused after all (a bad token): its place is free, and no sync finished */
+  cancel(): void;
 }
 
 export type Admitted = { admitted: true; ticket: AdmissionTicket } | { admitted: false; retryAfterS: number; syncing: number };
@@ -54,17 +57,17 @@ export class Admission {
     let held = true;
     const deadline = setTimeout(() => ticket.release(), HELLO_DEADLINE_MS);
     deadline.unref();
-    const ticket: AdmissionTicket = {
-      release: () => {
-        if (!held) return;
-        held = false;
-        clearTimeout(deadline);
-        this.syncing--;
-        const now = this.now();
-        this.finished.push(now);
-        this.forgetBefore(now - RATE_WINDOW_MS);
-      },
+    const giveBack = (synced: boolean) => {
+      if (!held) return;
+      held = false;
+      clearTimeout(deadline);
+      this.syncing--;
+      if (!synced) return;
+      const now = this.now();
+      this.finished.push(now);
+      this.forgetBefore(now - RATE_WINDOW_MS);
     };
+    const ticket: AdmissionTicket = { release: () => giveBack(true), cancel: () => giveBack(false) };
     return { admitted: true, ticket };
   }
 

@@ -154,7 +154,8 @@ const agent: FastifyPluginAsyncTypebox = async (app) => {
       try {
         await authenticate(request);
       } catch (error) {
-        outcome.ticket.release();
+        // Not a sync: a refused token must not make the syncs look faster than they are.
+        outcome.ticket.cancel();
         throw error;
       }
       return;
