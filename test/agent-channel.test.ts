@@ -221,6 +221,11 @@ describe('controller-executor channel', () => {
   it('takes a storm a bounded number of executors at a time: the rest are told when to come back, and do', async () => {
     fleet = await startFleetController({ maxSyncing: 2 });
     const [a, b, c] = [await register('node-a', '198.51.100.11'), await register('node-b', '198.51.100.12'), await register('node-c', '198.51.100.13')];
+    // C has been synced before (its executor restarts below): it is no newcomer, and waits its turn.
+    const before = fleet.startExecutor(c.token);
+    await vi.waitFor(() => expect(fleet!.app.agents.reconciler.neverSynced(c.host.id)).toBe(false), SETTLED);
+    before.agent.stop();
+    await before.done;
     const wsUrl = `${fleet.url.replace('http', 'ws')}/v1/agent`;
     /** Connected, welcomed, and no hello yet: syncing. */
     const quiet = (token: string) =>
@@ -266,13 +271,50 @@ describe('controller-executor channel', () => {
     });
     await vi.waitFor(() => expect(hostC.drivers.docker.networks.has('crossdock')).toBe(true), SETTLED);
     expect(delays.length).toBeGreaterThanOrEqual(1);
+    // C's own turn comes after the one promised just before it, as far again (turns are spread
+    // at the rate syncs finish: C's first sync made it 1 in 5 s), plus at most a second of jitter.
     expect(delays[0]).toBeGreaterThanOrEqual(Number(refused.retryAfter) * 1000);
-    expect(delays[0]).toBeLessThanOrEqual(Number(refused.retryAfter) * 1000 + 1_000);
+    expect(delays[0]).toBeLessThanOrEqual(2 * Number(refused.retryAfter) * 1000 + 1_000);
     expect(hostC.agent.attempts).toBe(0);
     expect(hostC.agent.transportInUse).toBe('websocket');
     expect(fleet.app.agents.admission.refused).toBeGreaterThanOrEqual(2);
     first.close();
     second.close();
+  });
+
+  it('lets a host that has never been synced in at once, however busy; the claim alone gets nothing', async () => {
+    fleet = await startFleetController({ maxSyncing: 1 });
+    const [a, b] = [await register('node-a', '198.51.100.11'), await register('node-b', '198.51.100.12')];
+    const wsUrl = `${fleet.url.replace('http', 'ws')}/v1/agent`;
+    const attempt = (token: string, headers: Record<string, string> = {}) =>
+      new Promise<{ status: number; socket?: WebSocket }>((resolve, reject) => {
+        const socket = new WebSocket(wsUrl, { headers: { authorization: `Bearer ${token}`, ...headers } });
+        socket.once('message', () => resolve({ status: 101, socket }));
+        socket.once('unexpected-response', (_req, res) => {
+          res.resume();
+          resolve({ status: res.statusCode ?? 0 });
+        });
+        socket.once('error', reject);
+      });
+    // The one place is held by A, which says no hello.
+    const held = await attempt(a.token);
+    expect(held.status).toBe(101);
+    // A bad token claiming to be new is refused for its token, and takes no place.
+    expect((await attempt('cdh_not-a-token-of-any-host-000000', { 'x-crossdock-sync': 'initial' })).status).toBe(401);
+    expect(fleet.app.agents.admission.inProgress).toBe(1);
+
+    // B, new, with the real executor (which claims until its first hello): in at once, no wait.
+    const delays: number[] = [];
+    const hostB = fleet.startExecutor(b.token, { sleep: async (ms) => void delays.push(ms) });
+    await vi.waitFor(() => expect(hostB.drivers.docker.networks.has('crossdock')).toBe(true), SETTLED);
+    expect(delays).toEqual([]);
+    expect(fleet.app.agents.reconciler.neverSynced(b.host.id)).toBe(false);
+    // Synced now: the same claim from B's host is turned away like any other while the place is held.
+    expect((await attempt(b.token, { 'x-crossdock-sync': 'initial' })).status).toBe(503);
+    // Without the claim, a new host waits too: only the claim is looked up.
+    const c = await register('node-c', '198.51.100.13');
+    expect((await attempt(c.token)).status).toBe(503);
+    held.socket!.close();
   });
 
   it('follows an address change and a deletion; a deleted host is revoked and cleans up', async () => {

@@ -8,6 +8,8 @@
 import os from 'node:os';
 import WebSocket from 'ws';
 import {
+  INITIAL_SYNC_HEADER,
+  INITIAL_SYNC_VALUE,
   PROTOCOL_VERSION,
   RESULT_ERROR_MAX_CHARS,
   observedDigest,
@@ -129,6 +131,8 @@ export class Agent {
   private send: (message: ExecutorMessage) => Promise<void> = async () => {};
   /** the digest the controller last heard from this executor (hello, report or job result) */
   private lastDigest: string | undefined;
+  /** Whether a hello has gone out since this executor started: until then it asks, as a newcomer, not to wait behind a storm. */
+  private saidHello = false;
   /** drift reports sent because the host announced a change (for tests and logs) */
   driftReports = 0;
   /** Attempts since the last successful connection (for tests and logs). */
@@ -279,7 +283,10 @@ export class Agent {
     return new Promise((resolve, reject) => {
       const socket = new WebSocket(url, {
         ...tlsOptions,
-        headers: { authorization: `Bearer ${this.options.token}` },
+        headers: {
+          authorization: `Bearer ${this.options.token}`,
+          ...(this.saidHello ? {} : { [INITIAL_SYNC_HEADER]: INITIAL_SYNC_VALUE }),
+        },
         handshakeTimeout: WEBSOCKET_HANDSHAKE_TIMEOUT_MS,
         maxPayload: MAX_CONTROLLER_MESSAGE_BYTES,
       });
@@ -475,6 +482,7 @@ export class Agent {
       state,
       digest: this.lastDigest,
     });
+    this.saidHello = true;
   }
 
   private async report(full: boolean): Promise<void> {

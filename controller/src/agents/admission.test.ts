@@ -92,4 +92,23 @@ describe('Admission', () => {
     expect(admission.inProgress).toBe(0);
     expect(admission.admit().admitted).toBe(true);
   });
+
+  it("keeps a lane as large as the first for newcomers, whose syncs neither take the others' places nor set their turns", () => {
+    const now = 0;
+    const admission = new Admission(2, () => now);
+    const regular = [admission.admit(), admission.admit()];
+    expect(admission.admit().admitted).toBe(false);
+    const newcomers = [admission.admitNewcomer(), admission.admitNewcomer()];
+    expect(newcomers.every((o) => o.admitted)).toBe(true);
+    expect(admission.inProgress).toBe(4);
+    expect(admission.admitNewcomer()).toMatchObject({ admitted: false, retryAfterS: 1, syncing: 4 });
+    for (const o of newcomers) if (o.admitted) o.ticket.release();
+    // Two newcomers synced: the regular lane is still full, and its turns still go at the assumed 2/s.
+    expect(admission.inProgress).toBe(2);
+    const waits = Array.from({ length: 4 }, () => admission.admit()).map((o) => (o.admitted ? -1 : o.retryAfterS));
+    expect(waits).toEqual([1, 2, 2, 3]);
+    expect(admission.admitNewcomer().admitted).toBe(true);
+    for (const o of regular) if (o.admitted) o.ticket.release();
+    expect(admission.admit().admitted).toBe(true);
+  });
 });

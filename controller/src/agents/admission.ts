@@ -5,6 +5,11 @@
 // with a Retry-After, a turn of its own, that the executor honours (with up to a second of jitter). An executor counts
 // from its admission until its hello has been planned and sent, its connection ends, or
 // HELLO_DEADLINE_MS passes without a hello.
+//
+// A host that has never been synced (registered during the storm, say) does not wait behind
+// it: its executor says it has not synced yet (agents' X-Crossdock-Sync: initial), the
+// controller checks that the host has never applied a job, and it takes a place of a second
+// lane as large as the first (admitNewcomer). Only such a claim costs a token lookup before a place.
 
 /** An admitted connection's hold on its place; release() is idempotent. */
 export interface AdmissionTicket {
@@ -31,6 +36,8 @@ const ASSUMED_SYNCS_PER_PLACE_PER_S = 1;
 
 export class Admission {
   private syncing = 0;
+  /** newcomers syncing, in their own lane */
+  private newcomers = 0;
   /** when recent syncs finished, oldest first, within RATE_WINDOW_MS */
   private readonly finished: number[] = [];
   /** connections refused since start, for the metrics */
@@ -44,8 +51,9 @@ export class Admission {
     private readonly now: () => number = Date.now,
   ) {}
 
+  /** executors syncing, both lanes */
   get inProgress(): number {
-    return this.syncing;
+    return this.syncing + this.newcomers;
   }
 
   admit(): Admitted {
@@ -54,6 +62,24 @@ export class Admission {
       return { admitted: false, retryAfterS: this.retryAfterS(), syncing: this.syncing };
     }
     this.syncing++;
+    return { admitted: true, ticket: this.ticket(false) };
+  }
+
+  /**
+   * A place in the newcomers' lane, for the executor of a host that has never been synced:
+   * it is not made to wait its turn behind a storm of hosts that were. The lane is as large as
+   * the other; its syncs do not count toward the rate the others' turns are spread at.
+   */
+  admitNewcomer(): Admitted {
+    if (this.limit > 0 && this.newcomers >= this.limit) {
+      this.refused++;
+      return { admitted: false, retryAfterS: MIN_RETRY_AFTER_S, syncing: this.syncing + this.newcomers };
+    }
+    this.newcomers++;
+    return { admitted: true, ticket: this.ticket(true) };
+  }
+
+  private ticket(newcomer: boolean): AdmissionTicket {
     let held = true;
     const deadline = setTimeout(() => ticket.release(), HELLO_DEADLINE_MS);
     deadline.unref();
@@ -61,6 +87,10 @@ export class Admission {
       if (!held) return;
       held = false;
       clearTimeout(deadline);
+      if (newcomer) {
+        this.newcomers--;
+        return;
+      }
       this.syncing--;
       if (!synced) return;
       const now = this.now();
@@ -68,7 +98,7 @@ export class Admission {
       this.forgetBefore(now - RATE_WINDOW_MS);
     };
     const ticket: AdmissionTicket = { release: () => giveBack(true), cancel: () => giveBack(false) };
-    return { admitted: true, ticket };
+    return ticket;
   }
 
   /**

@@ -193,6 +193,11 @@ export class Reconciler {
     return `the report holds ${state.routes.length} routes of crossdock's protocol, more than the ${this.routeBudget()} a host of this fleet (${this.fleet.subnetCount} subnets) could have; check \`ip route show proto 252\` on the host`;
   }
 
+  /** Whether the host has never applied a job: a newcomer to the fleet (or one whose every job failed). */
+  neverSynced(hostId: number): boolean {
+    return (this.runtimes.get(hostId)?.appliedGeneration ?? 0) === 0;
+  }
+
   generationOf(hostId: number): { desired: number; applied: number } {
     const rt = this.runtimes.get(hostId);
     return { desired: rt?.desiredGeneration ?? 0, applied: rt?.appliedGeneration ?? 0 };

@@ -9,6 +9,14 @@ import { ObservedState } from './state.ts';
 export const PROTOCOL_VERSION = 1;
 /** Longest error text a result carries; the executor cuts a longer one to fit. */
 export const RESULT_ERROR_MAX_CHARS = 4096;
+/**
+ * Sent with the WebSocket upgrade by an executor that has not said hello since it started
+ * (value `initial`). If the controller is busy with a storm and the host has never applied a
+ * job, it is let in at once instead of waiting its turn (the controller checks; the header
+ * alone gets nothing).
+ */
+export const INITIAL_SYNC_HEADER = 'x-crossdock-sync';
+export const INITIAL_SYNC_VALUE = 'initial';
 /** Shortest reconcile or heartbeat interval either side accepts. */
 export const MIN_INTERVAL_MS = 100;
 

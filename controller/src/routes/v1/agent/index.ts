@@ -3,7 +3,14 @@
 // before the upgrade and before any body is read. A message larger than a host of this fleet
 // could need is refused before it is parsed.
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { PROTOCOL_VERSION, parseExecutorMessage, type ControllerMessage, type ExecutorMessage } from '@crossdock/shared';
+import {
+  INITIAL_SYNC_HEADER,
+  INITIAL_SYNC_VALUE,
+  PROTOCOL_VERSION,
+  parseExecutorMessage,
+  type ControllerMessage,
+  type ExecutorMessage,
+} from '@crossdock/shared';
 import { Transform } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
@@ -146,11 +153,18 @@ const agent: FastifyPluginAsyncTypebox = async (app) => {
   // A reconnect storm is taken a bounded number of hosts at a time (agents/admission.ts). The
   // place is asked for before the token is looked up: an executor told to come back later costs
   // no database query, however often a storm's executors come back. (A bad token is still
-  // refused 401 whenever a place is free, and a place it took is given back at once.)
+  // refused 401 whenever a place is free, and a place it took is given back at once.) The one
+  // exception: an executor that says it has not synced yet is looked up when refused, and if
+  // its host has never applied a job, it takes a newcomer's place instead of waiting its turn.
   const admit = async (request: FastifyRequest, reply: FastifyReply) => {
-    const outcome = admission.admit();
+    let outcome = admission.admit();
+    if (!outcome.admitted && request.headers[INITIAL_SYNC_HEADER] === INITIAL_SYNC_VALUE) {
+      await authenticate(request);
+      if (reconciler.neverSynced(request.agentHost!.id)) outcome = admission.admitNewcomer();
+    }
     if (outcome.admitted) {
       request.agentAdmission = outcome.ticket;
+      if (request.agentHost) return;
       try {
         await authenticate(request);
       } catch (error) {
