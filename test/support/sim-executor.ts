@@ -4,6 +4,8 @@
 // the host, so the controller sees it in sync.
 import WebSocket from 'ws';
 import {
+  INITIAL_SYNC_HEADER,
+  INITIAL_SYNC_VALUE,
   PROTOCOL_VERSION,
   addHash,
   digestItem,
@@ -53,23 +55,34 @@ export class SimExecutor {
     for (const item of observedItems(this.state)) this.sum = addHash(this.sum, itemHash(item));
   }
 
-  connect(): Promise<void> {
+  /**
+   * Opens the connection and says hello, after any 503 CONTROLLER_BUSY it is told to wait out.
+   * With a gate, the first attempt's outcome (open, or told to come back) is announced through
+   * `attempted`, and an open connection says hello only once `hello` resolves: a fleet can so
+   * have every connection in before the first hello, a storm at its worst.
+   */
+  connect(gate?: { attempted: () => void; hello: Promise<void> }): Promise<void> {
     return new Promise((resolve, reject) => {
       const socket = new WebSocket(`${this.url.replace(/^http/, 'ws')}/v1/agent`, {
-        headers: { authorization: `Bearer ${this.token}` },
+        // As the real executor: until its first hello it is a newcomer, if the controller agrees.
+        headers: { authorization: `Bearer ${this.token}`, ...(this.saidHello ? {} : { [INITIAL_SYNC_HEADER]: INITIAL_SYNC_VALUE }) },
         perMessageDeflate: false,
       });
       this.socket = socket;
       socket.once('open', () => {
-        this.send({
-          type: 'hello',
-          protocol: PROTOCOL_VERSION,
-          executorVersion: 'bench',
-          hostname: this.name,
-          state: this.snapshot(),
-          digest: formatDigest(this.sum),
+        gate?.attempted();
+        void (gate?.hello ?? Promise.resolve()).then(() => {
+          this.send({
+            type: 'hello',
+            protocol: PROTOCOL_VERSION,
+            executorVersion: 'bench',
+            hostname: this.name,
+            state: this.snapshot(),
+            digest: formatDigest(this.sum),
+          });
+          this.saidHello = true;
+          resolve();
         });
-        resolve();
       });
       socket.once('error', reject);
       // A controller syncing others says when to come back, as it does to a real executor;
@@ -86,11 +99,14 @@ export class SimExecutor {
           return;
         }
         this.refusals++;
+        gate?.attempted();
         setTimeout(() => this.connect().then(resolve, reject), retryAfterS * 1000 + Math.min(retryAfterS * 1000, 1_000) * Math.random());
       });
       socket.on('message', (data) => this.receive(data.toString()));
     });
   }
+
+  private saidHello = false;
 
   /** times the controller said to come back later (503 CONTROLLER_BUSY) */
   refusals = 0;

@@ -11,6 +11,8 @@ const JOB_FLUSH_MS = 5;
 const sims = new Map<string, SimExecutor>();
 let unsent: FleetJob[] = [];
 let flushTimer: NodeJS.Timeout | undefined;
+/** Lets the hellos of a `together` connect go. */
+let releaseHellos: (() => void) | undefined;
 
 function flush(): void {
   flushTimer = undefined;
@@ -41,17 +43,36 @@ const ipc = serveIpc({
       sims.set(name, sim);
     }
   },
-  /** Connects the executors named (all by default), `concurrency` at a time (all at once by default); resolves once every one is open. */
-  async connect({ names, concurrency }: { names?: string[]; concurrency?: number }) {
+  /**
+   * Connects the executors named (all by default), `concurrency` at a time (all at once by
+   * default); resolves once every one is open. `together`: all at once, and the open ones hold
+   * their hellos until the parent calls `release` (after this process emits `attempted`, every
+   * first attempt open or told to come back).
+   */
+  async connect({ names, concurrency, together }: { names?: string[]; concurrency?: number; together?: boolean }) {
     const chosen = select(names);
     const before = chosen.reduce((sum, s) => sum + s.refusals, 0);
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: Math.min(chosen.length, concurrency ?? chosen.length) }, async () => {
-        while (next < chosen.length) await chosen[next++]!.connect();
-      }),
-    );
+    if (together) {
+      let waiting = chosen.length;
+      const hello = new Promise<void>((resolve) => (releaseHellos = resolve));
+      const attempted = () => {
+        if (--waiting === 0) ipc.emit('attempted', null);
+      };
+      await Promise.all(chosen.map((sim) => sim.connect({ attempted, hello })));
+    } else {
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: Math.min(chosen.length, concurrency ?? chosen.length) }, async () => {
+          while (next < chosen.length) await chosen[next++]!.connect();
+        }),
+      );
+    }
     return { refusals: chosen.reduce((sum, s) => sum + s.refusals, 0) - before };
+  },
+  /** The held hellos of a `together` connect go out. */
+  release() {
+    releaseHellos?.();
+    releaseHellos = undefined;
   },
   close({ names }: { names?: string[] }) {
     for (const sim of select(names)) sim.close();

@@ -28,11 +28,13 @@ export function epochNow(): number {
 export class SimFleet {
   onJob: ((job: FleetJob) => void) | undefined;
   private readonly home = new Map<string, IpcChild>();
+  private onAttempted: (() => void) | undefined;
 
   private constructor(private readonly children: IpcChild[]) {
     for (const child of children) {
       child.onEvent = (event, data) => {
         if (event === 'jobs') for (const job of data as FleetJob[]) this.onJob?.(job);
+        if (event === 'attempted') this.onAttempted?.();
       };
     }
   }
@@ -65,15 +67,33 @@ export class SimFleet {
   /**
    * Connects the executors named (all by default); resolves once each is open, after any
    * 503 CONTROLLER_BUSY it was told to wait out. `concurrency` bounds the connections in
-   * progress across the fleet (default: all at once). Returns how many refusals they met.
+   * progress across the fleet (default: all at once). `together`: a storm at its worst, every
+   * connection in (open, or told to come back) before the first hello, then all the hellos at
+   * once; `onHellos` is called as they go. Returns how many refusals they met.
    */
-  async connect(options: { names?: string[]; concurrency?: number } = {}): Promise<{ refusals: number }> {
+  async connect(options: { names?: string[]; concurrency?: number; together?: boolean; onHellos?: () => void } = {}): Promise<{ refusals: number }> {
     const groups = this.group(options.names);
     const share = options.concurrency === undefined ? undefined : Math.max(1, Math.ceil(options.concurrency / groups.size));
-    const replies = await Promise.all(
-      [...groups].map(([child, names]) => child.call<{ refusals: number }>('connect', { names, ...(share === undefined ? {} : { concurrency: share }) })),
+    let attempted = 0;
+    const allAttempted = new Promise<void>((resolve) => {
+      if (options.together) {
+        this.onAttempted = () => {
+          if (++attempted === groups.size) resolve();
+        };
+      }
+    });
+    const replies = Promise.all(
+      [...groups].map(([child, names]) =>
+        child.call<{ refusals: number }>('connect', { names, ...(share === undefined ? {} : { concurrency: share }), together: options.together === true }),
+      ),
     );
-    return { refusals: replies.reduce((sum, r) => sum + r.refusals, 0) };
+    if (options.together) {
+      await Promise.race([allAttempted, replies]);
+      this.onAttempted = undefined;
+      await Promise.all([...groups.keys()].map((child) => child.call('release')));
+      options.onHellos?.();
+    }
+    return { refusals: (await replies).reduce((sum, r) => sum + r.refusals, 0) };
   }
 
   async close(names?: string[]): Promise<void> {
