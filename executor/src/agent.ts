@@ -45,7 +45,6 @@ const HTTP_TIMEOUT_MS = (POLL_WAIT_S + HTTP_SLACK_S) * 1000;
 const WEBSOCKET_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** A job for a host in a large fleet carries a route to every peer subnet. */
 const MAX_CONTROLLER_MESSAGE_BYTES = 256 * 2 ** 20;
-const HEARTBEAT_CHECK_INTERVAL_MS = 1_000;
 /**
  * After the host announces a change, how long before it is observed: a burst (a chain
  * rewritten rule by rule, a job's own changes) becomes one observation.
@@ -292,16 +291,27 @@ export class Agent {
       });
       let opened = false;
       let lastHeard = Date.now();
-      const watchdog = setInterval(() => {
-        if (Date.now() - lastHeard > this.heartbeatIntervalMs * MISSED_HEARTBEATS_BEFORE_RECONNECT) {
+      // One timer, due when the controller will have been silent too long: hearing from it only
+      // moves lastHeard, and the timer, when due, sets itself again from there. An idle host
+      // wakes for it about once a heartbeat, not every second.
+      // The welcome may change the interval: the timer is then set again at once.
+      const silenceLimitMs = () => this.heartbeatIntervalMs * MISSED_HEARTBEATS_BEFORE_RECONNECT;
+      let armedFor = silenceLimitMs();
+      const check = () => {
+        const silentMs = Date.now() - lastHeard;
+        armedFor = silenceLimitMs();
+        if (silentMs >= armedFor) {
           this.log.warn('controller stopped answering heartbeats; reconnecting');
           socket.terminate();
+          return;
         }
-      }, HEARTBEAT_CHECK_INTERVAL_MS);
+        watchdog = setTimeout(check, armedFor - silentMs);
+      };
+      let watchdog = setTimeout(check, armedFor);
       const onAbort = () => socket.close(CLOSE_GOING_AWAY, 'executor stopping');
       this.abort.signal.addEventListener('abort', onAbort, { once: true });
       const finish = (error?: Error) => {
-        clearInterval(watchdog);
+        clearTimeout(watchdog);
         this.disarmReports();
         this.abort.signal.removeEventListener('abort', onAbort);
         this.transportInUse = undefined;
@@ -346,6 +356,10 @@ export class Agent {
       socket.on('message', (data) => {
         lastHeard = Date.now();
         this.receive(data.toString());
+        if (silenceLimitMs() !== armedFor) {
+          clearTimeout(watchdog);
+          check();
+        }
         if (this.refusal && socket.readyState !== WebSocket.CLOSED) {
           finish(this.refusal);
           socket.terminate();
