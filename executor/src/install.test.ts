@@ -69,6 +69,7 @@ describe('install', () => {
     const unit = readFileSync(at(INSTALL_PATHS.unit), 'utf8');
     expect(unit).not.toContain(TOKEN);
     expect(unit).toContain('Environment="CROSSDOCK_TOKEN_FILE=/etc/crossdock/token"\n');
+    expect(unit).toContain('Environment="NODE_OPTIONS=--max-semi-space-size=1"\n');
     expect(unit).toContain(`Environment="CROSSDOCK_CONTROLLER=${CONTROLLER}"\n`);
     expect(unit).toContain('ExecStart=/usr/bin/node /usr/local/lib/crossdock/crossdock-executor.mjs\n');
     expect(unit).toMatch(/^Restart=always$/m);

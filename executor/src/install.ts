@@ -141,6 +141,14 @@ function execStart(argv: string[]): string {
     .join(' ');
 }
 
+/**
+ * Node's options for the service. A young generation of at most 1 MiB a half (Node's default
+ * grows to 16): the executor is idle nearly all its life, and a burst of repairs grew the
+ * default one to 30 MiB more resident memory that it kept (109 MiB after 100 repairs, 83 with
+ * this). The cost is a few more, smaller collections during a burst.
+ */
+export const EXECUTOR_NODE_OPTIONS = '--max-semi-space-size=1';
+
 export interface UnitInput {
   kind: 'onefile' | 'sea';
   nodePath: string;
@@ -159,6 +167,7 @@ export function renderUnit(input: UnitInput): string {
     'After=network-online.target docker.service',
     '',
     '[Service]',
+    unitEnvironment('NODE_OPTIONS', EXECUTOR_NODE_OPTIONS),
     ...input.environment.map(([name, value]) => unitEnvironment(name, value)),
     `ExecStart=${execStart(argv)}`,
     'Restart=always',

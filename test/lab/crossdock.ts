@@ -10,6 +10,7 @@ import { ControllerTrust, pemFingerprint, trustedRequest } from '@crossdock/shar
 import { seedTestCa } from '../support/test-ca.ts';
 import { stopCrossdockProcesses, type Log } from './cleanup.ts';
 import { pluginDirOf } from './engine.ts';
+import { EXECUTOR_NODE_OPTIONS } from '../../executor/src/install.ts';
 import { isAlive, terminate } from './processes.ts';
 import { netnsPath, spawnDetached, waitFor, WaitAborted } from './run.ts';
 import {
@@ -184,7 +185,12 @@ async function spawnExecutor(state: LabState, host: LabState['hosts'][number], e
   host.executorPid = await spawnDetached(executorArgv(state, host, entry), {
     cwd: REPO_ROOT,
     log: paths.executorLog,
-    env: { ...process.env, [LAB_ENV_MARKER]: state.dir },
+    env: {
+      ...process.env,
+      [LAB_ENV_MARKER]: state.dir,
+      // The bundle runs as the installed service runs it (its unit sets these).
+      ...(entry.endsWith('.mjs') ? { NODE_OPTIONS: EXECUTOR_NODE_OPTIONS } : {}),
+    },
   });
   writeFileSync(paths.executorPidfile, `${host.executorPid}\n`);
 }
