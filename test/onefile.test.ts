@@ -16,6 +16,7 @@ import { REPO_ROOT, api, startController, type ControllerProcess } from './suppo
 import { SETTLED } from './support/fleet.ts';
 import { cleanPrivateEngine, startPrivateEngine, type PrivateEngine } from './support/private-engine.ts';
 import { missing } from './support/requirements.ts';
+import { EXECUTOR_NODE_OPTIONS } from '../executor/src/install.ts';
 
 const EXECUTOR_VERSION = (JSON.parse(readFileSync(path.join(REPO_ROOT, 'executor/package.json'), 'utf8')) as { version: string }).version;
 const TOKEN = 'cdh_onefile-test-token-0123456789abcdef';
@@ -330,6 +331,7 @@ describe.skipIf(missing('root', 'netns', 'iptables', 'dockerd', 'busybox'))(
         DOCKER_HOST: engine.dockerHost,
         CROSSDOCK_RECONCILE_INTERVAL_MS: String(RECONCILE_INTERVAL_MS),
         CROSSDOCK_TOKEN_FILE: '/etc/crossdock/token',
+        NODE_OPTIONS: EXECUTOR_NODE_OPTIONS,
       });
       env.CROSSDOCK_TOKEN_FILE = path.join(installRoot(), 'etc/crossdock/token');
       startExecutor([path.join(installRoot(), 'usr/local/bin/crossdock-executor')], env);

@@ -81,6 +81,10 @@ export async function buildApp(options: AppOptions) {
     ...(isLoggerInstance(options.logger) ? { loggerInstance: options.logger } : { logger: options.logger ?? false }),
     bodyLimit: 1024 * 1024,
     ...(options.serverFactory ? { serverFactory: options.serverFactory } : {}),
+    // A deposed leader's app, while it closes, still routes what arrives on open connections, so
+    // that its onRequest hook (below) answers NOT_LEADER naming the new leader; Fastify's own
+    // answer while closing is a bare 503 that says nothing of where to go.
+    ...(options.leadership ? { return503OnClosing: false } : {}),
     ajv: { customOptions: { removeAdditional: false } },
     // Errors Fastify raises before routing (a malformed URL, a path too long) get our shape too.
     frameworkErrors: (error, _request, reply) => {
