@@ -1,7 +1,7 @@
 // Starts the real controller (server.ts) as a child process on a SQLite file (or PostgreSQL), for suites
 // that test what only a real process shows: listening, concurrency, SIGKILL, restarts.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,7 +40,8 @@ export async function startController(options: {
   const tlsOff = /^(off|false)$/i.test(options.env?.CROSSDOCK_TLS ?? '');
   const ownCertificates = options.env?.CROSSDOCK_TLS_CERT !== undefined || (options.args ?? []).some((a) => a.startsWith('--tls'));
   // Beside the SQLite file, or (PostgreSQL) a directory of this controller's own.
-  const tlsDir = options.dbFile ? path.dirname(options.dbFile) : mkdtempSync(path.join(tmpdir(), 'crossdock-tls-'));
+  const ownTlsDir = options.dbFile ? undefined : mkdtempSync(path.join(tmpdir(), 'crossdock-tls-'));
+  const tlsDir = ownTlsDir ?? path.dirname(options.dbFile!);
   if (!tlsOff && !ownCertificates) seedTestCa(tlsDir);
   const entry = options.bundle ? ['controller/dist/server.mjs'] : ['--import', 'tsx', 'controller/src/server.ts'];
   // CROSSDOCK_TEST_CONTROLLER_NODE_ARGS: flags for node itself, to profile a suite's controller (--cpu-prof ...).
@@ -62,7 +63,13 @@ export async function startController(options: {
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  // The directory made here goes with the process (a suite with a SQLite file removes its own).
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      if (ownTlsDir) rmSync(ownTlsDir, { recursive: true, force: true });
+      resolve();
+    }),
+  );
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`controller did not start within ${START_TIMEOUT_MS} ms:\n${output}`)), START_TIMEOUT_MS);
     const check = () => {
