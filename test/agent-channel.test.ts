@@ -308,12 +308,15 @@ describe('controller-executor channel', () => {
     const hostB = fleet.startExecutor(b.token, { sleep: async (ms) => void delays.push(ms) });
     await vi.waitFor(() => expect(hostB.drivers.docker.networks.has('crossdock')).toBe(true), SETTLED);
     expect(delays).toEqual([]);
-    expect(fleet.app.agents.reconciler.neverSynced(b.host.id)).toBe(false);
+    // Applied once its result is in (the network is made before the result is sent).
+    await vi.waitFor(() => expect(fleet!.app.agents.reconciler.neverSynced(b.host.id)).toBe(false), SETTLED);
     // Synced now: the same claim from B's host is turned away like any other while the place is held.
     expect((await attempt(b.token, { 'x-crossdock-sync': 'initial' })).status).toBe(503);
     // Without the claim, a new host waits too: only the claim is looked up.
     const c = await register('node-c', '198.51.100.13');
     expect((await attempt(c.token)).status).toBe(503);
+    // Each refusal counted once (crossdock_agent_refused_total): B's claim and C; B's newcomer place and the bad token were none.
+    expect(fleet.app.agents.admission.refused).toBe(2);
     held.socket!.close();
   });
 

@@ -56,8 +56,13 @@ export class Admission {
     return this.syncing + this.newcomers;
   }
 
+  /** Whether admit() would refuse now. */
+  get full(): boolean {
+    return this.limit > 0 && this.syncing >= this.limit;
+  }
+
   admit(): Admitted {
-    if (this.limit > 0 && this.syncing >= this.limit) {
+    if (this.full) {
       this.refused++;
       return { admitted: false, retryAfterS: this.retryAfterS(), syncing: this.syncing };
     }

@@ -157,11 +157,13 @@ const agent: FastifyPluginAsyncTypebox = async (app) => {
   // exception: an executor that says it has not synced yet is looked up when refused, and if
   // its host has never applied a job, it takes a newcomer's place instead of waiting its turn.
   const admit = async (request: FastifyRequest, reply: FastifyReply) => {
-    let outcome = admission.admit();
-    if (!outcome.admitted && request.headers[INITIAL_SYNC_HEADER] === INITIAL_SYNC_VALUE) {
+    // One decision per connection, so that crossdock_agent_refused_total counts each refusal once.
+    let newcomer = false;
+    if (admission.full && request.headers[INITIAL_SYNC_HEADER] === INITIAL_SYNC_VALUE) {
       await authenticate(request);
-      if (reconciler.neverSynced(request.agentHost!.id)) outcome = admission.admitNewcomer();
+      newcomer = reconciler.neverSynced(request.agentHost!.id);
     }
+    const outcome = newcomer ? admission.admitNewcomer() : admission.admit();
     if (outcome.admitted) {
       request.agentAdmission = outcome.ticket;
       if (request.agentHost) return;
