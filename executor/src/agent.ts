@@ -292,9 +292,9 @@ export class Agent {
       let opened = false;
       let lastHeard = Date.now();
       // One timer, due when the controller will have been silent too long: hearing from it only
-      // moves lastHeard, and the timer, when due, sets itself again from there. An idle host
-      // wakes for it about once a heartbeat, not every second.
-      // The welcome may change the interval: the timer is then set again at once.
+      // moves lastHeard, and the timer, when due, sets itself again from there (an idle host
+      // wakes for it about once a heartbeat, not every second). A welcome that changes the
+      // interval sets it again at once.
       const silenceLimitMs = () => this.heartbeatIntervalMs * MISSED_HEARTBEATS_BEFORE_RECONNECT;
       let armedFor = silenceLimitMs();
       const check = () => {

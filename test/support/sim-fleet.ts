@@ -74,20 +74,21 @@ export class SimFleet {
   async connect(options: { names?: string[]; concurrency?: number; together?: boolean; onHellos?: () => void } = {}): Promise<{ refusals: number }> {
     const groups = this.group(options.names);
     const share = options.concurrency === undefined ? undefined : Math.max(1, Math.ceil(options.concurrency / groups.size));
+    // Every process says when its first attempts are all in; the hellos wait for the last.
     let attempted = 0;
-    const allAttempted = new Promise<void>((resolve) => {
-      if (options.together) {
-        this.onAttempted = () => {
-          if (++attempted === groups.size) resolve();
-        };
-      }
-    });
+    const allAttempted = options.together
+      ? new Promise<void>((resolve) => {
+          this.onAttempted = () => {
+            if (++attempted === groups.size) resolve();
+          };
+        })
+      : undefined;
     const replies = Promise.all(
       [...groups].map(([child, names]) =>
         child.call<{ refusals: number }>('connect', { names, ...(share === undefined ? {} : { concurrency: share }), together: options.together === true }),
       ),
     );
-    if (options.together) {
+    if (allAttempted) {
       await Promise.race([allAttempted, replies]);
       this.onAttempted = undefined;
       await Promise.all([...groups.keys()].map((child) => child.call('release')));
