@@ -88,7 +88,7 @@ export class SimFleet {
         child.call<{ refusals: number }>('connect', { names, ...(share === undefined ? {} : { concurrency: share }), together: options.together === true }),
       ),
     );
-    if (allAttempted) {
+    if (allAttempted !== undefined) {
       await Promise.race([allAttempted, replies]);
       this.onAttempted = undefined;
       await Promise.all([...groups.keys()].map((child) => child.call('release')));
